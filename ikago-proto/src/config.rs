@@ -1,0 +1,422 @@
+//! Configuration of the machines, validated by `Client::new` and `Server::new`
+
+use crate::crypto::Method;
+use crate::wire::Mac;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Smallest tunnel MTU or fragment size accepted (the original's lower bound, RFC 791's 576)
+pub const MIN_MTU: u16 = 576;
+
+/// What a device is used for
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRole {
+    /// The local side: client LAN devices where sources live; server devices where clients arrive
+    Listen,
+    /// Toward the peer (client) or the Internet (server)
+    Upstream,
+    /// Both at once, as on a one-NIC server
+    Both,
+}
+
+impl DeviceRole {
+    /// Whether the device listens (LAN side on the client, tunnel side on the server)
+    pub fn listens(self) -> bool {
+        matches!(self, Self::Listen | Self::Both)
+    }
+    /// Whether the device is the upstream one
+    pub fn is_upstream(self) -> bool {
+        matches!(self, Self::Upstream | Self::Both)
+    }
+}
+
+/// The link layer of a device's frames
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LinkType {
+    /// Ethernet II
+    #[default]
+    Ethernet,
+}
+
+/// One network device, as the runner discovered it
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Interface name (for events and logs)
+    pub name: String,
+    /// What the device is used for
+    pub role: DeviceRole,
+    /// Link type of its frames
+    pub link: LinkType,
+    /// Its MAC address
+    pub mac: Mac,
+    /// Its IPv4 address (the tunnel or NAT address on the upstream device)
+    pub addr: Ipv4Addr,
+    /// Prefix length of its subnet
+    pub prefix_len: u8,
+    /// The default gateway reached through it, if any (required on the upstream device unless the
+    /// peer is on-link)
+    pub gateway: Option<Ipv4Addr>,
+    /// The gateway's MAC when the runner knows it (otherwise the core resolves it by ARP)
+    pub gateway_mac: Option<Mac>,
+}
+
+impl DeviceConfig {
+    /// Whether `ip` is in this device's subnet
+    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
+        Ipv4Net { addr: self.addr, prefix_len: self.prefix_len }.contains(ip)
+    }
+}
+
+/// An IPv4 network in CIDR form; a bare address is a /32
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    /// The address
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0 to 32
+    pub prefix_len: u8,
+}
+
+impl Ipv4Net {
+    /// The netmask as a number
+    fn mask(self) -> u32 {
+        if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len.min(32))) }
+    }
+    /// Whether `ip` is inside the network
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+}
+
+impl From<Ipv4Addr> for Ipv4Net {
+    fn from(addr: Ipv4Addr) -> Self {
+        Self { addr, prefix_len: 32 }
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix_len == 32 { self.addr.fmt(f) } else { write!(f, "{}/{}", self.addr, self.prefix_len) }
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ConfigError::BadNetwork(s.to_owned());
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, p.parse::<u8>().map_err(|_| bad())?),
+            None => (s.trim(), 32),
+        };
+        if p > 32 {
+            return Err(bad());
+        }
+        Ok(Self { addr: a.parse().map_err(|_| bad())?, prefix_len: p })
+    }
+}
+
+/// FakeTCP timing and shape; the defaults behave like a Linux TCP connection
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// First SYN retransmission timeout (RFC 6298 §2: 1 s); doubled on each retry
+    pub syn_rto: Duration,
+    /// Upper bound of the SYN retransmission timeout
+    pub syn_rto_max: Duration,
+    /// Send a keepalive after this long without sending anything
+    pub keepalive: Duration,
+    /// Consider the peer lost after this long without hearing from it
+    pub peer_timeout: Duration,
+    /// Send a pure ACK once this many received payload bytes are unacknowledged; keeps strict
+    /// conntrack windows moving on one-way flows
+    pub ack_bytes: u32,
+    /// Send a pure ACK this long after unacknowledged data arrived (delayed ACK, RFC 9293 §3.8.6.3)
+    pub ack_delay: Duration,
+    /// Inner packets kept while a handshake is in progress
+    pub pending_packets: usize,
+}
+
+impl Default for TcpTuning {
+    fn default() -> Self {
+        Self {
+            syn_rto: Duration::from_secs(1),
+            syn_rto_max: Duration::from_secs(4),
+            keepalive: Duration::from_secs(5),
+            peer_timeout: Duration::from_secs(20),
+            ack_bytes: 16 * 1024,
+            ack_delay: Duration::from_millis(40),
+            pending_packets: 256,
+        }
+    }
+}
+
+/// Limits of IPv4 reassembly
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReassemblyLimits {
+    /// Datagrams being reassembled at once
+    pub max_entries: usize,
+    /// Bytes buffered across all datagrams
+    pub max_bytes: usize,
+    /// An incomplete datagram is dropped after this long (RFC 791 suggests 15 s; Linux uses 30 s)
+    pub timeout: Duration,
+}
+
+impl Default for ReassemblyLimits {
+    fn default() -> Self {
+        Self { max_entries: 256, max_bytes: 4 << 20, timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Server NAT pools and timeouts
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatConfig {
+    /// Public TCP ports (the original used 49152-65535)
+    pub tcp_ports: RangeInclusive<u16>,
+    /// Public UDP ports
+    pub udp_ports: RangeInclusive<u16>,
+    /// Public ICMP query ids
+    pub icmp_ids: RangeInclusive<u16>,
+    /// Idle timeout of UDP mappings (RFC 4787 REQ-5: at least 2 minutes)
+    pub udp_timeout: Duration,
+    /// Idle timeout of TCP mappings (RFC 5382 REQ-5: at least 2 h 4 min once established)
+    pub tcp_timeout: Duration,
+    /// Idle timeout of TCP mappings after a FIN or RST (RFC 5382: 4 minutes for transitory)
+    pub tcp_closing_timeout: Duration,
+    /// Idle timeout of ICMP query mappings (RFC 5508 REQ-1: at least 60 s)
+    pub icmp_timeout: Duration,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self {
+            tcp_ports: 49152..=65535,
+            udp_ports: 49152..=65535,
+            icmp_ids: 0..=65535,
+            udp_timeout: Duration::from_secs(120),
+            tcp_timeout: Duration::from_secs(7440),
+            tcp_closing_timeout: Duration::from_secs(240),
+            icmp_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Configuration of a [`Client`](crate::Client)
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Devices; exactly one is upstream, at least one listens
+    pub devices: Vec<DeviceConfig>,
+    /// LAN sources whose packets are tunnelled (addresses or CIDR blocks)
+    pub sources: Vec<Ipv4Net>,
+    /// Addresses answered by proxy ARP on the listen devices
+    pub publish: Vec<Ipv4Addr>,
+    /// The server's tunnel address
+    pub server: SocketAddrV4,
+    /// Local FakeTCP port; 0 draws one from 49152-65535
+    pub port: u16,
+    /// Encryption method
+    pub method: Method,
+    /// Password for every method but plain
+    pub password: String,
+    /// Largest FakeTCP frame (IPv4 bytes); bigger frames go out as IPv4 fragments
+    pub mtu: u16,
+    /// Largest IPv4 packet written to the LAN; bigger ones are fragmented (or refused with DF)
+    pub fragment: u16,
+    /// FakeTCP behaviour
+    pub tcp: TcpTuning,
+    /// Reassembly limits
+    pub reassembly: ReassemblyLimits,
+    /// Seed of the machine's CSPRNG (ISN, IP IDs, port, nonces); runners fill it from the OS
+    pub rng_seed: [u8; 32],
+}
+
+impl ClientConfig {
+    /// A configuration with the original's defaults for everything but the given parts
+    pub fn new(devices: Vec<DeviceConfig>, sources: Vec<Ipv4Net>, server: SocketAddrV4) -> Self {
+        Self {
+            devices,
+            sources,
+            publish: Vec::new(),
+            server,
+            port: 0,
+            method: Method::Plain,
+            password: String::new(),
+            mtu: 1500,
+            fragment: 1500,
+            tcp: TcpTuning::default(),
+            reassembly: ReassemblyLimits::default(),
+            rng_seed: [0; 32],
+        }
+    }
+}
+
+/// Configuration of a [`Server`](crate::Server)
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Devices; clients arrive on listen devices, NAT traffic leaves by the one upstream device
+    pub devices: Vec<DeviceConfig>,
+    /// FakeTCP listening port (not 0)
+    pub port: u16,
+    /// Encryption method
+    pub method: Method,
+    /// Password for every method but plain
+    pub password: String,
+    /// Largest FakeTCP frame (IPv4 bytes) toward clients
+    pub mtu: u16,
+    /// Largest IPv4 packet sent toward destinations
+    pub fragment: u16,
+    /// NAT pools and timeouts
+    pub nat: NatConfig,
+    /// FakeTCP behaviour
+    pub tcp: TcpTuning,
+    /// Reassembly limits
+    pub reassembly: ReassemblyLimits,
+    /// Clients served at once
+    pub max_clients: usize,
+    /// A silent client is forgotten after this long (its NAT mappings stay until they expire)
+    pub client_timeout: Duration,
+    /// Seed of the machine's CSPRNG
+    pub rng_seed: [u8; 32],
+}
+
+impl ServerConfig {
+    /// A configuration with defaults for everything but the given parts
+    pub fn new(devices: Vec<DeviceConfig>, port: u16) -> Self {
+        Self {
+            devices,
+            port,
+            method: Method::Plain,
+            password: String::new(),
+            mtu: 1500,
+            fragment: 1500,
+            nat: NatConfig::default(),
+            tcp: TcpTuning::default(),
+            reassembly: ReassemblyLimits::default(),
+            max_clients: 1024,
+            client_timeout: Duration::from_secs(600),
+            rng_seed: [0; 32],
+        }
+    }
+}
+
+/// A configuration mistake, reported by `new` before anything runs
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No device has the upstream role
+    #[error("no upstream device")]
+    NoUpstreamDevice,
+    /// More than one device has the upstream role
+    #[error("more than one upstream device")]
+    ManyUpstreamDevices,
+    /// No device listens
+    #[error("no listen device")]
+    NoListenDevice,
+    /// More than 255 devices
+    #[error("too many devices (at most 255)")]
+    TooManyDevices,
+    /// A device prefix length above 32
+    #[error("device {0}: prefix length must be at most 32")]
+    BadPrefix(String),
+    /// The client has no sources
+    #[error("no sources given")]
+    NoSources,
+    /// A method other than plain with an empty password
+    #[error("method {0} needs a password")]
+    EmptyPassword(Method),
+    /// An unknown method name
+    #[error("unknown method {0:?} (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)")]
+    UnknownMethod(String),
+    /// A network that is not `a.b.c.d` or `a.b.c.d/n`
+    #[error("invalid network {0:?} (expected an IPv4 address or CIDR block)")]
+    BadNetwork(String),
+    /// A tunnel MTU outside 576-65535
+    #[error("mtu {0} out of range 576-65535")]
+    MtuOutOfRange(u16),
+    /// A fragment size outside 576-65535
+    #[error("fragment {0} out of range 576-65535")]
+    FragmentOutOfRange(u16),
+    /// Server port 0
+    #[error("server port must not be 0")]
+    PortZero,
+    /// An empty or inverted NAT range
+    #[error("NAT range {0} is empty")]
+    EmptyNatRange(&'static str),
+    /// The upstream device cannot reach the peer: it is off-link and there is no gateway
+    #[error("no gateway on upstream device {0} and {1} is not on its subnet")]
+    NoGateway(String, Ipv4Addr),
+    /// A zero limit
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// The devices split by role, shared by both machines' validation
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Roles {
+    /// Index of the upstream device
+    pub(crate) upstream: usize,
+}
+
+impl Roles {
+    /// Validates the device list: at most 255, exactly one upstream, at least one listening
+    pub(crate) fn of(devices: &[DeviceConfig]) -> Result<Self, ConfigError> {
+        if devices.len() > 255 {
+            return Err(ConfigError::TooManyDevices);
+        }
+        if let Some(d) = devices.iter().find(|d| d.prefix_len > 32) {
+            return Err(ConfigError::BadPrefix(d.name.clone()));
+        }
+        let mut ups = devices.iter().enumerate().filter(|(_, d)| d.role.is_upstream());
+        let upstream = ups.next().ok_or(ConfigError::NoUpstreamDevice)?.0;
+        if ups.next().is_some() {
+            return Err(ConfigError::ManyUpstreamDevices);
+        }
+        if !devices.iter().any(|d| d.role.listens()) {
+            return Err(ConfigError::NoListenDevice);
+        }
+        Ok(Self { upstream })
+    }
+}
+
+/// Checks the tunnel MTU and fragment size ranges and the password
+pub(crate) fn check_common(
+    mtu: u16,
+    fragment: u16,
+    method: Method,
+    password: &str,
+) -> Result<(), ConfigError> {
+    if mtu < MIN_MTU {
+        return Err(ConfigError::MtuOutOfRange(mtu));
+    }
+    if fragment < MIN_MTU {
+        return Err(ConfigError::FragmentOutOfRange(fragment));
+    }
+    if method != Method::Plain && password.is_empty() {
+        return Err(ConfigError::EmptyPassword(method));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse_and_match() {
+        let n: Ipv4Net = "198.18.11.0/24".parse().unwrap();
+        assert!(n.contains(Ipv4Addr::new(198, 18, 11, 200)));
+        assert!(!n.contains(Ipv4Addr::new(198, 18, 12, 1)));
+        let one: Ipv4Net = "198.18.11.2".parse().unwrap();
+        assert_eq!(one.prefix_len, 32);
+        assert!(one.contains(Ipv4Addr::new(198, 18, 11, 2)));
+        assert!(!one.contains(Ipv4Addr::new(198, 18, 11, 3)));
+        let all: Ipv4Net = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
+        for bad in ["1.2.3.4/33", "1.2.3/8", "x", "1.2.3.4/"] {
+            assert!(bad.parse::<Ipv4Net>().is_err(), "{bad}");
+        }
+        assert_eq!(n.to_string(), "198.18.11.0/24");
+    }
+}

@@ -1,0 +1,101 @@
+//! Events a machine reports to its runner
+
+use crate::stats::DropReason;
+use crate::wire::Mac;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// Something a user may want to see in a log or a monitor
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Client: the FakeTCP handshake with the server completed
+    Connected {
+        /// The server
+        server: SocketAddrV4,
+        /// Time from the SYN that succeeded to its SYN+ACK
+        rtt: Duration,
+    },
+    /// Client: the server stopped answering or reset the connection; a new handshake starts
+    PeerLost {
+        /// The server
+        server: SocketAddrV4,
+        /// Why
+        reason: PeerLostReason,
+    },
+    /// Client: a handshake attempt (first SYN or a retransmission) was sent
+    Connecting {
+        /// The server
+        server: SocketAddrV4,
+        /// 0 for the first SYN of an attempt, then 1, 2, ... for retransmissions
+        retry: u32,
+    },
+    /// Server: a client completed (or restarted) its handshake
+    ClientConnected {
+        /// The client's tunnel address
+        client: SocketAddrV4,
+    },
+    /// Server: a client was forgotten after a long silence
+    ClientExpired {
+        /// The client's tunnel address
+        client: SocketAddrV4,
+    },
+    /// Client: a LAN device sent its first packet, or moved to another MAC or device
+    SourceJoined {
+        /// The device's address
+        ip: Ipv4Addr,
+        /// Its MAC
+        mac: Mac,
+        /// The name of the LAN device it was seen on
+        device: String,
+    },
+    /// Client: proxy ARP answered a request for a published address
+    ArpReplied {
+        /// The published address asked for
+        publish: Ipv4Addr,
+        /// Who asked
+        requester: Ipv4Addr,
+    },
+    /// A next hop (gateway or on-link host) was resolved by ARP
+    NeighborResolved {
+        /// The next hop
+        ip: Ipv4Addr,
+        /// Its MAC
+        mac: Mac,
+    },
+    /// Server: a NAT mapping was created
+    NatMapped {
+        /// The client that owns it
+        client: SocketAddrV4,
+        /// IP protocol number (1 ICMP, 6 TCP, 17 UDP)
+        protocol: u8,
+        /// The inner source address and port (ICMP id)
+        inner: SocketAddrV4,
+        /// The public address and port (ICMP id)
+        public: SocketAddrV4,
+    },
+    /// Server: an idle NAT mapping expired
+    NatExpired {
+        /// IP protocol number
+        protocol: u8,
+        /// The public address and port (ICMP id) released
+        public: SocketAddrV4,
+    },
+    /// Packets were dropped for a reason a user should know about (rate-limited: at most one
+    /// event per reason per second, with the count since the last one)
+    Dropped {
+        /// Why
+        reason: DropReason,
+        /// How many since the last event for this reason
+        count: u64,
+    },
+}
+
+/// Why the client considers the server lost
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerLostReason {
+    /// The server sent a TCP RST
+    Reset,
+    /// Nothing was heard from the server for the configured peer timeout
+    Timeout,
+}

@@ -1,0 +1,70 @@
+//! The sans-IO core of IkaGo-rs: a FakeTCP tunnel with encryption, fragmentation, NAT and ARP
+//!
+//! Two machines, [`Client`] and [`Server`], share one drive loop. Neither touches a socket, a
+//! clock or the OS random generator: frames and time come in through [`Input`], frames to inject
+//! and events come out of `poll_output` into the caller's buffer.
+//!
+//! # Run loop
+//!
+//! After every input, call `poll_output` until it returns [`Output::Timeout`]; then wait for the
+//! next frame or that instant, whichever comes first.
+//!
+//! ```no_run
+//! # use ikago_proto::*;
+//! # fn capture() -> Option<(DeviceId, Vec<u8>)> { None }
+//! # fn inject(_: DeviceId, _: &[u8]) {}
+//! # fn run(mut client: Client) {
+//! let mut buf = vec![0u8; MAX_FRAME_LEN];
+//! let mut input = Input::Timeout(std::time::Instant::now());
+//! loop {
+//!     // the frame must outlive handle_input only
+//!     client.handle_input(input);
+//!     let deadline = loop {
+//!         match client.poll_output(&mut buf) {
+//!             Output::Transmit(t) => inject(t.device, &buf[..t.len]),
+//!             Output::Event(e) => println!("{e:?}"),
+//!             Output::Timeout(at) => break at,
+//!         }
+//!     };
+//!     input = match capture() {
+//!         Some((device, frame)) => {
+//!             client.handle_input(Input::Frame { now: std::time::Instant::now(), device, data: &frame });
+//!             Input::Timeout(std::time::Instant::now())
+//!         }
+//!         None => Input::Timeout(deadline),
+//!     };
+//! }
+//! # }
+//! ```
+//!
+//! # What travels on the wire
+//!
+//! Each inner IPv4 packet is sealed (see [`crypto`]) into the payload of one FakeTCP segment:
+//! Ethernet, IPv4 and a TCP header whose handshake, sequence and acknowledgment numbers, options,
+//! pure ACKs and keepalives look like a Linux connection. A frame larger than the tunnel MTU goes
+//! out as IPv4 fragments, which the original Go peers reassemble.
+//!
+//! # Panics, errors and drops
+//!
+//! `new` returns [`ConfigError`] for configuration mistakes. Network input never fails and never
+//! panics: what cannot be used is counted in [`Stats::drops`] by [`DropReason`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod config;
+pub mod crypto;
+mod event;
+mod io;
+mod stats;
+mod wire;
+
+pub use config::{
+    ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ipv4Net, LinkType, MIN_MTU, NatConfig,
+    ReassemblyLimits, ServerConfig, TcpTuning,
+};
+pub use crypto::Method;
+pub use event::{Event, PeerLostReason};
+pub use io::{DeviceId, Input, MAX_FRAME_LEN, Output, Transmit};
+pub use stats::{Counter, DropReason, Drops, Peer, PeerStats, Stats};
+pub use wire::{Mac, ParseMacError};

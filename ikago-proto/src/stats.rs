@@ -1,0 +1,192 @@
+//! Plain counters: per direction, per peer and per drop reason
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// Packets and bytes
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets
+    pub packets: u64,
+    /// Bytes (IPv4 total length, link header excluded)
+    pub bytes: u64,
+}
+
+impl Counter {
+    /// Counts one packet of `bytes` bytes
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
+        /// Why a frame or packet was not forwarded
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum DropReason { $($(#[doc = $doc])* $name,)* }
+
+        impl DropReason {
+            /// Every reason, in counter order
+            pub const ALL: &'static [Self] = &[$(Self::$name,)*];
+            /// Number of reasons
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// A stable snake_case label (for logs and metrics)
+            pub fn label(self) -> &'static str {
+                match self { $(Self::$name => $label,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// A frame or packet that does not parse (truncated, bad header, unknown link type)
+    Malformed => "malformed",
+    /// An IPv4 header or TCP checksum that does not match
+    BadChecksum => "bad_checksum",
+    /// Not for this machine: not from a configured source, not to the tunnel port, or our own frame
+    NotForUs => "not_for_us",
+    /// Client: a source's packet to the client itself, a published address, or another local host
+    LocalDestination => "local_destination",
+    /// Server: tunnel data from an address that never completed a handshake (answered with RST)
+    UnknownPeer => "unknown_peer",
+    /// A tunnel payload that fails to authenticate (wrong password or method, or tampering)
+    DecryptFailed => "decrypt_failed",
+    /// A tunnel payload that opens but is not one valid IPv4 packet
+    BadInner => "bad_inner",
+    /// Server: an inner protocol the NAT cannot translate
+    UnsupportedProtocol => "unsupported_protocol",
+    /// Server: an inbound packet (or ICMP error) that matches no NAT mapping
+    NoNatMapping => "no_nat_mapping",
+    /// Server: no free port or ICMP id in the NAT pool
+    NatExhausted => "nat_exhausted",
+    /// An IPv4 fragment that is inconsistent (bad length, conflicting end)
+    FragmentInvalid => "fragment_invalid",
+    /// A fragment refused because the reassembly caps (entries or bytes) were reached
+    FragmentLimit => "fragment_limit",
+    /// An incomplete datagram whose fragments expired
+    FragmentTimeout => "fragment_timeout",
+    /// Client: a reply for a LAN address that has not been seen yet
+    NoRoute => "no_route",
+    /// A next hop did not answer ARP; the packets waiting for it were dropped
+    ArpUnresolved => "arp_unresolved",
+    /// A bounded queue (waiting for ARP or for the handshake) was full
+    QueueFull => "queue_full",
+    /// Too big for the MTU with DF set: an ICMP "fragmentation needed" was sent back
+    TooBig => "too_big",
+    /// Server: a new client refused because the client limit was reached
+    TooManyClients => "too_many_clients",
+}
+
+/// Drop counters indexed by [`DropReason`]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drops([u64; DropReason::COUNT]);
+
+impl Default for Drops {
+    fn default() -> Self {
+        Self([0; DropReason::COUNT])
+    }
+}
+
+impl Drops {
+    /// Counts one drop
+    #[inline]
+    pub fn add(&mut self, reason: DropReason) {
+        self.0[reason as usize] += 1;
+    }
+    /// Drops counted for `reason`
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason as usize]
+    }
+    /// All drops
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// Non-zero counters
+    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
+        DropReason::ALL.iter().map(|&r| (r, self.get(r))).filter(|&(_, n)| n > 0)
+    }
+}
+
+impl fmt::Display for Drops {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (r, n) in self.iter() {
+            write!(f, "{}{}={n}", if first { "" } else { " " }, r.label())?;
+            first = false;
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// Who a [`PeerStats`] entry is about
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Peer {
+    /// Client: a LAN source address
+    Source(Ipv4Addr),
+    /// Server: a client's tunnel address
+    Client(SocketAddrV4),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Source(ip) => ip.fmt(f),
+            Self::Client(a) => a.fmt(f),
+        }
+    }
+}
+
+/// Counters of one source (client) or one client (server)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Who
+    pub peer: Peer,
+    /// Inner packets it sent into the tunnel
+    pub out: Counter,
+    /// Inner packets delivered to it from the tunnel
+    pub r#in: Counter,
+    /// When it was first seen
+    pub first_seen: Instant,
+    /// When it was last seen, in either direction
+    pub last_seen: Instant,
+}
+
+/// A snapshot of a machine's counters
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// FakeTCP frames sent (handshake, ACKs and data), IP bytes
+    pub tunnel_tx: Counter,
+    /// FakeTCP frames received and accepted, IP bytes
+    pub tunnel_rx: Counter,
+    /// Inner packets sealed into the tunnel
+    pub inner_tx: Counter,
+    /// Inner packets opened from the tunnel and forwarded
+    pub inner_rx: Counter,
+    /// Frames written to the local side (client: LAN; server: toward destinations)
+    pub local_tx: Counter,
+    /// Packets taken from the local side (client: from sources; server: NAT replies)
+    pub local_rx: Counter,
+    /// Drops by reason
+    pub drops: Drops,
+    /// Handshakes completed (client: with the server; server: with any client)
+    pub handshakes: u64,
+    /// Client: times the server was lost and a new handshake began
+    pub reconnects: u64,
+    /// Client: the latest RTT to the server (handshake or timestamp echo)
+    pub rtt: Option<Duration>,
+    /// Server: NAT mappings in use
+    pub nat_mappings: usize,
+    /// Server: size of the NAT pools (TCP + UDP + ICMP)
+    pub nat_capacity: usize,
+    /// Per source (client) or per client (server)
+    pub peers: Vec<PeerStats>,
+}

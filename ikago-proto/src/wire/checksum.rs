@@ -1,0 +1,78 @@
+//! Internet checksums (RFC 1071) and their incremental update (RFC 1624)
+
+use etherparse::checksum::u64_16bit_word;
+use std::net::Ipv4Addr;
+
+/// Sums `data` as big-endian 16-bit words into a 64-bit accumulator (not yet folded)
+#[inline]
+pub(crate) fn sum(start: u64, data: &[u8]) -> u64 {
+    u64_16bit_word::add_slice(start, data)
+}
+
+/// Folds an accumulator from [`sum`] into the final one's-complement checksum
+#[inline]
+pub(crate) fn finish(acc: u64) -> u16 {
+    u64_16bit_word::ones_complement(acc).to_be()
+}
+
+/// The checksum of `data` alone (IPv4 header, ICMP message)
+#[inline]
+pub(crate) fn of(data: &[u8]) -> u16 {
+    finish(sum(0, data))
+}
+
+/// The accumulator of the TCP/UDP pseudo-header (RFC 793 §3.1, RFC 768)
+#[inline]
+pub(crate) fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u64 {
+    let acc = u64_16bit_word::add_4bytes(0, src.octets());
+    let acc = u64_16bit_word::add_4bytes(acc, dst.octets());
+    u64_16bit_word::add_4bytes(acc, [0, protocol, (len >> 8) as u8, len as u8])
+}
+
+/// Updates checksum `csum` after a 16-bit field changed from `old` to `new` (RFC 1624 eq. 3)
+#[inline]
+pub(crate) fn update16(csum: u16, old: u16, new: u16) -> u16 {
+    let mut acc = u32::from(!csum) + u32::from(!old) + u32::from(new);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    !(acc as u16)
+}
+
+/// Updates checksum `csum` after a 32-bit field (an address) changed from `old` to `new`
+#[inline]
+pub(crate) fn update32(csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let c = update16(
+        csum,
+        u16::from_be_bytes([old[0], old[1]]),
+        u16::from_be_bytes([new[0], new[1]]),
+    );
+    update16(
+        c,
+        u16::from_be_bytes([old[2], old[3]]),
+        u16::from_be_bytes([new[2], new[3]]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: the sum of these words is 0xddf2, the checksum its complement
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(of(&data), !0xddf2);
+    }
+
+    #[test]
+    fn incremental_matches_full() {
+        let mut data = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 0x40, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let before = of(&data);
+        data[12..16].copy_from_slice(&[198, 18, 13, 1]);
+        let full = of(&data);
+        assert_eq!(update32(before, [10, 0, 0, 1], [198, 18, 13, 1]), full);
+        let c = update16(full, 0x1234, 0xbeef);
+        data[4..6].copy_from_slice(&[0xbe, 0xef]);
+        assert_eq!(c, of(&data));
+    }
+}

@@ -1,0 +1,79 @@
+//! Ethernet II framing (IEEE 802.3 with EtherType)
+
+use super::Mac;
+use etherparse::Ethernet2HeaderSlice;
+
+/// Length of an Ethernet II header
+pub(crate) const HEADER_LEN: usize = 14;
+/// Shortest frame on the wire without the FCS: shorter frames are zero-padded (IEEE 802.3 §3.2.8)
+pub(crate) const MIN_FRAME_LEN: usize = 60;
+/// EtherType of IPv4
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of ARP
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// A parsed Ethernet II frame
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame<'a> {
+    /// Destination MAC
+    pub(crate) dst: Mac,
+    /// Source MAC
+    pub(crate) src: Mac,
+    /// EtherType
+    pub(crate) ethertype: u16,
+    /// What follows the header, link padding included
+    pub(crate) payload: &'a [u8],
+}
+
+/// Parses an Ethernet II frame; `None` when it is shorter than the header
+pub(crate) fn parse(frame: &[u8]) -> Option<Frame<'_>> {
+    let h = Ethernet2HeaderSlice::from_slice(frame).ok()?;
+    Some(Frame {
+        dst: Mac(h.destination()),
+        src: Mac(h.source()),
+        ethertype: h.ether_type().0,
+        payload: &frame[HEADER_LEN..],
+    })
+}
+
+/// Writes an Ethernet II header into `buf[..14]`
+///
+/// # Panics
+/// If `buf` is shorter than [`HEADER_LEN`].
+#[inline]
+pub(crate) fn write(buf: &mut [u8], dst: Mac, src: Mac, ethertype: u16) -> usize {
+    buf[0..6].copy_from_slice(&dst.0);
+    buf[6..12].copy_from_slice(&src.0);
+    buf[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    HEADER_LEN
+}
+
+/// Zero-pads a frame of `len` bytes to the Ethernet minimum; returns the padded length
+#[inline]
+pub(crate) fn pad(buf: &mut [u8], len: usize) -> usize {
+    if len < MIN_FRAME_LEN {
+        buf[len..MIN_FRAME_LEN].fill(0);
+        MIN_FRAME_LEN
+    } else {
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_parse() {
+        let mut buf = [0u8; 64];
+        let n = write(&mut buf, Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 1]), ETHERTYPE_ARP);
+        assert_eq!(n, 14);
+        assert_eq!(pad(&mut buf, 42), 60);
+        let f = parse(&buf[..60]).unwrap();
+        assert_eq!(f.dst, Mac::BROADCAST);
+        assert_eq!(f.src, Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(f.ethertype, ETHERTYPE_ARP);
+        assert_eq!(f.payload.len(), 46);
+        assert!(parse(&buf[..13]).is_none());
+    }
+}

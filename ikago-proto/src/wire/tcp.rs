@@ -1,0 +1,288 @@
+//! TCP segments (RFC 9293): a validated view with options, and a header writer
+
+use super::checksum;
+use super::proto;
+use std::net::Ipv4Addr;
+
+/// Length of a TCP header without options
+pub(crate) const HEADER_LEN: usize = 20;
+/// FIN flag
+pub(crate) const FIN: u8 = 0x01;
+/// SYN flag
+pub(crate) const SYN: u8 = 0x02;
+/// RST flag
+pub(crate) const RST: u8 = 0x04;
+/// PSH flag
+pub(crate) const PSH: u8 = 0x08;
+/// ACK flag
+pub(crate) const ACK: u8 = 0x10;
+
+/// The TCP options the tunnel reads and writes (RFC 9293 §3.2, RFC 7323, RFC 2018)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Maximum segment size
+    pub(crate) mss: Option<u16>,
+    /// Window scale shift
+    pub(crate) window_scale: Option<u8>,
+    /// SACK permitted
+    pub(crate) sack_permitted: bool,
+    /// Timestamps: (TSval, TSecr)
+    pub(crate) timestamps: Option<(u32, u32)>,
+}
+
+impl Options {
+    /// Parses the options area of a header; malformed trailing options are ignored like Linux does
+    pub(crate) fn parse(mut b: &[u8]) -> Self {
+        let mut o = Self::default();
+        while let Some((&kind, rest)) = b.split_first() {
+            match kind {
+                0 => break,
+                1 => b = rest,
+                _ => {
+                    let Some(&len) = rest.first() else { break };
+                    let len = usize::from(len);
+                    if len < 2 || len > b.len() {
+                        break;
+                    }
+                    let body = &b[2..len];
+                    match (kind, body.len()) {
+                        (2, 2) => o.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                        (3, 1) => o.window_scale = Some(body[0].min(14)),
+                        (4, 0) => o.sack_permitted = true,
+                        (8, 8) => {
+                            let v = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                            let e = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                            o.timestamps = Some((v, e));
+                        }
+                        _ => {}
+                    }
+                    b = &b[len..];
+                }
+            }
+        }
+        o
+    }
+
+    /// Writes the options in Linux's order and padding; returns the length (a multiple of 4)
+    ///
+    /// A SYN from Linux carries `MSS, SACK_PERM, TS, NOP, WS` (20 bytes); a data segment `NOP, NOP, TS`.
+    pub(crate) fn write(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        if let Some(mss) = self.mss {
+            buf[n..n + 4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
+            n += 4;
+        }
+        match (self.sack_permitted, self.timestamps) {
+            (true, Some(_)) => {
+                buf[n..n + 2].copy_from_slice(&[4, 2]);
+                n += 2;
+            }
+            (true, None) => {
+                buf[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
+                n += 4;
+            }
+            (false, Some(_)) => {
+                buf[n..n + 2].copy_from_slice(&[1, 1]);
+                n += 2;
+            }
+            (false, None) => {}
+        }
+        if let Some((v, e)) = self.timestamps {
+            buf[n..n + 2].copy_from_slice(&[8, 10]);
+            buf[n + 2..n + 6].copy_from_slice(&v.to_be_bytes());
+            buf[n + 6..n + 10].copy_from_slice(&e.to_be_bytes());
+            n += 10;
+        }
+        if let Some(ws) = self.window_scale {
+            buf[n..n + 4].copy_from_slice(&[1, 3, 3, ws]);
+            n += 4;
+        }
+        debug_assert_eq!(n % 4, 0);
+        n
+    }
+
+    /// The length [`Options::write`] produces
+    pub(crate) fn len(&self) -> usize {
+        let mut n = if self.mss.is_some() { 4 } else { 0 };
+        n += match (self.sack_permitted, self.timestamps.is_some()) {
+            (true, true) | (false, true) => 12,
+            (true, false) => 4,
+            (false, false) => 0,
+        };
+        if self.window_scale.is_some() {
+            n += 4;
+        }
+        n
+    }
+}
+
+/// A validated TCP segment inside an IPv4 packet
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segment<'a> {
+    bytes: &'a [u8],
+    header_len: usize,
+}
+
+impl<'a> Segment<'a> {
+    /// Validates `bytes` (the IPv4 payload) as a TCP segment, checking the checksum over the
+    /// pseudo-header of `src` and `dst`
+    pub(crate) fn parse(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+        if bytes.len() < HEADER_LEN {
+            return None;
+        }
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        if header_len < HEADER_LEN || header_len > bytes.len() {
+            return None;
+        }
+        let len = u16::try_from(bytes.len()).ok()?;
+        let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
+        if checksum::finish(checksum::sum(acc, bytes)) != 0 {
+            return None;
+        }
+        Some(Self { bytes, header_len })
+    }
+
+    /// Source port
+    #[inline]
+    pub(crate) fn src_port(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[0], self.bytes[1]])
+    }
+    /// Destination port
+    #[inline]
+    pub(crate) fn dst_port(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+    }
+    /// Sequence number
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        u32::from_be_bytes(self.bytes[4..8].try_into().expect("header length checked"))
+    }
+    /// Acknowledgment number
+    #[inline]
+    pub(crate) fn ack(&self) -> u32 {
+        u32::from_be_bytes(self.bytes[8..12].try_into().expect("header length checked"))
+    }
+    /// Flags (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR)
+    #[inline]
+    pub(crate) fn flags(&self) -> u8 {
+        self.bytes[13]
+    }
+    /// Window field (unscaled)
+    #[inline]
+    pub(crate) fn window(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[14], self.bytes[15]])
+    }
+    /// Parsed options
+    pub(crate) fn options(&self) -> Options {
+        Options::parse(&self.bytes[HEADER_LEN..self.header_len])
+    }
+    /// The payload
+    #[inline]
+    pub(crate) fn payload(&self) -> &'a [u8] {
+        &self.bytes[self.header_len..]
+    }
+}
+
+/// Fields of a TCP header for [`write_header`]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Header {
+    /// Source port
+    pub(crate) src_port: u16,
+    /// Destination port
+    pub(crate) dst_port: u16,
+    /// Sequence number
+    pub(crate) seq: u32,
+    /// Acknowledgment number
+    pub(crate) ack: u32,
+    /// Flags
+    pub(crate) flags: u8,
+    /// Window field
+    pub(crate) window: u16,
+    /// Options to write
+    pub(crate) options: Options,
+}
+
+/// Writes a TCP header with options into `buf`; the checksum is left zero for [`fill_checksum`]
+pub(crate) fn write_header(buf: &mut [u8], h: &Header) -> usize {
+    let opt_len = h.options.write(&mut buf[HEADER_LEN..]);
+    let len = HEADER_LEN + opt_len;
+    buf[0..2].copy_from_slice(&h.src_port.to_be_bytes());
+    buf[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
+    buf[4..8].copy_from_slice(&h.seq.to_be_bytes());
+    buf[8..12].copy_from_slice(&h.ack.to_be_bytes());
+    buf[12] = ((len / 4) as u8) << 4;
+    buf[13] = h.flags;
+    buf[14..16].copy_from_slice(&h.window.to_be_bytes());
+    buf[16..20].fill(0);
+    len
+}
+
+/// Computes and stores the checksum of the TCP segment `seg` (header and payload)
+pub(crate) fn fill_checksum(seg: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let len = u16::try_from(seg.len()).expect("segments are bounded by the IPv4 length");
+    seg[16..18].fill(0);
+    let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
+    let c = checksum::finish(checksum::sum(acc, seg));
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 2);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 1);
+
+    #[test]
+    fn linux_syn_options_round_trip() {
+        let o = Options {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: Some((0x1234_5678, 0)),
+        };
+        let mut buf = [0u8; 40];
+        assert_eq!(o.write(&mut buf), 20);
+        assert_eq!(o.len(), 20);
+        // Linux: MSS, SACK_PERM, TS, NOP, WS
+        assert_eq!(&buf[..4], &[2, 4, 0x05, 0xb4]);
+        assert_eq!(&buf[4..8], &[4, 2, 8, 10]);
+        assert_eq!(&buf[16..20], &[1, 3, 3, 7]);
+        assert_eq!(Options::parse(&buf[..20]), o);
+        let data = Options { timestamps: Some((1, 2)), ..Options::default() };
+        assert_eq!(data.write(&mut buf), 12);
+        assert_eq!(&buf[..4], &[1, 1, 8, 10]);
+        assert_eq!(Options::parse(&buf[..12]), data);
+    }
+
+    #[test]
+    fn malformed_options_do_not_panic() {
+        assert_eq!(Options::parse(&[2, 0, 1]), Options::default());
+        assert_eq!(Options::parse(&[8, 40]), Options::default());
+        assert_eq!(Options::parse(&[3]), Options::default());
+    }
+
+    #[test]
+    fn segment_write_parse() {
+        let mut buf = [0u8; 64];
+        let h = Header {
+            src_port: 50000,
+            dst_port: 18081,
+            seq: 1,
+            ack: 2,
+            flags: PSH | ACK,
+            window: 502,
+            options: Options { timestamps: Some((5, 6)), ..Options::default() },
+        };
+        let n = write_header(&mut buf, &h);
+        buf[n..n + 2].copy_from_slice(&[0xde, 0xad]);
+        fill_checksum(&mut buf[..n + 2], SRC, DST);
+        let s = Segment::parse(&buf[..n + 2], SRC, DST).unwrap();
+        assert_eq!((s.src_port(), s.dst_port(), s.seq(), s.ack()), (50000, 18081, 1, 2));
+        assert_eq!((s.flags(), s.window()), (PSH | ACK, 502));
+        assert_eq!(s.options().timestamps, Some((5, 6)));
+        assert_eq!(s.payload(), &[0xde, 0xad]);
+        assert!(Segment::parse(&buf[..n + 2], DST, Ipv4Addr::new(198, 18, 12, 3)).is_none());
+        assert!(Segment::parse(&buf[..19], SRC, DST).is_none());
+    }
+}
