@@ -67,7 +67,11 @@ pub struct DeviceConfig {
 impl DeviceConfig {
     /// Whether `ip` is in this device's subnet
     pub fn on_link(&self, ip: Ipv4Addr) -> bool {
-        Ipv4Net { addr: self.addr, prefix_len: self.prefix_len }.contains(ip)
+        Ipv4Net {
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        }
+        .contains(ip)
     }
 }
 
@@ -83,7 +87,11 @@ pub struct Ipv4Net {
 impl Ipv4Net {
     /// The netmask as a number
     fn mask(self) -> u32 {
-        if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len.min(32))) }
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+        }
     }
     /// Whether `ip` is inside the network
     pub fn contains(self, ip: Ipv4Addr) -> bool {
@@ -93,13 +101,20 @@ impl Ipv4Net {
 
 impl From<Ipv4Addr> for Ipv4Net {
     fn from(addr: Ipv4Addr) -> Self {
-        Self { addr, prefix_len: 32 }
+        Self {
+            addr,
+            prefix_len: 32,
+        }
     }
 }
 
 impl fmt::Display for Ipv4Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.prefix_len == 32 { self.addr.fmt(f) } else { write!(f, "{}/{}", self.addr, self.prefix_len) }
+        if self.prefix_len == 32 {
+            self.addr.fmt(f)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix_len)
+        }
     }
 }
 
@@ -115,7 +130,10 @@ impl FromStr for Ipv4Net {
         if p > 32 {
             return Err(bad());
         }
-        Ok(Self { addr: a.parse().map_err(|_| bad())?, prefix_len: p })
+        Ok(Self {
+            addr: a.parse().map_err(|_| bad())?,
+            prefix_len: p,
+        })
     }
 }
 
@@ -166,7 +184,11 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        Self { max_entries: 256, max_bytes: 4 << 20, timeout: Duration::from_secs(30) }
+        Self {
+            max_entries: 256,
+            max_bytes: 4 << 20,
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -327,7 +349,9 @@ pub enum ConfigError {
     #[error("method {0} needs a password")]
     EmptyPassword(Method),
     /// An unknown method name
-    #[error("unknown method {0:?} (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)")]
+    #[error(
+        "unknown method {0:?} (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)"
+    )]
     UnknownMethod(String),
     /// A network that is not `a.b.c.d` or `a.b.c.d/n`
     #[error("invalid network {0:?} (expected an IPv4 address or CIDR block)")]
@@ -368,7 +392,10 @@ impl Roles {
         if let Some(d) = devices.iter().find(|d| d.prefix_len > 32) {
             return Err(ConfigError::BadPrefix(d.name.clone()));
         }
-        let mut ups = devices.iter().enumerate().filter(|(_, d)| d.role.is_upstream());
+        let mut ups = devices
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.role.is_upstream());
         let upstream = ups.next().ok_or(ConfigError::NoUpstreamDevice)?.0;
         if ups.next().is_some() {
             return Err(ConfigError::ManyUpstreamDevices);

@@ -5,6 +5,7 @@
 //! both directions and every client. Sealing and opening work in place on the caller's buffer.
 
 use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::aes::Aes192;
 use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm};
@@ -152,7 +153,9 @@ pub struct Cipher {
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cipher").field("method", &self.method).finish_non_exhaustive()
+        f.debug_struct("Cipher")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
     }
 }
 
@@ -196,14 +199,41 @@ impl Cipher {
     /// If `buf` is shorter than `len + overhead()` (a caller bug).
     pub fn seal(&self, buf: &mut [u8], len: usize, rng: &mut impl RngCore) -> usize {
         let nl = self.method.nonce_len();
-        let total = len + self.overhead();
-        assert!(buf.len() >= total, "seal buffer too small");
-        if nl == 0 {
-            return len;
-        }
-        rng.fill_bytes(&mut buf[..nl]);
-        let (nonce, rest) = buf.split_at_mut(nl);
+        let (head, rest) = buf.split_at_mut(nl);
         let (data, tag_out) = rest.split_at_mut(len);
+        self.seal_parts(head, InOutBuf::from(data), tag_out, rng);
+        len + self.overhead()
+    }
+
+    /// Seals `plaintext` into `out` as `nonce || ciphertext || tag`, reading the input once
+    ///
+    /// Returns the sealed length, `plaintext.len() + overhead()`.
+    ///
+    /// # Panics
+    /// If `out` is shorter than `plaintext.len() + overhead()` (a caller bug).
+    pub fn seal_from(&self, plaintext: &[u8], out: &mut [u8], rng: &mut impl RngCore) -> usize {
+        let nl = self.method.nonce_len();
+        let len = plaintext.len();
+        let (head, rest) = out.split_at_mut(nl);
+        let (data, tag_out) = rest.split_at_mut(len);
+        let io = InOutBuf::new(plaintext, data).expect("both halves have the plaintext's length");
+        self.seal_parts(head, io, tag_out, rng);
+        len + self.overhead()
+    }
+
+    fn seal_parts(
+        &self,
+        nonce: &mut [u8],
+        data: InOutBuf<'_, '_, u8>,
+        tag_out: &mut [u8],
+        rng: &mut impl RngCore,
+    ) {
+        if nonce.is_empty() {
+            // plain: the ciphertext is the plaintext, copied when input and output differ
+            let _ = data.into_out_with_copied_in();
+            return;
+        }
+        rng.fill_bytes(nonce);
         let tag = match &self.aead {
             Aead::Plain => unreachable!("plain has no nonce"),
             Aead::Aes128(a) => seal_with(&**a, nonce, data),
@@ -213,7 +243,6 @@ impl Cipher {
             Aead::XChaCha(a) => seal_with(&**a, nonce, data),
         };
         tag_out[..TAG_LEN].copy_from_slice(&tag);
-        total
     }
 
     /// Opens a sealed payload in place; returns where the plaintext lies in `buf`
@@ -228,33 +257,66 @@ impl Cipher {
         let end = buf.len() - TAG_LEN;
         let (nonce, rest) = buf.split_at_mut(nl);
         let (data, tag) = rest.split_at_mut(end - nl);
-        let tag: &[u8] = tag;
+        self.open_parts(nonce, InOutBuf::from(data), tag)?;
+        Ok(nl..end)
+    }
+
+    /// Opens `sealed` into `out`, reading the input once; returns the plaintext length
+    ///
+    /// On failure `out` holds garbage. A too-short `out` is an error, not a panic.
+    pub fn open_into(&self, sealed: &[u8], out: &mut [u8]) -> Result<usize, OpenError> {
+        let nl = self.method.nonce_len();
+        let tl = if nl == 0 { 0 } else { TAG_LEN };
+        let len = sealed.len().checked_sub(nl + tl).ok_or(OpenError)?;
+        let out = out.get_mut(..len).ok_or(OpenError)?;
+        let (nonce, rest) = sealed.split_at(nl);
+        let (data, tag) = rest.split_at(len);
+        let io = InOutBuf::new(data, out).expect("both halves have the plaintext's length");
+        if nl == 0 {
+            let _ = io.into_out_with_copied_in();
+            return Ok(len);
+        }
+        self.open_parts(nonce, io, tag)?;
+        Ok(len)
+    }
+
+    fn open_parts(
+        &self,
+        nonce: &[u8],
+        data: InOutBuf<'_, '_, u8>,
+        tag: &[u8],
+    ) -> Result<(), OpenError> {
         match &self.aead {
-            Aead::Plain => unreachable!("plain has no nonce"),
+            Aead::Plain => Ok(()),
             Aead::Aes128(a) => open_with(&**a, nonce, data, tag),
             Aead::Aes192(a) => open_with(&**a, nonce, data, tag),
             Aead::Aes256(a) => open_with(&**a, nonce, data, tag),
             Aead::ChaCha(a) => open_with(&**a, nonce, data, tag),
             Aead::XChaCha(a) => open_with(&**a, nonce, data, tag),
-        }?;
-        Ok(nl..end)
+        }
     }
 }
 
-fn seal_with<A: AeadInOut>(aead: &A, nonce: &[u8], data: &mut [u8]) -> [u8; TAG_LEN] {
+fn seal_with<A: AeadInOut>(aead: &A, nonce: &[u8], data: InOutBuf<'_, '_, u8>) -> [u8; TAG_LEN] {
     let nonce = <&aes_gcm::aead::Nonce<A>>::try_from(nonce).expect("nonce length from the method");
     let tag = aead
-        .encrypt_inout_detached(nonce, &[], data.into())
+        .encrypt_inout_detached(nonce, &[], data)
         .expect("payloads are far below the AEAD length limits");
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(&tag);
     out
 }
 
-fn open_with<A: AeadInOut>(aead: &A, nonce: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), OpenError> {
+fn open_with<A: AeadInOut>(
+    aead: &A,
+    nonce: &[u8],
+    data: InOutBuf<'_, '_, u8>,
+    tag: &[u8],
+) -> Result<(), OpenError> {
     let nonce = <&aes_gcm::aead::Nonce<A>>::try_from(nonce).map_err(|_| OpenError)?;
     let tag = <&aes_gcm::aead::Tag<A>>::try_from(tag).map_err(|_| OpenError)?;
-    aead.decrypt_inout_detached(nonce, &[], data.into(), tag).map_err(|_| OpenError)
+    aead.decrypt_inout_detached(nonce, &[], data, tag)
+        .map_err(|_| OpenError)
 }
 
 #[cfg(test)]
@@ -270,12 +332,18 @@ mod tests {
     /// Reference §4 test vectors from the original's key.go
     #[test]
     fn key_derivation_vectors() {
-        assert_eq!(hex(&derive_key(b"password", 16)[..16]), "5f4dcc3b5aa765d61d8327deb882cf99");
+        assert_eq!(
+            hex(&derive_key(b"password", 16)[..16]),
+            "5f4dcc3b5aa765d61d8327deb882cf99"
+        );
         assert_eq!(
             hex(&derive_key(b"password", 32)[..32]),
             "5f4dcc3b5aa765d61d8327deb882cf992b95990a9151374abd8ff8c5a7a0fe08"
         );
-        assert_eq!(hex(&derive_key(b"password", 24)[..24]), hex(&derive_key(b"password", 32)[..24]));
+        assert_eq!(
+            hex(&derive_key(b"password", 24)[..24]),
+            hex(&derive_key(b"password", 32)[..24])
+        );
         assert_eq!(
             hex(&derive_key(b"", 32)[..32]),
             "d41d8cd98f00b204e9800998ecf8427e59adb24ef3cdbe0297f05b395827453f"
@@ -291,6 +359,25 @@ mod tests {
         assert!("rc4".parse::<Method>().is_err());
         assert_eq!(Method::Aes192Gcm.overhead(), 28);
         assert_eq!(Method::XChaCha20Poly1305.overhead(), 40);
+    }
+
+    #[test]
+    fn copying_variants_match_in_place() {
+        for m in Method::ALL {
+            let c = Cipher::new(m, "pw");
+            let msg: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+            let mut sealed = vec![0u8; 300 + m.overhead()];
+            let n = c.seal_from(&msg, &mut sealed, &mut ChaCha20Rng::seed_from_u64(1));
+            let mut in_place = vec![0u8; 300 + m.overhead()];
+            in_place[m.nonce_len()..m.nonce_len() + 300].copy_from_slice(&msg);
+            c.seal(&mut in_place, 300, &mut ChaCha20Rng::seed_from_u64(1));
+            assert_eq!(sealed, in_place);
+            let mut out = vec![0u8; 400];
+            assert_eq!(c.open_into(&sealed[..n], &mut out), Ok(300));
+            assert_eq!(&out[..300], &msg[..]);
+            assert_eq!(c.open_into(&sealed[..n], &mut out[..10]), Err(OpenError));
+            assert!(c.open_into(&[], &mut out).is_err() || m == Method::Plain);
+        }
     }
 
     #[test]

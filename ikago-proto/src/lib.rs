@@ -52,13 +52,25 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod arp;
+mod client;
 mod config;
 pub mod crypto;
 mod event;
+mod faketcp;
+mod fragment;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod io;
+mod machine;
+mod nat;
+mod server;
 mod stats;
+mod timer;
+mod txq;
 mod wire;
 
+pub use client::Client;
 pub use config::{
     ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ipv4Net, LinkType, MIN_MTU, NatConfig,
     ReassemblyLimits, ServerConfig, TcpTuning,
@@ -66,5 +78,6 @@ pub use config::{
 pub use crypto::Method;
 pub use event::{Event, PeerLostReason};
 pub use io::{DeviceId, Input, MAX_FRAME_LEN, Output, Transmit};
+pub use server::Server;
 pub use stats::{Counter, DropReason, Drops, Peer, PeerStats, Stats};
 pub use wire::{Mac, ParseMacError};

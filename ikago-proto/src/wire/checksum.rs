@@ -66,7 +66,9 @@ mod tests {
 
     #[test]
     fn incremental_matches_full() {
-        let mut data = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 0x40, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut data = [
+            0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 0x40, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         let before = of(&data);
         data[12..16].copy_from_slice(&[198, 18, 13, 1]);
         let full = of(&data);

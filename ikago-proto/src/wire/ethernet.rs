@@ -66,7 +66,12 @@ mod tests {
     #[test]
     fn write_then_parse() {
         let mut buf = [0u8; 64];
-        let n = write(&mut buf, Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 1]), ETHERTYPE_ARP);
+        let n = write(
+            &mut buf,
+            Mac::BROADCAST,
+            Mac([2, 0, 0, 0, 0, 1]),
+            ETHERTYPE_ARP,
+        );
         assert_eq!(n, 14);
         assert_eq!(pad(&mut buf, 42), 60);
         let f = parse(&buf[..60]).unwrap();

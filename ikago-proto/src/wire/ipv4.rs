@@ -44,7 +44,10 @@ impl<'a> Packet<'a> {
         if checksum::of(&bytes[..header_len]) != 0 {
             return Err(Error::Checksum);
         }
-        Ok(Self { bytes: &bytes[..total], header_len })
+        Ok(Self {
+            bytes: &bytes[..total],
+            header_len,
+        })
     }
 
     /// The whole packet
@@ -86,11 +89,6 @@ impl<'a> Packet<'a> {
     #[inline]
     pub(crate) fn id(&self) -> u16 {
         u16::from_be_bytes([self.bytes[4], self.bytes[5]])
-    }
-    /// Time to live
-    #[inline]
-    pub(crate) fn ttl(&self) -> u8 {
-        self.bytes[8]
     }
     /// The flags/offset word
     #[inline]
@@ -182,23 +180,14 @@ fn set_addr(pkt: &mut [u8], at: usize, ip: Ipv4Addr) {
     pkt[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Decrements the TTL of the IPv4 header at the start of `pkt`, fixing its checksum
-pub(crate) fn decrement_ttl(pkt: &mut [u8]) {
-    let old = u16::from_be_bytes([pkt[8], pkt[9]]);
-    pkt[8] = pkt[8].saturating_sub(1);
-    let new = u16::from_be_bytes([pkt[8], pkt[9]]);
-    let c = checksum::update16(u16::from_be_bytes([pkt[10], pkt[11]]), old, new);
-    pkt[10..12].copy_from_slice(&c.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// An ICMP echo request from the 01-faketcp-plain capture (198.18.11.2 -> 198.18.13.2)
     const PING_HEADER: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x54, 0x5c, 0x6b, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 198, 18, 11, 2, 198,
-        18, 13, 2,
+        0x45, 0x00, 0x00, 0x54, 0x5c, 0x6b, 0x40, 0x00, 0x40, 0x01, 0x00, 0x00, 198, 18, 11, 2,
+        198, 18, 13, 2,
     ];
 
     fn ping() -> Vec<u8> {
@@ -250,9 +239,11 @@ mod tests {
         assert_eq!(checksum::of(&buf), 0);
         set_src(&mut buf, Ipv4Addr::new(1, 2, 3, 4));
         set_dst(&mut buf, Ipv4Addr::new(5, 6, 7, 8));
-        decrement_ttl(&mut buf);
         assert_eq!(checksum::of(&buf), 0);
         let v = Packet::parse(&buf).unwrap();
-        assert_eq!((v.src(), v.dst(), v.ttl()), (Ipv4Addr::new(1, 2, 3, 4), Ipv4Addr::new(5, 6, 7, 8), 63));
+        assert_eq!(
+            (v.src(), v.dst()),
+            (Ipv4Addr::new(1, 2, 3, 4), Ipv4Addr::new(5, 6, 7, 8))
+        );
     }
 }

@@ -100,20 +100,6 @@ impl Options {
         debug_assert_eq!(n % 4, 0);
         n
     }
-
-    /// The length [`Options::write`] produces
-    pub(crate) fn len(&self) -> usize {
-        let mut n = if self.mss.is_some() { 4 } else { 0 };
-        n += match (self.sack_permitted, self.timestamps.is_some()) {
-            (true, true) | (false, true) => 12,
-            (true, false) => 4,
-            (false, false) => 0,
-        };
-        if self.window_scale.is_some() {
-            n += 4;
-        }
-        n
-    }
 }
 
 /// A validated TCP segment inside an IPv4 packet
@@ -166,11 +152,6 @@ impl<'a> Segment<'a> {
     #[inline]
     pub(crate) fn flags(&self) -> u8 {
         self.bytes[13]
-    }
-    /// Window field (unscaled)
-    #[inline]
-    pub(crate) fn window(&self) -> u16 {
-        u16::from_be_bytes([self.bytes[14], self.bytes[15]])
     }
     /// Parsed options
     pub(crate) fn options(&self) -> Options {
@@ -243,13 +224,15 @@ mod tests {
         };
         let mut buf = [0u8; 40];
         assert_eq!(o.write(&mut buf), 20);
-        assert_eq!(o.len(), 20);
         // Linux: MSS, SACK_PERM, TS, NOP, WS
         assert_eq!(&buf[..4], &[2, 4, 0x05, 0xb4]);
         assert_eq!(&buf[4..8], &[4, 2, 8, 10]);
         assert_eq!(&buf[16..20], &[1, 3, 3, 7]);
         assert_eq!(Options::parse(&buf[..20]), o);
-        let data = Options { timestamps: Some((1, 2)), ..Options::default() };
+        let data = Options {
+            timestamps: Some((1, 2)),
+            ..Options::default()
+        };
         assert_eq!(data.write(&mut buf), 12);
         assert_eq!(&buf[..4], &[1, 1, 8, 10]);
         assert_eq!(Options::parse(&buf[..12]), data);
@@ -272,14 +255,20 @@ mod tests {
             ack: 2,
             flags: PSH | ACK,
             window: 502,
-            options: Options { timestamps: Some((5, 6)), ..Options::default() },
+            options: Options {
+                timestamps: Some((5, 6)),
+                ..Options::default()
+            },
         };
         let n = write_header(&mut buf, &h);
         buf[n..n + 2].copy_from_slice(&[0xde, 0xad]);
         fill_checksum(&mut buf[..n + 2], SRC, DST);
         let s = Segment::parse(&buf[..n + 2], SRC, DST).unwrap();
-        assert_eq!((s.src_port(), s.dst_port(), s.seq(), s.ack()), (50000, 18081, 1, 2));
-        assert_eq!((s.flags(), s.window()), (PSH | ACK, 502));
+        assert_eq!(
+            (s.src_port(), s.dst_port(), s.seq(), s.ack()),
+            (50000, 18081, 1, 2)
+        );
+        assert_eq!(s.flags(), PSH | ACK);
         assert_eq!(s.options().timestamps, Some((5, 6)));
         assert_eq!(s.payload(), &[0xde, 0xad]);
         assert!(Segment::parse(&buf[..n + 2], DST, Ipv4Addr::new(198, 18, 12, 3)).is_none());

@@ -1,0 +1,335 @@
+//! Neighbour resolution: an ARP cache per device, a bounded queue of frames waiting for a MAC,
+//! request retries, and the frames of requests and proxy-ARP replies
+
+use crate::io::DeviceId;
+use crate::txq::{FrameBuf, TxQueue};
+use crate::wire::{Mac, arp, ethernet};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// Interval between ARP requests for one address (Linux `retrans_time_ms`: 1 s)
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Requests sent before the waiting frames are dropped (Linux `mcast_solicit`: 3)
+const MAX_REQUESTS: u8 = 3;
+/// Age after which a cached entry is re-confirmed by a unicast request while still in use
+const REFRESH_AFTER: Duration = Duration::from_secs(60);
+/// Frames waiting per unresolved address (Linux `unres_qlen` is 101; this is per next hop)
+const MAX_PENDING_PER_HOP: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    mac: Mac,
+    confirmed: Instant,
+    probed: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Resolving {
+    sent: u8,
+    next: Instant,
+}
+
+/// The link identity of one device, for the requests it sends
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinkAddr {
+    /// The device's MAC
+    pub(crate) mac: Mac,
+    /// The device's IPv4 address
+    pub(crate) ip: Ipv4Addr,
+}
+
+/// ARP cache, resolution state and waiting frames for all devices of a machine
+#[derive(Debug)]
+pub(crate) struct Neighbors {
+    links: Vec<LinkAddr>,
+    entries: BTreeMap<(DeviceId, Ipv4Addr), Entry>,
+    resolving: BTreeMap<(DeviceId, Ipv4Addr), Resolving>,
+    pending: Vec<(DeviceId, Ipv4Addr, FrameBuf)>,
+}
+
+/// What [`Neighbors::send`] did with a frame
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Queued for transmission with the destination MAC filled in
+    Now,
+    /// Waiting for an ARP reply
+    Waiting,
+    /// Dropped: too many frames already wait for this address
+    QueueFull,
+}
+
+impl Neighbors {
+    /// A cache for devices whose link addresses are `links` (indexed by [`DeviceId`])
+    pub(crate) fn new(links: Vec<LinkAddr>) -> Self {
+        Self {
+            links,
+            entries: BTreeMap::new(),
+            resolving: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Seeds a MAC the runner already knows (e.g. the gateway's from the kernel's table)
+    pub(crate) fn insert_static(&mut self, now: Instant, device: DeviceId, ip: Ipv4Addr, mac: Mac) {
+        self.entries.insert(
+            (device, ip),
+            Entry {
+                mac,
+                confirmed: now,
+                probed: None,
+            },
+        );
+    }
+
+    /// Sends `buf` (a whole Ethernet frame whose destination MAC is to be filled) to `next_hop`
+    ///
+    /// With a cached MAC the frame is queued at once (and an old entry is re-confirmed in the
+    /// background); otherwise it waits while requests go out.
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        device: DeviceId,
+        next_hop: Ipv4Addr,
+        mut buf: FrameBuf,
+        tx: &mut TxQueue,
+    ) -> Sent {
+        if let Some(e) = self.entries.get_mut(&(device, next_hop)) {
+            buf.bytes[0..6].copy_from_slice(&e.mac.0);
+            tx.push(device, buf);
+            let stale = now.saturating_duration_since(e.confirmed) >= REFRESH_AFTER;
+            let probe_due = e
+                .probed
+                .is_none_or(|p| now.saturating_duration_since(p) >= RETRY_INTERVAL * 3);
+            if stale && probe_due {
+                e.probed = Some(now);
+                let target = e.mac;
+                self.request(device, next_hop, target, tx);
+            }
+            return Sent::Now;
+        }
+        let waiting = self
+            .pending
+            .iter()
+            .filter(|(d, ip, _)| *d == device && *ip == next_hop)
+            .count();
+        if waiting >= MAX_PENDING_PER_HOP {
+            tx.recycle(buf);
+            return Sent::QueueFull;
+        }
+        self.pending.push((device, next_hop, buf));
+        if let std::collections::btree_map::Entry::Vacant(e) =
+            self.resolving.entry((device, next_hop))
+        {
+            e.insert(Resolving {
+                sent: 1,
+                next: now + RETRY_INTERVAL,
+            });
+            self.request(device, next_hop, Mac::BROADCAST, tx);
+        }
+        Sent::Waiting
+    }
+
+    /// Learns `mac` for `ip` on `device` from an ARP packet; flushes the frames waiting for it
+    ///
+    /// Only addresses already cached or being resolved are learned (no cache pollution by
+    /// unsolicited ARP). Returns true when a new or changed mapping was learned.
+    pub(crate) fn learn(
+        &mut self,
+        now: Instant,
+        device: DeviceId,
+        ip: Ipv4Addr,
+        mac: Mac,
+        tx: &mut TxQueue,
+    ) -> bool {
+        let key = (device, ip);
+        let was_resolving = self.resolving.remove(&key).is_some();
+        let changed = match self.entries.get_mut(&key) {
+            Some(e) => {
+                let changed = e.mac != mac;
+                *e = Entry {
+                    mac,
+                    confirmed: now,
+                    probed: None,
+                };
+                changed
+            }
+            None if was_resolving => {
+                self.entries.insert(
+                    key,
+                    Entry {
+                        mac,
+                        confirmed: now,
+                        probed: None,
+                    },
+                );
+                true
+            }
+            None => return false,
+        };
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].0 == device && self.pending[i].1 == ip {
+                let (d, _, mut buf) = self.pending.remove(i);
+                buf.bytes[0..6].copy_from_slice(&mac.0);
+                tx.push(d, buf);
+            } else {
+                i += 1;
+            }
+        }
+        changed
+    }
+
+    /// The next retry deadline
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.resolving.values().map(|r| r.next).min()
+    }
+
+    /// Retries due requests; gives up on addresses that never answered
+    ///
+    /// Returns how many waiting frames were dropped (counted as `ArpUnresolved`).
+    pub(crate) fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
+        let due: Vec<_> = self
+            .resolving
+            .iter()
+            .filter(|(_, r)| r.next <= now)
+            .map(|(&k, &r)| (k, r))
+            .collect();
+        let mut dropped = 0;
+        for ((device, ip), r) in due {
+            if r.sent >= MAX_REQUESTS {
+                self.resolving.remove(&(device, ip));
+                let mut i = 0;
+                while i < self.pending.len() {
+                    if self.pending[i].0 == device && self.pending[i].1 == ip {
+                        let (_, _, buf) = self.pending.remove(i);
+                        tx.recycle(buf);
+                        dropped += 1;
+                    } else {
+                        i += 1;
+                    }
+                }
+            } else {
+                self.resolving.insert(
+                    (device, ip),
+                    Resolving {
+                        sent: r.sent + 1,
+                        next: now + RETRY_INTERVAL,
+                    },
+                );
+                self.request(device, ip, Mac::BROADCAST, tx);
+            }
+        }
+        dropped
+    }
+
+    /// Queues an ARP request for `ip` from `device`, broadcast or unicast to `to`
+    fn request(&self, device: DeviceId, ip: Ipv4Addr, to: Mac, tx: &mut TxQueue) {
+        let link = self.links[device.index()];
+        let req = arp::Arp {
+            op: arp::OP_REQUEST,
+            sha: link.mac,
+            spa: link.ip,
+            tha: Mac::ZERO,
+            tpa: ip,
+        };
+        tx.push_with(device, ethernet::MIN_FRAME_LEN, |b| {
+            write_arp_frame(b, to, link.mac, &req)
+        });
+    }
+}
+
+/// Writes an Ethernet frame carrying `packet`, padded to the Ethernet minimum
+pub(crate) fn write_arp_frame(buf: &mut [u8], dst: Mac, src: Mac, packet: &arp::Arp) -> usize {
+    let n = ethernet::write(buf, dst, src, ethernet::ETHERTYPE_ARP);
+    let n = n + packet.write(&mut buf[n..]);
+    ethernet::pad(buf, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::Output;
+
+    const DEV: DeviceId = DeviceId(0);
+    const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 1);
+    const GW_MAC: Mac = Mac([2, 0, 0, 0, 0x12, 1]);
+
+    fn setup() -> (Neighbors, TxQueue) {
+        let links = vec![LinkAddr {
+            mac: Mac([2, 0, 0, 0, 0x12, 2]),
+            ip: Ipv4Addr::new(198, 18, 12, 2),
+        }];
+        (Neighbors::new(links), TxQueue::new())
+    }
+
+    fn frame(tx: &mut TxQueue) -> FrameBuf {
+        let mut b = tx.take(60);
+        b.len = 60;
+        b
+    }
+
+    fn drain(tx: &mut TxQueue) -> Vec<Vec<u8>> {
+        let mut out = vec![0u8; 2000];
+        let mut v = Vec::new();
+        while let Some(Output::Transmit(t)) = tx.poll(&mut out) {
+            v.push(out[..t.len].to_vec());
+        }
+        v
+    }
+
+    #[test]
+    fn resolves_then_flushes_waiting_frames() {
+        let t0 = Instant::now();
+        let (mut n, mut tx) = setup();
+        let b = frame(&mut tx);
+        assert_eq!(n.send(t0, DEV, GW, b, &mut tx), Sent::Waiting);
+        let b = frame(&mut tx);
+        assert_eq!(n.send(t0, DEV, GW, b, &mut tx), Sent::Waiting);
+        let sent = drain(&mut tx);
+        assert_eq!(sent.len(), 1, "one request for two frames");
+        let req = arp::parse(&sent[0][14..]).unwrap();
+        assert_eq!((req.op, req.tpa), (arp::OP_REQUEST, GW));
+        assert!(n.learn(t0, DEV, GW, GW_MAC, &mut tx));
+        let flushed = drain(&mut tx);
+        assert_eq!(flushed.len(), 2);
+        assert!(flushed.iter().all(|f| f[0..6] == GW_MAC.0));
+        let b = frame(&mut tx);
+        assert_eq!(n.send(t0, DEV, GW, b, &mut tx), Sent::Now);
+    }
+
+    #[test]
+    fn retries_then_gives_up() {
+        let t0 = Instant::now();
+        let (mut n, mut tx) = setup();
+        let b = frame(&mut tx);
+        n.send(t0, DEV, GW, b, &mut tx);
+        let mut requests = drain(&mut tx).len();
+        let mut now = t0;
+        let mut dropped = 0;
+        while let Some(at) = n.poll_timeout() {
+            now = at;
+            dropped += n.handle_timeout(now, &mut tx);
+            requests += drain(&mut tx).len();
+        }
+        assert_eq!(requests, 3);
+        assert_eq!(dropped, 1);
+        assert_eq!(now, t0 + RETRY_INTERVAL * 3);
+        assert!(
+            !n.learn(now, DEV, GW, GW_MAC, &mut tx),
+            "unsolicited replies are not cached"
+        );
+    }
+
+    #[test]
+    fn bounded_waiting_queue() {
+        let t0 = Instant::now();
+        let (mut n, mut tx) = setup();
+        for _ in 0..MAX_PENDING_PER_HOP {
+            let b = frame(&mut tx);
+            assert_eq!(n.send(t0, DEV, GW, b, &mut tx), Sent::Waiting);
+        }
+        let b = frame(&mut tx);
+        assert_eq!(n.send(t0, DEV, GW, b, &mut tx), Sent::QueueFull);
+    }
+}

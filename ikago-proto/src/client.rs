@@ -1,0 +1,597 @@
+//! The client machine: LAN sources in, FakeTCP to the server out, and back
+//!
+//! Frames captured on listen devices from a configured source, addressed to this machine's MAC
+//! (it is their gateway, directly or through a published address), are reassembled if
+//! fragmented, sealed and sent to the server in FakeTCP data segments over the upstream device.
+//! Inner packets coming back are delivered to the source that owns their destination address,
+//! with the MAC and device it was last seen with. Until the handshake completes, inner packets
+//! wait in a bounded queue.
+
+use crate::config::{ClientConfig, ConfigError, Ipv4Net, Roles, TcpTuning, check_common};
+use crate::event::{Event, PeerLostReason};
+use crate::faketcp::{Change, Conn, Control, Reply};
+use crate::io::{DeviceId, Input, Output};
+use crate::machine::{Core, Dest};
+use crate::stats::{DropReason, Peer, PeerStats, Stats};
+use crate::timer::Timers;
+use crate::txq::FrameBuf;
+use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
+use rand_core::RngCore;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// How far ahead `poll_output` points when nothing is scheduled
+const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// The range a random local port is drawn from (IANA dynamic ports, as the original)
+const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// Reassembly scope of inner fragments that arrive through the tunnel (devices use 0-255)
+const TUNNEL_SCOPE: u32 = 256;
+
+#[derive(Debug, Clone, Copy)]
+#[repr(usize)]
+enum Timer {
+    Syn,
+    Keepalive,
+    PeerTimeout,
+    Ack,
+}
+const TIMERS: usize = 4;
+
+/// A LAN source seen on a listen device
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    mac: Mac,
+    device: DeviceId,
+    stats: PeerStats,
+}
+
+/// The client side of the tunnel
+#[derive(Debug)]
+pub struct Client {
+    core: Core,
+    server: SocketAddrV4,
+    server_hop: Ipv4Addr,
+    sources: Vec<Ipv4Net>,
+    publish: Vec<Ipv4Addr>,
+    tuning: TcpTuning,
+    conn: Conn,
+    known: BTreeMap<Ipv4Addr, Source>,
+    pending: VecDeque<FrameBuf>,
+    timers: Timers<TIMERS>,
+    syn_rto: Duration,
+    syn_retries: u32,
+}
+
+impl Client {
+    /// Validates `config` and starts the handshake (the SYN is the first output)
+    pub fn new(config: ClientConfig, now: Instant) -> Result<Self, ConfigError> {
+        let roles = Roles::of(&config.devices)?;
+        check_common(config.mtu, config.fragment, config.method, &config.password)?;
+        if config.sources.is_empty() {
+            return Err(ConfigError::NoSources);
+        }
+        if config.tcp.pending_packets == 0 {
+            return Err(ConfigError::Zero("pending packets"));
+        }
+        let up = &config.devices[roles.upstream];
+        let server_ip = *config.server.ip();
+        if !up.on_link(server_ip) && up.gateway.is_none() {
+            return Err(ConfigError::NoGateway(up.name.clone(), server_ip));
+        }
+        let mut core = Core::new(
+            config.devices.clone(),
+            roles.upstream,
+            config.method,
+            &config.password,
+            config.mtu,
+            config.fragment,
+            config.reassembly,
+            config.rng_seed,
+            now,
+        );
+        let port = match config.port {
+            0 => {
+                let span = u32::from(DYNAMIC_PORTS.end() - DYNAMIC_PORTS.start()) + 1;
+                DYNAMIC_PORTS.start() + (core.rng.next_u32() % span) as u16
+            }
+            p => p,
+        };
+        let local = SocketAddrV4::new(up.addr, port);
+        let mss = config.mtu.saturating_sub(40);
+        let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
+        let server_hop = core.next_hop(core.upstream, server_ip);
+        let mut client = Self {
+            core,
+            server: config.server,
+            server_hop,
+            sources: config.sources,
+            publish: config.publish,
+            tuning: config.tcp,
+            conn,
+            known: BTreeMap::new(),
+            pending: VecDeque::new(),
+            timers: Timers::default(),
+            syn_rto: config.tcp.syn_rto,
+            syn_retries: 0,
+        };
+        client.start_handshake();
+        Ok(client)
+    }
+
+    /// The local FakeTCP address (upstream address and port)
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.conn.local
+    }
+
+    /// The server's tunnel address
+    pub fn server_addr(&self) -> SocketAddrV4 {
+        self.server
+    }
+
+    /// Whether the handshake with the server has completed
+    pub fn is_connected(&self) -> bool {
+        self.conn.can_send()
+    }
+
+    /// Feeds a captured frame or the passage of time; never fails on network bytes
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        match input {
+            Input::Frame { now, device, data } => {
+                self.core.advance(now);
+                if device.index() >= self.core.devices.len() {
+                    self.core.drop(DropReason::NotForUs);
+                } else {
+                    self.handle_frame(device, data);
+                }
+                if self.next_deadline().is_some_and(|t| t <= self.core.now) {
+                    self.handle_timeout();
+                }
+            }
+            Input::Timeout(now) => {
+                self.core.advance(now);
+                self.handle_timeout();
+            }
+        }
+    }
+
+    /// The next frame to inject (written to `buf`), event, or the instant to call back
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN).
+    pub fn poll_output(&mut self, buf: &mut [u8]) -> Output {
+        if let Some(o) = self.core.poll(buf) {
+            return o;
+        }
+        Output::Timeout(self.next_deadline().unwrap_or(self.core.now + IDLE_TIMEOUT))
+    }
+
+    /// A snapshot of the counters, with one entry per source seen
+    pub fn stats(&self) -> Stats {
+        let mut s = self.core.stats.clone();
+        s.peers = self.known.values().map(|k| k.stats).collect();
+        s.peers.sort_by_key(|p| p.peer);
+        s
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [self.timers.next(), self.core.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
+        let Some(eth) = ethernet::parse(data) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        if eth.src == self.core.device(device).mac {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => self.handle_arp(device, eth),
+            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
+                Ok(p) if device == self.core.upstream && p.src() == *self.server.ip() => {
+                    self.handle_tunnel(device, &p)
+                }
+                Ok(p) if self.core.device(device).role.listens() => {
+                    self.handle_lan(device, eth, &p)
+                }
+                Ok(_) => self.core.drop(DropReason::NotForUs),
+                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
+                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+            },
+            _ => self.core.drop(DropReason::NotForUs),
+        }
+    }
+
+    /// Learns neighbours and answers requests for published addresses (proxy ARP)
+    fn handle_arp(&mut self, device: DeviceId, eth: ethernet::Frame<'_>) {
+        let Some(a) = arp::parse(eth.payload) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        let now = self.core.now;
+        if self
+            .core
+            .neighbors
+            .learn(now, device, a.spa, a.sha, &mut self.core.tx)
+        {
+            self.core.tx.event(Event::NeighborResolved {
+                ip: a.spa,
+                mac: a.sha,
+            });
+        }
+        let dev = self.core.device(device);
+        if a.op != arp::OP_REQUEST
+            || !dev.role.listens()
+            || !self.publish.contains(&a.tpa)
+            || a.spa == a.tpa
+            || a.tpa == dev.addr
+        {
+            return;
+        }
+        let reply = arp::Arp {
+            op: arp::OP_REPLY,
+            sha: dev.mac,
+            spa: a.tpa,
+            tha: a.sha,
+            tpa: a.spa,
+        };
+        let src = dev.mac;
+        self.core
+            .tx
+            .push_with(device, ethernet::MIN_FRAME_LEN, |b| {
+                crate::arp::write_arp_frame(b, eth.src, src, &reply)
+            });
+        self.core.tx.event(Event::ArpReplied {
+            publish: a.tpa,
+            requester: a.spa,
+        });
+    }
+
+    /// A packet from the LAN side: tunnel it if it comes from a source and goes beyond the LAN
+    fn handle_lan(&mut self, device: DeviceId, eth: ethernet::Frame<'_>, pkt: &ipv4::Packet<'_>) {
+        let src = pkt.src();
+        if !self.sources.iter().any(|n| n.contains(src)) {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        let dev = self.core.device(device);
+        if eth.dst != dev.mac {
+            // the source did not route this through us: LAN traffic seen promiscuously
+            return self.core.drop(DropReason::NotForUs);
+        }
+        let dst = pkt.dst();
+        if self.core.is_own_addr(dst)
+            || self.publish.contains(&dst)
+            || dst.is_broadcast()
+            || dst.is_multicast()
+            || dev.on_link(dst)
+        {
+            return self.core.drop(DropReason::LocalDestination);
+        }
+        let now = self.core.now;
+        let len = pkt.bytes().len();
+        self.core.stats.local_rx.add(len);
+        self.learn_source(device, src, eth.src, len);
+        if pkt.is_fragment() {
+            match self
+                .core
+                .reassembler
+                .handle_fragment(now, u32::from(device.0), pkt)
+            {
+                Err(r) => self.core.drop(r),
+                Ok(None) => {}
+                Ok(Some(whole)) => {
+                    let n = whole.len();
+                    let mut scratch = std::mem::take(&mut self.core.reassembled);
+                    scratch[..n].copy_from_slice(whole);
+                    self.tunnel_inner(&scratch[..n]);
+                    self.core.reassembled = scratch;
+                }
+            }
+        } else {
+            self.tunnel_inner(pkt.bytes());
+        }
+    }
+
+    fn learn_source(&mut self, device: DeviceId, ip: Ipv4Addr, mac: Mac, len: usize) {
+        let now = self.core.now;
+        let entry = self.known.entry(ip).or_insert_with(|| Source {
+            mac: Mac::ZERO,
+            device,
+            stats: PeerStats {
+                peer: Peer::Source(ip),
+                out: Default::default(),
+                r#in: Default::default(),
+                first_seen: now,
+                last_seen: now,
+            },
+        });
+        if entry.mac != mac || entry.device != device {
+            entry.mac = mac;
+            entry.device = device;
+            let name = self.core.device(device).name.clone();
+            self.core.tx.event(Event::SourceJoined {
+                ip,
+                mac,
+                device: name,
+            });
+        }
+        entry.stats.out.add(len);
+        entry.stats.last_seen = now;
+    }
+
+    /// Sends an inner packet to the server, or queues it while the handshake runs
+    fn tunnel_inner(&mut self, inner: &[u8]) {
+        if inner.len() + self.core.cipher.overhead() + self.conn.data_offset() > ipv4::MAX_LEN {
+            return self.core.drop(DropReason::TooBig);
+        }
+        if self.conn.can_send() {
+            let up = self.core.upstream;
+            self.core
+                .send_tunnel(&mut self.conn, up, Dest::NextHop(self.server_hop), inner);
+            self.core.stats.inner_tx.add(inner.len());
+        } else if self.pending.len() >= self.tuning.pending_packets {
+            self.core.drop(DropReason::QueueFull);
+        } else {
+            let mut buf = self.core.tx.take(inner.len());
+            buf.bytes[..inner.len()].copy_from_slice(inner);
+            buf.len = inner.len();
+            self.pending.push_back(buf);
+        }
+    }
+
+    /// A packet from the server's address on the upstream device
+    fn handle_tunnel(&mut self, device: DeviceId, pkt: &ipv4::Packet<'_>) {
+        if pkt.dst() != *self.conn.local.ip() {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        if pkt.is_fragment() {
+            let now = self.core.now;
+            match self
+                .core
+                .reassembler
+                .handle_fragment(now, u32::from(device.0), pkt)
+            {
+                Err(r) => self.core.drop(r),
+                Ok(None) => {}
+                Ok(Some(whole)) => {
+                    let n = whole.len();
+                    let mut scratch = std::mem::take(&mut self.core.reassembled);
+                    scratch[..n].copy_from_slice(whole);
+                    if let Ok(p) = ipv4::Packet::parse(&scratch[..n]) {
+                        self.handle_segment(&p);
+                    }
+                    self.core.reassembled = scratch;
+                }
+            }
+            return;
+        }
+        self.handle_segment(pkt);
+    }
+
+    fn handle_segment(&mut self, pkt: &ipv4::Packet<'_>) {
+        if pkt.protocol() != proto::TCP {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        let Some(seg) = tcp::Segment::parse(pkt.payload(), pkt.src(), pkt.dst()) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        if seg.src_port() != self.server.port() || seg.dst_port() != self.conn.local.port() {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        self.core.stats.tunnel_rx.add(pkt.bytes().len());
+        let now = self.core.now;
+        let r = self.conn.handle_segment(now, &seg);
+        match r.change {
+            Some(Change::Connected { rtt }) => self.on_connected(rtt),
+            Some(Change::Reset) => return self.on_lost(PeerLostReason::Reset),
+            Some(Change::Established) | None => {}
+        }
+        if r.reply == Reply::Ack {
+            self.send_control(Control::Ack);
+        }
+        if r.deliver {
+            self.deliver(seg.payload());
+            self.schedule_ack();
+        }
+    }
+
+    /// Opens a tunnel payload and delivers the inner packet to its source
+    fn deliver(&mut self, sealed: &[u8]) {
+        let mut buf = self.core.tx.take(ethernet::HEADER_LEN + sealed.len());
+        let Ok(len) = self
+            .core
+            .cipher
+            .open_into(sealed, &mut buf.bytes[ethernet::HEADER_LEN..])
+        else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::DecryptFailed);
+        };
+        let inner = &buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len];
+        let (is_fragment, ok) = match ipv4::Packet::parse(inner) {
+            Ok(p) => (p.is_fragment(), p.bytes().len() == len),
+            Err(_) => (false, false),
+        };
+        if !ok {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::BadInner);
+        }
+        self.core.stats.inner_rx.add(len);
+        if !is_fragment {
+            buf.len = ethernet::HEADER_LEN + len;
+            return self.deliver_lan(buf);
+        }
+        let now = self.core.now;
+        let p = ipv4::Packet::parse(inner).expect("parsed above");
+        match self.core.reassembler.handle_fragment(now, TUNNEL_SCOPE, &p) {
+            Err(r) => self.core.drop(r),
+            Ok(None) => {}
+            Ok(Some(whole)) => {
+                let mut out = self.core.tx.take(ethernet::HEADER_LEN + whole.len());
+                out.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + whole.len()]
+                    .copy_from_slice(whole);
+                out.len = ethernet::HEADER_LEN + whole.len();
+                self.deliver_lan(out);
+            }
+        }
+        self.core.tx.recycle(buf);
+    }
+
+    /// Writes an inner packet at `buf.bytes[14..buf.len]` to the source that owns its destination
+    fn deliver_lan(&mut self, mut buf: FrameBuf) {
+        let (dst, len, df) = {
+            let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+                .expect("validated by the caller");
+            (p.dst(), p.bytes().len(), p.dont_fragment())
+        };
+        let now = self.core.now;
+        let Some(source) = self.known.get_mut(&dst) else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::NoRoute);
+        };
+        source.stats.r#in.add(len);
+        source.stats.last_seen = now;
+        let (device, mac) = (source.device, source.mac);
+        let fragment = self.core.fragment;
+        if len <= fragment {
+            let src_mac = self.core.device(device).mac;
+            ethernet::write(&mut buf.bytes, mac, src_mac, ethernet::ETHERTYPE_IPV4);
+            buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + len);
+            self.core.stats.local_tx.add(len);
+            self.core.tx.push(device, buf);
+            return;
+        }
+        let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+            .expect("validated by the caller");
+        if df {
+            let from = self.core.device(device).addr;
+            let icmp = self.core.frag_needed(&p, from, fragment);
+            self.tunnel_inner(&icmp.bytes[ethernet::HEADER_LEN..icmp.len]);
+            self.core.tx.recycle(icmp);
+        } else {
+            self.core.stats.local_tx.add(len);
+            self.core.send_ip(device, Dest::Mac(mac), &p, fragment);
+        }
+        self.core.tx.recycle(buf);
+    }
+
+    /// Acknowledges received data now when enough is outstanding, otherwise soon
+    fn schedule_ack(&mut self) {
+        let threshold = self.tuning.ack_bytes.min(self.conn.window_bytes() / 4);
+        if self.conn.unacked >= threshold {
+            self.send_control(Control::Ack);
+        } else if self.conn.unacked > 0 && self.conn.ack_due.is_none() {
+            let at = self.core.now + self.tuning.ack_delay;
+            self.conn.ack_due = Some(at);
+            self.timers.set(Timer::Ack as usize, at);
+        }
+    }
+
+    fn send_control(&mut self, kind: Control) {
+        let up = self.core.upstream;
+        self.core
+            .send_control(&mut self.conn, up, Dest::NextHop(self.server_hop), kind);
+        if kind != Control::Syn {
+            self.timers.stop(Timer::Ack as usize);
+        }
+    }
+
+    fn start_handshake(&mut self) {
+        self.syn_retries = 0;
+        self.syn_rto = self.tuning.syn_rto;
+        for t in [Timer::Keepalive, Timer::PeerTimeout, Timer::Ack] {
+            self.timers.stop(t as usize);
+        }
+        self.send_syn();
+    }
+
+    fn send_syn(&mut self) {
+        self.send_control(Control::Syn);
+        self.core.tx.event(Event::Connecting {
+            server: self.server,
+            retry: self.syn_retries,
+        });
+        self.timers
+            .set(Timer::Syn as usize, self.core.now + self.syn_rto);
+    }
+
+    fn on_connected(&mut self, rtt: Duration) {
+        let now = self.core.now;
+        self.timers.stop(Timer::Syn as usize);
+        self.core.stats.handshakes += 1;
+        self.core.stats.rtt = Some(rtt);
+        self.core.tx.event(Event::Connected {
+            server: self.server,
+            rtt,
+        });
+        self.timers
+            .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
+        self.timers
+            .set(Timer::PeerTimeout as usize, now + self.tuning.peer_timeout);
+        // the ACK completing the handshake goes out before the queued data
+        self.send_control(Control::Ack);
+        let up = self.core.upstream;
+        while let Some(buf) = self.pending.pop_front() {
+            self.core.send_tunnel(
+                &mut self.conn,
+                up,
+                Dest::NextHop(self.server_hop),
+                &buf.bytes[..buf.len],
+            );
+            self.core.stats.inner_tx.add(buf.len);
+            self.core.tx.recycle(buf);
+        }
+    }
+
+    fn on_lost(&mut self, reason: PeerLostReason) {
+        self.core.tx.event(Event::PeerLost {
+            server: self.server,
+            reason,
+        });
+        self.core.stats.reconnects += 1;
+        let now = self.core.now;
+        self.conn.restart(now, &mut self.core.rng);
+        self.start_handshake();
+    }
+
+    fn handle_timeout(&mut self) {
+        self.core.handle_timeout();
+        let now = self.core.now;
+        if self.timers.expire(Timer::Syn as usize, now) {
+            self.syn_retries += 1;
+            self.syn_rto = (self.syn_rto * 2).min(self.tuning.syn_rto_max);
+            self.send_syn();
+        }
+        if self.timers.expire(Timer::Ack as usize, now)
+            && self.conn.can_send()
+            && self.conn.unacked > 0
+        {
+            self.send_control(Control::Ack);
+        }
+        if self.timers.expire(Timer::PeerTimeout as usize, now) {
+            let silent = now.saturating_duration_since(self.conn.last_rx);
+            if silent >= self.tuning.peer_timeout {
+                return self.on_lost(PeerLostReason::Timeout);
+            }
+            self.timers.set(
+                Timer::PeerTimeout as usize,
+                self.conn.last_rx + self.tuning.peer_timeout,
+            );
+        }
+        if self.timers.expire(Timer::Keepalive as usize, now) {
+            let ka = self.tuning.keepalive;
+            let idle_tx = now.saturating_duration_since(self.conn.last_tx);
+            let idle_rx = now.saturating_duration_since(self.conn.last_rx);
+            if idle_tx >= ka || idle_rx >= ka {
+                self.send_control(Control::Keepalive);
+                self.timers.set(Timer::Keepalive as usize, now + ka);
+            } else {
+                self.timers.set(
+                    Timer::Keepalive as usize,
+                    self.conn.last_tx.min(self.conn.last_rx) + ka,
+                );
+            }
+        }
+    }
+}

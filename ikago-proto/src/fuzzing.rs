@@ -1,0 +1,204 @@
+//! Fuzz harness bodies, shared by the cargo-fuzz targets and the plain tests that replay their corpora
+//!
+//! Each function takes arbitrary bytes and must never panic. Compiled for tests and with the
+//! `fuzzing` feature only.
+
+use crate::config::{
+    ClientConfig, DeviceConfig, DeviceRole, LinkType, ReassemblyLimits, ServerConfig,
+};
+use crate::crypto::{Cipher, Method};
+use crate::fragment::Reassembler;
+use crate::io::{DeviceId, Input, MAX_FRAME_LEN, Output};
+use crate::wire::{Mac, ipv4};
+use crate::{Client, Server};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// Opens `data[1..]` as a tunnel payload with the method chosen by `data[0]`
+pub fn open_frame(data: &[u8]) {
+    let Some((&m, sealed)) = data.split_first() else {
+        return;
+    };
+    let method = Method::ALL[usize::from(m) % Method::ALL.len()];
+    let cipher = Cipher::new(method, "fuzz");
+    let mut out = vec![0u8; sealed.len()];
+    if let Ok(n) = cipher.open_into(sealed, &mut out) {
+        assert!(n <= sealed.len());
+    }
+    let mut copy = sealed.to_vec();
+    if let Ok(r) = cipher.open(&mut copy) {
+        assert!(r.end <= copy.len());
+    }
+}
+
+fn device(
+    name: &str,
+    role: DeviceRole,
+    last: u8,
+    net: u8,
+    gateway: Option<Ipv4Addr>,
+) -> DeviceConfig {
+    DeviceConfig {
+        name: name.into(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac([2, 0, 0, 0, net, last]),
+        addr: Ipv4Addr::new(198, 18, net, last),
+        prefix_len: 24,
+        gateway,
+        gateway_mac: None,
+    }
+}
+
+/// The client the fuzzers drive: LAN 198.18.11.0/24, WAN 198.18.12.0/24, server 198.18.12.1:18081
+pub fn fuzz_client(method: Method) -> Client {
+    let devices = vec![
+        device("lan0", DeviceRole::Listen, 1, 11, None),
+        device(
+            "wan0",
+            DeviceRole::Upstream,
+            2,
+            12,
+            Some(Ipv4Addr::new(198, 18, 12, 254)),
+        ),
+    ];
+    let mut c = ClientConfig::new(
+        devices,
+        vec!["198.18.11.0/24".parse().expect("valid CIDR")],
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081),
+    );
+    c.method = method;
+    c.password = "fuzz".into();
+    c.port = 50000;
+    c.mtu = 1000;
+    c.fragment = 800;
+    c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
+    Client::new(c, Instant::now()).expect("the fuzz configuration is valid")
+}
+
+/// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1
+pub fn fuzz_server(method: Method) -> Server {
+    let devices = vec![
+        device("wan0", DeviceRole::Listen, 1, 12, None),
+        device(
+            "dst0",
+            DeviceRole::Upstream,
+            1,
+            13,
+            Some(Ipv4Addr::new(198, 18, 13, 2)),
+        ),
+    ];
+    let mut s = ServerConfig::new(devices, 18081);
+    s.method = method;
+    s.password = "fuzz".into();
+    s.mtu = 1000;
+    s.fragment = 800;
+    Server::new(s, Instant::now()).expect("the fuzz configuration is valid")
+}
+
+/// A machine the generic driver can feed
+trait Machine {
+    fn input(&mut self, input: Input<'_>);
+    fn output(&mut self, buf: &mut [u8]) -> Output;
+}
+
+impl Machine for Client {
+    fn input(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
+    fn output(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
+}
+
+impl Machine for Server {
+    fn input(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
+    fn output(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
+}
+
+/// Interprets `data` as records `[kind, device, len_hi, len_lo, bytes...]`: kind 0-199 feeds a
+/// frame, 200-255 advances time by `(kind - 199) * len` milliseconds; drains after each input
+fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
+    let mut now = start;
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    let mut drain = |m: &mut dyn FnMut(&mut [u8]) -> Output| {
+        for _ in 0..10_000 {
+            match m(&mut buf) {
+                Output::Transmit(t) => assert!(t.len <= MAX_FRAME_LEN && t.device.0 < 2),
+                Output::Event(_) => {}
+                Output::Timeout(_) => return,
+            }
+        }
+        panic!("poll_output never returned Timeout");
+    };
+    while data.len() >= 4 {
+        let (kind, device) = (data[0], data[1]);
+        let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
+        data = &data[4..];
+        if kind >= 200 {
+            now += Duration::from_millis(u64::from(kind - 199) * len as u64);
+            m.input(Input::Timeout(now));
+        } else {
+            let n = len.min(data.len());
+            m.input(Input::Frame {
+                now,
+                device: DeviceId(device % 3),
+                data: &data[..n],
+            });
+            data = &data[n..];
+        }
+        drain(&mut |b| m.output(b));
+    }
+}
+
+/// Feeds arbitrary frames and timeouts to a client (method chosen by the first byte)
+pub fn client_input(data: &[u8]) {
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let mut c = fuzz_client(Method::ALL[usize::from(m) % Method::ALL.len()]);
+    let start = Instant::now();
+    drive(&mut c, start, rest);
+}
+
+/// Feeds arbitrary frames and timeouts to a server (method chosen by the first byte)
+pub fn server_input(data: &[u8]) {
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let mut s = fuzz_server(Method::ALL[usize::from(m) % Method::ALL.len()]);
+    let start = Instant::now();
+    drive(&mut s, start, rest);
+}
+
+/// Feeds arbitrary IPv4 packets (records `[scope, len_hi, len_lo, bytes...]`) to a small reassembler
+pub fn reassembly(mut data: &[u8]) {
+    let limits = ReassemblyLimits {
+        max_entries: 4,
+        max_bytes: 64 * 1024,
+        timeout: Duration::from_secs(1),
+    };
+    let mut r = Reassembler::new(limits);
+    let mut now = Instant::now();
+    while data.len() >= 3 {
+        let scope = u32::from(data[0] & 3);
+        let len = usize::from(u16::from_be_bytes([data[1], data[2]])).min(data.len() - 3);
+        let pkt = &data[3..3 + len];
+        data = &data[3 + len..];
+        now += Duration::from_millis(100);
+        if let Ok(p) = ipv4::Packet::parse(pkt)
+            && let Ok(Some(whole)) = r.handle_fragment(now, scope, &p)
+        {
+            assert!(
+                ipv4::Packet::parse(whole).is_ok(),
+                "reassembled packets are valid"
+            );
+        }
+        r.handle_timeout(now);
+        assert!(r.len() <= limits.max_entries && r.buffered_bytes() <= limits.max_bytes);
+    }
+}

@@ -1,0 +1,361 @@
+//! What the client and server machines share: devices, time, randomness, the output queue,
+//! neighbour resolution, reassembly, sealing into FakeTCP frames, and counters
+
+use crate::arp::{LinkAddr, Neighbors, Sent};
+use crate::config::{DeviceConfig, ReassemblyLimits};
+use crate::crypto::{Cipher, Method};
+use crate::event::Event;
+use crate::faketcp::{Conn, Control};
+use crate::fragment::{self, Reassembler};
+use crate::io::{DeviceId, Output};
+use crate::stats::{DropReason, Stats};
+use crate::txq::{FrameBuf, TxQueue};
+use crate::wire::{Mac, ethernet, icmp, ipv4, proto};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+/// Minimum interval between two [`Event::Dropped`] for the same reason
+const DROP_EVENT_INTERVAL: Duration = Duration::from_secs(1);
+/// TTL of ICMP errors the machines originate (Linux `ip_default_ttl`)
+const ICMP_TTL: u8 = 64;
+
+/// Where a frame goes on its link
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dest {
+    /// A known MAC (the source's, or the MAC the peer's frames came from)
+    Mac(Mac),
+    /// An IPv4 next hop to resolve by ARP
+    NextHop(Ipv4Addr),
+}
+
+/// Per-reason state of the rate-limited drop events
+#[derive(Debug, Clone, Copy, Default)]
+struct DropReport {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+/// The shared part of both machines
+#[derive(Debug)]
+pub(crate) struct Core {
+    /// Configured devices, indexed by [`DeviceId`]
+    pub(crate) devices: Vec<DeviceConfig>,
+    /// The upstream device
+    pub(crate) upstream: DeviceId,
+    /// Latest time seen (never goes backwards)
+    pub(crate) now: Instant,
+    /// When the machine was created
+    pub(crate) epoch: Instant,
+    /// The machine's CSPRNG
+    pub(crate) rng: ChaCha20Rng,
+    /// Frames and events waiting for `poll_output`
+    pub(crate) tx: TxQueue,
+    /// ARP cache and resolution
+    pub(crate) neighbors: Neighbors,
+    /// IPv4 reassembly
+    pub(crate) reassembler: Reassembler,
+    /// The keyed encryption method
+    pub(crate) cipher: Cipher,
+    /// Largest FakeTCP frame (IPv4 bytes)
+    pub(crate) mtu: usize,
+    /// Largest IPv4 packet toward the local side
+    pub(crate) fragment: usize,
+    /// Counters (per-peer entries are filled in by the machines' `stats`)
+    pub(crate) stats: Stats,
+    /// A 64 KiB work area for packets that must be copied before they are rewritten
+    pub(crate) scratch: Vec<u8>,
+    /// A 64 KiB copy of the latest reassembled packet while it is processed
+    pub(crate) reassembled: Vec<u8>,
+    /// Reused list of fragments being sent
+    frag_out: Vec<FrameBuf>,
+    drop_reports: [DropReport; DropReason::COUNT],
+}
+
+/// Drop reasons a user must hear about (as rate-limited events), not only count
+fn is_notable(r: DropReason) -> bool {
+    matches!(
+        r,
+        DropReason::DecryptFailed
+            | DropReason::NatExhausted
+            | DropReason::QueueFull
+            | DropReason::ArpUnresolved
+            | DropReason::TooManyClients
+            | DropReason::UnknownPeer
+            | DropReason::BadInner
+    )
+}
+
+impl Core {
+    /// Shared state for `devices` with `upstream` toward the peer or the Internet
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        devices: Vec<DeviceConfig>,
+        upstream: usize,
+        method: Method,
+        password: &str,
+        mtu: u16,
+        fragment: u16,
+        reassembly: ReassemblyLimits,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let links = devices
+            .iter()
+            .map(|d| LinkAddr {
+                mac: d.mac,
+                ip: d.addr,
+            })
+            .collect();
+        let mut neighbors = Neighbors::new(links);
+        for (i, d) in devices.iter().enumerate() {
+            if let (Some(gw), Some(mac)) = (d.gateway, d.gateway_mac) {
+                neighbors.insert_static(now, DeviceId(i as u8), gw, mac);
+            }
+        }
+        Self {
+            upstream: DeviceId(upstream as u8),
+            devices,
+            now,
+            epoch: now,
+            rng: ChaCha20Rng::from_seed(seed),
+            tx: TxQueue::new(),
+            neighbors,
+            reassembler: Reassembler::new(reassembly),
+            cipher: Cipher::new(method, password),
+            mtu: usize::from(mtu),
+            fragment: usize::from(fragment),
+            stats: Stats::default(),
+            scratch: vec![0; ipv4::MAX_LEN],
+            reassembled: vec![0; ipv4::MAX_LEN],
+            frag_out: Vec::new(),
+            drop_reports: [DropReport::default(); DropReason::COUNT],
+        }
+    }
+
+    /// Moves the clock to `now`, never backwards
+    pub(crate) fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// The device's configuration
+    pub(crate) fn device(&self, d: DeviceId) -> &DeviceConfig {
+        &self.devices[d.index()]
+    }
+
+    /// Whether `ip` is one of this machine's own addresses
+    pub(crate) fn is_own_addr(&self, ip: Ipv4Addr) -> bool {
+        self.devices.iter().any(|d| d.addr == ip)
+    }
+
+    /// The next hop toward `dst` through `device`: `dst` itself when on-link, else the gateway
+    pub(crate) fn next_hop(&self, device: DeviceId, dst: Ipv4Addr) -> Ipv4Addr {
+        let d = self.device(device);
+        if d.on_link(dst) {
+            dst
+        } else {
+            d.gateway.unwrap_or(dst)
+        }
+    }
+
+    /// Counts a drop; notable reasons also become rate-limited [`Event::Dropped`]
+    pub(crate) fn drop(&mut self, reason: DropReason) {
+        self.drop_n(reason, 1);
+    }
+
+    /// Counts `n` drops for one reason
+    pub(crate) fn drop_n(&mut self, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        for _ in 0..n {
+            self.stats.drops.add(reason);
+        }
+        if !is_notable(reason) {
+            return;
+        }
+        let now = self.now;
+        let r = &mut self.drop_reports[reason as usize];
+        r.unreported += n;
+        if r.last
+            .is_none_or(|t| now.saturating_duration_since(t) >= DROP_EVENT_INTERVAL)
+        {
+            let count = std::mem::take(&mut r.unreported);
+            r.last = Some(now);
+            self.tx.event(Event::Dropped { reason, count });
+        }
+    }
+
+    /// Puts a frame on its way: at once with a known MAC, or after ARP resolution
+    pub(crate) fn send_frame(&mut self, device: DeviceId, dest: Dest, mut buf: FrameBuf) {
+        match dest {
+            Dest::Mac(mac) => {
+                buf.bytes[0..6].copy_from_slice(&mac.0);
+                self.tx.push(device, buf);
+            }
+            Dest::NextHop(ip) => {
+                if self.neighbors.send(self.now, device, ip, buf, &mut self.tx) == Sent::QueueFull {
+                    self.drop(DropReason::QueueFull);
+                }
+            }
+        }
+    }
+
+    /// Sends the IPv4 `packet` on `device`, fragmenting it to `mtu` bytes when it is larger
+    ///
+    /// The caller has already decided about DF. Returns the number of frames sent.
+    pub(crate) fn send_ip(
+        &mut self,
+        device: DeviceId,
+        dest: Dest,
+        packet: &ipv4::Packet<'_>,
+        mtu: usize,
+    ) -> usize {
+        let src_mac = self.device(device).mac;
+        let bytes = packet.bytes();
+        if bytes.len() <= mtu {
+            let mut buf = self.tx.take(ethernet::HEADER_LEN + bytes.len());
+            ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+            buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + bytes.len()]
+                .copy_from_slice(bytes);
+            buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + bytes.len());
+            self.send_frame(device, dest, buf);
+            return 1;
+        }
+        let mut frames = std::mem::take(&mut self.frag_out);
+        fragment::fragment(packet, mtu, |hdr, chunk| {
+            let mut buf = self.tx.take(ethernet::HEADER_LEN + hdr.len() + chunk.len());
+            let n = ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+            buf.bytes[n..n + hdr.len()].copy_from_slice(hdr);
+            buf.bytes[n + hdr.len()..n + hdr.len() + chunk.len()].copy_from_slice(chunk);
+            buf.len = ethernet::pad(&mut buf.bytes, n + hdr.len() + chunk.len());
+            frames.push(buf);
+        });
+        let count = frames.len();
+        for buf in frames.drain(..) {
+            self.send_frame(device, dest, buf);
+        }
+        self.frag_out = frames;
+        count
+    }
+
+    /// Seals `inner` into a FakeTCP data segment of `conn` and sends it (as IPv4 fragments when
+    /// the frame exceeds the tunnel MTU); returns the IPv4 bytes put on the wire
+    pub(crate) fn send_tunnel(
+        &mut self,
+        conn: &mut Conn,
+        device: DeviceId,
+        dest: Dest,
+        inner: &[u8],
+    ) -> usize {
+        let off = ethernet::HEADER_LEN + conn.data_offset();
+        let max = off + inner.len() + self.cipher.overhead();
+        let mut buf = self.tx.take(max);
+        let sealed = self
+            .cipher
+            .seal_from(inner, &mut buf.bytes[off..], &mut self.rng);
+        let src_mac = self.device(device).mac;
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+        let ip_len =
+            conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, sealed);
+        self.finish_tunnel(device, dest, buf, ip_len)
+    }
+
+    /// Sends a FakeTCP control segment (SYN, SYN+ACK, ACK, keepalive) of `conn`
+    pub(crate) fn send_control(
+        &mut self,
+        conn: &mut Conn,
+        device: DeviceId,
+        dest: Dest,
+        kind: Control,
+    ) {
+        let mut buf = self.tx.take(ethernet::MIN_FRAME_LEN + 80);
+        let src_mac = self.device(device).mac;
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+        let ip_len = conn.write_control(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, kind);
+        self.finish_tunnel(device, dest, buf, ip_len);
+    }
+
+    /// Pads or fragments a built FakeTCP frame and sends it; returns its IPv4 length
+    pub(crate) fn finish_tunnel(
+        &mut self,
+        device: DeviceId,
+        dest: Dest,
+        mut buf: FrameBuf,
+        ip_len: usize,
+    ) -> usize {
+        self.stats.tunnel_tx.add(ip_len);
+        if ip_len <= self.mtu {
+            buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + ip_len);
+            self.send_frame(device, dest, buf);
+        } else {
+            let end = ethernet::HEADER_LEN + ip_len;
+            match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..end]) {
+                Ok(p) => {
+                    let mtu = self.mtu;
+                    self.send_ip(device, dest, &p, mtu);
+                }
+                Err(_) => unreachable!("the frame was just written with a valid header"),
+            }
+            self.tx.recycle(buf);
+        }
+        ip_len
+    }
+
+    /// Builds an ICMP "fragmentation needed" about `original` (too big for `mtu` with DF set)
+    /// from `src`, counting a [`DropReason::TooBig`]; the IPv4 packet is `buf.bytes[14..buf.len]`
+    pub(crate) fn frag_needed(
+        &mut self,
+        original: &ipv4::Packet<'_>,
+        src: Ipv4Addr,
+        mtu: usize,
+    ) -> FrameBuf {
+        let mut buf = self.tx.take(ethernet::HEADER_LEN + ipv4::HEADER_LEN + 128);
+        let at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+        let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+        let icmp_len = icmp::write_frag_needed(&mut buf.bytes[at..], original, mtu);
+        ipv4::write_header(
+            &mut buf.bytes[ethernet::HEADER_LEN..],
+            &ipv4::Header {
+                src,
+                dst: original.src(),
+                protocol: proto::ICMP,
+                id: 0,
+                ttl: ICMP_TTL,
+                flags_offset: 0,
+                payload_len: icmp_len,
+            },
+        );
+        buf.len = at + icmp_len;
+        self.drop(DropReason::TooBig);
+        buf
+    }
+
+    /// Earliest deadline of the shared parts
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.neighbors.poll_timeout(),
+            self.reassembler.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the shared parts' due timers
+    pub(crate) fn handle_timeout(&mut self) {
+        let now = self.now;
+        let unresolved = self.neighbors.handle_timeout(now, &mut self.tx);
+        self.drop_n(DropReason::ArpUnresolved, unresolved as u64);
+        let expired = self.reassembler.handle_timeout(now);
+        self.drop_n(DropReason::FragmentTimeout, expired as u64);
+    }
+
+    /// The next queued frame or event
+    pub(crate) fn poll(&mut self, buf: &mut [u8]) -> Option<Output> {
+        self.tx.poll(buf)
+    }
+}

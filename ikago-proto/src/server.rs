@@ -1,0 +1,555 @@
+//! The server machine: FakeTCP from many clients in, full-cone NAT to the Internet out, and back
+//!
+//! Clients are keyed by their tunnel address (IP and port as seen here, so clients behind one NAT
+//! stay apart). A SYN creates or restarts a client's connection; data from an address that never
+//! sent one is answered with a RST so that a client recovers at once after a server restart.
+//! Inner packets are reassembled if fragmented, translated by the NAT onto the upstream address
+//! and sent to their next hop; replies are translated back and sealed to the owning client.
+
+use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, check_common};
+use crate::event::Event;
+use crate::faketcp::{self, Change, Conn, Control, Reply};
+use crate::io::{DeviceId, Input, Output};
+use crate::machine::{Core, Dest};
+use crate::nat::Nat;
+use crate::stats::{DropReason, Peer, PeerStats, Stats};
+use crate::timer::Timers;
+use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// How far ahead `poll_output` points when nothing is scheduled
+const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
+/// Interval of the sweep that forgets silent clients
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// RSTs sent to unknown peers per second at most (Linux `icmp_ratelimit`-like protection)
+const RST_PER_SECOND: u32 = 100;
+/// Reassembly scopes of inner fragments are per client, above the device scopes (0-255)
+const CLIENT_SCOPE_BASE: u32 = 256;
+
+#[derive(Debug, Clone, Copy)]
+#[repr(usize)]
+enum Timer {
+    Sweep,
+    Ack,
+}
+const TIMERS: usize = 2;
+
+/// One client of the server
+#[derive(Debug)]
+struct Slot {
+    id: u32,
+    device: DeviceId,
+    mac: Mac,
+    conn: Conn,
+    stats: PeerStats,
+}
+
+/// The server side of the tunnel
+#[derive(Debug)]
+pub struct Server {
+    core: Core,
+    port: u16,
+    public: Ipv4Addr,
+    nat: Nat,
+    tuning: TcpTuning,
+    max_clients: usize,
+    client_timeout: Duration,
+    clients: BTreeMap<SocketAddrV4, Slot>,
+    by_id: BTreeMap<u32, SocketAddrV4>,
+    next_id: u32,
+    timers: Timers<TIMERS>,
+    rst_window: (Instant, u32),
+}
+
+fn check_nat(nat: &NatConfig) -> Result<(), ConfigError> {
+    for (name, r) in [
+        ("tcp", &nat.tcp_ports),
+        ("udp", &nat.udp_ports),
+        ("icmp", &nat.icmp_ids),
+    ] {
+        if r.is_empty() {
+            return Err(ConfigError::EmptyNatRange(name));
+        }
+    }
+    Ok(())
+}
+
+impl Server {
+    /// Validates `config` and starts serving
+    pub fn new(config: ServerConfig, now: Instant) -> Result<Self, ConfigError> {
+        let roles = Roles::of(&config.devices)?;
+        check_common(config.mtu, config.fragment, config.method, &config.password)?;
+        if config.port == 0 {
+            return Err(ConfigError::PortZero);
+        }
+        check_nat(&config.nat)?;
+        if config.max_clients == 0 {
+            return Err(ConfigError::Zero("max clients"));
+        }
+        let public = config.devices[roles.upstream].addr;
+        let core = Core::new(
+            config.devices,
+            roles.upstream,
+            config.method,
+            &config.password,
+            config.mtu,
+            config.fragment,
+            config.reassembly,
+            config.rng_seed,
+            now,
+        );
+        Ok(Self {
+            core,
+            port: config.port,
+            public,
+            nat: Nat::new(&config.nat, public),
+            tuning: config.tcp,
+            max_clients: config.max_clients,
+            client_timeout: config.client_timeout,
+            clients: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+            next_id: 0,
+            timers: Timers::default(),
+            rst_window: (now, 0),
+        })
+    }
+
+    /// The FakeTCP port clients connect to
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The public (NAT) address
+    pub fn public_addr(&self) -> Ipv4Addr {
+        self.public
+    }
+
+    /// Clients currently known
+    pub fn clients(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
+        self.clients.keys().copied()
+    }
+
+    /// Feeds a captured frame or the passage of time; never fails on network bytes
+    pub fn handle_input(&mut self, input: Input<'_>) {
+        match input {
+            Input::Frame { now, device, data } => {
+                self.core.advance(now);
+                if device.index() >= self.core.devices.len() {
+                    self.core.drop(DropReason::NotForUs);
+                } else {
+                    self.handle_frame(device, data);
+                }
+                if self.next_deadline().is_some_and(|t| t <= self.core.now) {
+                    self.handle_timeout();
+                }
+            }
+            Input::Timeout(now) => {
+                self.core.advance(now);
+                self.handle_timeout();
+            }
+        }
+    }
+
+    /// The next frame to inject (written to `buf`), event, or the instant to call back
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN).
+    pub fn poll_output(&mut self, buf: &mut [u8]) -> Output {
+        if let Some(o) = self.core.poll(buf) {
+            return o;
+        }
+        Output::Timeout(self.next_deadline().unwrap_or(self.core.now + IDLE_TIMEOUT))
+    }
+
+    /// A snapshot of the counters, with one entry per client
+    pub fn stats(&self) -> Stats {
+        let mut s = self.core.stats.clone();
+        s.peers = self.clients.values().map(|c| c.stats).collect();
+        s.peers.sort_by_key(|p| p.peer);
+        s.nat_mappings = self.nat.len();
+        s.nat_capacity = self.nat.capacity();
+        s
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.timers.next(),
+            self.core.poll_timeout(),
+            self.nat.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
+        let Some(eth) = ethernet::parse(data) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        if eth.src == self.core.device(device).mac {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => {
+                let Some(a) = arp::parse(eth.payload) else {
+                    return self.core.drop(DropReason::Malformed);
+                };
+                let now = self.core.now;
+                if self
+                    .core
+                    .neighbors
+                    .learn(now, device, a.spa, a.sha, &mut self.core.tx)
+                {
+                    self.core.tx.event(Event::NeighborResolved {
+                        ip: a.spa,
+                        mac: a.sha,
+                    });
+                }
+            }
+            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
+                Ok(p) => self.handle_ipv4(device, eth.src, &p),
+                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
+                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+            },
+            _ => self.core.drop(DropReason::NotForUs),
+        }
+    }
+
+    fn handle_ipv4(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
+        let dev = self.core.device(device);
+        let to_listener = dev.role.listens() && pkt.dst() == dev.addr;
+        let to_public = device == self.core.upstream && pkt.dst() == self.public;
+        if !to_listener && !to_public {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        if pkt.is_fragment() {
+            let now = self.core.now;
+            match self
+                .core
+                .reassembler
+                .handle_fragment(now, u32::from(device.0), pkt)
+            {
+                Err(r) => self.core.drop(r),
+                Ok(None) => {}
+                Ok(Some(whole)) => {
+                    let n = whole.len();
+                    let mut scratch = std::mem::take(&mut self.core.reassembled);
+                    scratch[..n].copy_from_slice(whole);
+                    if let Ok(p) = ipv4::Packet::parse(&scratch[..n]) {
+                        self.dispatch(device, from, &p, to_listener);
+                    }
+                    self.core.reassembled = scratch;
+                }
+            }
+            return;
+        }
+        self.dispatch(device, from, pkt, to_listener);
+    }
+
+    /// Routes a whole packet to the tunnel (our port on a listen address) or to the NAT
+    fn dispatch(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>, to_listener: bool) {
+        let tunnel = to_listener
+            && pkt.protocol() == proto::TCP
+            && pkt.payload().len() >= 4
+            && u16::from_be_bytes([pkt.payload()[2], pkt.payload()[3]]) == self.port;
+        if tunnel {
+            self.handle_segment(device, from, pkt);
+        } else if device == self.core.upstream && pkt.dst() == self.public {
+            self.nat_in(pkt);
+        } else {
+            self.core.drop(DropReason::NotForUs);
+        }
+    }
+
+    fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
+        let Some(seg) = tcp::Segment::parse(pkt.payload(), pkt.src(), pkt.dst()) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        let peer = SocketAddrV4::new(pkt.src(), seg.src_port());
+        let local = SocketAddrV4::new(pkt.dst(), self.port);
+        let now = self.core.now;
+        if !self.clients.contains_key(&peer) {
+            let flags = seg.flags();
+            if flags & tcp::SYN != 0 && flags & tcp::ACK == 0 {
+                if self.clients.len() >= self.max_clients {
+                    return self.core.drop(DropReason::TooManyClients);
+                }
+                let mss = u16::try_from(self.core.mtu.saturating_sub(40)).unwrap_or(u16::MAX);
+                let conn = Conn::accept(
+                    local,
+                    peer,
+                    &seg,
+                    mss,
+                    now,
+                    self.core.epoch,
+                    &mut self.core.rng,
+                );
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                let stats = PeerStats {
+                    peer: Peer::Client(peer),
+                    out: Default::default(),
+                    r#in: Default::default(),
+                    first_seen: now,
+                    last_seen: now,
+                };
+                self.clients.insert(
+                    peer,
+                    Slot {
+                        id,
+                        device,
+                        mac: from,
+                        conn,
+                        stats,
+                    },
+                );
+                self.by_id.insert(id, peer);
+                self.core.stats.tunnel_rx.add(pkt.bytes().len());
+                self.send_control(peer, Control::SynAck);
+                self.timers
+                    .set_earliest(Timer::Sweep as usize, now + SWEEP_INTERVAL);
+            } else if flags & tcp::RST == 0 {
+                self.core.drop(DropReason::UnknownPeer);
+                self.reset(device, from, local, peer, &seg);
+            }
+            return;
+        }
+        self.core.stats.tunnel_rx.add(pkt.bytes().len());
+        let slot = self.clients.get_mut(&peer).expect("checked above");
+        slot.device = device;
+        slot.mac = from;
+        let r = slot.conn.handle_segment(now, &seg);
+        match r.change {
+            Some(Change::Established) => {
+                self.core.stats.handshakes += 1;
+                self.core.tx.event(Event::ClientConnected { client: peer });
+            }
+            Some(Change::Reset) => {
+                self.forget(peer);
+                return;
+            }
+            Some(Change::Connected { .. }) | None => {}
+        }
+        match r.reply {
+            Reply::Ack => self.send_control(peer, Control::Ack),
+            Reply::SynAck => self.send_control(peer, Control::SynAck),
+            Reply::None => {}
+        }
+        if r.deliver {
+            self.open_from_client(peer, seg.payload());
+            self.schedule_ack(peer);
+        }
+    }
+
+    /// Answers a segment from an unknown peer with a RST, at a bounded rate
+    fn reset(
+        &mut self,
+        device: DeviceId,
+        to: Mac,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+        seg: &tcp::Segment<'_>,
+    ) {
+        let now = self.core.now;
+        if now.saturating_duration_since(self.rst_window.0) >= Duration::from_secs(1) {
+            self.rst_window = (now, 0);
+        }
+        if self.rst_window.1 >= RST_PER_SECOND {
+            return;
+        }
+        self.rst_window.1 += 1;
+        let mut buf = self.core.tx.take(ethernet::MIN_FRAME_LEN + 40);
+        let src = self.core.device(device).mac;
+        ethernet::write(&mut buf.bytes, to, src, ethernet::ETHERTYPE_IPV4);
+        let n = faketcp::write_reset(&mut buf.bytes[ethernet::HEADER_LEN..], local, peer, seg);
+        self.core.stats.tunnel_tx.add(n);
+        buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + n);
+        self.core.tx.push(device, buf);
+    }
+
+    fn forget(&mut self, peer: SocketAddrV4) {
+        if let Some(slot) = self.clients.remove(&peer) {
+            self.by_id.remove(&slot.id);
+        }
+    }
+
+    fn send_control(&mut self, peer: SocketAddrV4, kind: Control) {
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        self.core
+            .send_control(&mut slot.conn, slot.device, Dest::Mac(slot.mac), kind);
+    }
+
+    fn schedule_ack(&mut self, peer: SocketAddrV4) {
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        let threshold = self.tuning.ack_bytes.min(slot.conn.window_bytes() / 4);
+        if slot.conn.unacked >= threshold {
+            self.send_control(peer, Control::Ack);
+        } else if slot.conn.unacked > 0 && slot.conn.ack_due.is_none() {
+            let at = self.core.now + self.tuning.ack_delay;
+            slot.conn.ack_due = Some(at);
+            self.timers.set_earliest(Timer::Ack as usize, at);
+        }
+    }
+
+    /// Opens a client's payload and sends the inner packet through the NAT
+    fn open_from_client(&mut self, peer: SocketAddrV4, sealed: &[u8]) {
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        match self.core.cipher.open_into(sealed, &mut scratch) {
+            Ok(len) => self.nat_out(peer, &mut scratch, len),
+            Err(_) => self.core.drop(DropReason::DecryptFailed),
+        }
+        self.core.scratch = scratch;
+    }
+
+    /// Translates the inner packet at `work[..len]` and sends it toward its destination
+    fn nat_out(&mut self, peer: SocketAddrV4, work: &mut [u8], len: usize) {
+        let (id, valid, is_fragment, df) = {
+            let Some(slot) = self.clients.get(&peer) else {
+                return;
+            };
+            match ipv4::Packet::parse(&work[..len]) {
+                Ok(p) if p.bytes().len() == len => {
+                    (slot.id, true, p.is_fragment(), p.dont_fragment())
+                }
+                _ => (slot.id, false, false, false),
+            }
+        };
+        if !valid {
+            return self.core.drop(DropReason::BadInner);
+        }
+        let now = self.core.now;
+        if let Some(slot) = self.clients.get_mut(&peer) {
+            slot.stats.out.add(len);
+            slot.stats.last_seen = now;
+        }
+        self.core.stats.inner_rx.add(len);
+        let mut len = len;
+        if is_fragment {
+            // a Go client forwards its sources' fragments as they are
+            let p = ipv4::Packet::parse(&work[..len]).expect("validated above");
+            match self
+                .core
+                .reassembler
+                .handle_fragment(now, CLIENT_SCOPE_BASE.wrapping_add(id), &p)
+            {
+                Err(r) => return self.core.drop(r),
+                Ok(None) => return,
+                Ok(Some(whole)) => {
+                    len = whole.len();
+                    work[..len].copy_from_slice(whole);
+                }
+            }
+        }
+        let fragment = self.core.fragment;
+        if len > fragment && df {
+            let p = ipv4::Packet::parse(&work[..len]).expect("validated above");
+            let icmp = self.core.frag_needed(&p, self.public, fragment);
+            self.seal_to_client(id, &icmp.bytes[ethernet::HEADER_LEN..icmp.len]);
+            self.core.tx.recycle(icmp);
+            return;
+        }
+        let rng = &mut self.core.rng;
+        match self.nat.outbound(now, id, &mut work[..len], rng) {
+            Err(r) => self.core.drop(r),
+            Ok(out) => {
+                if let Some(m) = out.created {
+                    self.core.tx.event(Event::NatMapped {
+                        client: peer,
+                        protocol: m.protocol,
+                        inner: m.inner,
+                        public: m.public,
+                    });
+                }
+                let p = ipv4::Packet::parse(&work[..len]).expect("NAT keeps the header valid");
+                let up = self.core.upstream;
+                let hop = self.core.next_hop(up, p.dst());
+                self.core.stats.local_tx.add(len);
+                self.core.send_ip(up, Dest::NextHop(hop), &p, fragment);
+            }
+        }
+    }
+
+    /// A packet to the public address: translate it back and seal it to its client
+    fn nat_in(&mut self, pkt: &ipv4::Packet<'_>) {
+        let n = pkt.bytes().len();
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        scratch[..n].copy_from_slice(pkt.bytes());
+        let now = self.core.now;
+        match self.nat.inbound(now, &mut scratch[..n]) {
+            Ok(id) => {
+                self.core.stats.local_rx.add(n);
+                self.seal_to_client(id, &scratch[..n]);
+            }
+            Err(r) => self.core.drop(r),
+        }
+        self.core.scratch = scratch;
+    }
+
+    /// Seals an inner packet to client `id`
+    fn seal_to_client(&mut self, id: u32, inner: &[u8]) {
+        let Some(peer) = self.by_id.get(&id).copied() else {
+            return self.core.drop(DropReason::UnknownPeer);
+        };
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        if !slot.conn.can_send()
+            || inner.len() + self.core.cipher.overhead() + slot.conn.data_offset() > ipv4::MAX_LEN
+        {
+            return self.core.drop(DropReason::TooBig);
+        }
+        slot.stats.r#in.add(inner.len());
+        slot.stats.last_seen = self.core.now;
+        self.core
+            .send_tunnel(&mut slot.conn, slot.device, Dest::Mac(slot.mac), inner);
+        self.core.stats.inner_tx.add(inner.len());
+    }
+
+    fn handle_timeout(&mut self) {
+        self.core.handle_timeout();
+        let now = self.core.now;
+        let Self { nat, core, .. } = self;
+        nat.handle_timeout(now, |m| {
+            core.tx.event(Event::NatExpired {
+                protocol: m.protocol,
+                public: m.public,
+            });
+        });
+        if self.timers.expire(Timer::Ack as usize, now) {
+            let due: Vec<SocketAddrV4> = self
+                .clients
+                .iter()
+                .filter(|(_, s)| s.conn.ack_due.is_some_and(|t| t <= now))
+                .map(|(&k, _)| k)
+                .collect();
+            for peer in due {
+                self.send_control(peer, Control::Ack);
+            }
+            if let Some(next) = self.clients.values().filter_map(|s| s.conn.ack_due).min() {
+                self.timers.set(Timer::Ack as usize, next);
+            }
+        }
+        if self.timers.expire(Timer::Sweep as usize, now) {
+            let timeout = self.client_timeout;
+            let silent: Vec<SocketAddrV4> = self
+                .clients
+                .iter()
+                .filter(|(_, s)| now.saturating_duration_since(s.conn.last_rx) >= timeout)
+                .map(|(&k, _)| k)
+                .collect();
+            for peer in silent {
+                self.forget(peer);
+                self.core.tx.event(Event::ClientExpired { client: peer });
+            }
+            if !self.clients.is_empty() {
+                self.timers.set(Timer::Sweep as usize, now + SWEEP_INTERVAL);
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! A client and a server wired back to back, with hand-built LAN and Internet frames: the
+//! smallest end-to-end check of the public API (the full simulation lives in ikago-sim)
+
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use ikago_proto::*;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+const LAN_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 2);
+const LAN_HOST_MAC: Mac = Mac([2, 0, 0, 0, 11, 2]);
+const CLIENT_LAN_MAC: Mac = Mac([2, 0, 0, 0, 11, 1]);
+const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 13, 2);
+const DST_MAC: Mac = Mac([2, 0, 0, 0, 13, 2]);
+const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 13, 1);
+
+fn dev(
+    name: &str,
+    role: DeviceRole,
+    net: u8,
+    last: u8,
+    gw: Option<(Ipv4Addr, Mac)>,
+) -> DeviceConfig {
+    DeviceConfig {
+        name: name.into(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac([2, 0, 0, 0, net, last]),
+        addr: Ipv4Addr::new(198, 18, net, last),
+        prefix_len: 24,
+        gateway: gw.map(|g| g.0),
+        gateway_mac: gw.map(|g| g.1),
+    }
+}
+
+struct Pair {
+    now: Instant,
+    client: Client,
+    server: Server,
+    /// Frames the client wrote to its LAN device
+    lan: Vec<Vec<u8>>,
+    /// Frames the server wrote to its upstream device
+    internet: Vec<Vec<u8>>,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+}
+
+impl Pair {
+    fn new(method: Method, client_pw: &str) -> Self {
+        let now = Instant::now();
+        let mut c = ClientConfig::new(
+            vec![
+                dev("lan0", DeviceRole::Listen, 11, 1, None),
+                dev("wan0", DeviceRole::Upstream, 12, 2, None),
+            ],
+            vec!["198.18.11.2".parse().unwrap()],
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081),
+        );
+        c.method = method;
+        c.password = client_pw.into();
+        c.rng_seed = [1; 32];
+        let mut s = ServerConfig::new(
+            vec![
+                dev("wan0", DeviceRole::Listen, 12, 1, None),
+                dev("dst0", DeviceRole::Upstream, 13, 1, Some((DST, DST_MAC))),
+            ],
+            18081,
+        );
+        s.method = method;
+        s.password = "right".into();
+        s.rng_seed = [2; 32];
+        let client = Client::new(c, now).unwrap();
+        let server = Server::new(s, now).unwrap();
+        Self {
+            now,
+            client,
+            server,
+            lan: vec![],
+            internet: vec![],
+            events: vec![],
+            buf: vec![0; MAX_FRAME_LEN],
+        }
+    }
+
+    /// Moves frames between the machines until both are idle; answers the client's ARP for the server
+    fn settle(&mut self) {
+        for _ in 0..100 {
+            let mut moved = false;
+            let mut to_server = vec![];
+            loop {
+                match self.client.poll_output(&mut self.buf) {
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let f = self.buf[..t.len].to_vec();
+                        if t.device == DeviceId(0) {
+                            self.lan.push(f);
+                        } else if u16::from_be_bytes([f[12], f[13]]) == 0x0806 {
+                            // the server's kernel answers ARP for its address
+                            let mut reply = Vec::new();
+                            PacketBuilder::ethernet2(
+                                [2, 0, 0, 0, 12, 1],
+                                f[6..12].try_into().unwrap(),
+                            )
+                            .arp(
+                                etherparse::ArpPacket::new(
+                                    etherparse::ArpHardwareId::ETHERNET,
+                                    etherparse::EtherType::IPV4,
+                                    etherparse::ArpOperation::REPLY,
+                                    &[2, 0, 0, 0, 12, 1],
+                                    &[198, 18, 12, 1],
+                                    &f[6..12],
+                                    &f[28..32],
+                                )
+                                .unwrap(),
+                            )
+                            .write(&mut reply)
+                            .unwrap();
+                            self.client.handle_input(Input::Frame {
+                                now: self.now,
+                                device: DeviceId(1),
+                                data: &reply,
+                            });
+                        } else {
+                            to_server.push(f);
+                        }
+                    }
+                    Output::Event(e) => self.events.push(e),
+                    Output::Timeout(_) => break,
+                }
+            }
+            for f in to_server {
+                self.server.handle_input(Input::Frame {
+                    now: self.now,
+                    device: DeviceId(0),
+                    data: &f,
+                });
+            }
+            let mut to_client = vec![];
+            loop {
+                match self.server.poll_output(&mut self.buf) {
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let f = self.buf[..t.len].to_vec();
+                        if t.device == DeviceId(0) {
+                            to_client.push(f);
+                        } else {
+                            self.internet.push(f);
+                        }
+                    }
+                    Output::Event(e) => self.events.push(e),
+                    Output::Timeout(_) => break,
+                }
+            }
+            for f in to_client {
+                self.client.handle_input(Input::Frame {
+                    now: self.now,
+                    device: DeviceId(1),
+                    data: &f,
+                });
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("no progress");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.client.handle_input(Input::Timeout(self.now));
+        self.server.handle_input(Input::Timeout(self.now));
+        self.settle();
+    }
+}
+
+fn udp(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    smac: Mac,
+    dmac: Mac,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(smac.0, dmac.0)
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .udp(src.1, dst.1)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+fn udp_payload(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16, Vec<u8>)> {
+    let s = SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+        return None;
+    };
+    let Some(TransportSlice::Udp(u)) = s.transport else {
+        return None;
+    };
+    Some((
+        ip.header().source_addr(),
+        u.source_port(),
+        ip.header().destination_addr(),
+        u.destination_port(),
+        u.payload().to_vec(),
+    ))
+}
+
+fn echo_round_trip(p: &mut Pair, size: usize) -> bool {
+    let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let f = udp(
+        (LAN_HOST, 40000),
+        (DST, 7),
+        LAN_HOST_MAC,
+        CLIENT_LAN_MAC,
+        &payload,
+    );
+    p.client.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(0),
+        data: &f,
+    });
+    p.settle();
+    let Some(out) = p.internet.pop() else {
+        eprintln!(
+            "client {:?}\nserver {:?}",
+            p.client.stats(),
+            p.server.stats()
+        );
+        return false;
+    };
+    let (src, sport, dst, dport, got) =
+        udp_payload(&out).expect("a UDP packet toward the destination");
+    assert_eq!((src, dst, dport), (PUBLIC, DST, 7));
+    assert_eq!(got, payload);
+    let reply = udp(
+        (DST, 7),
+        (PUBLIC, sport),
+        DST_MAC,
+        Mac([2, 0, 0, 0, 13, 1]),
+        &payload,
+    );
+    p.server.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(1),
+        data: &reply,
+    });
+    p.settle();
+    let back = p.lan.pop().expect("the reply reaches the LAN");
+    assert_eq!(&back[0..6], &LAN_HOST_MAC.0);
+    let (src, sport, dst, dport, got) = udp_payload(&back).expect("a UDP reply");
+    assert_eq!((src, sport, dst, dport), (DST, 7, LAN_HOST, 40000));
+    assert_eq!(got, payload);
+    true
+}
+
+#[test]
+fn udp_echo_every_method() {
+    for m in Method::ALL {
+        let mut p = Pair::new(m, "right");
+        p.settle();
+        assert!(p.client.is_connected(), "{m}: handshake");
+        for size in [20, 1400, 1472] {
+            assert!(echo_round_trip(&mut p, size), "{m}: {size}");
+        }
+        assert!(
+            p.events
+                .iter()
+                .any(|e| matches!(e, Event::Connected { .. }))
+        );
+    }
+}
+
+#[test]
+fn wrong_password_is_a_counted_drop() {
+    let mut p = Pair::new(Method::Aes256Gcm, "wrong");
+    p.settle();
+    let f = udp(
+        (LAN_HOST, 40000),
+        (DST, 7),
+        LAN_HOST_MAC,
+        CLIENT_LAN_MAC,
+        b"hello",
+    );
+    p.client.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(0),
+        data: &f,
+    });
+    p.settle();
+    assert!(p.internet.is_empty());
+    assert_eq!(p.server.stats().drops.get(DropReason::DecryptFailed), 1);
+}
+
+#[test]
+fn keepalives_keep_the_connection() {
+    let mut p = Pair::new(Method::Plain, "");
+    p.settle();
+    for _ in 0..30 {
+        p.advance(Duration::from_secs(1));
+    }
+    assert_eq!(p.client.stats().reconnects, 0);
+    assert!(echo_round_trip(&mut p, 100));
+}
