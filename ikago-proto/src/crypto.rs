@@ -399,4 +399,23 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Seal then open gives the plaintext back for every method; any flipped bit is refused
+        #[test]
+        fn seal_then_open(m in 0usize..6, pw in "[ -~]{1,20}", msg in proptest::collection::vec(0u8.., 0..2000), seed: u64, flip: usize) {
+            let method = Method::ALL[m];
+            let c = Cipher::new(method, &pw);
+            let mut sealed = vec![0u8; msg.len() + method.overhead()];
+            let n = c.seal_from(&msg, &mut sealed, &mut ChaCha20Rng::seed_from_u64(seed));
+            let mut out = vec![0u8; n];
+            proptest::prop_assert_eq!(c.open_into(&sealed[..n], &mut out), Ok(msg.len()));
+            proptest::prop_assert_eq!(&out[..msg.len()], &msg[..]);
+            if method != Method::Plain {
+                let bit = flip % (n * 8);
+                sealed[bit / 8] ^= 1 << (bit % 8);
+                proptest::prop_assert_eq!(c.open_into(&sealed[..n], &mut out), Err(OpenError));
+            }
+        }
+    }
 }

@@ -510,3 +510,189 @@ pub(crate) fn write_reset(
     );
     ipv4::HEADER_LEN + tcp_len
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{ACK, PSH, RST, SYN, Segment};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+    use std::net::Ipv4Addr;
+
+    const C: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000);
+    const S: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+
+    /// Parses the TCP segment of an IPv4 packet written by a `Conn`
+    fn seg(buf: &[u8]) -> Segment<'_> {
+        let p = ipv4::Packet::parse(buf).unwrap();
+        Segment::parse(p.payload(), p.src(), p.dst()).unwrap()
+    }
+
+    /// A segment from a Go peer: no options, window 65535
+    fn go_segment(
+        buf: &mut [u8],
+        from: SocketAddrV4,
+        to: SocketAddrV4,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> usize {
+        let h = tcp::Header {
+            src_port: from.port(),
+            dst_port: to.port(),
+            seq,
+            ack,
+            flags,
+            window: 65535,
+            options: tcp::Options::default(),
+        };
+        let n = tcp::write_header(&mut buf[20..], &h);
+        buf[20 + n..20 + n + payload.len()].copy_from_slice(payload);
+        tcp::fill_checksum(&mut buf[20..20 + n + payload.len()], *from.ip(), *to.ip());
+        let hdr = ipv4::Header {
+            src: *from.ip(),
+            dst: *to.ip(),
+            protocol: proto::TCP,
+            id: 0,
+            ttl: 127,
+            flags_offset: 0,
+            payload_len: n + payload.len(),
+        };
+        ipv4::write_header(buf, &hdr);
+        20 + n + payload.len()
+    }
+
+    #[test]
+    fn handshake_between_two_conns_negotiates_linux_options() {
+        let t0 = Instant::now();
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut client = Conn::connect(C, S, 1460, t0, t0, &mut rng);
+        let mut b = [0u8; 128];
+        let n = client.write_control(&mut b, t0, Control::Syn);
+        let syn = seg(&b[..n]);
+        assert_eq!(syn.flags(), SYN);
+        let o = syn.options();
+        assert_eq!(
+            (o.mss, o.window_scale, o.sack_permitted),
+            (Some(1460), Some(7), true)
+        );
+        assert!(o.timestamps.is_some());
+        assert_ne!(syn.seq(), 0, "random ISN");
+        let mut server = Conn::accept(S, C, &syn, 1460, t0, t0, &mut rng);
+        let mut b2 = [0u8; 128];
+        let n2 = server.write_control(&mut b2, t0, Control::SynAck);
+        let synack = seg(&b2[..n2]);
+        assert_eq!(synack.flags(), SYN | ACK);
+        assert_eq!(synack.ack(), syn.seq().wrapping_add(1));
+        let later = t0 + Duration::from_millis(7);
+        let r = client.handle_segment(later, &synack);
+        assert_eq!(r.reply, Reply::Ack);
+        assert_eq!(
+            r.change,
+            Some(Change::Connected {
+                rtt: Duration::from_millis(7)
+            })
+        );
+        assert_eq!(client.data_offset(), 52, "timestamps on every segment");
+        // data: seq advances by the payload, ack carries the peer's next sequence number
+        let syn_seq = syn.seq();
+        let off = client.data_offset();
+        let mut b3 = [0u8; 128];
+        b3[off..off + 5].copy_from_slice(b"hello");
+        let n = client.write_data_headers(&mut b3, later, 5);
+        let data = seg(&b3[..n]);
+        assert_eq!(data.flags(), PSH | ACK);
+        assert_eq!(data.seq(), syn_seq.wrapping_add(1));
+        assert_eq!(data.ack(), synack.seq().wrapping_add(1));
+        let r = server.handle_segment(later, &data);
+        assert!(r.deliver);
+        assert_eq!(r.change, Some(Change::Established));
+        assert_eq!(server.unacked, 5);
+        let n2 = server.write_control(&mut b2, later, Control::Ack);
+        assert_eq!(seg(&b2[..n2]).ack(), data.seq().wrapping_add(5));
+        assert_eq!(server.unacked, 0);
+    }
+
+    #[test]
+    fn accepts_the_go_client_isn_zero_no_options_data_before_ack() {
+        let t0 = Instant::now();
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let mut b = [0u8; 256];
+        let n = go_segment(&mut b, C, S, 0, 0, SYN, &[]);
+        let syn = seg(&b[..n]);
+        let mut server = Conn::accept(S, C, &syn, 1460, t0, t0, &mut rng);
+        let mut out = [0u8; 128];
+        let m = server.write_control(&mut out, t0, Control::SynAck);
+        let synack = seg(&out[..m]);
+        let o = synack.options();
+        assert_eq!(
+            (o.window_scale, o.sack_permitted, o.timestamps),
+            (None, false, None),
+            "options mirrored"
+        );
+        assert_eq!(synack.ack(), 1);
+        // a duplicate SYN gets the same SYN+ACK again
+        assert_eq!(server.handle_segment(t0, &syn).reply, Reply::SynAck);
+        // data before the ACK
+        let n = go_segment(
+            &mut b,
+            C,
+            S,
+            1,
+            synack.seq().wrapping_add(1),
+            PSH | ACK,
+            b"\x45\x00",
+        );
+        let r = server.handle_segment(t0, &seg(&b[..n]));
+        assert!(r.deliver);
+        assert_eq!(r.change, Some(Change::Established));
+        assert_eq!(server.data_offset(), 40, "no timestamps with a Go peer");
+    }
+
+    #[test]
+    fn rst_accepted_only_near_the_expected_sequence_number() {
+        let t0 = Instant::now();
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let mut client = Conn::connect(C, S, 1460, t0, t0, &mut rng);
+        let mut b = [0u8; 128];
+        client.write_control(&mut b, t0, Control::Syn);
+        let iss = client.iss;
+        let n = go_segment(&mut b, S, C, 1000, iss.wrapping_add(1), SYN | ACK, &[]);
+        assert!(matches!(
+            client.handle_segment(t0, &seg(&b[..n])).change,
+            Some(Change::Connected { .. })
+        ));
+        let n = go_segment(&mut b, S, C, 1000 + 5 * RST_WINDOW, 0, RST, &[]);
+        assert_eq!(
+            client.handle_segment(t0, &seg(&b[..n])).change,
+            None,
+            "blind RST far away"
+        );
+        let n = go_segment(&mut b, S, C, 1001, 0, RST, &[]);
+        assert_eq!(
+            client.handle_segment(t0, &seg(&b[..n])).change,
+            Some(Change::Reset)
+        );
+    }
+
+    #[test]
+    fn keepalive_probe_is_answered_and_reset_for_unknown_peers() {
+        let t0 = Instant::now();
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let mut b = [0u8; 128];
+        let n = go_segment(&mut b, C, S, 77, 0, SYN, &[]);
+        let mut server = Conn::accept(S, C, &seg(&b[..n]), 1460, t0, t0, &mut rng);
+        let n = go_segment(&mut b, C, S, 78, 0, ACK, &[]);
+        server.handle_segment(t0, &seg(&b[..n]));
+        // a probe repeats the last sequence number
+        let n = go_segment(&mut b, C, S, 77, 0, ACK, &[]);
+        assert_eq!(server.handle_segment(t0, &seg(&b[..n])).reply, Reply::Ack);
+        // a RST for data from an unknown peer takes its sequence number from the ACK field
+        let n = go_segment(&mut b, C, S, 500, 1234, PSH | ACK, b"xyz");
+        let mut out = [0u8; 64];
+        let m = write_reset(&mut out, S, C, &seg(&b[..n]));
+        let rst = seg(&out[..m]);
+        assert_eq!((rst.flags(), rst.seq()), (RST, 1234));
+    }
+}

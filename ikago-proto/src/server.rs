@@ -14,6 +14,7 @@ use crate::machine::{Core, Dest};
 use crate::nat::Nat;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
+use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -397,30 +398,28 @@ impl Server {
         }
     }
 
-    /// Opens a client's payload and sends the inner packet through the NAT
+    /// Opens a client's payload into a frame buffer and sends the inner packet through the NAT
     fn open_from_client(&mut self, peer: SocketAddrV4, sealed: &[u8]) {
-        let mut scratch = std::mem::take(&mut self.core.scratch);
-        match self.core.cipher.open_into(sealed, &mut scratch) {
-            Ok(len) => self.nat_out(peer, &mut scratch, len),
-            Err(_) => self.core.drop(DropReason::DecryptFailed),
-        }
-        self.core.scratch = scratch;
-    }
-
-    /// Translates the inner packet at `work[..len]` and sends it toward its destination
-    fn nat_out(&mut self, peer: SocketAddrV4, work: &mut [u8], len: usize) {
-        let (id, valid, is_fragment, df) = {
-            let Some(slot) = self.clients.get(&peer) else {
-                return;
-            };
-            match ipv4::Packet::parse(&work[..len]) {
-                Ok(p) if p.bytes().len() == len => {
-                    (slot.id, true, p.is_fragment(), p.dont_fragment())
-                }
-                _ => (slot.id, false, false, false),
-            }
+        let Some(id) = self.clients.get(&peer).map(|s| s.id) else {
+            return;
         };
+        let mut buf = self.core.tx.take(ethernet::HEADER_LEN + sealed.len());
+        let Ok(len) = self
+            .core
+            .cipher
+            .open_into(sealed, &mut buf.bytes[ethernet::HEADER_LEN..])
+        else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::DecryptFailed);
+        };
+        let (valid, is_fragment) =
+            match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len])
+            {
+                Ok(p) => (p.bytes().len() == len, p.is_fragment()),
+                Err(_) => (false, false),
+            };
         if !valid {
+            self.core.tx.recycle(buf);
             return self.core.drop(DropReason::BadInner);
         }
         let now = self.core.now;
@@ -429,49 +428,82 @@ impl Server {
             slot.stats.last_seen = now;
         }
         self.core.stats.inner_rx.add(len);
-        let mut len = len;
         if is_fragment {
             // a Go client forwards its sources' fragments as they are
-            let p = ipv4::Packet::parse(&work[..len]).expect("validated above");
-            match self
-                .core
-                .reassembler
-                .handle_fragment(now, CLIENT_SCOPE_BASE.wrapping_add(id), &p)
-            {
-                Err(r) => return self.core.drop(r),
-                Ok(None) => return,
-                Ok(Some(whole)) => {
-                    len = whole.len();
-                    work[..len].copy_from_slice(whole);
+            let frag = &buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len];
+            let p = ipv4::Packet::parse(frag).expect("validated above");
+            let scope = CLIENT_SCOPE_BASE.wrapping_add(id);
+            let whole = match self.core.reassembler.handle_fragment(now, scope, &p) {
+                Err(r) => {
+                    self.core.tx.recycle(buf);
+                    return self.core.drop(r);
                 }
-            }
+                Ok(None) => return self.core.tx.recycle(buf),
+                Ok(Some(whole)) => whole,
+            };
+            let n = whole.len();
+            let mut out = self.core.tx.take(ethernet::HEADER_LEN + n);
+            out.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + n].copy_from_slice(whole);
+            out.len = ethernet::HEADER_LEN + n;
+            self.core.tx.recycle(buf);
+            return self.nat_out(peer, id, out);
         }
+        buf.len = ethernet::HEADER_LEN + len;
+        self.nat_out(peer, id, buf);
+    }
+
+    /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination
+    fn nat_out(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
+        let now = self.core.now;
         let fragment = self.core.fragment;
+        let len = buf.len - ethernet::HEADER_LEN;
+        let df = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+            .is_ok_and(|p| p.dont_fragment());
         if len > fragment && df {
-            let p = ipv4::Packet::parse(&work[..len]).expect("validated above");
+            let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+                .expect("validated by the caller");
             let icmp = self.core.frag_needed(&p, self.public, fragment);
             self.seal_to_client(id, &icmp.bytes[ethernet::HEADER_LEN..icmp.len]);
             self.core.tx.recycle(icmp);
-            return;
+            return self.core.tx.recycle(buf);
         }
         let rng = &mut self.core.rng;
-        match self.nat.outbound(now, id, &mut work[..len], rng) {
-            Err(r) => self.core.drop(r),
-            Ok(out) => {
-                if let Some(m) = out.created {
-                    self.core.tx.event(Event::NatMapped {
-                        client: peer,
-                        protocol: m.protocol,
-                        inner: m.inner,
-                        public: m.public,
-                    });
-                }
-                let p = ipv4::Packet::parse(&work[..len]).expect("NAT keeps the header valid");
-                let up = self.core.upstream;
-                let hop = self.core.next_hop(up, p.dst());
-                self.core.stats.local_tx.add(len);
-                self.core.send_ip(up, Dest::NextHop(hop), &p, fragment);
+        let out = match self.nat.outbound(
+            now,
+            id,
+            &mut buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len],
+            rng,
+        ) {
+            Err(r) => {
+                self.core.tx.recycle(buf);
+                return self.core.drop(r);
             }
+            Ok(out) => out,
+        };
+        if let Some(m) = out.created {
+            self.core.tx.event(Event::NatMapped {
+                client: peer,
+                protocol: m.protocol,
+                inner: m.inner,
+                public: m.public,
+            });
+        }
+        let up = self.core.upstream;
+        let dst = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+            .expect("NAT keeps the header valid")
+            .dst();
+        let hop = Dest::NextHop(self.core.next_hop(up, dst));
+        self.core.stats.local_tx.add(len);
+        if len <= fragment {
+            let src = self.core.device(up).mac;
+            ethernet::write(&mut buf.bytes, Mac::ZERO, src, ethernet::ETHERTYPE_IPV4);
+            buf.len = ethernet::pad(&mut buf.bytes, buf.len);
+            self.core.send_frame(up, hop, buf);
+        } else {
+            let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+                .expect("NAT keeps the header valid");
+            self.core.send_ip(up, hop, &p, fragment);
+            self.core.tx.recycle(buf);
         }
     }
 

@@ -274,4 +274,34 @@ mod tests {
         assert!(Segment::parse(&buf[..n + 2], DST, Ipv4Addr::new(198, 18, 12, 3)).is_none());
         assert!(Segment::parse(&buf[..19], SRC, DST).is_none());
     }
+
+    proptest::proptest! {
+        /// Emit then parse: every header field and option survives, and the checksum verifies
+        #[test]
+        fn emit_then_parse(
+            sp: u16, dp: u16, seq: u32, ack: u32, flags: u8, window: u16,
+            mss: Option<u16>, ws in proptest::option::of(0u8..=14), sack: bool,
+            ts: Option<(u32, u32)>, payload in proptest::collection::vec(0u8.., 0..1500),
+        ) {
+            let options = Options { mss, window_scale: ws, sack_permitted: sack, timestamps: ts };
+            let h = Header { src_port: sp, dst_port: dp, seq, ack, flags, window, options };
+            let mut buf = vec![0u8; 60 + payload.len()];
+            let n = write_header(&mut buf, &h);
+            buf[n..n + payload.len()].copy_from_slice(&payload);
+            fill_checksum(&mut buf[..n + payload.len()], SRC, DST);
+            let s = Segment::parse(&buf[..n + payload.len()], SRC, DST).unwrap();
+            proptest::prop_assert_eq!((s.src_port(), s.dst_port(), s.seq(), s.ack(), s.flags()), (sp, dp, seq, ack, flags));
+            proptest::prop_assert_eq!(s.options(), options);
+            proptest::prop_assert_eq!(s.payload(), &payload[..]);
+        }
+
+        /// Arbitrary bytes never panic the parsers
+        #[test]
+        fn parse_arbitrary(bytes in proptest::collection::vec(0u8.., 0..100)) {
+            let _ = Options::parse(&bytes);
+            if let Some(s) = Segment::parse(&bytes, SRC, DST) {
+                let _ = (s.options(), s.payload());
+            }
+        }
+    }
 }

@@ -1,0 +1,154 @@
+//! The per-packet path: a 1200-byte UDP payload from a LAN host, encapsulated by the client,
+//! then decapsulated and NATed by the server, per method; beside raw AEAD sealing of the same
+//! bytes for comparison
+
+#![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use etherparse::PacketBuilder;
+use ikago_proto::crypto::Cipher;
+use ikago_proto::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+const PAYLOAD: usize = 1200;
+
+fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<u8>) -> DeviceConfig {
+    DeviceConfig {
+        name: name.into(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac([2, 0, 0, 0, net, last]),
+        addr: Ipv4Addr::new(198, 18, net, last),
+        prefix_len: 24,
+        gateway: gw.map(|g| Ipv4Addr::new(198, 18, net, g)),
+        gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, net, g])),
+    }
+}
+
+/// Drains a machine's output, returning the frames
+fn drain(out: &mut dyn FnMut(&mut [u8]) -> Output, buf: &mut [u8]) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    loop {
+        match out(buf) {
+            Output::Transmit(t) => v.push(buf[..t.len].to_vec()),
+            Output::Event(_) => {}
+            Output::Timeout(_) => return v,
+        }
+    }
+}
+
+/// A connected client and server, with the LAN frame the benchmark sends
+fn setup(method: Method) -> (Client, Server, Vec<u8>, Instant) {
+    let now = Instant::now();
+    let server_addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+    let mut c = ClientConfig::new(
+        vec![
+            dev("lan0", DeviceRole::Listen, 11, 1, None),
+            dev("wan0", DeviceRole::Upstream, 12, 2, Some(1)),
+        ],
+        vec!["198.18.11.2".parse().expect("valid")],
+        server_addr,
+    );
+    c.method = method;
+    c.password = "bench".into();
+    let mut s = ServerConfig::new(
+        vec![
+            dev("wan0", DeviceRole::Listen, 12, 1, None),
+            dev("dst0", DeviceRole::Upstream, 13, 1, Some(2)),
+        ],
+        18081,
+    );
+    s.method = method;
+    s.password = "bench".into();
+    let mut client = Client::new(c, now).expect("valid client");
+    let mut server = Server::new(s, now).expect("valid server");
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    for _ in 0..3 {
+        for f in drain(&mut |b| client.poll_output(b), &mut buf) {
+            server.handle_input(Input::Frame {
+                now,
+                device: DeviceId(0),
+                data: &f,
+            });
+        }
+        for f in drain(&mut |b| server.poll_output(b), &mut buf) {
+            client.handle_input(Input::Frame {
+                now,
+                device: DeviceId(1),
+                data: &f,
+            });
+        }
+    }
+    assert!(client.is_connected());
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 11, 2], [2, 0, 0, 0, 11, 1])
+        .ipv4([198, 18, 11, 2], [198, 18, 13, 2], 64)
+        .udp(40000, 7)
+        .write(&mut frame, &[0x5a; PAYLOAD])
+        .expect("writes to a Vec");
+    (client, server, frame, now)
+}
+
+fn path(c: &mut Criterion) {
+    let mut g = c.benchmark_group("client_encap_server_decap_nat");
+    g.throughput(Throughput::Elements(1));
+    for method in Method::ALL {
+        let (mut client, mut server, frame, now) = setup(method);
+        let mut buf = vec![0u8; MAX_FRAME_LEN];
+        let mut buf2 = vec![0u8; MAX_FRAME_LEN];
+        g.bench_function(method.name(), |b| {
+            b.iter(|| {
+                client.handle_input(Input::Frame {
+                    now,
+                    device: DeviceId(0),
+                    data: &frame,
+                });
+                while let Output::Transmit(t) = client.poll_output(&mut buf) {
+                    server.handle_input(Input::Frame {
+                        now,
+                        device: DeviceId(0),
+                        data: &buf[..t.len],
+                    });
+                    while let Output::Transmit(t) = server.poll_output(&mut buf2) {
+                        black_box(&buf2[..t.len]);
+                    }
+                }
+            })
+        });
+        let s = server.stats();
+        assert!(
+            s.local_tx.packets > 0 && s.drops.total() == 0,
+            "{method}: {:?}",
+            s.drops
+        );
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("raw_aead_seal_open");
+    g.throughput(Throughput::Elements(1));
+    let inner = vec![0x5au8; PAYLOAD + 28];
+    for method in Method::ALL {
+        let cipher = Cipher::new(method, "bench");
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let mut sealed = vec![0u8; inner.len() + method.overhead()];
+        let mut opened = vec![0u8; inner.len()];
+        g.bench_function(method.name(), |b| {
+            b.iter(|| {
+                let n = cipher.seal_from(&inner, &mut sealed, &mut rng);
+                black_box(
+                    cipher
+                        .open_into(&sealed[..n], &mut opened)
+                        .expect("own payload opens"),
+                );
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, path);
+criterion_main!(benches);
