@@ -119,12 +119,57 @@ fn path(c: &mut Criterion) {
                 }
             })
         });
-        let s = server.stats();
-        assert!(
-            s.local_tx.packets > 0 && s.drops.total() == 0,
-            "{method}: {:?}",
-            s.drops
-        );
+        assert_eq!(server.stats().drops.total(), 0, "{method}");
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("client_encap");
+    g.throughput(Throughput::Elements(1));
+    for method in Method::ALL {
+        let (mut client, _, frame, now) = setup(method);
+        let mut buf = vec![0u8; MAX_FRAME_LEN];
+        g.bench_function(method.name(), |b| {
+            b.iter(|| {
+                client.handle_input(Input::Frame {
+                    now,
+                    device: DeviceId(0),
+                    data: &frame,
+                });
+                while let Output::Transmit(t) = client.poll_output(&mut buf) {
+                    black_box(&buf[..t.len]);
+                }
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("server_decap_nat");
+    g.throughput(Throughput::Elements(1));
+    for method in Method::ALL {
+        let (mut client, mut server, frame, now) = setup(method);
+        let mut buf = vec![0u8; MAX_FRAME_LEN];
+        client.handle_input(Input::Frame {
+            now,
+            device: DeviceId(0),
+            data: &frame,
+        });
+        let Output::Transmit(t) = client.poll_output(&mut buf) else {
+            panic!("the client sends a frame")
+        };
+        let tunnel = buf[..t.len].to_vec();
+        g.bench_function(method.name(), |b| {
+            b.iter(|| {
+                server.handle_input(Input::Frame {
+                    now,
+                    device: DeviceId(0),
+                    data: &tunnel,
+                });
+                while let Output::Transmit(t) = server.poll_output(&mut buf) {
+                    black_box(&buf[..t.len]);
+                }
+            })
+        });
+        assert_eq!(server.stats().drops.total(), 0, "{method}");
     }
     g.finish();
 

@@ -383,6 +383,9 @@ impl Client {
         self.core.stats.tunnel_rx.add(pkt.bytes().len());
         let now = self.core.now;
         let r = self.conn.handle_segment(now, &seg);
+        if let Some(rtt) = self.conn.take_rtt_sample() {
+            self.core.stats.rtt = Some(rtt);
+        }
         match r.change {
             Some(Change::Connected { rtt }) => self.on_connected(rtt),
             Some(Change::Reset) => return self.on_lost(PeerLostReason::Reset),
@@ -580,18 +583,11 @@ impl Client {
             );
         }
         if self.timers.expire(Timer::Keepalive as usize, now) {
-            let ka = self.tuning.keepalive;
-            let idle_tx = now.saturating_duration_since(self.conn.last_tx);
-            let idle_rx = now.saturating_duration_since(self.conn.last_rx);
-            if idle_tx >= ka || idle_rx >= ka {
-                self.send_control(Control::Keepalive);
-                self.timers.set(Timer::Keepalive as usize, now + ka);
-            } else {
-                self.timers.set(
-                    Timer::Keepalive as usize,
-                    self.conn.last_tx.min(self.conn.last_rx) + ka,
-                );
-            }
+            // a probe every interval, busy or not: it keeps NAT and conntrack state alive and its
+            // answer measures the RTT (peers that echo timestamps)
+            self.send_control(Control::Keepalive);
+            self.timers
+                .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
         }
     }
 }

@@ -144,7 +144,7 @@ pub struct TcpTuning {
     pub syn_rto: Duration,
     /// Upper bound of the SYN retransmission timeout
     pub syn_rto_max: Duration,
-    /// Send a keepalive after this long without sending anything
+    /// Interval of keepalive probes (their answers also measure the RTT)
     pub keepalive: Duration,
     /// Consider the peer lost after this long without hearing from it
     pub peer_timeout: Duration,

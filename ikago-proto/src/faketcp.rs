@@ -115,6 +115,10 @@ pub(crate) struct Conn {
     /// When a delayed ACK is due
     pub(crate) ack_due: Option<Instant>,
     epoch: Instant,
+    /// The TSval and send time of the latest keepalive probe, to time its answer
+    probe: Option<(u32, Instant)>,
+    /// An RTT measured from the answer to a keepalive probe, not yet taken
+    rtt_sample: Option<Duration>,
 }
 
 /// `a` is after `b` in sequence space (RFC 9293 §3.4)
@@ -153,6 +157,8 @@ impl Conn {
             last_rx: now,
             ack_due: None,
             epoch,
+            probe: None,
+            rtt_sample: None,
         }
     }
 
@@ -215,6 +221,11 @@ impl Conn {
     /// Whether inner frames may be sent
     pub(crate) fn can_send(&self) -> bool {
         self.state != State::SynSent
+    }
+
+    /// Takes the RTT measured from the latest answered keepalive probe, if any
+    pub(crate) fn take_rtt_sample(&mut self) -> Option<Duration> {
+        self.rtt_sample.take()
     }
 
     /// The effective receive window we advertise, in bytes
@@ -298,8 +309,14 @@ impl Conn {
             State::Established => {}
         }
         self.last_rx = now;
-        if let (true, Some((val, _))) = (self.opts.timestamps, seg.options().timestamps) {
+        if let (true, Some((val, ecr))) = (self.opts.timestamps, seg.options().timestamps) {
             self.ts_recent = val;
+            if let Some((probe_val, sent)) = self.probe
+                && ecr == probe_val
+            {
+                self.probe = None;
+                self.rtt_sample = Some(now.saturating_duration_since(sent));
+            }
         }
         let len = seg.payload().len() as u32;
         if len == 0 {
@@ -419,6 +436,9 @@ impl Conn {
         };
         if matches!(kind, Control::Syn | Control::SynAck) {
             self.syn_at = now;
+        }
+        if kind == Control::Keepalive && self.opts.timestamps {
+            self.probe = Some((self.ts_val(now), now));
         }
         self.last_tx = now;
         if matches!(kind, Control::Ack | Control::Keepalive) || kind == Control::SynAck {

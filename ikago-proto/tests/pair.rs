@@ -299,5 +299,9 @@ fn keepalives_keep_the_connection() {
         p.advance(Duration::from_secs(1));
     }
     assert_eq!(p.client.stats().reconnects, 0);
+    assert!(
+        p.client.stats().rtt.is_some(),
+        "keepalive answers measure the RTT"
+    );
     assert!(echo_round_trip(&mut p, 100));
 }

@@ -11,15 +11,28 @@ use std::net::Ipv4Addr;
 /// data (an odd-length piece is zero-padded at its end, so only the last piece may be odd)
 #[inline]
 pub(crate) fn sum(start: u64, data: &[u8]) -> u64 {
-    let mut acc = start;
-    let mut words = data.chunks_exact(4);
+    // four independent accumulators over 32-byte blocks keep the adders busy
+    let mut acc = [start, 0, 0, 0];
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        for (i, a) in acc.iter_mut().enumerate() {
+            let w = u64::from_ne_bytes(
+                b[i * 8..i * 8 + 8]
+                    .try_into()
+                    .expect("8-byte slice of a 32-byte block"),
+            );
+            *a += (w & 0xffff_ffff) + (w >> 32);
+        }
+    }
+    let mut total = acc.iter().sum::<u64>();
+    let mut words = blocks.remainder().chunks_exact(4);
     for w in &mut words {
-        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        total += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
     let mut tail = [0u8; 4];
     let rest = words.remainder();
     tail[..rest.len()].copy_from_slice(rest);
-    acc + u64::from(u32::from_ne_bytes(tail))
+    total + u64::from(u32::from_ne_bytes(tail))
 }
 
 /// Folds an accumulator from [`sum`] into the final one's-complement checksum (network order
