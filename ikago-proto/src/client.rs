@@ -326,7 +326,8 @@ impl Client {
         if inner.len() + self.core.cipher.overhead() + self.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
         }
-        if self.conn.can_send() {
+        let sealed = inner.len() + self.core.cipher.overhead();
+        if self.conn.can_send() && self.pending.is_empty() && self.conn.window_allows(sealed) {
             let up = self.core.upstream;
             self.core
                 .send_tunnel(&mut self.conn, up, Dest::NextHop(self.server_hop), inner);
@@ -387,17 +388,19 @@ impl Client {
             self.core.stats.rtt = Some(rtt);
         }
         match r.change {
+            // on_connected sends the ACK that completes the handshake
             Some(Change::Connected { rtt }) => self.on_connected(rtt),
             Some(Change::Reset) => return self.on_lost(PeerLostReason::Reset),
+            Some(Change::Established) | None if r.reply == Reply::Ack => {
+                self.send_control(Control::Ack)
+            }
             Some(Change::Established) | None => {}
-        }
-        if r.reply == Reply::Ack {
-            self.send_control(Control::Ack);
         }
         if r.deliver {
             self.deliver(seg.payload());
             self.schedule_ack();
         }
+        self.flush_pending();
     }
 
     /// Opens a tunnel payload and delivers the inner packet to its source
@@ -482,7 +485,7 @@ impl Client {
     /// Acknowledges received data now when enough is outstanding, otherwise soon
     fn schedule_ack(&mut self) {
         let threshold = self.tuning.ack_bytes.min(self.conn.window_bytes() / 4);
-        if self.conn.unacked >= threshold {
+        if self.conn.take_quickack() || self.conn.unacked >= threshold {
             self.send_control(Control::Ack);
         } else if self.conn.unacked > 0 && self.conn.ack_due.is_none() {
             let at = self.core.now + self.tuning.ack_delay;
@@ -534,8 +537,21 @@ impl Client {
             .set(Timer::PeerTimeout as usize, now + self.tuning.peer_timeout);
         // the ACK completing the handshake goes out before the queued data
         self.send_control(Control::Ack);
+        self.flush_pending();
+    }
+
+    /// Sends the packets waiting for the handshake or for the server's window, in order
+    fn flush_pending(&mut self) {
+        if !self.conn.can_send() {
+            return;
+        }
         let up = self.core.upstream;
-        while let Some(buf) = self.pending.pop_front() {
+        let overhead = self.core.cipher.overhead();
+        while let Some(buf) = self.pending.front() {
+            if !self.conn.window_allows(buf.len + overhead) {
+                break;
+            }
+            let buf = self.pending.pop_front().expect("front exists");
             self.core.send_tunnel(
                 &mut self.conn,
                 up,

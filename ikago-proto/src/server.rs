@@ -389,7 +389,7 @@ impl Server {
             return;
         };
         let threshold = self.tuning.ack_bytes.min(slot.conn.window_bytes() / 4);
-        if slot.conn.unacked >= threshold {
+        if slot.conn.take_quickack() || slot.conn.unacked >= threshold {
             self.send_control(peer, Control::Ack);
         } else if slot.conn.unacked > 0 && slot.conn.ack_due.is_none() {
             let at = self.core.now + self.tuning.ack_delay;
@@ -531,10 +531,12 @@ impl Server {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
-        if !slot.conn.can_send()
-            || inner.len() + self.core.cipher.overhead() + slot.conn.data_offset() > ipv4::MAX_LEN
-        {
+        let sealed = inner.len() + self.core.cipher.overhead();
+        if !slot.conn.can_send() || sealed + slot.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
+        }
+        if !slot.conn.window_allows(sealed) {
+            return self.core.drop(DropReason::PeerWindowFull);
         }
         slot.stats.r#in.add(inner.len());
         slot.stats.last_seen = self.core.now;

@@ -78,6 +78,8 @@ drop_reasons! {
     QueueFull => "queue_full",
     /// Too big for the MTU with DF set: an ICMP "fragmentation needed" was sent back
     TooBig => "too_big",
+    /// Server: the client's FakeTCP receive window was full (its ACKs are late or lost)
+    PeerWindowFull => "peer_window_full",
     /// Server: a new client refused because the client limit was reached
     TooManyClients => "too_many_clients",
 }

@@ -153,6 +153,11 @@ impl<'a> Segment<'a> {
     pub(crate) fn flags(&self) -> u8 {
         self.bytes[13]
     }
+    /// Window field (unscaled)
+    #[inline]
+    pub(crate) fn window(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[14], self.bytes[15]])
+    }
     /// Parsed options
     pub(crate) fn options(&self) -> Options {
         Options::parse(&self.bytes[HEADER_LEN..self.header_len])
