@@ -11,6 +11,7 @@ use crate::config::{ClientConfig, ConfigError, Ipv4Net, Roles, TcpTuning, check_
 use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
+use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
@@ -61,13 +62,29 @@ pub struct Client {
     timers: Timers<TIMERS>,
     syn_rto: Duration,
     syn_retries: u32,
+    /// The KCP session carrying inner packets, with `--kcp`
+    kcp: Option<KcpSession>,
+    kcp_tuning: Option<KcpTuning>,
+    /// A work buffer for one KCP datagram
+    datagram: Vec<u8>,
+}
+
+/// A KCP session with a random conversation id (the original reads 4 random bytes)
+fn new_session(tuning: &KcpTuning, rng: &mut impl RngCore, now: Instant) -> KcpSession {
+    KcpSession::new(rng.next_u32(), tuning, now).expect("the tuning was validated by Client::new")
 }
 
 impl Client {
     /// Validates `config` and starts the handshake (the SYN is the first output)
     pub fn new(config: ClientConfig, now: Instant) -> Result<Self, ConfigError> {
         let roles = Roles::of(&config.devices)?;
-        check_common(config.mtu, config.fragment, config.method, &config.password)?;
+        check_common(
+            config.mtu,
+            config.fragment,
+            config.method,
+            &config.password,
+            config.kcp.as_ref(),
+        )?;
         if config.sources.is_empty() {
             return Err(ConfigError::NoSources);
         }
@@ -101,6 +118,7 @@ impl Client {
         let mss = config.mtu.saturating_sub(40);
         let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
         let server_hop = core.next_hop(core.upstream, server_ip);
+        let kcp = config.kcp.map(|t| new_session(&t, &mut core.rng, now));
         let mut client = Self {
             core,
             server: config.server,
@@ -114,6 +132,9 @@ impl Client {
             timers: Timers::default(),
             syn_rto: config.tcp.syn_rto,
             syn_retries: 0,
+            kcp,
+            kcp_tuning: config.kcp,
+            datagram: vec![0; usize::from(u16::MAX)],
         };
         client.start_handshake();
         Ok(client)
@@ -169,13 +190,15 @@ impl Client {
     /// A snapshot of the counters, with one entry per source seen
     pub fn stats(&self) -> Stats {
         let mut s = self.core.stats.clone();
+        s.kcp = self.kcp.as_ref().map(|k| k.stats());
         s.peers = self.known.values().map(|k| k.stats).collect();
         s.peers.sort_by_key(|p| p.peer);
         s
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        [self.timers.next(), self.core.poll_timeout()]
+        let kcp = self.kcp.as_ref().map(|s| s.poll_timeout());
+        [self.timers.next(), self.core.poll_timeout(), kcp]
             .into_iter()
             .flatten()
             .min()
@@ -326,6 +349,16 @@ impl Client {
         if inner.len() + self.core.cipher.overhead() + self.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
         }
+        if let Some(session) = self.kcp.as_mut() {
+            match session.send(self.core.now, inner) {
+                Ok(()) => self.core.stats.inner_tx.add(inner.len()),
+                Err(KcpError::TooLarge { .. } | KcpError::Empty) => {
+                    self.core.drop(DropReason::TooBig)
+                }
+                Err(_) => self.core.drop(DropReason::QueueFull),
+            }
+            return self.flush_kcp();
+        }
         let sealed = inner.len() + self.core.cipher.overhead();
         if self.conn.can_send() && self.pending.is_empty() && self.conn.window_allows(sealed) {
             let up = self.core.upstream;
@@ -414,6 +447,35 @@ impl Client {
             self.core.tx.recycle(buf);
             return self.core.drop(DropReason::DecryptFailed);
         };
+        if self.kcp.is_some() {
+            self.kcp_input(&buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len]);
+            return self.core.tx.recycle(buf);
+        }
+        self.deliver_inner(buf, len);
+    }
+
+    /// Feeds a KCP datagram to the session and delivers the messages it completes
+    fn kcp_input(&mut self, datagram: &[u8]) {
+        let now = self.core.now;
+        let Some(session) = self.kcp.as_mut() else {
+            return;
+        };
+        if session.handle_datagram(now, datagram).is_err() {
+            return self.core.drop(DropReason::BadKcp);
+        }
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        while let Some(n) = self.kcp.as_mut().and_then(|s| s.recv(&mut scratch)) {
+            let mut buf = self.core.tx.take(ethernet::HEADER_LEN + n);
+            buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + n]
+                .copy_from_slice(&scratch[..n]);
+            self.deliver_inner(buf, n);
+        }
+        self.core.scratch = scratch;
+        self.flush_kcp();
+    }
+
+    /// Delivers the inner packet at `buf.bytes[14..14 + len]` (reassembling it if it is a fragment)
+    fn deliver_inner(&mut self, mut buf: FrameBuf, len: usize) {
         let inner = &buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len];
         let (is_fragment, ok) = match ipv4::Packet::parse(inner) {
             Ok(p) => (p.is_fragment(), p.bytes().len() == len),
@@ -538,6 +600,27 @@ impl Client {
         // the ACK completing the handshake goes out before the queued data
         self.send_control(Control::Ack);
         self.flush_pending();
+        self.flush_kcp();
+    }
+
+    /// Sends the datagrams the KCP session has ready, once the handshake is done
+    fn flush_kcp(&mut self) {
+        if !self.conn.can_send() {
+            return;
+        }
+        let up = self.core.upstream;
+        while let Some(n) = self
+            .kcp
+            .as_mut()
+            .and_then(|s| s.poll_datagram(&mut self.datagram))
+        {
+            self.core.send_tunnel(
+                &mut self.conn,
+                up,
+                Dest::NextHop(self.server_hop),
+                &self.datagram[..n],
+            );
+        }
     }
 
     /// Sends the packets waiting for the handshake or for the server's window, in order
@@ -571,12 +654,23 @@ impl Client {
         self.core.stats.reconnects += 1;
         let now = self.core.now;
         self.conn.restart(now, &mut self.core.rng);
+        if let Some(tuning) = self.kcp_tuning {
+            // a restarted server has no session and cannot follow old sequence numbers: a new
+            // conversation makes it open a fresh one
+            self.kcp = Some(new_session(&tuning, &mut self.core.rng, now));
+        }
         self.start_handshake();
     }
 
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
         let now = self.core.now;
+        if let Some(session) = self.kcp.as_mut()
+            && session.poll_timeout() <= now
+        {
+            session.handle_timeout(now);
+            self.flush_kcp();
+        }
         if self.timers.expire(Timer::Syn as usize, now) {
             self.syn_retries += 1;
             self.syn_rto = (self.syn_rto * 2).min(self.tuning.syn_rto_max);

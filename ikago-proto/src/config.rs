@@ -1,6 +1,7 @@
 //! Configuration of the machines, validated by `Client::new` and `Server::new`
 
 use crate::crypto::Method;
+use crate::kcp::{KcpConfigError, KcpTuning};
 use crate::wire::Mac;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -250,6 +251,8 @@ pub struct ClientConfig {
     pub tcp: TcpTuning,
     /// Reassembly limits
     pub reassembly: ReassemblyLimits,
+    /// KCP with FEC over the tunnel (the original's `-kcp`); both sides must agree
+    pub kcp: Option<KcpTuning>,
     /// Seed of the machine's CSPRNG (ISN, IP IDs, port, nonces); runners fill it from the OS
     pub rng_seed: [u8; 32],
 }
@@ -269,6 +272,7 @@ impl ClientConfig {
             fragment: 1500,
             tcp: TcpTuning::default(),
             reassembly: ReassemblyLimits::default(),
+            kcp: None,
             rng_seed: [0; 32],
         }
     }
@@ -299,6 +303,8 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// A silent client is forgotten after this long (its NAT mappings stay until they expire)
     pub client_timeout: Duration,
+    /// KCP with FEC over the tunnel (the original's `-kcp`); both sides must agree
+    pub kcp: Option<KcpTuning>,
     /// Seed of the machine's CSPRNG
     pub rng_seed: [u8; 32],
 }
@@ -318,6 +324,7 @@ impl ServerConfig {
             reassembly: ReassemblyLimits::default(),
             max_clients: 1024,
             client_timeout: Duration::from_secs(600),
+            kcp: None,
             rng_seed: [0; 32],
         }
     }
@@ -374,6 +381,9 @@ pub enum ConfigError {
     /// A zero limit
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A KCP tuning out of range
+    #[error(transparent)]
+    Kcp(#[from] KcpConfigError),
 }
 
 /// The devices split by role, shared by both machines' validation
@@ -413,6 +423,7 @@ pub(crate) fn check_common(
     fragment: u16,
     method: Method,
     password: &str,
+    kcp: Option<&KcpTuning>,
 ) -> Result<(), ConfigError> {
     if mtu < MIN_MTU {
         return Err(ConfigError::MtuOutOfRange(mtu));
@@ -422,6 +433,9 @@ pub(crate) fn check_common(
     }
     if method != Method::Plain && password.is_empty() {
         return Err(ConfigError::EmptyPassword(method));
+    }
+    if let Some(k) = kcp {
+        k.validate()?;
     }
     Ok(())
 }

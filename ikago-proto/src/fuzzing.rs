@@ -175,6 +175,11 @@ pub fn server_input(data: &[u8]) {
     drive(&mut s, start, rest);
 }
 
+/// Feeds arbitrary datagrams to a KCP session and a FEC decoder
+pub fn kcp_datagrams(data: &[u8]) {
+    crate::kcp::fuzz_datagrams(data);
+}
+
 /// Feeds arbitrary IPv4 packets (records `[scope, len_hi, len_lo, bytes...]`) to a small reassembler
 pub fn reassembly(mut data: &[u8]) {
     let limits = ReassemblyLimits {

@@ -62,6 +62,7 @@ mod fragment;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod io;
+mod kcp;
 mod machine;
 mod nat;
 mod server;
@@ -78,6 +79,7 @@ pub use config::{
 pub use crypto::Method;
 pub use event::{Event, PeerLostReason};
 pub use io::{DeviceId, Input, MAX_FRAME_LEN, Output, Transmit};
+pub use kcp::{KcpConfigError, KcpStats, KcpTuning};
 pub use server::Server;
 pub use stats::{Counter, DropReason, Drops, Peer, PeerStats, Stats};
 pub use wire::{Mac, ParseMacError};

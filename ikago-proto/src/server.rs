@@ -10,6 +10,7 @@ use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, chec
 use crate::event::Event;
 use crate::faketcp::{self, Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
+use crate::kcp::{self, KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest};
 use crate::nat::Nat;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
@@ -34,8 +35,9 @@ const CLIENT_SCOPE_BASE: u32 = 256;
 enum Timer {
     Sweep,
     Ack,
+    Kcp,
 }
-const TIMERS: usize = 2;
+const TIMERS: usize = 3;
 
 /// One client of the server
 #[derive(Debug)]
@@ -45,6 +47,8 @@ struct Slot {
     mac: Mac,
     conn: Conn,
     stats: PeerStats,
+    /// The client's KCP session, opened by its first data shard
+    kcp: Option<KcpSession>,
 }
 
 /// The server side of the tunnel
@@ -62,6 +66,10 @@ pub struct Server {
     next_id: u32,
     timers: Timers<TIMERS>,
     rst_window: (Instant, u32),
+    /// KCP tuning, with `--kcp`: every client then talks through a KCP session
+    kcp_tuning: Option<KcpTuning>,
+    /// A work buffer for one KCP datagram
+    datagram: Vec<u8>,
 }
 
 fn check_nat(nat: &NatConfig) -> Result<(), ConfigError> {
@@ -81,7 +89,13 @@ impl Server {
     /// Validates `config` and starts serving
     pub fn new(config: ServerConfig, now: Instant) -> Result<Self, ConfigError> {
         let roles = Roles::of(&config.devices)?;
-        check_common(config.mtu, config.fragment, config.method, &config.password)?;
+        check_common(
+            config.mtu,
+            config.fragment,
+            config.method,
+            &config.password,
+            config.kcp.as_ref(),
+        )?;
         if config.port == 0 {
             return Err(ConfigError::PortZero);
         }
@@ -114,6 +128,8 @@ impl Server {
             next_id: 0,
             timers: Timers::default(),
             rst_window: (now, 0),
+            kcp_tuning: config.kcp,
+            datagram: vec![0; usize::from(u16::MAX)],
         })
     }
 
@@ -304,6 +320,7 @@ impl Server {
                         mac: from,
                         conn,
                         stats,
+                        kcp: None,
                     },
                 );
                 self.by_id.insert(id, peer);
@@ -412,6 +429,67 @@ impl Server {
             self.core.tx.recycle(buf);
             return self.core.drop(DropReason::DecryptFailed);
         };
+        if self.kcp_tuning.is_some() {
+            self.kcp_input(
+                peer,
+                id,
+                &buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len],
+            );
+            return self.core.tx.recycle(buf);
+        }
+        buf.len = ethernet::HEADER_LEN + len;
+        self.take_inner(peer, id, buf);
+    }
+
+    /// Feeds a client's KCP datagram to its session (opening one for a new conversation) and
+    /// forwards the messages it completes
+    fn kcp_input(&mut self, peer: SocketAddrV4, id: u32, datagram: &[u8]) {
+        let now = self.core.now;
+        let Some(tuning) = self.kcp_tuning else {
+            return;
+        };
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        let conv = kcp::peek_conv(datagram, tuning.fec());
+        let fresh = match (&slot.kcp, conv) {
+            (None, Some(_)) => true,
+            (Some(s), Some(c)) => s.conv() != c,
+            (_, None) => false,
+        };
+        if let (true, Some(c)) = (fresh, conv) {
+            // a new client, or one that restarted its session (kcp-go replaces it too)
+            slot.kcp = Some(
+                KcpSession::new(c, &tuning, now).expect("the tuning was validated by Server::new"),
+            );
+        }
+        let Some(session) = slot.kcp.as_mut() else {
+            return self.core.drop(DropReason::BadKcp);
+        };
+        if session.handle_datagram(now, datagram).is_err() {
+            return self.core.drop(DropReason::BadKcp);
+        }
+        let mut scratch = std::mem::take(&mut self.core.scratch);
+        while let Some(n) = self
+            .clients
+            .get_mut(&peer)
+            .and_then(|s| s.kcp.as_mut())
+            .and_then(|k| k.recv(&mut scratch))
+        {
+            let mut buf = self.core.tx.take(ethernet::HEADER_LEN + n);
+            buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + n]
+                .copy_from_slice(&scratch[..n]);
+            buf.len = ethernet::HEADER_LEN + n;
+            self.take_inner(peer, id, buf);
+        }
+        self.core.scratch = scratch;
+        self.flush_kcp(peer);
+    }
+
+    /// Validates an inner packet from a client at `buf.bytes[14..buf.len]`, reassembles it if it
+    /// is a fragment, and sends it through the NAT
+    fn take_inner(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
+        let len = buf.len - ethernet::HEADER_LEN;
         let (valid, is_fragment) =
             match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len])
             {
@@ -531,6 +609,20 @@ impl Server {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
+        if let Some(session) = slot.kcp.as_mut() {
+            match session.send(self.core.now, inner) {
+                Ok(()) => {
+                    slot.stats.r#in.add(inner.len());
+                    slot.stats.last_seen = self.core.now;
+                    self.core.stats.inner_tx.add(inner.len());
+                }
+                Err(KcpError::TooLarge { .. } | KcpError::Empty) => {
+                    self.core.drop(DropReason::TooBig)
+                }
+                Err(_) => self.core.drop(DropReason::QueueFull),
+            }
+            return self.flush_kcp(peer);
+        }
         let sealed = inner.len() + self.core.cipher.overhead();
         if !slot.conn.can_send() || sealed + slot.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
@@ -545,9 +637,54 @@ impl Server {
         self.core.stats.inner_tx.add(inner.len());
     }
 
+    /// Sends the datagrams a client's KCP session has ready and re-arms the KCP timer
+    fn flush_kcp(&mut self, peer: SocketAddrV4) {
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        let Some(session) = slot.kcp.as_mut() else {
+            return;
+        };
+        if slot.conn.can_send() {
+            while let Some(n) = session.poll_datagram(&mut self.datagram) {
+                self.core.send_tunnel(
+                    &mut slot.conn,
+                    slot.device,
+                    Dest::Mac(slot.mac),
+                    &self.datagram[..n],
+                );
+            }
+        }
+        self.timers
+            .set_earliest(Timer::Kcp as usize, session.poll_timeout());
+    }
+
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
         let now = self.core.now;
+        if self.timers.expire(Timer::Kcp as usize, now) {
+            let due: Vec<SocketAddrV4> = self
+                .clients
+                .iter()
+                .filter(|(_, s)| s.kcp.as_ref().is_some_and(|k| k.poll_timeout() <= now))
+                .map(|(&k, _)| k)
+                .collect();
+            for peer in due {
+                if let Some(k) = self.clients.get_mut(&peer).and_then(|s| s.kcp.as_mut()) {
+                    k.handle_timeout(now);
+                }
+                self.flush_kcp(peer);
+            }
+            if let Some(next) = self
+                .clients
+                .values()
+                .filter_map(|s| s.kcp.as_ref())
+                .map(|k| k.poll_timeout())
+                .min()
+            {
+                self.timers.set_earliest(Timer::Kcp as usize, next);
+            }
+        }
         let Self { nat, core, .. } = self;
         nat.handle_timeout(now, |m| {
             core.tx.event(Event::NatExpired {

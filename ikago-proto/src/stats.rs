@@ -1,5 +1,6 @@
 //! Plain counters: per direction, per peer and per drop reason
 
+use crate::kcp::KcpStats;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -80,6 +81,8 @@ drop_reasons! {
     TooBig => "too_big",
     /// Server: the client's FakeTCP receive window was full (its ACKs are late or lost)
     PeerWindowFull => "peer_window_full",
+    /// A KCP/FEC datagram that is garbage, truncated, or of another conversation
+    BadKcp => "bad_kcp",
     /// Server: a new client refused because the client limit was reached
     TooManyClients => "too_many_clients",
 }
@@ -194,4 +197,6 @@ pub struct Stats {
     pub nat_capacity: usize,
     /// Per source (client) or per client (server)
     pub peers: Vec<PeerStats>,
+    /// KCP counters: the client's session, or the server's sessions summed
+    pub kcp: Option<KcpStats>,
 }

@@ -229,8 +229,6 @@ pub(crate) enum FlushKind {
 pub(crate) struct Kcp {
     /// Conversation id
     conv: u32,
-    /// Largest datagram, reserved bytes included
-    mtu: usize,
     /// Largest segment payload
     mss: usize,
     /// Bytes left free in front of each datagram (the FEC header)
@@ -304,7 +302,6 @@ impl Kcp {
         let mss = mtu - SEGMENT_HEADER_LEN - reserved;
         Self {
             conv,
-            mtu,
             mss,
             reserved,
             snd_una: 0,
@@ -365,11 +362,6 @@ impl Kcp {
     /// Conversation id
     pub(crate) fn conv(&self) -> u32 {
         self.conv
-    }
-
-    /// Largest payload of one segment
-    pub(crate) fn mss(&self) -> usize {
-        self.mss
     }
 
     /// Segments queued or in flight (kcp-go `WaitSnd`)
@@ -513,7 +505,7 @@ impl Kcp {
     }
 
     /// Checks that every segment of `datagram` parses, is ours and has a known command
-    pub(crate) fn validate(&self, datagram: &[u8]) -> Result<(), KcpError> {
+    fn validate(&self, datagram: &[u8]) -> Result<(), KcpError> {
         for seg in Segments::new(datagram) {
             let (h, _) = seg?;
             if h.conv != self.conv {
@@ -891,11 +883,6 @@ impl Kcp {
             self.incr = mss;
         }
     }
-
-    /// Largest datagram this state machine writes, reserved bytes included
-    pub(crate) fn mtu(&self) -> usize {
-        self.mtu
-    }
 }
 
 #[cfg(test)]
@@ -973,7 +960,7 @@ mod tests {
     #[test]
     fn send_limits() {
         let mut a = Kcp::new(1, 1400, 8);
-        assert_eq!(a.mss(), 1368);
+        assert_eq!(a.mss, 1368);
         assert_eq!(a.send(&[]), Err(KcpError::Empty));
         let big = vec![0u8; 1368 * 32 + 1];
         assert_eq!(

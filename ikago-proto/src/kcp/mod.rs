@@ -48,27 +48,27 @@ fn seq_diff(later: u32, earlier: u32) -> i32 {
 
 /// KCP tuning, as the original's `kcp-tuning` (reference §5.2); both sides must agree
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct KcpTuning {
+pub struct KcpTuning {
     /// Largest datagram, FEC header included, bytes (50 to 1500)
-    pub(crate) mtu: u16,
+    pub mtu: u16,
     /// Send window, segments
-    pub(crate) sndwnd: u16,
+    pub sndwnd: u16,
     /// Receive window, segments; also the most fragments of one message
-    pub(crate) rcvwnd: u16,
+    pub rcvwnd: u16,
     /// Data shards per FEC group (FEC is on when both shard counts are above zero)
-    pub(crate) datashard: u8,
+    pub datashard: u8,
     /// Parity shards per FEC group
-    pub(crate) parityshard: u8,
+    pub parityshard: u8,
     /// Acknowledge every datagram at once instead of at the next flush
-    pub(crate) acknodelay: bool,
+    pub acknodelay: bool,
     /// Lower minimum RTO (30 ms instead of 100 ms) and gentler RTO backoff
-    pub(crate) nodelay: bool,
+    pub nodelay: bool,
     /// Flush interval, ms; clamped to 10..=5000 as kcp-go does
-    pub(crate) interval_ms: u32,
+    pub interval_ms: u32,
     /// Fast retransmit after this many ACKs skipping a segment (0: off)
-    pub(crate) resend: u32,
+    pub resend: u32,
     /// No congestion control
-    pub(crate) nc: bool,
+    pub nc: bool,
 }
 
 impl Default for KcpTuning {
@@ -91,7 +91,7 @@ impl Default for KcpTuning {
 
 impl KcpTuning {
     /// Checks the ranges; the interval is not checked but clamped, as kcp-go does
-    pub(crate) fn validate(&self) -> Result<(), KcpConfigError> {
+    pub fn validate(&self) -> Result<(), KcpConfigError> {
         if !(MIN_KCP_MTU..=MAX_KCP_MTU).contains(&self.mtu) {
             return Err(KcpConfigError::Mtu(self.mtu));
         }
@@ -112,7 +112,7 @@ impl KcpTuning {
 
     /// Whether datagrams carry the FEC header: both shard counts above zero (kcp-go
     /// `newFECEncoder` returns nil otherwise)
-    pub(crate) fn fec(&self) -> bool {
+    pub fn fec(&self) -> bool {
         self.datashard > 0 && self.parityshard > 0
     }
 
@@ -123,14 +123,14 @@ impl KcpTuning {
 
     /// Largest payload of one KCP segment: mtu − 24 − 8 with FEC (1368 by default), mtu − 24
     /// without
-    pub(crate) fn mss(&self) -> usize {
-        usize::from(self.mtu) - arq::SEGMENT_HEADER_LEN - self.fec_overhead()
+    pub fn mss(&self) -> usize {
+        usize::from(self.mtu).saturating_sub(arq::SEGMENT_HEADER_LEN + self.fec_overhead())
     }
 }
 
 /// A KCP tuning mistake
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum KcpConfigError {
+pub enum KcpConfigError {
     /// MTU outside 50..=1500
     #[error("kcp mtu {0} out of range 50-1500")]
     Mtu(u16),
@@ -184,43 +184,43 @@ pub(crate) enum KcpError {
 
 /// A snapshot of a session's counters and state
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct KcpStats {
+pub struct KcpStats {
     /// Segments transmitted again, for any reason
-    pub(crate) retransmissions: u64,
+    pub retransmissions: u64,
     /// Of those, after a retransmission timeout
-    pub(crate) timeouts: u64,
+    pub timeouts: u64,
     /// Data shards rebuilt by FEC and accepted, late ones included (kcp-go `FECRecovered`)
-    pub(crate) fec_recovered: u64,
+    pub fec_recovered: u64,
     /// Push segments that reached KCP first through a rebuilt shard
-    pub(crate) fec_segments: u64,
+    pub fec_segments: u64,
     /// Rebuilt shards that were invalid or refused
-    pub(crate) fec_errors: u64,
+    pub fec_errors: u64,
     /// Smoothed round-trip time (zero until measured)
-    pub(crate) srtt: Duration,
+    pub srtt: Duration,
     /// Retransmission timeout
-    pub(crate) rto: Duration,
+    pub rto: Duration,
     /// Send window, segments
-    pub(crate) snd_wnd: u32,
+    pub snd_wnd: u32,
     /// Receive window, segments
-    pub(crate) rcv_wnd: u32,
+    pub rcv_wnd: u32,
     /// The peer's free receive window, segments
-    pub(crate) rmt_wnd: u32,
+    pub rmt_wnd: u32,
     /// Congestion window, segments
-    pub(crate) cwnd: u32,
+    pub cwnd: u32,
     /// Segments sent and not yet acknowledged cumulatively
-    pub(crate) in_flight: u32,
+    pub in_flight: u32,
     /// Segments queued or in flight
-    pub(crate) wait_snd: usize,
+    pub wait_snd: usize,
     /// Datagrams handed out by `poll_datagram`
-    pub(crate) datagrams_out: u64,
+    pub datagrams_out: u64,
     /// Datagrams accepted
-    pub(crate) datagrams_in: u64,
+    pub datagrams_in: u64,
     /// Datagrams refused (garbage, foreign, truncated)
-    pub(crate) datagrams_rejected: u64,
+    pub datagrams_rejected: u64,
     /// Datagrams dropped because the output queue was full or the caller's buffer too small
-    pub(crate) tx_dropped: u64,
+    pub tx_dropped: u64,
     /// Received messages dropped because the caller's buffer was too small
-    pub(crate) recv_dropped: u64,
+    pub recv_dropped: u64,
 }
 
 /// Reads the conversation id of a datagram, for a server adopting a new client

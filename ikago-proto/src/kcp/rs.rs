@@ -225,7 +225,7 @@ impl ReedSolomon {
         Ok(codec)
     }
 
-    /// Checks that `buf` holds `total` rows of `len` bytes at `stride` and `present` fits
+    /// Checks that `buf` holds `total` rows of `len` bytes at `stride`
     fn check_layout(&self, buf: &[u8], stride: usize, len: usize) -> Result<(), RsError> {
         if len > stride || buf.len() < (self.total - 1) * stride + len {
             return Err(RsError::Layout);

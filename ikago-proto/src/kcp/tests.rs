@@ -201,13 +201,15 @@ fn captured_losses_are_rebuilt_from_kcp_go_parity() {
     assert_eq!(rebuilt, dropped);
 }
 
-/// One direction of the virtual link: seeded loss, 30 ms delay plus up to 20 ms jitter (which
-/// reorders datagrams sent within 20 ms of each other)
+/// One direction of the virtual link: seeded loss, 30 ms delay plus random jitter (which
+/// reorders datagrams sent closer together than the jitter)
 struct Wire {
     /// Loss and jitter source
     rng: ChaCha8Rng,
     /// Loss probability
     loss: f64,
+    /// Largest extra delay
+    jitter: Duration,
     /// Datagrams on the way: arrival, tie-breaker, bytes
     queue: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>>,
     /// Datagrams offered
@@ -217,11 +219,12 @@ struct Wire {
 }
 
 impl Wire {
-    /// A wire with loss probability `loss`
-    fn new(seed: u64, loss: f64) -> Self {
+    /// A wire with loss probability `loss` and up to `jitter` of extra delay
+    fn new(seed: u64, loss: f64, jitter: Duration) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
             loss,
+            jitter,
             queue: BinaryHeap::new(),
             sent: 0,
             lost: 0,
@@ -235,8 +238,10 @@ impl Wire {
             self.lost += 1;
             return;
         }
-        let jitter = u64::from(self.rng.next_u32() % 20_000);
-        let at = now + Duration::from_millis(30) + Duration::from_micros(jitter);
+        let jitter = self
+            .jitter
+            .mul_f64(f64::from(self.rng.next_u32()) / f64::from(u32::MAX));
+        let at = now + Duration::from_millis(30) + jitter;
         self.queue.push(Reverse((at, self.sent, d.to_vec())));
     }
 
@@ -289,6 +294,8 @@ struct Run {
     tuning: KcpTuning,
     /// Loss probability of each wire
     loss: f64,
+    /// Largest extra delay on top of 30 ms
+    jitter: Duration,
     /// Seed of the wires and the garbage
     seed: u64,
     /// Messages each way
@@ -328,6 +335,7 @@ fn run_link(run: &Run) -> Report {
     let Run {
         tuning,
         loss,
+        jitter,
         seed,
         count,
         spacing,
@@ -341,7 +349,10 @@ fn run_link(run: &Run) -> Report {
         latencies: Vec::new(),
     };
     let mut sides = [new_side(), new_side()];
-    let mut wires = [Wire::new(seed, loss), Wire::new(seed + 1, loss)];
+    let mut wires = [
+        Wire::new(seed, loss, jitter),
+        Wire::new(seed + 1, loss, jitter),
+    ];
     let mut junk = ChaCha8Rng::seed_from_u64(seed + 2);
     let mut buf = vec![0u8; 1500];
     let mut out = vec![0u8; 65536];
@@ -446,37 +457,40 @@ fn fast_tuning() -> KcpTuning {
 
 #[test]
 fn lossy_link_delivers_every_message_once_in_order() {
-    // 20 messages a second each way (40 to 4000 bytes, about 120 kbit/s), 30 ms + 0-20 ms
+    // 20 messages a second each way (40 to 4000 bytes, about 120 kbit/s), 30 ms one way
     let profiles = [("default", KcpTuning::default()), ("fast", fast_tuning())];
     for (name, tuning) in profiles {
-        for (i, loss) in [0.0, 0.05, 0.10, 0.20].into_iter().enumerate() {
-            let r = run_link(&Run {
-                tuning,
-                loss,
-                seed: 40 + i as u64 * 10,
-                count: 300,
-                spacing: Duration::from_millis(50),
-                garbage: false,
-            });
-            println!(
-                "kcp {name:>7} loss {:>2.0}%: p50 {:>5.0} ms, p99 {:>5.0} ms; datagrams {} \
-                 ({} lost); fec rebuilt {} shards, {} segments first via fec; \
-                 retransmitted {} ({} on timeout)",
-                loss * 100.0,
-                r.p50,
-                r.p99,
-                r.sent,
-                r.lost,
-                r.fec_recovered,
-                r.fec_segments,
-                r.retransmissions,
-                r.timeouts,
-            );
-            if loss > 0.0 {
-                assert!(r.fec_segments > 0, "{name} {loss}: fec recovered nothing");
-            }
-            if name == "fast" {
-                assert!(r.p99 < 1000.0, "{name} {loss}: {r:?}");
+        for jitter_ms in [20, 0] {
+            for (i, loss) in [0.0, 0.05, 0.10, 0.20].into_iter().enumerate() {
+                let r = run_link(&Run {
+                    tuning,
+                    loss,
+                    jitter: Duration::from_millis(jitter_ms),
+                    seed: 40 + i as u64 * 10,
+                    count: 300,
+                    spacing: Duration::from_millis(50),
+                    garbage: false,
+                });
+                println!(
+                    "kcp {name:>7} jitter {jitter_ms:>2} ms loss {:>2.0}%: p50 {:>5.0} ms, \
+                     p99 {:>5.0} ms; datagrams {} ({} lost); fec rebuilt {} shards, {} \
+                     segments first via fec; retransmitted {} ({} on timeout)",
+                    loss * 100.0,
+                    r.p50,
+                    r.p99,
+                    r.sent,
+                    r.lost,
+                    r.fec_recovered,
+                    r.fec_segments,
+                    r.retransmissions,
+                    r.timeouts,
+                );
+                if loss > 0.0 {
+                    assert!(r.fec_segments > 0, "{name} {loss}: fec recovered nothing");
+                }
+                if name == "fast" {
+                    assert!(r.p99 < 1000.0, "{name} {loss}: {r:?}");
+                }
             }
         }
     }
@@ -487,6 +501,7 @@ fn garbage_never_breaks_a_working_session() {
     let r = run_link(&Run {
         tuning: KcpTuning::default(),
         loss: 0.05,
+        jitter: Duration::from_millis(20),
         seed: 99,
         count: 150,
         spacing: Duration::from_millis(50),
