@@ -16,7 +16,7 @@ use crate::machine::{Core, Dest};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
-use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
+use crate::wire::{Mac, arp, dns, ethernet, ipv4, proto, tcp};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
 const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// Remote addresses counted at once; the least recently active is forgotten beyond this
+const MAX_REMOTES: usize = 1024;
 /// Reassembly scope of inner fragments that arrive through the tunnel (devices use 0-255)
 const TUNNEL_SCOPE: u32 = 256;
 
@@ -67,6 +69,9 @@ pub struct Client {
     kcp_tuning: Option<KcpTuning>,
     /// A work buffer for one KCP datagram
     datagram: Vec<u8>,
+    /// Counters per remote address
+    remotes: BTreeMap<Ipv4Addr, PeerStats>,
+    dns_records: bool,
 }
 
 /// A KCP session with a random conversation id (the original reads 4 random bytes)
@@ -135,6 +140,8 @@ impl Client {
             kcp,
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
+            remotes: BTreeMap::new(),
+            dns_records: config.dns_records,
         };
         client.start_handshake();
         Ok(client)
@@ -192,6 +199,7 @@ impl Client {
         let mut s = self.core.stats.clone();
         s.kcp = self.kcp.as_ref().map(|k| k.stats());
         s.peers = self.known.values().map(|k| k.stats).collect();
+        s.remotes = self.remotes.values().copied().collect();
         s.peers.sort_by_key(|p| p.peer);
         s
     }
@@ -296,6 +304,7 @@ impl Client {
         let len = pkt.bytes().len();
         self.core.stats.local_rx.add(len);
         self.learn_source(device, src, eth.src, len);
+        self.count_remote(dst, len, true);
         if pkt.is_fragment() {
             match self
                 .core
@@ -342,6 +351,53 @@ impl Client {
         }
         entry.stats.out.add(len);
         entry.stats.last_seen = now;
+    }
+
+    /// Counts a packet to (`out`) or from a remote address, keeping the most recent ones
+    fn count_remote(&mut self, ip: Ipv4Addr, len: usize, out: bool) {
+        let now = self.core.now;
+        if !self.remotes.contains_key(&ip) && self.remotes.len() >= MAX_REMOTES {
+            let oldest = self
+                .remotes
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(&k, _)| k);
+            if let Some(k) = oldest {
+                self.remotes.remove(&k);
+            }
+        }
+        let s = self.remotes.entry(ip).or_insert_with(|| PeerStats {
+            peer: Peer::Remote(ip),
+            out: Default::default(),
+            r#in: Default::default(),
+            first_seen: now,
+            last_seen: now,
+        });
+        if out {
+            s.out.add(len)
+        } else {
+            s.r#in.add(len)
+        }
+        s.last_seen = now;
+    }
+
+    /// Reports the names of a DNS answer from port 53 of a remote host
+    fn record_dns(&mut self, packet: &[u8]) {
+        let Ok(p) = ipv4::Packet::parse(packet) else {
+            return;
+        };
+        let udp = p.payload();
+        if p.protocol() != proto::UDP || udp.len() < 8 || udp[0..2] != 53u16.to_be_bytes() {
+            return;
+        }
+        if let Some(a) = dns::parse_answer(&udp[8..]) {
+            for ip in a.addrs {
+                self.core.tx.event(Event::DnsRecord {
+                    name: a.name.clone(),
+                    ip,
+                });
+            }
+        }
     }
 
     /// Sends an inner packet to the server, or queues it while the handshake runs
@@ -508,11 +564,15 @@ impl Client {
 
     /// Writes an inner packet at `buf.bytes[14..buf.len]` to the source that owns its destination
     fn deliver_lan(&mut self, mut buf: FrameBuf) {
-        let (dst, len, df) = {
+        let (src, dst, len, df) = {
             let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
                 .expect("validated by the caller");
-            (p.dst(), p.bytes().len(), p.dont_fragment())
+            (p.src(), p.dst(), p.bytes().len(), p.dont_fragment())
         };
+        self.count_remote(src, len, false);
+        if self.dns_records {
+            self.record_dns(&buf.bytes[ethernet::HEADER_LEN..buf.len]);
+        }
         let now = self.core.now;
         let Some(source) = self.known.get_mut(&dst) else {
             self.core.tx.recycle(buf);

@@ -253,6 +253,9 @@ pub struct ClientConfig {
     pub reassembly: ReassemblyLimits,
     /// KCP with FEC over the tunnel (the original's `-kcp`); both sides must agree
     pub kcp: Option<KcpTuning>,
+    /// Report the names in DNS answers to the sources as [`Event::DnsRecord`](crate::Event)
+    /// (for a monitor's `/dns`)
+    pub dns_records: bool,
     /// Seed of the machine's CSPRNG (ISN, IP IDs, port, nonces); runners fill it from the OS
     pub rng_seed: [u8; 32],
 }
@@ -273,6 +276,7 @@ impl ClientConfig {
             tcp: TcpTuning::default(),
             reassembly: ReassemblyLimits::default(),
             kcp: None,
+            dns_records: false,
             rng_seed: [0; 32],
         }
     }

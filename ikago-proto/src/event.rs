@@ -81,6 +81,13 @@ pub enum Event {
         /// The public address and port (ICMP id) released
         public: SocketAddrV4,
     },
+    /// Client: a DNS answer in the return path named an address (with `dns_records` on)
+    DnsRecord {
+        /// The name asked for
+        name: String,
+        /// One address of its A records
+        ip: Ipv4Addr,
+    },
     /// Packets were dropped for a reason a user should know about (rate-limited: at most one
     /// event per reason per second, with the count since the last one)
     Dropped {

@@ -141,6 +141,8 @@ pub enum Peer {
     Source(Ipv4Addr),
     /// Server: a client's tunnel address
     Client(SocketAddrV4),
+    /// Client: a remote address its sources talk to
+    Remote(Ipv4Addr),
 }
 
 impl fmt::Display for Peer {
@@ -148,6 +150,7 @@ impl fmt::Display for Peer {
         match self {
             Self::Source(ip) => ip.fmt(f),
             Self::Client(a) => a.fmt(f),
+            Self::Remote(ip) => ip.fmt(f),
         }
     }
 }
@@ -157,9 +160,9 @@ impl fmt::Display for Peer {
 pub struct PeerStats {
     /// Who
     pub peer: Peer,
-    /// Inner packets it sent into the tunnel
+    /// Inner packets it sent into the tunnel (remote: packets sent to it)
     pub out: Counter,
-    /// Inner packets delivered to it from the tunnel
+    /// Inner packets delivered to it from the tunnel (remote: packets received from it)
     pub r#in: Counter,
     /// When it was first seen
     pub first_seen: Instant,
@@ -197,6 +200,8 @@ pub struct Stats {
     pub nat_capacity: usize,
     /// Per source (client) or per client (server)
     pub peers: Vec<PeerStats>,
+    /// Client: per remote address (the most recently active ones, bounded)
+    pub remotes: Vec<PeerStats>,
     /// KCP counters: the client's session, or the server's sessions summed
     pub kcp: Option<KcpStats>,
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod arp;
 pub(crate) mod checksum;
+pub(crate) mod dns;
 pub(crate) mod ethernet;
 pub(crate) mod icmp;
 pub(crate) mod ipv4;

@@ -1,0 +1,136 @@
+//! Just enough DNS (RFC 1035) to learn names from answers: the question name and the A records
+
+use std::net::Ipv4Addr;
+
+/// Length of the DNS header
+const HEADER_LEN: usize = 12;
+/// Most A records taken from one answer
+const MAX_ADDRS: usize = 16;
+/// Longest name kept (RFC 1035 §2.3.4: 255 octets)
+const MAX_NAME: usize = 255;
+/// Compression pointers followed before giving up (loops)
+const MAX_JUMPS: usize = 16;
+
+/// The names and addresses of one DNS response
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    /// The first question's name, dotted, lower-case
+    pub(crate) name: String,
+    /// The IPv4 addresses of its A records
+    pub(crate) addrs: Vec<Ipv4Addr>,
+}
+
+/// Reads a name at `at`; returns it (dotted, lower-case) and the offset after it in place
+fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    let mut end = None;
+    for _ in 0..=MAX_JUMPS {
+        loop {
+            let len = usize::from(*msg.get(at)?);
+            if len & 0xc0 == 0xc0 {
+                let ptr = (len & 0x3f) << 8 | usize::from(*msg.get(at + 1)?);
+                end.get_or_insert(at + 2);
+                at = ptr;
+                break;
+            }
+            if len == 0 {
+                return Some((name, *end.get_or_insert(at + 1)));
+            }
+            let label = msg.get(at + 1..at + 1 + len)?;
+            if !name.is_empty() {
+                name.push('.');
+            }
+            name.extend(label.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+            if name.len() > MAX_NAME {
+                return None;
+            }
+            at += 1 + len;
+        }
+    }
+    None
+}
+
+/// Parses a DNS response; `None` for queries, errors and anything malformed
+pub(crate) fn parse_answer(msg: &[u8]) -> Option<Answer> {
+    let header = msg.get(..HEADER_LEN)?;
+    let is_response = header[2] & 0x80 != 0;
+    let rcode = header[3] & 0x0f;
+    let qd = u16::from_be_bytes([header[4], header[5]]);
+    let an = u16::from_be_bytes([header[6], header[7]]);
+    if !is_response || rcode != 0 || qd == 0 || an == 0 {
+        return None;
+    }
+    let (name, mut at) = read_name(msg, HEADER_LEN)?;
+    at += 4;
+    for _ in 1..qd {
+        at = read_name(msg, at)?.1 + 4;
+    }
+    let mut addrs = Vec::new();
+    for _ in 0..an {
+        at = read_name(msg, at)?.1;
+        let rr = msg.get(at..at + 10)?;
+        let (ty, class) = (
+            u16::from_be_bytes([rr[0], rr[1]]),
+            u16::from_be_bytes([rr[2], rr[3]]),
+        );
+        let len = usize::from(u16::from_be_bytes([rr[8], rr[9]]));
+        let data = msg.get(at + 10..at + 10 + len)?;
+        if ty == 1 && class == 1 && len == 4 && addrs.len() < MAX_ADDRS {
+            addrs.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        }
+        at += 10 + len;
+    }
+    (!addrs.is_empty()).then_some(Answer { name, addrs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer for echo.lab.test: a CNAME-free A record using a compression pointer
+    fn answer() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+        for label in ["Echo", "lab", "test"] {
+            m.push(label.len() as u8);
+            m.extend_from_slice(label.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        for ip in [[198, 18, 13, 2], [198, 18, 13, 3]] {
+            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            m.extend_from_slice(&ip);
+        }
+        m
+    }
+
+    #[test]
+    fn names_and_addresses() {
+        let a = parse_answer(&answer()).unwrap();
+        assert_eq!(a.name, "echo.lab.test");
+        assert_eq!(
+            a.addrs,
+            vec![Ipv4Addr::new(198, 18, 13, 2), Ipv4Addr::new(198, 18, 13, 3)]
+        );
+    }
+
+    #[test]
+    fn queries_truncations_and_loops_are_refused() {
+        let mut q = answer();
+        q[2] = 0x01;
+        assert_eq!(parse_answer(&q), None);
+        let full = answer();
+        for n in 0..full.len() {
+            assert_eq!(parse_answer(&full[..n]), None, "truncated at {n}");
+        }
+        let mut looped = answer();
+        looped[12] = 0xc0;
+        looped[13] = 12;
+        assert_eq!(parse_answer(&looped), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..300)) {
+            let _ = parse_answer(&bytes);
+        }
+    }
+}
