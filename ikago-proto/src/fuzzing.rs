@@ -9,6 +9,7 @@ use crate::config::{
 use crate::crypto::{Cipher, Method};
 use crate::fragment::Reassembler;
 use crate::io::{DeviceId, Input, MAX_FRAME_LEN, Output};
+use crate::kcp::KcpTuning;
 use crate::wire::{Mac, ipv4};
 use crate::{Client, Server};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -51,7 +52,7 @@ fn device(
 }
 
 /// The client the fuzzers drive: LAN 198.18.11.0/24, WAN 198.18.12.0/24, server 198.18.12.1:18081
-pub fn fuzz_client(method: Method) -> Client {
+pub fn fuzz_client(method: Method, kcp: bool) -> Client {
     let devices = vec![
         device("lan0", DeviceRole::Listen, 1, 11, None),
         device(
@@ -73,11 +74,12 @@ pub fn fuzz_client(method: Method) -> Client {
     c.mtu = 1000;
     c.fragment = 800;
     c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
+    c.kcp = kcp.then(KcpTuning::default);
     Client::new(c, Instant::now()).expect("the fuzz configuration is valid")
 }
 
 /// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1
-pub fn fuzz_server(method: Method) -> Server {
+pub fn fuzz_server(method: Method, kcp: bool) -> Server {
     let devices = vec![
         device("wan0", DeviceRole::Listen, 1, 12, None),
         device(
@@ -93,6 +95,7 @@ pub fn fuzz_server(method: Method) -> Server {
     s.password = "fuzz".into();
     s.mtu = 1000;
     s.fragment = 800;
+    s.kcp = kcp.then(KcpTuning::default);
     Server::new(s, Instant::now()).expect("the fuzz configuration is valid")
 }
 
@@ -155,22 +158,30 @@ fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
     }
 }
 
-/// Feeds arbitrary frames and timeouts to a client (method chosen by the first byte)
+/// Feeds arbitrary frames and timeouts to a client (the first byte picks the method, and KCP when
+/// its top bit is set)
 pub fn client_input(data: &[u8]) {
     let Some((&m, rest)) = data.split_first() else {
         return;
     };
-    let mut c = fuzz_client(Method::ALL[usize::from(m) % Method::ALL.len()]);
+    let mut c = fuzz_client(
+        Method::ALL[usize::from(m & 0x7f) % Method::ALL.len()],
+        m & 0x80 != 0,
+    );
     let start = Instant::now();
     drive(&mut c, start, rest);
 }
 
-/// Feeds arbitrary frames and timeouts to a server (method chosen by the first byte)
+/// Feeds arbitrary frames and timeouts to a server (the first byte picks the method, and KCP when
+/// its top bit is set)
 pub fn server_input(data: &[u8]) {
     let Some((&m, rest)) = data.split_first() else {
         return;
     };
-    let mut s = fuzz_server(Method::ALL[usize::from(m) % Method::ALL.len()]);
+    let mut s = fuzz_server(
+        Method::ALL[usize::from(m & 0x7f) % Method::ALL.len()],
+        m & 0x80 != 0,
+    );
     let start = Instant::now();
     drive(&mut s, start, rest);
 }

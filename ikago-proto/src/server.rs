@@ -10,7 +10,7 @@ use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, chec
 use crate::event::Event;
 use crate::faketcp::{self, Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
-use crate::kcp::{self, KcpError, KcpSession, KcpTuning};
+use crate::kcp::{self, KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest};
 use crate::nat::Nat;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
@@ -186,6 +186,13 @@ impl Server {
         s.peers = self.clients.values().map(|c| c.stats).collect();
         s.peers.sort_by_key(|p| p.peer);
         s.nat_mappings = self.nat.len();
+        if self.kcp_tuning.is_some() {
+            let mut total = KcpStats::default();
+            for k in self.clients.values().filter_map(|c| c.kcp.as_ref()) {
+                total.accumulate(&k.stats());
+            }
+            s.kcp = Some(total);
+        }
         s.nat_capacity = self.nat.capacity();
         s
     }

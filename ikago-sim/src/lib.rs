@@ -1,1 +1,45 @@
-//! x
+//! Deterministic simulation of IkaGo-rs: LAN hosts, Client, a seeded lossy link, Server and
+//! Internet hosts, exchanging Ethernet frames on a virtual clock
+//!
+//! No sockets, no sleeps, no root and no real clock: a [`World`] takes one `Instant` when it is
+//! created and from then on time is virtual. Hosts are real IP stacks (smoltcp); the client and
+//! the server are the `ikago_proto` machines driven as a runner drives them; the router between
+//! them can block UDP and ICMP, track TCP as strictly as Linux conntrack, and masquerade.
+//!
+//! ```
+//! use ikago_sim::{HostConfig, World, WorldConfig, addr};
+//! use std::net::SocketAddrV4;
+//!
+//! let mut world = World::new(WorldConfig::new(1));
+//! let client = world.add_client(|_| {});
+//! let pc = world.add_lan_host(client, HostConfig::lan("pc", addr::lan(2)));
+//! let echo = world.add_internet_host(HostConfig::internet("echo", addr::internet(2)));
+//! world.host_mut(echo).udp_echo(7);
+//! world.host_mut(pc).udp_send(5000, SocketAddrV4::new(addr::internet(2), 7), b"hello");
+//! world.run_until(|w| !w.host(pc).datagrams().is_empty(), 10_000);
+//! assert_eq!(world.host(pc).payloads_on(5000), [b"hello"]);
+//! ```
+//!
+//! The address plan is in [`addr`]; the topology and the step rule in [`World`]'s module docs.
+
+pub mod addr;
+mod capture;
+mod conntrack;
+pub mod dns;
+mod drops;
+mod fabric;
+mod host;
+mod link;
+mod machine;
+mod nat;
+mod packet;
+mod router;
+mod world;
+
+pub use capture::{Capture, CapturedFrame, Direction, Tap};
+pub use drops::{ConntrackInvalid, Drops, SimDrop};
+pub use fabric::{LoggedEvent, Origin};
+pub use host::{Datagram, EchoReply, Host, HostConfig, TcpStream, Transfer, stream_bytes};
+pub use link::{LinkConfig, Oversize};
+pub use router::RouterConfig;
+pub use world::{ClientId, HostId, World, WorldConfig};

@@ -104,9 +104,6 @@ impl KcpTuning {
         if u16::from(self.datashard) + u16::from(self.parityshard) > MAX_SHARDS {
             return Err(KcpConfigError::Shards(self.datashard, self.parityshard));
         }
-        if self.parityshard > 0 && self.datashard == 0 {
-            return Err(KcpConfigError::ParityWithoutData);
-        }
         Ok(())
     }
 
@@ -143,9 +140,6 @@ pub enum KcpConfigError {
     /// More than 255 shards per group
     #[error("kcp data shards ({0}) plus parity shards ({1}) exceed 255")]
     Shards(u8, u8),
-    /// Parity shards without data shards
-    #[error("kcp parity shards need at least one data shard")]
-    ParityWithoutData,
 }
 
 /// Why a message or datagram was refused; the session is unchanged
@@ -221,6 +215,27 @@ pub struct KcpStats {
     pub tx_dropped: u64,
     /// Received messages dropped because the caller's buffer was too small
     pub recv_dropped: u64,
+}
+
+impl KcpStats {
+    /// Adds another session's counters (a server's total): counts and queues add up, the
+    /// smoothed RTT and RTO keep the largest, windows are left as they are
+    pub(crate) fn accumulate(&mut self, o: &Self) {
+        self.retransmissions += o.retransmissions;
+        self.timeouts += o.timeouts;
+        self.fec_recovered += o.fec_recovered;
+        self.fec_segments += o.fec_segments;
+        self.fec_errors += o.fec_errors;
+        self.srtt = self.srtt.max(o.srtt);
+        self.rto = self.rto.max(o.rto);
+        self.in_flight += o.in_flight;
+        self.wait_snd += o.wait_snd;
+        self.datagrams_out += o.datagrams_out;
+        self.datagrams_in += o.datagrams_in;
+        self.datagrams_rejected += o.datagrams_rejected;
+        self.tx_dropped += o.tx_dropped;
+        self.recv_dropped += o.recv_dropped;
+    }
 }
 
 /// Reads the conversation id of a datagram, for a server adopting a new client

@@ -614,9 +614,14 @@ fn tuning_validation() {
         t(|t| (t.datashard, t.parityshard) = (200, 56)),
         Err(KcpConfigError::Shards(200, 56))
     );
-    assert_eq!(
-        t(|t| (t.datashard, t.parityshard) = (0, 3)),
-        Err(KcpConfigError::ParityWithoutData)
+    // as in kcp-go, a zero shard count turns FEC off rather than being an error
+    assert_eq!(t(|t| (t.datashard, t.parityshard) = (0, 3)), Ok(()));
+    assert!(
+        !KcpTuning {
+            datashard: 0,
+            ..KcpTuning::default()
+        }
+        .fec()
     );
     assert_eq!(t(|t| t.interval_ms = 0), Ok(()));
     let no_parity = KcpTuning {

@@ -1,0 +1,327 @@
+//! The raw options: one struct per role that clap parses from the command line and serde from a
+//! config file, every value optional so that the two layers can be merged
+
+use crate::error::Error;
+use crate::file::{FileLayer, load_file};
+use crate::list;
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Options both roles take (reference §9.1)
+///
+/// Booleans other than `-v` take an optional value (`--rule`, `--rule=false`) so that the command
+/// line can turn off what a config file turned on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct CommonArgs {
+    /// Read options from this JSON file (the original's keys); command-line options override it
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Devices to listen on, a comma list of interface names [default: every non-loopback device]
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    #[serde(deserialize_with = "list::de")]
+    pub listen_devices: Option<Vec<String>>,
+
+    /// Device toward the server (client) or the Internet (server) [default: the one holding the
+    /// default route]
+    #[arg(long, value_name = "NAME")]
+    pub upstream_device: Option<String>,
+
+    /// Gateway IPv4 address [default: the default route's]
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<String>,
+
+    /// Transport: faketcp (tcp is not supported yet) [default: faketcp]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+
+    /// Encryption: plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or
+    /// xchacha20-poly1305 [default: plain]
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+
+    /// Password of the encryption method (required unless plain)
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "IKAGO_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Install firewall rules for the tunnel, removed on exit
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub rule: Option<bool>,
+
+    /// Port of the monitor HTTP endpoint, 0 for none [default: 0]
+    #[arg(long, value_name = "PORT")]
+    pub monitor: Option<u16>,
+
+    /// Verbose output (in a config file, `"verbose": true` also turns it on)
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Write the log to this file as well
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// Largest FakeTCP frame in IPv4 bytes, 576-65535; bigger frames leave as IPv4 fragments
+    /// [default: 1500]
+    #[arg(long, value_name = "BYTES")]
+    pub mtu: Option<u16>,
+
+    /// Carry the tunnel over KCP (not supported yet)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub kcp: Option<bool>,
+
+    /// KCP tuning (the file's `kcp-tuning` object)
+    #[command(flatten)]
+    pub kcp_tuning: KcpArgs,
+
+    /// Largest IPv4 packet written toward the local side, 576-65535 [default: 1500]
+    #[arg(long, value_name = "BYTES")]
+    pub fragment: Option<u16>,
+
+    /// Client: local tunnel port, 0 for a random one; server: the listening port (required)
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+}
+
+/// KCP tuning: flags `--kcp-*` on the command line, object `kcp-tuning` in a file (reference §5.2)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args, Deserialize)]
+#[serde(default)]
+pub struct KcpArgs {
+    /// KCP MTU, at most 1500 [default: 1400]
+    #[arg(
+        id = "kcp-mtu",
+        long = "kcp-mtu",
+        value_name = "BYTES",
+        allow_negative_numbers = true
+    )]
+    pub mtu: Option<i64>,
+    /// KCP send window in packets, above 0 [default: 32]
+    #[arg(
+        id = "kcp-sndwnd",
+        long = "kcp-sndwnd",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub sndwnd: Option<i64>,
+    /// KCP receive window in packets, above 0 [default: 32]
+    #[arg(
+        id = "kcp-rcvwnd",
+        long = "kcp-rcvwnd",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub rcvwnd: Option<i64>,
+    /// FEC data shards, 0 or more [default: 10]
+    #[arg(
+        id = "kcp-datashard",
+        long = "kcp-datashard",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub datashard: Option<i64>,
+    /// FEC parity shards, 0 or more [default: 3]
+    #[arg(
+        id = "kcp-parityshard",
+        long = "kcp-parityshard",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub parityshard: Option<i64>,
+    /// Acknowledge without delay
+    #[arg(id = "kcp-acknodelay", long = "kcp-acknodelay", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub acknodelay: Option<bool>,
+    /// KCP nodelay mode (30 ms minimum RTO)
+    #[arg(id = "kcp-nodelay", long = "kcp-nodelay", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub nodelay: Option<bool>,
+    /// KCP update interval in milliseconds, 0 or more [default: 100]
+    #[arg(
+        id = "kcp-interval",
+        long = "kcp-interval",
+        value_name = "MS",
+        allow_negative_numbers = true
+    )]
+    pub interval: Option<i64>,
+    /// Fast resend after this many duplicate ACKs, 0 (off) or more [default: 0]
+    #[arg(
+        id = "kcp-resend",
+        long = "kcp-resend",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub resend: Option<i64>,
+    /// 1 turns congestion control off, 0 or more [default: 0]
+    #[arg(
+        id = "kcp-nc",
+        long = "kcp-nc",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub nc: Option<i64>,
+}
+
+/// Client options: the common ones plus sources, server and publish
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ClientArgs {
+    /// Options both roles take
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// LAN sources to tunnel, a comma list of IPv4 addresses or CIDR blocks (required)
+    #[arg(short = 'r', long, value_delimiter = ',', value_name = "ADDRS")]
+    pub sources: Option<Vec<String>>,
+
+    /// The server's tunnel address (required)
+    #[arg(short = 's', long, value_name = "HOST:PORT")]
+    pub server: Option<String>,
+
+    /// Answer ARP for these addresses on the listen devices (proxy ARP), a comma list
+    #[arg(long, value_name = "IPS")]
+    pub publish: Option<String>,
+}
+
+/// The client-only keys of a config file, read apart from the common ones so that serde's error
+/// positions stay exact (`#[serde(flatten)]` would report the end of the object)
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ClientKeys {
+    #[serde(deserialize_with = "list::de")]
+    sources: Option<Vec<String>>,
+    server: Option<String>,
+    publish: Option<String>,
+}
+
+/// Server options: the common ones (`-p` is required)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct ServerArgs {
+    /// Options both roles take
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl FileLayer for CommonArgs {
+    fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+impl FileLayer for ClientArgs {
+    fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let common = CommonArgs::from_json(text)?;
+        let keys: ClientKeys = serde_json::from_str(text)?;
+        Ok(Self {
+            common,
+            sources: keys.sources,
+            server: keys.server,
+            publish: keys.publish,
+        })
+    }
+}
+
+impl FileLayer for ServerArgs {
+    fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            common: CommonArgs::from_json(text)?,
+        })
+    }
+}
+
+/// The role subcommand every runner offers: `client [OPTIONS]` or `server [OPTIONS]`
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum RoleCommand {
+    /// Run the client: tunnel the LAN sources' traffic to the server
+    Client(ClientArgs),
+    /// Run the server: accept clients and NAT their traffic to the Internet
+    Server(ServerArgs),
+}
+
+impl KcpArgs {
+    /// Each value from `self`, else from `other`
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            mtu: self.mtu.or(other.mtu),
+            sndwnd: self.sndwnd.or(other.sndwnd),
+            rcvwnd: self.rcvwnd.or(other.rcvwnd),
+            datashard: self.datashard.or(other.datashard),
+            parityshard: self.parityshard.or(other.parityshard),
+            acknodelay: self.acknodelay.or(other.acknodelay),
+            nodelay: self.nodelay.or(other.nodelay),
+            interval: self.interval.or(other.interval),
+            resend: self.resend.or(other.resend),
+            nc: self.nc.or(other.nc),
+        }
+    }
+}
+
+impl CommonArgs {
+    /// Each value from `self`, else from `other`; verbose is on if either turns it on
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            config: self.config.or(other.config),
+            listen_devices: self.listen_devices.or(other.listen_devices),
+            upstream_device: self.upstream_device.or(other.upstream_device),
+            gateway: self.gateway.or(other.gateway),
+            mode: self.mode.or(other.mode),
+            method: self.method.or(other.method),
+            password: self.password.or(other.password),
+            rule: self.rule.or(other.rule),
+            monitor: self.monitor.or(other.monitor),
+            verbose: self.verbose || other.verbose,
+            log: self.log.or(other.log),
+            mtu: self.mtu.or(other.mtu),
+            kcp: self.kcp.or(other.kcp),
+            kcp_tuning: self.kcp_tuning.or(other.kcp_tuning),
+            fragment: self.fragment.or(other.fragment),
+            port: self.port.or(other.port),
+        }
+    }
+}
+
+impl ClientArgs {
+    /// Each value from `self`, else from `other`
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            common: self.common.or(other.common),
+            sources: self.sources.or(other.sources),
+            server: self.server.or(other.server),
+            publish: self.publish.or(other.publish),
+        }
+    }
+
+    /// Merges the config file named by `-c`, if any, under these options
+    pub fn load(self) -> Result<Self, Error> {
+        match self.common.config.clone() {
+            Some(path) => {
+                let file: Self = load_file(&path)?;
+                Ok(self.or(file))
+            }
+            None => Ok(self),
+        }
+    }
+}
+
+impl ServerArgs {
+    /// Each value from `self`, else from `other`
+    pub fn or(self, other: Self) -> Self {
+        Self {
+            common: self.common.or(other.common),
+        }
+    }
+
+    /// Merges the config file named by `-c`, if any, under these options
+    pub fn load(self) -> Result<Self, Error> {
+        match self.common.config.clone() {
+            Some(path) => {
+                let file: Self = load_file(&path)?;
+                Ok(self.or(file))
+            }
+            None => Ok(self),
+        }
+    }
+}

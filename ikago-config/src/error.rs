@@ -1,0 +1,95 @@
+//! Configuration errors: each one clear lower-case line, shown before anything touches the network
+
+use ikago_proto::Method;
+use std::path::PathBuf;
+
+/// A mistake in the options or the config file
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The config file cannot be read
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file
+        path: PathBuf,
+        /// Why
+        source: std::io::Error,
+    },
+    /// The config file is not valid JSON for the options (serde's message has the line and column)
+    #[error("bad config file {path}: {source}")]
+    Parse {
+        /// The file
+        path: PathBuf,
+        /// serde's error, with line and column
+        source: serde_json::Error,
+    },
+    /// A mode other than faketcp or tcp
+    #[error("unknown mode {0:?} (expected faketcp)")]
+    UnknownMode(String),
+    /// Mode tcp, which the original has but IkaGo-rs does not implement yet
+    #[error("mode tcp is not supported yet (use faketcp)")]
+    TcpModeNotSupported,
+    /// A KCP tuning the core refuses (e.g. too many shards)
+    #[error(transparent)]
+    Kcp(#[from] ikago_proto::KcpConfigError),
+    /// A KCP tuning value out of its range
+    #[error("kcp-{name} {value} out of range ({expected})")]
+    KcpRange {
+        /// The option without its `kcp-` prefix
+        name: &'static str,
+        /// The value given
+        value: i64,
+        /// The allowed range, in words
+        expected: &'static str,
+    },
+    /// An unknown encryption method
+    #[error(
+        "unknown method {0:?} (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)"
+    )]
+    UnknownMethod(String),
+    /// A method other than plain without a password
+    #[error("method {0} needs a password (--password)")]
+    MissingPassword(Method),
+    /// An option that must be an IPv4 address is not one
+    #[error("invalid {option} address {value:?} (expected an IPv4 address like 198.18.0.1)")]
+    BadAddress {
+        /// The option
+        option: &'static str,
+        /// The value given
+        value: String,
+    },
+    /// A source that is neither an IPv4 address nor a CIDR block
+    #[error("invalid source {0:?} (expected an IPv4 address or CIDR block like 198.18.11.0/24)")]
+    BadSource(String),
+    /// The client was given no sources
+    #[error("no sources given (-r ADDR[,ADDR...])")]
+    NoSources,
+    /// The client was given no server
+    #[error("no server given (-s HOST:PORT)")]
+    NoServer,
+    /// A server that is not `host:port`, or whose host does not resolve to an IPv4 address
+    #[error("invalid server {0:?} (expected HOST:PORT with an IPv4 address or a resolvable name)")]
+    BadServer(String),
+    /// Port 0 in the client's server address
+    #[error("server {0:?} has port 0")]
+    ServerPortZero(String),
+    /// The server was given no listening port, or port 0
+    #[error("server port must be given with -p (1-65535)")]
+    ServerPortMissing,
+    /// A tunnel MTU below 576
+    #[error("mtu {0} out of range 576-65535")]
+    MtuRange(u16),
+    /// A fragment size below 576
+    #[error("fragment {0} out of range 576-65535")]
+    FragmentRange(u16),
+    /// A device named in an option that the runner did not find
+    #[error("unknown {option} {name:?} (devices: {known})")]
+    UnknownDevice {
+        /// The option naming it
+        option: &'static str,
+        /// The name given
+        name: String,
+        /// The devices there are, comma-separated
+        known: String,
+    },
+}

@@ -1,0 +1,28 @@
+//! Command-line options and JSON config files of IkaGo-rs, shared by every runner
+//!
+//! Every binary takes the same options, named as in the Go original (reference §9) with two
+//! dashes (`--listen-devices`, `--kcp-sndwnd`, ...) while `-r -s -p -c -v` stay short. A JSON
+//! config file given with `-c` uses the original's keys unchanged (`listen-devices`,
+//! `kcp-tuning` {`mtu`, `sndwnd`, ...}); `#` comment lines are dropped, `$VAR` and `${VAR}` are
+//! expanded, and unknown keys are ignored.
+//!
+//! The flow is: parse [`ClientArgs`] or [`ServerArgs`] with clap, [`ClientArgs::load`] the config
+//! file (command-line values win over the file, the file over the defaults), [`ClientArgs::resolve`]
+//! into validated [`ClientSettings`], then build the core's [`ikago_proto::ClientConfig`] from the
+//! devices the runner discovered with [`ClientSettings::client_config`]. Every mistake is one
+//! lower-case [`Error`] line.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod error;
+mod file;
+mod kcp;
+mod list;
+mod settings;
+
+pub use args::{ClientArgs, CommonArgs, KcpArgs, RoleCommand, ServerArgs};
+pub use error::Error;
+pub use file::{FileLayer, load_file, parse_str, preprocess};
+pub use kcp::tuning_from_args;
+pub use settings::{ClientSettings, CommonSettings, ServerSettings};

@@ -1,0 +1,278 @@
+//! Validated settings with defaults applied, and their conversion into the core's configs
+
+use crate::args::{ClientArgs, CommonArgs, ServerArgs};
+use crate::error::Error;
+use crate::kcp::tuning_from_args;
+use ikago_proto::KcpTuning;
+use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, ServerConfig};
+use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// The original's default tunnel MTU and fragment size (reference §9.1)
+const DEFAULT_MTU: u16 = 1500;
+
+/// Settings both roles share, validated
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommonSettings {
+    /// Devices to listen on; empty means every non-loopback device (the runner decides)
+    pub listen_devices: Vec<String>,
+    /// The upstream device, when named
+    pub upstream_device: Option<String>,
+    /// The gateway, when given
+    pub gateway: Option<Ipv4Addr>,
+    /// Encryption method
+    pub method: Method,
+    /// Its password (empty for plain)
+    pub password: String,
+    /// Whether to install firewall rules
+    pub rule: bool,
+    /// Monitor HTTP port, if on
+    pub monitor: Option<u16>,
+    /// Verbose output
+    pub verbose: bool,
+    /// Log file, if any
+    pub log: Option<PathBuf>,
+    /// Largest FakeTCP frame (IPv4 bytes)
+    pub mtu: u16,
+    /// Largest IPv4 packet toward the local side
+    pub fragment: u16,
+    /// KCP with FEC over the tunnel (`--kcp`)
+    pub kcp: bool,
+    /// KCP tuning, validated even when KCP is off (as the original does)
+    pub kcp_tuning: KcpTuning,
+    /// Client: local port (0 = random); server: listening port
+    pub port: u16,
+}
+
+/// Client settings, validated
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// The shared part
+    pub common: CommonSettings,
+    /// LAN sources to tunnel
+    pub sources: Vec<Ipv4Net>,
+    /// The server's tunnel address
+    pub server: SocketAddrV4,
+    /// Addresses answered by proxy ARP
+    pub publish: Vec<Ipv4Addr>,
+}
+
+/// Server settings, validated (`common.port` is not 0)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// The shared part
+    pub common: CommonSettings,
+}
+
+/// Parses an IPv4 address given to `option`
+fn address(option: &'static str, value: &str) -> Result<Ipv4Addr, Error> {
+    value.trim().parse().map_err(|_| Error::BadAddress {
+        option,
+        value: value.to_owned(),
+    })
+}
+
+/// Resolves `host:port` to an IPv4 socket address (a name is resolved; its first IPv4 address wins)
+fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
+    let bad = || Error::BadServer(value.to_owned());
+    let v = value.trim();
+    let addr = match v.parse::<SocketAddrV4>() {
+        Ok(a) => a,
+        Err(_) => {
+            let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
+            let port: u16 = port.parse().map_err(|_| bad())?;
+            if host.is_empty() {
+                return Err(bad());
+            }
+            (host, port)
+                .to_socket_addrs()
+                .map_err(|_| bad())?
+                .find_map(|a| match a {
+                    std::net::SocketAddr::V4(a) => Some(a),
+                    std::net::SocketAddr::V6(_) => None,
+                })
+                .ok_or_else(bad)?
+        }
+    };
+    if addr.port() == 0 {
+        return Err(Error::ServerPortZero(value.to_owned()));
+    }
+    Ok(addr)
+}
+
+impl CommonSettings {
+    /// Validates the shared options and applies the defaults
+    pub fn resolve(a: &CommonArgs) -> Result<Self, Error> {
+        match a.mode.as_deref().map(str::trim) {
+            None | Some("faketcp") => {}
+            Some("tcp") => return Err(Error::TcpModeNotSupported),
+            Some(other) => return Err(Error::UnknownMode(other.to_owned())),
+        }
+        let method = match &a.method {
+            None => Method::Plain,
+            Some(m) => m.parse().map_err(|_| Error::UnknownMethod(m.clone()))?,
+        };
+        let password = a.password.clone().unwrap_or_default();
+        if method != Method::Plain && password.is_empty() {
+            return Err(Error::MissingPassword(method));
+        }
+        let mtu = a.mtu.unwrap_or(DEFAULT_MTU);
+        if mtu < MIN_MTU {
+            return Err(Error::MtuRange(mtu));
+        }
+        let fragment = a.fragment.unwrap_or(DEFAULT_MTU);
+        if fragment < MIN_MTU {
+            return Err(Error::FragmentRange(fragment));
+        }
+        let kcp_tuning = tuning_from_args(&a.kcp_tuning)?;
+        let kcp = a.kcp == Some(true);
+        let gateway = match a.gateway.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(g) => Some(address("gateway", g)?),
+        };
+        Ok(Self {
+            listen_devices: a.listen_devices.clone().unwrap_or_default(),
+            upstream_device: a.upstream_device.clone().filter(|s| !s.trim().is_empty()),
+            gateway,
+            method,
+            password,
+            rule: a.rule.unwrap_or(false),
+            monitor: a.monitor.filter(|&p| p != 0),
+            verbose: a.verbose,
+            log: a.log.clone().filter(|p| !p.as_os_str().is_empty()),
+            mtu,
+            fragment,
+            kcp,
+            kcp_tuning,
+            port: a.port.unwrap_or(0),
+        })
+    }
+
+    /// Applies `--listen-devices` and `--upstream-device` to the devices the caller found
+    ///
+    /// When listen devices are named, exactly those listen; when an upstream device is named, it
+    /// alone is upstream; a device named by both is [`DeviceRole::Both`]. An option not given
+    /// leaves the caller's roles as they are. Devices left with no role are removed. A name not
+    /// among `devices` is an error.
+    pub fn apply_device_roles(
+        &self,
+        devices: Vec<DeviceConfig>,
+    ) -> Result<Vec<DeviceConfig>, Error> {
+        let named = self.listen_devices.iter().map(|n| ("listen device", n));
+        for (option, name) in
+            named.chain(self.upstream_device.iter().map(|n| ("upstream device", n)))
+        {
+            if !devices.iter().any(|d| &d.name == name) {
+                let known = devices
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Error::UnknownDevice {
+                    option,
+                    name: name.clone(),
+                    known,
+                });
+            }
+        }
+        Ok(devices
+            .into_iter()
+            .filter_map(|mut d| {
+                let listens = if self.listen_devices.is_empty() {
+                    d.role.listens()
+                } else {
+                    self.listen_devices.contains(&d.name)
+                };
+                let upstream = match &self.upstream_device {
+                    Some(u) => *u == d.name,
+                    None => d.role.is_upstream(),
+                };
+                d.role = match (listens, upstream) {
+                    (true, true) => DeviceRole::Both,
+                    (true, false) => DeviceRole::Listen,
+                    (false, true) => DeviceRole::Upstream,
+                    (false, false) => return None,
+                };
+                Some(d)
+            })
+            .collect())
+    }
+}
+
+impl ClientSettings {
+    /// Validates client options and applies the defaults
+    pub fn resolve(a: &ClientArgs) -> Result<Self, Error> {
+        let common = CommonSettings::resolve(&a.common)?;
+        let sources = a
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| {
+                s.parse::<Ipv4Net>()
+                    .map_err(|_| Error::BadSource(s.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if sources.is_empty() {
+            return Err(Error::NoSources);
+        }
+        let server = match a.server.as_deref().map(str::trim) {
+            None | Some("") => return Err(Error::NoServer),
+            Some(s) => server_addr(s)?,
+        };
+        let publish = a
+            .publish
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| address("publish", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            common,
+            sources,
+            server,
+            publish,
+        })
+    }
+
+    /// The core's configuration for these settings over `devices` (roles already set, see
+    /// [`CommonSettings::apply_device_roles`]), seeding its CSPRNG with `rng_seed`
+    pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
+        let c = &self.common;
+        let mut config = ClientConfig::new(devices, self.sources.clone(), self.server);
+        config.publish = self.publish.clone();
+        config.port = c.port;
+        config.method = c.method;
+        config.password = c.password.clone();
+        config.mtu = c.mtu;
+        config.fragment = c.fragment;
+        config.kcp = c.kcp.then_some(c.kcp_tuning);
+        config.rng_seed = rng_seed;
+        config
+    }
+}
+
+impl ServerSettings {
+    /// Validates server options and applies the defaults
+    pub fn resolve(a: &ServerArgs) -> Result<Self, Error> {
+        let common = CommonSettings::resolve(&a.common)?;
+        if common.port == 0 {
+            return Err(Error::ServerPortMissing);
+        }
+        Ok(Self { common })
+    }
+
+    /// The core's configuration for these settings over `devices` (roles already set), seeding
+    /// its CSPRNG with `rng_seed`
+    pub fn server_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ServerConfig {
+        let c = &self.common;
+        let mut config = ServerConfig::new(devices, c.port);
+        config.method = c.method;
+        config.password = c.password.clone();
+        config.mtu = c.mtu;
+        config.fragment = c.fragment;
+        config.kcp = c.kcp.then_some(c.kcp_tuning);
+        config.rng_seed = rng_seed;
+        config
+    }
+}

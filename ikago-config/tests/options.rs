@@ -1,0 +1,415 @@
+//! Command-line parsing, config-file merging and validation of the shared options
+
+use clap::{CommandFactory, Parser};
+use ikago_config::{
+    ClientArgs, ClientSettings, CommonSettings, RoleCommand, ServerArgs, ServerSettings, parse_str,
+};
+use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// A runner's command line, as every binary builds it
+#[derive(Debug, Parser)]
+#[command(name = "ikago")]
+struct Cli {
+    #[command(subcommand)]
+    role: RoleCommand,
+}
+
+fn parse(args: &[&str]) -> RoleCommand {
+    Cli::try_parse_from(std::iter::once("ikago").chain(args.iter().copied()))
+        .expect("valid command line")
+        .role
+}
+
+fn client(args: &[&str]) -> ClientArgs {
+    match parse(&[&["client"], args].concat()) {
+        RoleCommand::Client(c) => c,
+        RoleCommand::Server(_) => unreachable!(),
+    }
+}
+
+fn server(args: &[&str]) -> ServerArgs {
+    match parse(&[&["server"], args].concat()) {
+        RoleCommand::Server(s) => s,
+        RoleCommand::Client(_) => unreachable!(),
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+#[test]
+fn command_is_well_formed() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn every_original_option_parses() {
+    let c = client(&[
+        "-r",
+        "198.18.11.2,198.18.20.0/24",
+        "-s",
+        "198.18.12.1:18081",
+        "-p",
+        "50000",
+        "-c",
+        "c.json",
+        "-v",
+        "--listen-devices",
+        "lan0,lan1",
+        "--upstream-device",
+        "wan0",
+        "--gateway",
+        "198.18.12.254",
+        "--mode",
+        "faketcp",
+        "--method",
+        "aes-256-gcm",
+        "--password",
+        "pw",
+        "--rule",
+        "--monitor",
+        "8080",
+        "--log",
+        "x.log",
+        "--mtu",
+        "1400",
+        "--kcp=false",
+        "--kcp-mtu",
+        "1350",
+        "--kcp-sndwnd",
+        "64",
+        "--kcp-rcvwnd",
+        "64",
+        "--kcp-datashard",
+        "5",
+        "--kcp-parityshard",
+        "2",
+        "--kcp-acknodelay",
+        "--kcp-nodelay=true",
+        "--kcp-interval",
+        "10",
+        "--kcp-resend",
+        "2",
+        "--kcp-nc",
+        "1",
+        "--fragment",
+        "1300",
+        "--publish",
+        "198.18.11.254",
+    ]);
+    assert_eq!(
+        c.sources.as_deref(),
+        Some(&["198.18.11.2".to_owned(), "198.18.20.0/24".to_owned()][..])
+    );
+    assert_eq!(
+        c.common.listen_devices.as_deref(),
+        Some(&["lan0".to_owned(), "lan1".to_owned()][..])
+    );
+    assert_eq!(c.common.rule, Some(true));
+    assert_eq!(c.common.kcp, Some(false));
+    assert!(c.common.verbose);
+    assert_eq!(c.common.kcp_tuning.acknodelay, Some(true));
+    assert_eq!(c.common.kcp_tuning.interval, Some(10));
+    let s = ClientSettings::resolve(&c).unwrap();
+    assert_eq!(s.common.method, Method::Aes256Gcm);
+    assert_eq!(s.common.mtu, 1400);
+    assert_eq!(s.common.kcp_tuning.mtu, 1350);
+    assert_eq!(
+        s.server,
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081)
+    );
+    assert_eq!(s.publish, vec![Ipv4Addr::new(198, 18, 11, 254)]);
+    assert_eq!(s.common.monitor, Some(8080));
+    let sv = ServerSettings::resolve(&server(&["-p", "18081", "--method", "PLAIN"])).unwrap();
+    assert_eq!((sv.common.port, sv.common.method), (18081, Method::Plain));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-s", "1.2.3.4:1"], "no sources given (-r ADDR[,ADDR...])"),
+        (&["-r", "1.2.3.4"], "no server given (-s HOST:PORT)"),
+        (
+            &["-r", "1.2.3.4/40", "-s", "1.2.3.4:1"],
+            "invalid source \"1.2.3.4/40\" (expected an IPv4 address or CIDR block like 198.18.11.0/24)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:0"],
+            "server \"1.2.3.4:0\" has port 0",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4"],
+            "invalid server \"1.2.3.4\" (expected HOST:PORT with an IPv4 address or a resolvable name)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--method", "rot13"],
+            "unknown method \"rot13\" (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4",
+                "-s",
+                "1.2.3.4:1",
+                "--method",
+                "aes-128-gcm",
+            ],
+            "method aes-128-gcm needs a password (--password)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mode", "tcp"],
+            "mode tcp is not supported yet (use faketcp)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mode", "udp"],
+            "unknown mode \"udp\" (expected faketcp)",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4",
+                "-s",
+                "1.2.3.4:1",
+                "--kcp",
+                "--kcp-datashard",
+                "200",
+                "--kcp-parityshard",
+                "100",
+            ],
+            "kcp data shards (200) plus parity shards (100) exceed 255",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--kcp-sndwnd", "0"],
+            "kcp-sndwnd 0 out of range (1-65535)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--gateway", "1.2.3"],
+            "invalid gateway address \"1.2.3\" (expected an IPv4 address like 198.18.0.1)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--publish", "x"],
+            "invalid publish address \"x\" (expected an IPv4 address like 198.18.0.1)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mtu", "575"],
+            "mtu 575 out of range 576-65535",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--fragment", "100"],
+            "fragment 100 out of range 576-65535",
+        ),
+    ];
+    for (args, msg) in cases {
+        let e = ClientSettings::resolve(&client(args))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(&e, msg, "{args:?}");
+        assert!(!e.contains('\n'));
+    }
+    for args in [&[][..], &["-p", "0"][..]] {
+        let e = ServerSettings::resolve(&server(args)).unwrap_err();
+        assert_eq!(e.to_string(), "server port must be given with -p (1-65535)");
+    }
+}
+
+#[test]
+fn command_line_errors_come_from_clap() {
+    for args in [
+        &["client", "--mtu", "70000"][..],
+        &["client", "--bogus"],
+        &["server", "-p", "x"],
+    ] {
+        assert!(
+            Cli::try_parse_from(std::iter::once("ikago").chain(args.iter().copied())).is_err(),
+            "{args:?}"
+        );
+    }
+}
+
+const FILE: &str = r#"
+# the original's client.json keys
+{
+  "listen-devices": ["lan0"],
+  "upstream-device": "wan0",
+  "mode": "faketcp",
+  "method": "chacha20-poly1305",
+  # a comment inside the object
+  "password": "${PW}",
+  "rule": true,
+  "verbose": true,
+  "mtu": 1400,
+  "kcp": false,
+  "kcp-tuning": { "mtu": 1350, "sndwnd": 128, "interval": 10 },
+  "port": 0,
+  "publish": "10.6.0.1",
+  "sources": ["10.6.0.2", "10.6.0.3"],
+  "server": "$SERVER",
+  "destination": "unused",
+  "some-future-key": {"x": 1}
+}
+"#;
+
+fn file_env(name: &str) -> Option<String> {
+    match name {
+        "PW" => Some("from-env".into()),
+        "SERVER" => Some("198.18.12.1:18081".into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn config_file_keys_comments_and_variables() {
+    let f: ClientArgs = parse_str(FILE, file_env).unwrap();
+    let s = ClientSettings::resolve(&f).unwrap();
+    assert_eq!(s.common.password, "from-env");
+    assert_eq!(s.common.method, Method::ChaCha20Poly1305);
+    assert_eq!(s.common.listen_devices, vec!["lan0"]);
+    assert_eq!(s.common.upstream_device.as_deref(), Some("wan0"));
+    assert!(s.common.rule && s.common.verbose);
+    assert_eq!(
+        (
+            s.common.mtu,
+            s.common.kcp_tuning.mtu,
+            s.common.kcp_tuning.sndwnd
+        ),
+        (1400, 1350, 128)
+    );
+    assert_eq!(
+        s.common.kcp_tuning.rcvwnd, 32,
+        "kcp-tuning merges into the defaults field by field"
+    );
+    assert_eq!(s.common.kcp_tuning.interval_ms, 10);
+    assert_eq!(s.sources.len(), 2);
+    assert_eq!(s.publish, vec![Ipv4Addr::new(10, 6, 0, 1)]);
+    assert_eq!(s.server.port(), 18081);
+}
+
+#[test]
+fn command_line_overrides_the_file() {
+    let file: ClientArgs = parse_str(FILE, file_env).unwrap();
+    let cli = client(&[
+        "--mtu",
+        "1200",
+        "--rule=false",
+        "-r",
+        "10.6.0.9",
+        "--kcp-sndwnd",
+        "8",
+    ]);
+    let s = ClientSettings::resolve(&cli.or(file)).unwrap();
+    assert_eq!(s.common.mtu, 1200);
+    assert!(!s.common.rule);
+    assert_eq!(s.sources, vec!["10.6.0.9".parse().unwrap()]);
+    assert_eq!(
+        (s.common.kcp_tuning.sndwnd, s.common.kcp_tuning.mtu),
+        (8, 1350)
+    );
+    assert_eq!(
+        s.common.password, "from-env",
+        "the rest comes from the file"
+    );
+    assert!(s.common.verbose, "verbose is on when either turns it on");
+}
+
+#[test]
+fn load_reads_the_file_named_by_c() {
+    let dir = std::env::temp_dir().join(format!("ikago-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("server.json");
+    std::fs::write(&path, "{\n  \"port\": 18081,\n  \"mtu\": 1300\n}\n").unwrap();
+    let p = path.to_str().unwrap();
+    let s = ServerSettings::resolve(&server(&["-c", p, "--mtu", "1350"]).load().unwrap()).unwrap();
+    assert_eq!((s.common.port, s.common.mtu), (18081, 1350));
+
+    std::fs::write(&path, "{\n  \"port\": 18081,\n  \"mtu\": \"big\"\n}\n").unwrap();
+    let e = server(&["-c", p]).load().unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!("bad config file {p}: ")) && e.ends_with("at line 3 column 14"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+
+    let missing = dir.join("missing.json");
+    let e = server(&["-c", missing.to_str().unwrap()])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot read config file"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lists_accept_a_string_or_an_array() {
+    let a: ClientArgs = parse_str(
+        r#"{"sources": "1.2.3.4, 1.2.3.5", "listen-devices": "a,b"}"#,
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(a.sources.unwrap(), vec!["1.2.3.4", "1.2.3.5"]);
+    assert_eq!(a.common.listen_devices.unwrap(), vec!["a", "b"]);
+}
+
+fn device(name: &str, role: DeviceRole) -> DeviceConfig {
+    DeviceConfig {
+        name: name.into(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac([2, 0, 0, 0, 0, 1]),
+        addr: Ipv4Addr::new(198, 18, 0, 1),
+        prefix_len: 24,
+        gateway: None,
+        gateway_mac: None,
+    }
+}
+
+#[test]
+fn device_options_set_roles() {
+    let devices = vec![
+        device("lan0", DeviceRole::Listen),
+        device("wan0", DeviceRole::Upstream),
+        device("x", DeviceRole::Listen),
+    ];
+    let s = CommonSettings::resolve(&client(&["--listen-devices", "lan0,wan0"]).common).unwrap();
+    let out = s.apply_device_roles(devices.clone()).unwrap();
+    let roles: Vec<_> = out.iter().map(|d| (d.name.as_str(), d.role)).collect();
+    assert_eq!(
+        roles,
+        [("lan0", DeviceRole::Listen), ("wan0", DeviceRole::Both)]
+    );
+    let s = CommonSettings::resolve(&client(&["--upstream-device", "eth9"]).common).unwrap();
+    assert_eq!(
+        s.apply_device_roles(devices).unwrap_err().to_string(),
+        "unknown upstream device \"eth9\" (devices: lan0, wan0, x)"
+    );
+}
+
+#[test]
+fn settings_become_core_configs() {
+    let s = ClientSettings::resolve(&client(&[
+        "-r",
+        "198.18.11.2",
+        "-s",
+        "198.18.12.1:18081",
+        "-p",
+        "60837",
+        "--method",
+        "aes-128-gcm",
+        "--password",
+        "pw",
+    ]))
+    .unwrap();
+    let devices = vec![
+        device("lan0", DeviceRole::Listen),
+        device("wan0", DeviceRole::Upstream),
+    ];
+    let c = s.client_config(devices.clone(), [7; 32]);
+    assert_eq!(
+        (c.port, c.method, c.password.as_str(), c.rng_seed),
+        (60837, Method::Aes128Gcm, "pw", [7; 32])
+    );
+    let sv = ServerSettings::resolve(&server(&["-p", "18081", "--fragment", "1000"])).unwrap();
+    let c = sv.server_config(devices, [1; 32]);
+    assert_eq!((c.port, c.fragment), (18081, 1000));
+}

@@ -1,0 +1,496 @@
+//! Writes the seed corpora of the fuzz targets from the capture folders
+//!
+//! `cargo run -p ikago-replay --example fuzz_seeds [CAPTURES_DIR [CORPUS_DIR]]`, by default
+//! `ikago-replay/tests/data` and `fuzz/corpus`. Seeds are named `seed-*` and overwritten; what the
+//! fuzzer added is left alone.
+//!
+//! - `pcapng_reader`: the capture files, and each machine's two legs merged into one file;
+//! - `client_input`, `server_input`: the `drive` records of `ikago_proto::fuzzing` (first byte the
+//!   method, then `[kind, device, len_hi, len_lo, bytes]`). The captures' frames, adapted to the
+//!   fuzz machines' ISNs and ports, and the traffic of a fuzz client and fuzz server joined by a
+//!   wire for every method (so that sealed payloads open with the fuzz password);
+//! - `open_frame`: `[method, sealed...]` for every method, plus the captures' sealed payloads;
+//! - `reassembly`: `[scope, len_hi, len_lo, packet]` records of the captures' IPv4 fragments and
+//!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated).
+
+use ikago_proto::crypto::Cipher;
+use ikago_proto::fuzzing::{fuzz_client, fuzz_server};
+use ikago_proto::{Client, DeviceId, Input, MAX_FRAME_LEN, Method, Output, Server};
+use ikago_replay::adapt::{Adapter, Sender};
+use ikago_replay::capture::{Frame, merge, read_pcapng, write_pcapng};
+use ikago_replay::decode::TunnelDecoder;
+use rand_core::SeedableRng;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const SCENARIOS: [(&str, Method, &str); 4] = [
+    ("01-faketcp-plain", Method::Plain, ""),
+    (
+        "02-faketcp-aes-256-gcm",
+        Method::Aes256Gcm,
+        "ikago-test-256",
+    ),
+    (
+        "03-faketcp-chacha20-poly1305",
+        Method::ChaCha20Poly1305,
+        "ikago-test-chacha",
+    ),
+    ("10-faketcp-publish-arp", Method::Plain, ""),
+];
+// The fuzz machines' MACs: 02:00:00:00:NET:HOST with NET the decimal third octet of the address
+// (0x0b for 198.18.11.x), where the captures' hosts have 0x11; see `to_fuzz_macs`
+const SOURCE_MAC: [u8; 6] = [2, 0, 0, 0, 11, 2];
+const DESTINATION_MAC: [u8; 6] = [2, 0, 0, 0, 13, 2];
+const SERVER_WAN_MAC: [u8; 6] = [2, 0, 0, 0, 12, 1];
+const SERVER_DST_MAC: [u8; 6] = [2, 0, 0, 0, 13, 1];
+const CLIENT_LAN_MAC: [u8; 6] = [2, 0, 0, 0, 11, 1];
+const CLIENT_WAN_MAC: [u8; 6] = [2, 0, 0, 0, 12, 2];
+
+/// Rewrites the captures' MACs 02:00:00:00:1N:HH into the fuzz machines' 02:00:00:00:(10+N):HH
+/// (Ethernet addresses, and ARP's sender and target hardware addresses)
+fn to_fuzz_macs(frame: &mut [u8]) {
+    let arp = frame.len() >= 42 && frame[12..14] == [8, 6];
+    let at: &[usize] = if arp { &[0, 6, 22, 32] } else { &[0, 6] };
+    for &at in at {
+        if let Some(m) = frame.get_mut(at..at + 6)
+            && m[..4] == [2, 0, 0, 0]
+            && (0x11..=0x13).contains(&m[4])
+        {
+            m[4] = m[4] - 0x11 + 11;
+        }
+    }
+}
+
+fn method_index(m: Method) -> u8 {
+    Method::ALL
+        .iter()
+        .position(|&x| x == m)
+        .expect("every method is in ALL") as u8
+}
+
+/// A `drive` input being written, and the same inputs fed to a machine
+struct Recorder<M> {
+    bytes: Vec<u8>,
+    machine: M,
+    now: Instant,
+    buf: Vec<u8>,
+}
+
+/// The two machines behind one interface
+trait Drive {
+    fn input(&mut self, input: Input<'_>);
+    fn output(&mut self, buf: &mut [u8]) -> Output;
+}
+
+impl Drive for Client {
+    fn input(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
+    fn output(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
+}
+
+impl Drive for Server {
+    fn input(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
+    fn output(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
+}
+
+impl<M: Drive> Recorder<M> {
+    fn new(method: Method, machine: M) -> Self {
+        Self {
+            bytes: vec![method_index(method)],
+            machine,
+            now: Instant::now(),
+            buf: vec![0; MAX_FRAME_LEN],
+        }
+    }
+
+    /// What the machine has to send now, as (device, frame)
+    fn drain(&mut self) -> Vec<(u8, Vec<u8>)> {
+        let mut out = Vec::new();
+        loop {
+            match self.machine.output(&mut self.buf) {
+                Output::Transmit(t) => out.push((t.device.0, self.buf[..t.len].to_vec())),
+                Output::Event(_) => {}
+                Output::Timeout(_) => return out,
+            }
+        }
+    }
+
+    /// Time passes, as the `drive` time records say (at most 65535 ms per record)
+    fn wait(&mut self, d: Duration) -> Vec<(u8, Vec<u8>)> {
+        let mut ms = d.as_millis() as u64;
+        let mut out = Vec::new();
+        while ms > 0 {
+            let step = ms.min(u64::from(u16::MAX));
+            self.bytes.extend_from_slice(&[200, 0]);
+            self.bytes.extend_from_slice(&(step as u16).to_be_bytes());
+            self.now += Duration::from_millis(step);
+            self.machine.input(Input::Timeout(self.now));
+            out.extend(self.drain());
+            ms -= step;
+        }
+        out
+    }
+
+    /// A frame arrives on `device`
+    fn frame(&mut self, device: u8, data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        self.bytes.extend_from_slice(&[0, device]);
+        self.bytes
+            .extend_from_slice(&(data.len() as u16).to_be_bytes());
+        self.bytes.extend_from_slice(data);
+        self.machine.input(Input::Frame {
+            now: self.now,
+            device: DeviceId(device),
+            data,
+        });
+        self.drain()
+    }
+}
+
+/// A capture's frames as they are
+fn read_raw(dir: &Path, scenario: &str, file: &str) -> Vec<Frame> {
+    let bytes =
+        std::fs::read(dir.join(scenario).join(file)).expect("the capture folder holds the file");
+    read_pcapng(&bytes).expect("the captures parse")
+}
+
+/// A capture's frames, with the fuzz machines' MACs
+fn read(dir: &Path, scenario: &str, file: &str) -> Vec<Frame> {
+    let mut frames = read_raw(dir, scenario, file);
+    for f in &mut frames {
+        to_fuzz_macs(&mut f.data);
+    }
+    frames
+}
+
+/// One capture replayed into a fuzz machine through the adapter, recorded as a `drive` input
+fn adapted_seed<M: Drive + Stats>(
+    mut rec: Recorder<M>,
+    frames: &[Frame],
+    devices: [(&str, [u8; 6]); 2],
+    locals: Vec<Ipv4Addr>,
+) -> Vec<u8> {
+    let mut adapter = Adapter::new(locals);
+    let mut last = frames.first().map(|f| f.time).unwrap_or_default();
+    for (_, out) in rec.drain() {
+        adapter.observe(Sender::Ours, &out);
+    }
+    for f in frames {
+        let gap = f.time.saturating_sub(last);
+        last = f.time;
+        let mut outs = rec.wait(gap);
+        let Some(dev) = devices.iter().position(|d| d.0 == f.interface) else {
+            continue;
+        };
+        if f.data.get(6..12) == Some(&devices[dev].1[..]) {
+            adapter.observe(Sender::Recorded, &f.data);
+            continue;
+        }
+        let data = adapter.adapt(&f.data).unwrap_or_else(|| f.data.clone());
+        outs.extend(rec.frame(dev as u8, &data));
+        for (_, out) in outs {
+            adapter.observe(Sender::Ours, &out);
+        }
+    }
+    let st = rec.machine.stats();
+    println!(
+        "{}: handshakes {}, inner opened {}, sealed {}",
+        devices[1].0, st.handshakes, st.inner_rx.packets, st.inner_tx.packets
+    );
+    rec.bytes
+}
+
+/// The machines' counters
+trait Stats {
+    fn stats(&self) -> ikago_proto::Stats;
+}
+
+impl Stats for Client {
+    fn stats(&self) -> ikago_proto::Stats {
+        Self::stats(self)
+    }
+}
+
+impl Stats for Server {
+    fn stats(&self) -> ikago_proto::Stats {
+        Self::stats(self)
+    }
+}
+
+/// An ARP reply from `mac` answering `request`, if it asks for `ip`
+fn arp_reply(request: &[u8], ip: [u8; 4], mac: [u8; 6]) -> Option<Vec<u8>> {
+    if request.len() < 42
+        || request[12..14] != [8, 6]
+        || request[20..22] != [0, 1]
+        || request[38..42] != ip
+    {
+        return None;
+    }
+    let mut r = request[..42].to_vec();
+    r[0..6].copy_from_slice(&request[6..12]);
+    r[6..12].copy_from_slice(&mac);
+    r[21] = 2;
+    r[22..28].copy_from_slice(&mac);
+    r[28..32].copy_from_slice(&ip);
+    r[32..38].copy_from_slice(&request[22..28]);
+    r[38..42].copy_from_slice(&request[28..32]);
+    r.resize(60, 0);
+    Some(r)
+}
+
+/// A fuzz client and a fuzz server joined by a wire, fed the source's packets and the destination's
+/// replies of a capture; returns the client's and the server's `drive` inputs
+fn world_seeds(dir: &Path, scenario: &str, method: Method) -> (Vec<u8>, Vec<u8>) {
+    let mut c = Recorder::new(method, fuzz_client(method, false));
+    let mut s = Recorder::new(method, fuzz_server(method, false));
+    let lan = read(dir, scenario, "client-lan.pcapng")
+        .into_iter()
+        .filter(|f| f.data[6..12] == SOURCE_MAC);
+    let dst = read(dir, scenario, "server-dst.pcapng")
+        .into_iter()
+        .filter(|f| {
+            matches!(
+                f.data[6..12].try_into(),
+                Ok(DESTINATION_MAC | SERVER_DST_MAC)
+            )
+        });
+    let events = merge(vec![lan.collect(), dst.collect()]);
+    let mut adapter = Adapter::new(vec![Ipv4Addr::new(198, 18, 13, 1)]);
+    let mut last = events.first().map(|f| f.time).unwrap_or_default();
+    let (mut client_out, mut server_out) = (c.drain(), s.drain());
+    for f in &events {
+        let gap = f.time.saturating_sub(last);
+        last = f.time;
+        client_out.extend(c.wait(gap));
+        server_out.extend(s.wait(gap));
+        if f.interface == "lan0" {
+            client_out.extend(c.frame(0, &f.data));
+        } else if f.data[6..12] == SERVER_DST_MAC {
+            adapter.observe(Sender::Recorded, &f.data);
+        } else {
+            let data = adapter.adapt(&f.data).unwrap_or_else(|| f.data.clone());
+            server_out.extend(s.frame(1, &data));
+        }
+        // deliver until both are quiet: client wan0 (1) <-> server wan0 (0); ARP answered
+        for _ in 0..64 {
+            if client_out.is_empty() && server_out.is_empty() {
+                break;
+            }
+            let (from_c, from_s) = (
+                std::mem::take(&mut client_out),
+                std::mem::take(&mut server_out),
+            );
+            for (dev, out) in from_c {
+                if dev != 1 {
+                    continue;
+                }
+                match arp_reply(&out, [198, 18, 12, 1], SERVER_WAN_MAC) {
+                    Some(r) => client_out.extend(c.frame(1, &r)),
+                    None => server_out.extend(s.frame(0, &out)),
+                }
+            }
+            for (dev, out) in from_s {
+                match (dev, arp_reply(&out, [198, 18, 13, 2], DESTINATION_MAC)) {
+                    (1, Some(r)) => server_out.extend(s.frame(1, &r)),
+                    (1, None) => adapter.observe(Sender::Ours, &out),
+                    (_, _) => client_out.extend(c.frame(1, &out)),
+                }
+            }
+        }
+    }
+    let (cs, ss) = (c.machine.stats(), s.machine.stats());
+    println!(
+        "world {method}: client sealed {} opened {}; server opened {} sealed {}",
+        cs.inner_tx.packets, cs.inner_rx.packets, ss.inner_rx.packets, ss.inner_tx.packets
+    );
+    (c.bytes, s.bytes)
+}
+
+/// Cuts the IPv4 packet `ip` into fragments of `chunk` payload bytes (a multiple of 8)
+fn fragments(ip: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    let hl = usize::from(ip[0] & 0x0f) * 4;
+    let (header, payload) = ip.split_at(hl);
+    let n = payload.len().div_ceil(chunk);
+    (0..n)
+        .map(|i| {
+            let part = &payload[i * chunk..((i + 1) * chunk).min(payload.len())];
+            let mut h = header.to_vec();
+            let field = (i * chunk / 8) as u16 | if i + 1 < n { 0x2000 } else { 0 };
+            h[6..8].copy_from_slice(&field.to_be_bytes());
+            h[2..4].copy_from_slice(&((hl + part.len()) as u16).to_be_bytes());
+            h[10..12].copy_from_slice(&[0, 0]);
+            let sum = checksum(&h);
+            h[10..12].copy_from_slice(&sum.to_be_bytes());
+            h.extend_from_slice(part);
+            h
+        })
+        .collect()
+}
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut acc: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+fn reassembly_record(out: &mut Vec<u8>, scope: u8, packet: &[u8]) {
+    out.push(scope);
+    out.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+    out.extend_from_slice(packet);
+}
+
+fn write(corpus: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let dir = corpus.join(target);
+    std::fs::create_dir_all(&dir).expect("the corpus folder can be created");
+    std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("the seed can be written");
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut args = std::env::args_os().skip(1).map(PathBuf::from);
+    let dir = args.next().unwrap_or_else(|| root.join("tests/data"));
+    let corpus = args.next().unwrap_or_else(|| root.join("../fuzz/corpus"));
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    for (scenario, method, password) in SCENARIOS {
+        let short = &scenario[..2];
+        for file in ["client-lan", "client-wan", "server-wan", "server-dst"] {
+            let bytes =
+                std::fs::read(dir.join(scenario).join(format!("{file}.pcapng"))).expect("capture");
+            write(
+                &corpus,
+                "pcapng_reader",
+                &format!("{short}-{file}.pcapng"),
+                &bytes,
+            );
+        }
+        for (role, files, names) in [
+            ("client", ["client-lan", "client-wan"], ["lan0", "wan0"]),
+            ("server", ["server-wan", "server-dst"], ["dst0", "wan0"]),
+        ] {
+            let raw = merge(
+                files
+                    .iter()
+                    .map(|f| read_raw(&dir, scenario, &format!("{f}.pcapng")))
+                    .collect(),
+            );
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            write(
+                &corpus,
+                "pcapng_reader",
+                &format!("{short}-{role}-merged.pcapng"),
+                &write_pcapng(&names, &raw),
+            );
+            let frames = merge(
+                files
+                    .iter()
+                    .map(|f| read(&dir, scenario, &format!("{f}.pcapng")))
+                    .collect(),
+            );
+            let seed = if role == "client" {
+                let lan: Vec<Ipv4Addr> =
+                    vec![Ipv4Addr::new(198, 18, 11, 1), Ipv4Addr::new(198, 18, 12, 2)];
+                adapted_seed(
+                    Recorder::new(method, fuzz_client(method, false)),
+                    &frames,
+                    [("lan0", CLIENT_LAN_MAC), ("wan0", CLIENT_WAN_MAC)],
+                    lan,
+                )
+            } else {
+                let locals = vec![Ipv4Addr::new(198, 18, 12, 1), Ipv4Addr::new(198, 18, 13, 1)];
+                adapted_seed(
+                    Recorder::new(method, fuzz_server(method, false)),
+                    &frames,
+                    [("wan0", SERVER_WAN_MAC), ("dst0", SERVER_DST_MAC)],
+                    locals,
+                )
+            };
+            write(
+                &corpus,
+                &format!("{role}_input"),
+                &format!("{short}-capture"),
+                &seed,
+            );
+        }
+        // sealed payloads of the capture (they do not open with the fuzz password) and fragments
+        let mut dec = TunnelDecoder::new(method, password, 18081);
+        let mut frags = Vec::new();
+        for (i, f) in read(&dir, scenario, "client-wan.pcapng").iter().enumerate() {
+            if f.data.len() > 34
+                && f.data[12..14] == [8, 0]
+                && (f.data[20] & 0x3f != 0 || f.data[21] != 0)
+            {
+                reassembly_record(&mut frags, 1, &f.data[14..]);
+            }
+            if let Some(seg) = dec.segment(&f.data).filter(|s| !s.payload.is_empty())
+                && i % 4 == 0
+            {
+                write(
+                    &corpus,
+                    "open_frame",
+                    &format!("{short}-capture-{i}"),
+                    &[&[method_index(method)][..], &seg.payload].concat(),
+                );
+            }
+        }
+        if !frags.is_empty() {
+            write(&corpus, "reassembly", &format!("{short}-capture"), &frags);
+        }
+    }
+    for method in Method::ALL {
+        let (c, s) = world_seeds(&dir, "01-faketcp-plain", method);
+        write(&corpus, "client_input", &format!("world-{method}"), &c);
+        write(&corpus, "server_input", &format!("world-{method}"), &s);
+        let cipher = Cipher::new(method, "fuzz");
+        for (i, ip) in read(&dir, "01-faketcp-plain", "client-lan.pcapng")
+            .iter()
+            .filter(|f| f.data[6..12] == SOURCE_MAC)
+            .take(8)
+            .enumerate()
+        {
+            let plain = &ip.data[14..];
+            let mut out = vec![0; plain.len() + cipher.overhead()];
+            let n = cipher.seal_from(plain, &mut out, &mut rng);
+            write(
+                &corpus,
+                "open_frame",
+                &format!("{method}-{i}"),
+                &[&[method_index(method)][..], &out[..n]].concat(),
+            );
+        }
+    }
+    let big = read(&dir, "01-faketcp-plain", "client-lan.pcapng")
+        .into_iter()
+        .map(|f| f.data)
+        .max_by_key(Vec::len)
+        .expect("frames");
+    let parts = fragments(&big[14..], 512);
+    let mut ordered = Vec::new();
+    let mut reversed = Vec::new();
+    let mut messy = Vec::new();
+    for p in &parts {
+        reassembly_record(&mut ordered, 0, p);
+    }
+    for p in parts.iter().rev() {
+        reassembly_record(&mut reversed, 2, p);
+    }
+    for p in fragments(&big[14..], 256).iter().chain(&parts).rev() {
+        reassembly_record(&mut messy, 3, p);
+        reassembly_record(&mut messy, 3, p);
+    }
+    write(&corpus, "reassembly", "ordered", &ordered);
+    write(&corpus, "reassembly", "reversed", &reversed);
+    write(&corpus, "reassembly", "overlapping-duplicated", &messy);
+    println!("seeds written to {}", corpus.display());
+}

@@ -1,0 +1,306 @@
+//! Peer adaptation: make the capture's peers answer our machine rather than the recorded one
+//!
+//! The peers in a capture answered the machine that was recorded, whose random choices differ from
+//! ours: its initial sequence numbers, its client port, its NAT ports and ICMP ids. Fed as they
+//! are, the server's SYN+ACK would acknowledge an ISN our client never sent, and the destination's
+//! replies would reach NAT ports our server never allocated.
+//!
+//! So both machines' transmissions are observed per flow (IP protocol and remote endpoint): the
+//! recorded one's in the capture (frames from its own MAC), ours as they come out. The k-th local
+//! port (or ICMP id) the recorded machine used toward a remote endpoint stands for the k-th one
+//! ours used, and TCP acknowledgment numbers shift by the difference of the latest SYN sequence
+//! numbers. A frame from that remote endpoint to one of the machine's addresses then gets our
+//! port (or id) and acknowledgment number, with the checksum updated incrementally (RFC 1624), so
+//! the first fragment of a fragmented datagram is adapted too. Nothing else is touched.
+
+use crate::packet::{ETH_LEN, ICMP, Ipv4, TCP, UDP, be16, be32};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+
+/// A local port (or ICMP id) used toward one remote endpoint, with the latest SYN's sequence number
+#[derive(Debug, Clone, Copy)]
+struct Local {
+    port: u16,
+    isn: Option<u32>,
+}
+
+/// What each machine used toward one remote endpoint, in order of first use
+#[derive(Debug, Default)]
+struct Flow {
+    recorded: Vec<Local>,
+    ours: Vec<Local>,
+}
+
+/// Which machine a transmission came from
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The machine recorded in the capture
+    Recorded,
+    /// The machine being replayed
+    Ours,
+}
+
+/// The transport view of a first fragment or whole IPv4 packet inside an Ethernet frame
+struct View {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    /// Offset of the transport header in the frame
+    at: usize,
+}
+
+fn view(frame: &[u8]) -> Option<View> {
+    let ip = Ipv4::of_frame(frame)?;
+    if ip.offset != 0 {
+        return None;
+    }
+    let need = match ip.protocol {
+        TCP => 18,
+        UDP | ICMP => 8,
+        _ => return None,
+    };
+    let v = View {
+        src: ip.src,
+        dst: ip.dst,
+        protocol: ip.protocol,
+        at: ETH_LEN + ip.header_len,
+    };
+    (ip.payload().len() >= need).then_some(v)
+}
+
+/// Replaces the 16-bit word at `at` and updates the checksum at `sum` (RFC 1624 eqn. 3); a zero
+/// UDP checksum means "none" (RFC 768) and stays zero
+fn replace16(b: &mut [u8], at: usize, new: u16, sum: usize, udp: bool) {
+    let old = be16(b, at);
+    b[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    let hc = be16(b, sum);
+    if udp && hc == 0 {
+        return;
+    }
+    let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    b[sum..sum + 2].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+}
+
+/// The flow key and local port (or ICMP id) of a frame sent by a machine from `local`
+fn sent(frame: &[u8], locals: &[Ipv4Addr]) -> Option<((u8, SocketAddrV4), Local)> {
+    let v = view(frame)?;
+    if !locals.contains(&v.src) {
+        return None;
+    }
+    let t = v.at;
+    match v.protocol {
+        TCP => {
+            let syn = frame[t + 13] & TCP_SYN != 0;
+            let local = Local {
+                port: be16(frame, t),
+                isn: syn.then(|| be32(frame, t + 4)),
+            };
+            Some(((TCP, SocketAddrV4::new(v.dst, be16(frame, t + 2))), local))
+        }
+        UDP => Some((
+            (UDP, SocketAddrV4::new(v.dst, be16(frame, t + 2))),
+            Local {
+                port: be16(frame, t),
+                isn: None,
+            },
+        )),
+        ICMP if frame[t] == ICMP_ECHO_REQUEST => Some((
+            (ICMP, SocketAddrV4::new(v.dst, 0)),
+            Local {
+                port: be16(frame, t + 4),
+                isn: None,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Rewrites the peers' frames toward the replayed machine's addresses
+#[derive(Debug)]
+pub struct Adapter {
+    locals: Vec<Ipv4Addr>,
+    flows: HashMap<(u8, SocketAddrV4), Flow>,
+    adapted: u64,
+}
+
+impl Adapter {
+    /// An adapter for a machine whose devices have the addresses `locals`
+    pub fn new(locals: Vec<Ipv4Addr>) -> Self {
+        Self {
+            locals,
+            flows: HashMap::new(),
+            adapted: 0,
+        }
+    }
+
+    /// Frames adapted so far
+    pub fn adapted(&self) -> u64 {
+        self.adapted
+    }
+
+    /// Notes a frame transmitted by `sender`
+    pub fn observe(&mut self, sender: Sender, frame: &[u8]) {
+        let Some((key, local)) = sent(frame, &self.locals) else {
+            return;
+        };
+        let flow = self.flows.entry(key).or_default();
+        let list = match sender {
+            Sender::Recorded => &mut flow.recorded,
+            Sender::Ours => &mut flow.ours,
+        };
+        match list.iter_mut().find(|l| l.port == local.port) {
+            Some(l) => l.isn = local.isn.or(l.isn),
+            None => list.push(local),
+        }
+    }
+
+    /// The frame as our machine should see it, or `None` when it needs no change
+    pub fn adapt(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        let v = view(frame)?;
+        if !self.locals.contains(&v.dst) {
+            return None;
+        }
+        let t = v.at;
+        let (remote, local_at, sum_at) = match v.protocol {
+            TCP => (SocketAddrV4::new(v.src, be16(frame, t)), t + 2, t + 16),
+            UDP => (SocketAddrV4::new(v.src, be16(frame, t)), t + 2, t + 6),
+            ICMP if frame[t] == ICMP_ECHO_REPLY => (SocketAddrV4::new(v.src, 0), t + 4, t + 2),
+            _ => return None,
+        };
+        let flow = self.flows.get(&(v.protocol, remote))?;
+        let port = be16(frame, local_at);
+        let i = flow.recorded.iter().position(|l| l.port == port)?;
+        let (rec, ours) = (flow.recorded[i], *flow.ours.get(i)?);
+        let mut out = frame.to_vec();
+        let udp = v.protocol == UDP;
+        if ours.port != rec.port {
+            replace16(&mut out, local_at, ours.port, sum_at, udp);
+        }
+        if let (TCP, Some(r), Some(o)) = (v.protocol, rec.isn, ours.isn)
+            && out[t + 13] & TCP_ACK != 0
+        {
+            let ack = be32(&out, t + 8).wrapping_add(o.wrapping_sub(r));
+            replace16(&mut out, t + 8, (ack >> 16) as u16, sum_at, false);
+            replace16(&mut out, t + 10, ack as u16, sum_at, false);
+        }
+        if out == frame {
+            return None;
+        }
+        self.adapted += 1;
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+
+    const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 2);
+    const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 1);
+
+    fn tcp(
+        src: (Ipv4Addr, u16),
+        dst: (Ipv4Addr, u16),
+        seq: u32,
+        ack: Option<u32>,
+        syn: bool,
+    ) -> Vec<u8> {
+        let mut b = PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4(src.0.octets(), dst.0.octets(), 64)
+            .tcp(src.1, dst.1, seq, 65535);
+        if syn {
+            b = b.syn();
+        }
+        if let Some(a) = ack {
+            b = b.ack(a);
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, b"data").unwrap();
+        out
+    }
+
+    fn checksum_ok(frame: &[u8]) -> bool {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            return false;
+        };
+        match p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                t.calc_checksum_ipv4(ip.header().source(), ip.header().destination())
+                    .unwrap()
+                    == t.checksum()
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn syn_ack_is_shifted_to_our_isn_and_port() {
+        let mut a = Adapter::new(vec![ME]);
+        a.observe(
+            Sender::Recorded,
+            &tcp((ME, 60837), (PEER, 18081), 0, None, true),
+        );
+        a.observe(
+            Sender::Ours,
+            &tcp((ME, 50000), (PEER, 18081), 123_456, None, true),
+        );
+        let reply = tcp((PEER, 18081), (ME, 60837), 0, Some(1), true);
+        let out = a.adapt(&reply).unwrap();
+        assert_eq!(out, tcp((PEER, 18081), (ME, 50000), 0, Some(123_457), true));
+        assert!(checksum_ok(&out));
+        assert_eq!(a.adapted(), 1);
+        // not from the flow's remote endpoint, or to another address: untouched
+        assert!(
+            a.adapt(&tcp((PEER, 18082), (ME, 60837), 0, Some(1), false))
+                .is_none()
+        );
+        assert!(
+            a.adapt(&tcp(
+                (PEER, 18081),
+                (Ipv4Addr::new(9, 9, 9, 9), 60837),
+                0,
+                Some(1),
+                false
+            ))
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn ports_pair_in_order_of_first_use() {
+        let mut a = Adapter::new(vec![ME]);
+        let udp = |sport: u16, dport: u16, from_me: bool| {
+            let (s, d) = if from_me { (ME, PEER) } else { (PEER, ME) };
+            let mut out = Vec::new();
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .ipv4(s.octets(), d.octets(), 64)
+                .udp(sport, dport)
+                .write(&mut out, b"x")
+                .unwrap();
+            out
+        };
+        a.observe(Sender::Recorded, &udp(49152, 7, true));
+        a.observe(Sender::Recorded, &udp(49153, 7, true));
+        a.observe(Sender::Ours, &udp(61000, 7, true));
+        a.observe(Sender::Ours, &udp(52000, 7, true));
+        assert_eq!(
+            a.adapt(&udp(7, 49153, false)).unwrap(),
+            udp(7, 52000, false)
+        );
+        assert_eq!(
+            a.adapt(&udp(7, 49152, false)).unwrap(),
+            udp(7, 61000, false)
+        );
+        assert!(a.adapt(&udp(7, 49154, false)).is_none());
+    }
+}

@@ -1,0 +1,299 @@
+//! The replay loop: captured frames and the machine's own deadlines in virtual time
+
+use crate::adapt::{Adapter, Sender};
+use crate::capture::Frame;
+use ikago_proto::{
+    Client, ClientConfig, ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Output,
+    Server, ServerConfig, Stats,
+};
+use std::time::{Duration, Instant};
+
+/// Outputs one input may produce before the machine is considered stuck
+const MAX_OUTPUTS_PER_INPUT: usize = 1_000_000;
+/// Timeouts in a row at one instant before the machine is considered stuck
+const MAX_TIMEOUTS_AT_ONE_INSTANT: usize = 64;
+/// Longest virtual time replayed: beyond, a timestamp is more likely garbled than real, and the
+/// machine's timers would take long to run through (a SYN every few seconds)
+pub const MAX_SPAN: Duration = Duration::from_secs(7 * 86_400);
+
+/// The configuration of the machine to replay
+#[derive(Debug, Clone)]
+pub enum MachineConfig {
+    /// A client
+    Client(ClientConfig),
+    /// A server
+    Server(ServerConfig),
+}
+
+impl MachineConfig {
+    /// The devices of the machine
+    pub fn devices(&self) -> &[DeviceConfig] {
+        match self {
+            Self::Client(c) => &c.devices,
+            Self::Server(s) => &s.devices,
+        }
+    }
+}
+
+/// Either machine, driven the same way
+#[derive(Debug)]
+enum Machine {
+    Client(Box<Client>),
+    Server(Box<Server>),
+}
+
+impl Machine {
+    fn new(config: MachineConfig, now: Instant) -> Result<Self, ConfigError> {
+        Ok(match config {
+            MachineConfig::Client(c) => Self::Client(Box::new(Client::new(c, now)?)),
+            MachineConfig::Server(s) => Self::Server(Box::new(Server::new(s, now)?)),
+        })
+    }
+
+    fn handle_input(&mut self, input: Input<'_>) {
+        match self {
+            Self::Client(c) => c.handle_input(input),
+            Self::Server(s) => s.handle_input(input),
+        }
+    }
+
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
+        match self {
+            Self::Client(c) => c.poll_output(buf),
+            Self::Server(s) => s.poll_output(buf),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Self::Client(c) => c.stats(),
+            Self::Server(s) => s.stats(),
+        }
+    }
+}
+
+/// Frame counts of one device
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceCounts {
+    /// Captured frames fed to the machine
+    pub fed: u64,
+    /// Captured frames the recorded machine sent itself (source MAC = the device's): not fed
+    pub own: u64,
+    /// Frames our machine transmitted
+    pub out: u64,
+}
+
+/// Why a replay stopped early
+#[derive(Debug, thiserror::Error)]
+pub enum DriveError {
+    /// The core refused the configuration
+    #[error("invalid machine configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// A capture interface with no device of that name
+    #[error("capture interface {name:?} is not in the scenario (interfaces: {known})")]
+    UnknownInterface {
+        /// The interface
+        name: String,
+        /// The devices there are
+        known: String,
+    },
+    /// The machine never returned `Output::Timeout`, or asked for the same instant forever
+    #[error("the machine made no progress at +{0:?} (core bug)")]
+    Stuck(Duration),
+    /// The machine transmitted on a device it does not have
+    #[error("the machine transmitted on unknown device {0} (core bug)")]
+    BadDevice(usize),
+    /// The frames span more virtual time than [`MAX_SPAN`]
+    #[error("the capture spans {0} s of virtual time, more than the {max} s replayed", max = MAX_SPAN.as_secs())]
+    TooLong(u64),
+}
+
+/// Everything a replay produced
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The machine's devices, in [`DeviceId`] order
+    pub devices: Vec<DeviceConfig>,
+    /// Frame counts per device, in the same order
+    pub counts: Vec<DeviceCounts>,
+    /// Every frame the machine transmitted, stamped with the virtual time it was produced at
+    pub output: Vec<Frame>,
+    /// Every event, with its virtual time since the Unix epoch
+    pub events: Vec<(Duration, Event)>,
+    /// The machine's counters at the end
+    pub stats: Stats,
+    /// Peer frames rewritten by the adapter (see [`crate::adapt`])
+    pub adapted: u64,
+    /// When the machine started (time since the Unix epoch)
+    pub start: Duration,
+}
+
+/// Virtual time: an `Instant` base for the machine and the capture time it stands for
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    base: Instant,
+    start: Duration,
+}
+
+impl Clock {
+    fn instant(self, t: Duration) -> Instant {
+        self.base + t.saturating_sub(self.start)
+    }
+    fn stamp(self, at: Instant) -> Duration {
+        self.start + at.saturating_duration_since(self.base)
+    }
+}
+
+/// Feeds `frames` (merged, in time order) to a machine built from `config`
+///
+/// The machine starts at `start` (by default the first frame's time). Its deadlines that fall
+/// between two frames are fed as timeouts at their virtual time, and the replay ends at the last
+/// frame (deadlines at its instant included). Frames come before the deadlines of the same
+/// instant, as in the simulation and in a runner that drains its captures first. Frames whose source MAC is their device's own were sent by the recorded machine: they
+/// are counted, shown to the adapter, and not fed. With `adapt`, peer frames are rewritten for our
+/// machine's ISNs and ports first.
+pub fn replay(
+    config: MachineConfig,
+    frames: &[Frame],
+    start: Option<Duration>,
+    adapt: bool,
+) -> Result<Replay, DriveError> {
+    let devices = config.devices().to_vec();
+    let known = || {
+        devices
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ids = frames
+        .iter()
+        .map(|f| {
+            devices
+                .iter()
+                .position(|d| d.name == f.interface)
+                .ok_or_else(|| DriveError::UnknownInterface {
+                    name: f.interface.clone(),
+                    known: known(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let start = start
+        .or_else(|| frames.first().map(|f| f.time))
+        .unwrap_or_default();
+    let span = frames
+        .iter()
+        .map(|f| f.time.saturating_sub(start))
+        .max()
+        .unwrap_or_default();
+    if span > MAX_SPAN {
+        return Err(DriveError::TooLong(span.as_secs()));
+    }
+    let clock = Clock {
+        base: Instant::now(),
+        start,
+    };
+    let mut d = Driver {
+        machine: Machine::new(config, clock.base)?,
+        clock,
+        buf: vec![0; MAX_FRAME_LEN],
+        adapter: Adapter::new(devices.iter().map(|d| d.addr).collect()),
+        counts: vec![DeviceCounts::default(); devices.len()],
+        output: Vec::new(),
+        events: Vec::new(),
+        names: devices.iter().map(|d| d.name.clone()).collect(),
+    };
+    let mut deadline = d.drain(clock.base)?;
+    for (f, &i) in frames.iter().zip(&ids) {
+        let at = clock.instant(f.time);
+        d.run_timers(&mut deadline, |t| t < at)?;
+        if f.data.get(6..12) == Some(&devices[i].mac.0[..]) {
+            d.counts[i].own += 1;
+            d.adapter.observe(Sender::Recorded, &f.data);
+            continue;
+        }
+        d.counts[i].fed += 1;
+        let adapted = if adapt {
+            d.adapter.adapt(&f.data)
+        } else {
+            None
+        };
+        let data = adapted.as_deref().unwrap_or(&f.data);
+        d.machine.handle_input(Input::Frame {
+            now: at,
+            device: DeviceId(i as u8),
+            data,
+        });
+        deadline = d.drain(at)?;
+    }
+    if let Some(end) = frames.last().map(|f| clock.instant(f.time)) {
+        d.run_timers(&mut deadline, |t| t <= end)?;
+    }
+    Ok(Replay {
+        stats: d.machine.stats(),
+        adapted: d.adapter.adapted(),
+        devices,
+        counts: d.counts,
+        output: d.output,
+        events: d.events,
+        start,
+    })
+}
+
+/// The state of one replay
+struct Driver {
+    machine: Machine,
+    clock: Clock,
+    buf: Vec<u8>,
+    adapter: Adapter,
+    counts: Vec<DeviceCounts>,
+    output: Vec<Frame>,
+    events: Vec<(Duration, Event)>,
+    names: Vec<String>,
+}
+
+impl Driver {
+    /// Feeds the machine's deadlines at their virtual time while `due` holds for them
+    fn run_timers(
+        &mut self,
+        deadline: &mut Instant,
+        due: impl Fn(Instant) -> bool,
+    ) -> Result<(), DriveError> {
+        let mut repeats = 0;
+        while due(*deadline) {
+            let now = *deadline;
+            self.machine.handle_input(Input::Timeout(now));
+            *deadline = self.drain(now)?;
+            repeats = if *deadline <= now { repeats + 1 } else { 0 };
+            if repeats > MAX_TIMEOUTS_AT_ONE_INSTANT {
+                return Err(DriveError::Stuck(now - self.clock.base));
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects the outputs due after an input at `now`; returns the next deadline
+    fn drain(&mut self, now: Instant) -> Result<Instant, DriveError> {
+        let time = self.clock.stamp(now);
+        for _ in 0..MAX_OUTPUTS_PER_INPUT {
+            match self.machine.poll_output(&mut self.buf) {
+                Output::Transmit(t) => {
+                    let (Some(data), Some(name)) =
+                        (self.buf.get(..t.len), self.names.get(t.device.index()))
+                    else {
+                        return Err(DriveError::BadDevice(t.device.index()));
+                    };
+                    self.adapter.observe(Sender::Ours, data);
+                    self.counts[t.device.index()].out += 1;
+                    self.output.push(Frame {
+                        interface: name.clone(),
+                        time,
+                        data: data.to_vec(),
+                    });
+                }
+                Output::Event(e) => self.events.push((time, e)),
+                Output::Timeout(at) => return Ok(at),
+            }
+        }
+        Err(DriveError::Stuck(time.saturating_sub(self.clock.start)))
+    }
+}

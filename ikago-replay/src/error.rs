@@ -1,0 +1,52 @@
+//! The errors of a replay: each one lower-case line, exit code 2
+
+use crate::capture::CaptureError;
+use crate::drive::DriveError;
+use crate::scenario::ScenarioError;
+use std::path::PathBuf;
+
+/// Why a replay could not run
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file that cannot be read
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file
+        path: PathBuf,
+        /// Why
+        source: std::io::Error,
+    },
+    /// A capture that is truncated, garbled or unsupported
+    #[error("capture {path}: {source}")]
+    Capture {
+        /// The file
+        path: PathBuf,
+        /// What is wrong with it
+        source: CaptureError,
+    },
+    /// A bad scenario file
+    #[error("scenario {path}: {source}")]
+    Scenario {
+        /// The file
+        path: PathBuf,
+        /// What is wrong with it
+        source: ScenarioError,
+    },
+    /// No scenario given and none beside the first capture
+    #[error("no scenario: give --scenario FILE or put scenario.json beside the first capture")]
+    NoScenario,
+    /// A bad option, in the command line, the `-c` file or the scenario
+    #[error(transparent)]
+    Options(#[from] ikago_config::Error),
+    /// The replay itself failed
+    #[error(transparent)]
+    Drive(#[from] DriveError),
+    /// The output cannot be written
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file
+        path: PathBuf,
+        /// Why
+        source: std::io::Error,
+    },
+}

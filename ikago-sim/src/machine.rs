@@ -1,0 +1,131 @@
+//! Drives a core machine (Client or Server) as a runner does, plus the part of its host's kernel
+//! the simulation needs
+//!
+//! Every input is followed by draining `poll_output` until [`Output::Timeout`] (the core's rule).
+//! The kernel answers ARP for the device's own address, which the core leaves to the OS; the rest
+//! of the kernel is taken as configured the way the runners configure it (no IP forwarding, and
+//! firewall rules that keep it from answering the tunnel's and the NAT's packets).
+
+use crate::fabric::{Fabric, Origin, PortId};
+use crate::packet::Arp;
+use ikago_proto::{Client, DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Output, Server};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Outputs drained after one input before the machine is declared stuck
+const MAX_OUTPUTS_PER_INPUT: usize = 1_000_000;
+
+/// The drive interface both machines share
+pub(crate) trait Machine {
+    /// `handle_input` of the machine
+    fn handle_input(&mut self, input: Input<'_>);
+    /// `poll_output` of the machine
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output;
+}
+
+impl Machine for Client {
+    fn handle_input(&mut self, input: Input<'_>) {
+        Self::handle_input(self, input);
+    }
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
+        Self::poll_output(self, buf)
+    }
+}
+
+impl Machine for Server {
+    fn handle_input(&mut self, input: Input<'_>) {
+        Self::handle_input(self, input);
+    }
+    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
+        Self::poll_output(self, buf)
+    }
+}
+
+/// A machine with its ports, its kernel's addresses and its next deadline
+#[derive(Debug)]
+pub(crate) struct Node<M> {
+    pub(crate) machine: M,
+    /// Port of each device, by `DeviceId`
+    ports: Vec<PortId>,
+    /// Address and MAC of each device, answered by the kernel's ARP
+    own: Vec<(Ipv4Addr, [u8; 6])>,
+    origin: Origin,
+    /// When to feed the next `Input::Timeout`
+    pub(crate) deadline: Duration,
+    buf: Vec<u8>,
+}
+
+impl<M: Machine> Node<M> {
+    /// Wraps a new machine and drains its first outputs (the client's SYN)
+    pub(crate) fn new(
+        machine: M,
+        devices: &[DeviceConfig],
+        ports: Vec<PortId>,
+        origin: Origin,
+        fabric: &mut Fabric,
+    ) -> Self {
+        let own = devices.iter().map(|d| (d.addr, d.mac.0)).collect();
+        let mut node = Self {
+            machine,
+            ports,
+            own,
+            origin,
+            deadline: Duration::ZERO,
+            buf: vec![0; MAX_FRAME_LEN],
+        };
+        node.drain(fabric);
+        node
+    }
+
+    /// Replaces the machine (a restart) and drains the new one
+    pub(crate) fn replace(&mut self, machine: M, fabric: &mut Fabric) {
+        self.machine = machine;
+        self.drain(fabric);
+    }
+
+    /// A frame arrived on device `device`
+    pub(crate) fn frame(&mut self, device: usize, frame: &[u8], fabric: &mut Fabric) {
+        let (ip, mac) = self.own[device];
+        if let Some(a) = Arp::parse(frame).filter(|a| a.op == Arp::REQUEST && a.tpa == ip) {
+            fabric.send(
+                self.ports[device],
+                &a.reply(mac).frame(a.sha),
+                Duration::ZERO,
+            );
+        }
+        let device = DeviceId(u8::try_from(device).expect("at most 255 devices"));
+        self.machine.handle_input(Input::Frame {
+            now: fabric.instant(),
+            device,
+            data: frame,
+        });
+        self.drain(fabric);
+    }
+
+    /// The deadline passed
+    pub(crate) fn timeout(&mut self, fabric: &mut Fabric) {
+        self.machine.handle_input(Input::Timeout(fabric.instant()));
+        self.drain(fabric);
+    }
+
+    fn drain(&mut self, fabric: &mut Fabric) {
+        for _ in 0..MAX_OUTPUTS_PER_INPUT {
+            match self.machine.poll_output(&mut self.buf) {
+                Output::Transmit(t) => fabric.send(
+                    self.ports[t.device.index()],
+                    &self.buf[..t.len],
+                    Duration::ZERO,
+                ),
+                Output::Event(e) => fabric.log(self.origin, e),
+                Output::Timeout(at) => {
+                    self.deadline = fabric.virtual_time(at);
+                    return;
+                }
+            }
+        }
+        panic!(
+            "{:?}: poll_output never returned Timeout after {MAX_OUTPUTS_PER_INPUT} outputs",
+            self.origin
+        );
+    }
+}

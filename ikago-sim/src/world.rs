@@ -1,0 +1,563 @@
+//! The World: clients with their LANs, the router and its link, the server and the Internet, on
+//! one virtual clock
+//!
+//! ```text
+//! LAN hosts --LAN(i)-- client i --client-side WAN-- router ==link== --server-side WAN-- server
+//!                                                                        Internet hosts --'
+//! ```
+//!
+//! Time is virtual: one real `Instant` is taken at creation and the machines see that instant
+//! plus virtual time; smoltcp sees the virtual time in microseconds. [`World::step`] jumps to the
+//! earliest due thing (a frame arriving, a machine's timeout, a host's `poll_at`) and handles
+//! everything due then. Everything random is drawn from the World's seed.
+
+use crate::addr::{
+    self, CLIENT_LAN, PREFIX_LEN, ROUTER_INSIDE, ROUTER_OUTSIDE, SERVER_PORT, SERVER_PUBLIC,
+    SERVER_WAN, TAG_CLIENT_WAN, TAG_INTERNET, TAG_SERVER_WAN,
+};
+use crate::capture::Capture;
+use crate::drops::Drops;
+use crate::fabric::{Fabric, LoggedEvent, Origin, Owner, PortId};
+use crate::host::{Host, HostConfig};
+use crate::link::LinkConfig;
+use crate::machine::Node;
+use crate::router::{Router, RouterConfig, Side};
+use ikago_proto::{
+    Client, ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, LinkType, Mac, Method, Server,
+    ServerConfig, Stats,
+};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// Steps one `run_for` may take before the World is declared stuck
+const RUN_FOR_MAX_STEPS: u64 = 2_000_000;
+/// Random stream of the WAN link (each purpose draws its own stream from the World's seed)
+const STREAM_LINK: u64 = 1;
+/// Random stream of the server's CSPRNG seed
+const STREAM_SERVER: u64 = 2;
+/// Random streams of the clients' CSPRNG seeds (plus the client's index)
+const STREAM_CLIENT: u64 = 0x100;
+/// Random streams of the hosts' stacks (plus the host's index)
+const STREAM_HOST: u64 = 0x1000;
+
+/// 32 seed bytes for one purpose of the World's seed
+fn seed32(seed: u64, stream: u64) -> [u8; 32] {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    let mut out = [0; 32];
+    rng.fill_bytes(&mut out);
+    out
+}
+
+/// A u64 seed for one purpose of the World's seed
+fn seed64(seed: u64, stream: u64) -> u64 {
+    let s = seed32(seed, stream);
+    u64::from_le_bytes(s[..8].try_into().expect("eight bytes"))
+}
+
+/// A device of a machine in the address plan
+fn device(
+    name: &str,
+    role: DeviceRole,
+    tag: u8,
+    addr: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
+) -> DeviceConfig {
+    DeviceConfig {
+        name: name.to_owned(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac(addr::mac(tag, addr)),
+        addr,
+        prefix_len: PREFIX_LEN,
+        gateway,
+        gateway_mac: None,
+    }
+}
+
+/// What a World is built from
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    /// Seed of everything random: the link, the machines' CSPRNGs, the hosts' stacks
+    pub seed: u64,
+    /// The router between the clients and the server
+    pub router: RouterConfig,
+    /// The server's configuration (its devices follow the address plan; clients added later
+    /// copy its method and password)
+    pub server: ServerConfig,
+    /// Delivery latency of every segment
+    pub latency: Duration,
+    /// Record every frame on the machines' devices
+    pub capture: bool,
+}
+
+impl WorldConfig {
+    /// A firewall router over a clean link, a server with ChaCha20-Poly1305, 50 µs segments,
+    /// no capture
+    pub fn new(seed: u64) -> Self {
+        let devices = vec![
+            device(
+                "server.wan",
+                DeviceRole::Listen,
+                TAG_SERVER_WAN,
+                SERVER_WAN,
+                Some(ROUTER_OUTSIDE),
+            ),
+            device(
+                "server.upstream",
+                DeviceRole::Upstream,
+                TAG_INTERNET,
+                SERVER_PUBLIC,
+                None,
+            ),
+        ];
+        let mut server = ServerConfig::new(devices, SERVER_PORT);
+        server.method = Method::ChaCha20Poly1305;
+        server.password = "ikago-sim".to_owned();
+        server.rng_seed = seed32(seed, STREAM_SERVER);
+        Self {
+            seed,
+            router: RouterConfig::firewall(),
+            server,
+            latency: Duration::from_micros(50),
+            capture: false,
+        }
+    }
+}
+
+/// A client of the World, by creation order
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientId(usize);
+
+impl ClientId {
+    /// Its index (0 for the first client), as in [`Origin::Client`] and tap names
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A host of the World
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostId(usize);
+
+/// The simulated network
+#[derive(Debug)]
+pub struct World {
+    fabric: Fabric,
+    seed: u64,
+    steps: u64,
+    router: Router,
+    router_ports: [PortId; 2],
+    server: Node<Server>,
+    server_config: ServerConfig,
+    clients: Vec<Node<Client>>,
+    lans: Vec<usize>,
+    client_wan: usize,
+    internet: usize,
+    hosts: Vec<(Host, PortId)>,
+}
+
+impl World {
+    /// Builds the router, the server and the Internet segment; clients and hosts come next
+    ///
+    /// # Panics
+    /// If the server configuration is refused.
+    pub fn new(config: WorldConfig) -> Self {
+        let mut fabric = Fabric::new(Instant::now(), config.latency, config.capture);
+        let client_wan = fabric.add_segment();
+        let server_wan = fabric.add_segment();
+        let internet = fabric.add_segment();
+        let router_ports = [
+            fabric.attach(client_wan, Owner::Router(Side::Inside), None),
+            fabric.attach(server_wan, Owner::Router(Side::Outside), None),
+        ];
+        let segments = [server_wan, internet];
+        let ports = (0..config.server.devices.len())
+            .map(|d| {
+                fabric.attach(
+                    segments[d],
+                    Owner::Server(d),
+                    Some(config.server.devices[d].name.clone()),
+                )
+            })
+            .collect();
+        let server = Server::new(config.server.clone(), fabric.instant())
+            .unwrap_or_else(|e| panic!("server config: {e}"));
+        let server = Node::new(
+            server,
+            &config.server.devices,
+            ports,
+            Origin::Server,
+            &mut fabric,
+        );
+        Self {
+            router: Router::new(&config.router, seed64(config.seed, STREAM_LINK)),
+            fabric,
+            seed: config.seed,
+            steps: 0,
+            router_ports,
+            server,
+            server_config: config.server,
+            clients: Vec::new(),
+            lans: Vec::new(),
+            client_wan,
+            internet,
+            hosts: Vec::new(),
+        }
+    }
+
+    /// Adds a client with its own LAN (198.18.11.0/24, all of it a source) on the client-side
+    /// WAN; `configure` may change its configuration (method, password, MTU, publish, port,
+    /// TCP tuning...) but must keep its two devices (LAN first, then WAN)
+    ///
+    /// # Panics
+    /// If the configuration is refused.
+    pub fn add_client(&mut self, configure: impl FnOnce(&mut ClientConfig)) -> ClientId {
+        let i = self.clients.len();
+        let lan = self.fabric.add_segment();
+        let devices = vec![
+            device(
+                &format!("client{i}.lan"),
+                DeviceRole::Listen,
+                addr::lan_tag(i),
+                CLIENT_LAN,
+                None,
+            ),
+            device(
+                &format!("client{i}.wan"),
+                DeviceRole::Upstream,
+                TAG_CLIENT_WAN,
+                addr::client_wan(i),
+                Some(ROUTER_INSIDE),
+            ),
+        ];
+        let sources = vec![Ipv4Net {
+            addr: addr::lan(0),
+            prefix_len: PREFIX_LEN,
+        }];
+        let server = SocketAddrV4::new(SERVER_WAN, self.server_config.port);
+        let mut cfg = ClientConfig::new(devices, sources, server);
+        cfg.method = self.server_config.method;
+        cfg.password = self.server_config.password.clone();
+        cfg.rng_seed = seed32(self.seed, STREAM_CLIENT + i as u64);
+        configure(&mut cfg);
+        let ports = vec![
+            self.fabric
+                .attach(lan, Owner::Client(i, 0), Some(cfg.devices[0].name.clone())),
+            self.fabric.attach(
+                self.client_wan,
+                Owner::Client(i, 1),
+                Some(cfg.devices[1].name.clone()),
+            ),
+        ];
+        let client = Client::new(cfg.clone(), self.fabric.instant())
+            .unwrap_or_else(|e| panic!("client config: {e}"));
+        self.clients.push(Node::new(
+            client,
+            &cfg.devices,
+            ports,
+            Origin::Client(i),
+            &mut self.fabric,
+        ));
+        self.lans.push(lan);
+        ClientId(i)
+    }
+
+    fn add_host(&mut self, config: HostConfig, segment: usize, tag: u8) -> HostId {
+        let i = self.hosts.len();
+        let host = Host::new(
+            config,
+            tag,
+            seed64(self.seed, STREAM_HOST + i as u64),
+            self.fabric.now,
+        );
+        let port = self.fabric.attach(segment, Owner::Host(i), None);
+        self.hosts.push((host, port));
+        HostId(i)
+    }
+
+    /// Adds a host to `client`'s LAN
+    pub fn add_lan_host(&mut self, client: ClientId, config: HostConfig) -> HostId {
+        self.add_host(config, self.lans[client.0], addr::lan_tag(client.0))
+    }
+
+    /// Adds a host to the Internet segment (on-link with the server's public address)
+    pub fn add_internet_host(&mut self, config: HostConfig) -> HostId {
+        self.add_host(config, self.internet, TAG_INTERNET)
+    }
+
+    /// Drops the server and starts a new one with the same configuration and a CSPRNG seeded
+    /// from `seed`
+    pub fn restart_server(&mut self, seed: u64) {
+        let mut cfg = self.server_config.clone();
+        cfg.rng_seed = seed32(seed, STREAM_SERVER);
+        let server = Server::new(cfg, self.fabric.instant())
+            .expect("the same configuration was accepted before");
+        self.server.replace(server, &mut self.fabric);
+    }
+
+    /// Virtual time since creation
+    pub fn now(&self) -> Duration {
+        self.fabric.now
+    }
+
+    /// Steps taken so far
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// A client machine
+    pub fn client(&self, id: ClientId) -> &Client {
+        &self.clients[id.0].machine
+    }
+
+    /// The server machine
+    pub fn server(&self) -> &Server {
+        &self.server.machine
+    }
+
+    /// A host
+    pub fn host(&self, id: HostId) -> &Host {
+        &self.hosts[id.0].0
+    }
+
+    /// A host, to send or to start a service (takes effect at the next step)
+    pub fn host_mut(&mut self, id: HostId) -> &mut Host {
+        &mut self.hosts[id.0].0
+    }
+
+    /// Every event of every machine so far, in order
+    pub fn events(&self) -> &[LoggedEvent] {
+        &self.fabric.events
+    }
+
+    /// Frames dropped by the link and the router, by reason
+    pub fn drops(&self) -> &Drops {
+        &self.fabric.drops
+    }
+
+    /// Everything captured on the machines' devices
+    pub fn capture(&self) -> &Capture {
+        &self.fabric.capture
+    }
+
+    /// The link's impairments now
+    pub fn link(&self) -> LinkConfig {
+        self.router.link.config
+    }
+
+    /// Changes the link's impairments from now on (frames in flight keep their delays)
+    pub fn set_link(&mut self, link: LinkConfig) {
+        self.router.link.config = link;
+    }
+
+    /// The earliest instant something is due
+    fn next_due(&mut self) -> Option<Duration> {
+        let now = self.fabric.now;
+        let machines = self
+            .clients
+            .iter()
+            .map(|c| c.deadline)
+            .chain([self.server.deadline]);
+        let hosts: Vec<Option<Duration>> = self
+            .hosts
+            .iter_mut()
+            .map(|(h, _)| h.deadline(now))
+            .collect();
+        machines
+            .map(Some)
+            .chain(hosts)
+            .chain([self.fabric.next_at()])
+            .flatten()
+            .min()
+    }
+
+    /// Handles everything due at `at` (or earlier)
+    fn run_step(&mut self, at: Duration) {
+        self.fabric.now = self.fabric.now.max(at);
+        self.steps += 1;
+        while let Some((port, frame)) = self.fabric.pop_due() {
+            self.deliver(port, frame);
+        }
+        let now = self.fabric.now;
+        for c in &mut self.clients {
+            if c.deadline <= now {
+                c.timeout(&mut self.fabric);
+            }
+        }
+        if self.server.deadline <= now {
+            self.server.timeout(&mut self.fabric);
+        }
+        for (host, port) in &mut self.hosts {
+            if host.deadline(now).is_some_and(|t| t <= now) {
+                for frame in host.poll(now) {
+                    self.fabric.send(*port, &frame, Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, port: PortId, frame: Vec<u8>) {
+        match self.fabric.owner(port) {
+            Owner::Host(h) => self.hosts[h].0.deliver(frame),
+            Owner::Client(c, d) => self.clients[c].frame(d, &frame, &mut self.fabric),
+            Owner::Server(d) => self.server.frame(d, &frame, &mut self.fabric),
+            Owner::Router(side) => {
+                for e in self
+                    .router
+                    .handle_frame(side, &frame, &mut self.fabric.drops)
+                {
+                    self.fabric
+                        .send(self.router_ports[e.side as usize], &e.frame, e.delay);
+                }
+            }
+        }
+    }
+
+    /// Advances to the earliest due instant and handles everything due then; false when nothing
+    /// is scheduled at all
+    pub fn step(&mut self) -> bool {
+        match self.next_due() {
+            Some(at) => {
+                self.run_step(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Steps until `done` holds; returns the virtual time it took
+    ///
+    /// # Panics
+    /// After `limit` steps without `done`, with a [`summary`](Self::summary) of the World.
+    pub fn run_until(&mut self, mut done: impl FnMut(&Self) -> bool, limit: u64) -> Duration {
+        let start = self.fabric.now;
+        let mut steps = 0;
+        while !done(self) {
+            assert!(
+                steps < limit,
+                "run_until: not done after {limit} steps\n{}",
+                self.summary()
+            );
+            assert!(
+                self.step(),
+                "run_until: nothing left to do\n{}",
+                self.summary()
+            );
+            steps += 1;
+        }
+        self.fabric.now - start
+    }
+
+    /// Lets `duration` of virtual time pass, handling everything due in it
+    ///
+    /// # Panics
+    /// If that takes more than two million steps (something is stuck), with a summary.
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.fabric.now + duration;
+        let mut steps = 0;
+        while let Some(at) = self.next_due().filter(|&t| t <= end) {
+            assert!(
+                steps < RUN_FOR_MAX_STEPS,
+                "run_for: stuck at {:?}\n{}",
+                self.fabric.now,
+                self.summary()
+            );
+            self.run_step(at);
+            steps += 1;
+        }
+        self.fabric.now = end;
+    }
+
+    /// A readable report: time, both machines' stats, network drops, what each host received
+    /// and the latest events
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "== World at {:?} after {} steps (seed {}) ==",
+            self.fabric.now, self.steps, self.seed
+        );
+        for (i, c) in self.clients.iter().enumerate() {
+            let m = &c.machine;
+            let _ = writeln!(
+                s,
+                "client{i} {} -> {} connected={}",
+                m.local_addr(),
+                m.server_addr(),
+                m.is_connected()
+            );
+            write_stats(&mut s, &m.stats());
+        }
+        let _ = writeln!(
+            s,
+            "server clients={:?}",
+            self.server.machine.clients().collect::<Vec<_>>()
+        );
+        write_stats(&mut s, &self.server.machine.stats());
+        let _ = writeln!(s, "network drops: {}", self.fabric.drops);
+        for (h, _) in &self.hosts {
+            let c = h.config();
+            let _ = writeln!(
+                s,
+                "host {} {}: {} frames in, {} datagrams, {} echo replies",
+                c.name,
+                c.addr,
+                h.frames_in(),
+                h.datagrams().len(),
+                h.echo_replies().len()
+            );
+            for d in h.datagrams().iter().take(8) {
+                let _ = writeln!(
+                    s,
+                    "  udp :{} <- {} {} bytes at {:?}",
+                    d.port,
+                    d.from,
+                    d.payload.len(),
+                    d.at
+                );
+            }
+            for t in h.tcp_streams() {
+                let _ = writeln!(
+                    s,
+                    "  tcp :{} <-> {:?} sent {}/{} received {}/{} mismatch {:?}",
+                    t.port,
+                    t.remote,
+                    t.sent,
+                    t.transfer.send_len,
+                    t.received,
+                    t.transfer.expect_len,
+                    t.mismatch_at
+                );
+            }
+        }
+        let events = &self.fabric.events;
+        let _ = writeln!(s, "last events ({} in all):", events.len());
+        for e in &events[events.len().saturating_sub(20)..] {
+            let _ = writeln!(s, "  {:?} {:?} {:?}", e.at, e.origin, e.event);
+        }
+        s
+    }
+}
+
+fn write_stats(s: &mut String, st: &Stats) {
+    let c = |c: ikago_proto::Counter| format!("{}p/{}B", c.packets, c.bytes);
+    let _ = writeln!(
+        s,
+        "  tunnel tx {} rx {} | inner tx {} rx {} | local tx {} rx {} | handshakes {} reconnects {} nat {}/{}",
+        c(st.tunnel_tx),
+        c(st.tunnel_rx),
+        c(st.inner_tx),
+        c(st.inner_rx),
+        c(st.local_tx),
+        c(st.local_rx),
+        st.handshakes,
+        st.reconnects,
+        st.nat_mappings,
+        st.nat_capacity
+    );
+    let _ = writeln!(s, "  drops: {}", st.drops);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fuzz smoke test, called by CI: builds every cargo-fuzz target and runs each for a bounded time
+# with nightly (FUZZ_SECONDS, default 20). Where nightly is missing it replays the checked-in
+# corpus and crash artifacts with stable and `--sanitizer none`; where cargo-fuzz cannot be had
+# either, it runs the plain test that replays them (`cargo test -p ikago-replay --test fuzz_corpus`).
+# New inputs found go to a scratch folder, not into fuzz/corpus; a crash writes its input to
+# fuzz/artifacts/<target>/ and fails the script.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+seconds="${FUZZ_SECONDS:-20}"
+targets=(open_frame client_input server_input reassembly pcapng_reader kcp_datagrams)
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "fuzz-smoke: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked || true
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "fuzz-smoke: no cargo-fuzz; replaying the corpora with the plain test"
+    cd "$root" && exec cargo test -p ikago-replay --test fuzz_corpus
+fi
+
+cd "$root/fuzz"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    cargo +nightly fuzz build
+    for t in "${targets[@]}"; do
+        mkdir -p "$scratch/$t" "artifacts/$t"
+        echo "fuzz-smoke: $t for ${seconds}s"
+        if ! cargo +nightly fuzz run "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
+            >"$scratch/$t.log" 2>&1; then
+            tail -n 60 "$scratch/$t.log"
+            echo "fuzz-smoke: $t failed; the input is in fuzz/artifacts/$t/"
+            exit 1
+        fi
+        grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$t.log" || true
+    done
+else
+    echo "fuzz-smoke: no nightly; replaying the corpora with stable --sanitizer none"
+    for t in "${targets[@]}"; do
+        dirs=("corpus/$t")
+        [ -d "artifacts/$t" ] && [ -n "$(ls -A "artifacts/$t")" ] && dirs+=("artifacts/$t")
+        cargo fuzz run --sanitizer none "$t" "${dirs[@]}" -- -runs=0
+    done
+fi
+echo "fuzz-smoke: all targets passed"
