@@ -81,7 +81,9 @@ fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
         Err(_) => {
             let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
             let port: u16 = port.parse().map_err(|_| bad())?;
-            if host.is_empty() {
+            // a host of digits and dots that is not a dotted quad (`1.2.3`) would be read by the
+            // resolver as an old shorthand (1.2.0.3): refuse it rather than guess
+            if host.is_empty() || host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
                 return Err(bad());
             }
             (host, port)

@@ -140,6 +140,10 @@ fn errors_are_one_clear_line() {
             "server \"1.2.3.4:0\" has port 0",
         ),
         (
+            &["-r", "1.2.3.4", "-s", "1.2.3:5"],
+            "invalid server \"1.2.3:5\" (expected HOST:PORT with an IPv4 address or a resolvable name)",
+        ),
+        (
             &["-r", "1.2.3.4", "-s", "1.2.3.4"],
             "invalid server \"1.2.3.4\" (expected HOST:PORT with an IPv4 address or a resolvable name)",
         ),

@@ -71,6 +71,12 @@ pub struct Client {
     datagram: Vec<u8>,
     /// Counters per remote address
     remotes: BTreeMap<Ipv4Addr, PeerStats>,
+    /// When the server last reset the connection
+    last_reset: Option<Instant>,
+    /// Delay before the handshake after a reset that follows another closely
+    reset_backoff: Duration,
+    /// The pending SYN timer is a delayed first SYN, not a retransmission
+    syn_delayed: bool,
     dns_records: bool,
 }
 
@@ -141,6 +147,9 @@ impl Client {
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
             remotes: BTreeMap::new(),
+            last_reset: None,
+            reset_backoff: Duration::ZERO,
+            syn_delayed: false,
             dns_records: config.dns_records,
         };
         client.start_handshake();
@@ -631,7 +640,13 @@ impl Client {
         for t in [Timer::Keepalive, Timer::PeerTimeout, Timer::Ack] {
             self.timers.stop(t as usize);
         }
-        self.send_syn();
+        if self.reset_backoff.is_zero() {
+            self.send_syn();
+        } else {
+            self.syn_delayed = true;
+            self.timers
+                .set(Timer::Syn as usize, self.core.now + self.reset_backoff);
+        }
     }
 
     fn send_syn(&mut self) {
@@ -719,6 +734,20 @@ impl Client {
             // conversation makes it open a fresh one
             self.kcp = Some(new_session(&tuning, &mut self.core.rng, now));
         }
+        // resets in quick succession (a kernel without the firewall rule answers every
+        // segment with one) back off like SYN retransmissions instead of looping
+        let recent = self.last_reset.is_some_and(|t| {
+            now.saturating_duration_since(t) < self.reset_backoff * 2 + self.tuning.syn_rto
+        });
+        self.reset_backoff = match (reason, recent) {
+            (PeerLostReason::Reset, true) => {
+                (self.reset_backoff * 2).clamp(self.tuning.syn_rto, self.tuning.syn_rto_max)
+            }
+            _ => Duration::ZERO,
+        };
+        if reason == PeerLostReason::Reset {
+            self.last_reset = Some(now);
+        }
         self.start_handshake();
     }
 
@@ -732,8 +761,10 @@ impl Client {
             self.flush_kcp();
         }
         if self.timers.expire(Timer::Syn as usize, now) {
-            self.syn_retries += 1;
-            self.syn_rto = (self.syn_rto * 2).min(self.tuning.syn_rto_max);
+            if !std::mem::take(&mut self.syn_delayed) {
+                self.syn_retries += 1;
+                self.syn_rto = (self.syn_rto * 2).min(self.tuning.syn_rto_max);
+            }
             self.send_syn();
         }
         if self.timers.expire(Timer::Ack as usize, now)

@@ -40,6 +40,8 @@ struct Pair {
     lan: Vec<Vec<u8>>,
     /// Frames the server wrote to its upstream device
     internet: Vec<Vec<u8>>,
+    /// Tunnel frames the client sent, with when
+    tunnel: Vec<(Instant, Vec<u8>)>,
     events: Vec<Event>,
     buf: Vec<u8>,
 }
@@ -82,6 +84,7 @@ impl Pair {
             server,
             lan: vec![],
             internet: vec![],
+            tunnel: vec![],
             events: vec![],
             buf: vec![0; MAX_FRAME_LEN],
         }
@@ -126,6 +129,7 @@ impl Pair {
                                 data: &reply,
                             });
                         } else {
+                            self.tunnel.push((self.now, f.clone()));
                             to_server.push(f);
                         }
                     }
@@ -327,4 +331,45 @@ fn keepalives_keep_the_connection() {
         "keepalive answers measure the RTT"
     );
     assert!(echo_round_trip(&mut p, 100));
+}
+
+/// The TCP flags and acknowledgment number of a tunnel frame
+fn tcp_of(frame: &[u8]) -> (u8, u32) {
+    let s = SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(TransportSlice::Tcp(t)) = s.transport else { panic!("a TCP frame") };
+    let flags = u8::from(t.syn()) << 1 | u8::from(t.rst()) << 2 | u8::from(t.ack()) << 4;
+    (flags, t.acknowledgment_number())
+}
+
+#[test]
+fn repeated_resets_back_off_like_syn_retransmissions() {
+    let mut p = Pair::new(Method::Plain, "");
+    p.settle();
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        // a RST at the client's acknowledgment point, as a kernel without the rule sends
+        let (_, ack) = tcp_of(&p.tunnel.last().unwrap().1);
+        let mut rst = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 12, 1], [2, 0, 0, 0, 12, 2])
+            .ipv4([198, 18, 12, 1], [198, 18, 12, 2], 64)
+            .tcp(18081, p.client.local_addr().port(), ack, 0)
+            .rst()
+            .write(&mut rst, &[])
+            .unwrap();
+        let before = p.tunnel.len();
+        let reset_at = p.now;
+        p.client.handle_input(Input::Frame { now: p.now, device: DeviceId(1), data: &rst });
+        p.settle();
+        let mut waited = 0;
+        while !p.tunnel[before..].iter().any(|(_, f)| tcp_of(f).0 == 0x02) {
+            assert!(waited < 100, "no SYN after the reset");
+            p.advance(Duration::from_millis(100));
+            waited += 1;
+        }
+        let syn_at = p.tunnel[before..].iter().find(|(_, f)| tcp_of(f).0 == 0x02).unwrap().0;
+        delays.push(syn_at - reset_at);
+        assert!(p.client.is_connected(), "the server answered the new SYN");
+    }
+    assert_eq!(delays[0], Duration::ZERO, "the first reset reconnects at once");
+    assert_eq!(&delays[1..], &[Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
 }
