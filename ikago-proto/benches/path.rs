@@ -12,7 +12,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const PAYLOAD: usize = 1200;
 
@@ -100,6 +100,7 @@ fn path(c: &mut Criterion) {
         let (mut client, mut server, frame, now) = setup(method);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut buf2 = vec![0u8; MAX_FRAME_LEN];
+        let mut acks = Vec::new();
         g.bench_function(method.name(), |b| {
             b.iter(|| {
                 client.handle_input(Input::Frame {
@@ -114,32 +115,80 @@ fn path(c: &mut Criterion) {
                         data: &buf[..t.len],
                     });
                     while let Output::Transmit(t) = server.poll_output(&mut buf2) {
-                        black_box(&buf2[..t.len]);
+                        if t.device == DeviceId(0) {
+                            acks.push(buf2[..t.len].to_vec());
+                        } else {
+                            black_box(&buf2[..t.len]);
+                        }
                     }
+                }
+                // the server's pure ACKs (one per 16 KiB) go back, or the client's window fills
+                for a in acks.drain(..) {
+                    client.handle_input(Input::Frame {
+                        now,
+                        device: DeviceId(1),
+                        data: &a,
+                    });
                 }
             })
         });
         assert_eq!(server.stats().drops.total(), 0, "{method}");
+        assert_eq!(client.stats().drops.total(), 0, "{method}");
     }
     g.finish();
 
     let mut g = c.benchmark_group("client_encap");
     g.throughput(Throughput::Elements(1));
     for method in Method::ALL {
-        let (mut client, _, frame, now) = setup(method);
+        let (mut client, mut server, frame, now) = setup(method);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
+        let mut sent = Vec::new();
         g.bench_function(method.name(), |b| {
-            b.iter(|| {
-                client.handle_input(Input::Frame {
-                    now,
-                    device: DeviceId(0),
-                    data: &frame,
-                });
-                while let Output::Transmit(t) = client.poll_output(&mut buf) {
-                    black_box(&buf[..t.len]);
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    // time a batch on the client alone, then let the server acknowledge it
+                    let batch = left.min(256);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        client.handle_input(Input::Frame {
+                            now,
+                            device: DeviceId(0),
+                            data: &frame,
+                        });
+                        while let Output::Transmit(t) = client.poll_output(&mut buf) {
+                            sent.push(black_box(&buf[..t.len]).to_vec());
+                        }
+                    }
+                    timed += start.elapsed();
+                    left -= batch;
+                    for f in sent.drain(..) {
+                        server.handle_input(Input::Frame {
+                            now,
+                            device: DeviceId(0),
+                            data: &f,
+                        });
+                    }
+                    loop {
+                        match server.poll_output(&mut buf) {
+                            Output::Transmit(t) if t.device == DeviceId(0) => {
+                                let ack = Input::Frame {
+                                    now,
+                                    device: DeviceId(1),
+                                    data: &buf[..t.len],
+                                };
+                                client.handle_input(ack);
+                            }
+                            Output::Timeout(_) => break,
+                            _ => {}
+                        }
+                    }
                 }
+                timed
             })
         });
+        assert_eq!(client.stats().drops.total(), 0, "{method}");
     }
     g.finish();
 

@@ -473,7 +473,7 @@ impl Client {
         if pkt.protocol() != proto::TCP {
             return self.core.drop(DropReason::NotForUs);
         }
-        let Some(seg) = tcp::Segment::parse(pkt.payload(), pkt.src(), pkt.dst()) else {
+        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
             return self.core.drop(DropReason::Malformed);
         };
         if seg.src_port() != self.server.port() || seg.dst_port() != self.conn.local.port() {

@@ -288,7 +288,7 @@ impl Server {
     }
 
     fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
-        let Some(seg) = tcp::Segment::parse(pkt.payload(), pkt.src(), pkt.dst()) else {
+        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
             return self.core.drop(DropReason::Malformed);
         };
         let peer = SocketAddrV4::new(pkt.src(), seg.src_port());

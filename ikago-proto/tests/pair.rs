@@ -336,7 +336,9 @@ fn keepalives_keep_the_connection() {
 /// The TCP flags and acknowledgment number of a tunnel frame
 fn tcp_of(frame: &[u8]) -> (u8, u32) {
     let s = SlicedPacket::from_ethernet(frame).unwrap();
-    let Some(TransportSlice::Tcp(t)) = s.transport else { panic!("a TCP frame") };
+    let Some(TransportSlice::Tcp(t)) = s.transport else {
+        panic!("a TCP frame")
+    };
     let flags = u8::from(t.syn()) << 1 | u8::from(t.rst()) << 2 | u8::from(t.ack()) << 4;
     (flags, t.acknowledgment_number())
 }
@@ -358,7 +360,11 @@ fn repeated_resets_back_off_like_syn_retransmissions() {
             .unwrap();
         let before = p.tunnel.len();
         let reset_at = p.now;
-        p.client.handle_input(Input::Frame { now: p.now, device: DeviceId(1), data: &rst });
+        p.client.handle_input(Input::Frame {
+            now: p.now,
+            device: DeviceId(1),
+            data: &rst,
+        });
         p.settle();
         let mut waited = 0;
         while !p.tunnel[before..].iter().any(|(_, f)| tcp_of(f).0 == 0x02) {
@@ -366,10 +372,25 @@ fn repeated_resets_back_off_like_syn_retransmissions() {
             p.advance(Duration::from_millis(100));
             waited += 1;
         }
-        let syn_at = p.tunnel[before..].iter().find(|(_, f)| tcp_of(f).0 == 0x02).unwrap().0;
+        let syn_at = p.tunnel[before..]
+            .iter()
+            .find(|(_, f)| tcp_of(f).0 == 0x02)
+            .unwrap()
+            .0;
         delays.push(syn_at - reset_at);
         assert!(p.client.is_connected(), "the server answered the new SYN");
     }
-    assert_eq!(delays[0], Duration::ZERO, "the first reset reconnects at once");
-    assert_eq!(&delays[1..], &[Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)]);
+    assert_eq!(
+        delays[0],
+        Duration::ZERO,
+        "the first reset reconnects at once"
+    );
+    assert_eq!(
+        &delays[1..],
+        &[
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(4)
+        ]
+    );
 }

@@ -128,6 +128,24 @@ impl<'a> Segment<'a> {
         Some(Self { bytes, header_len })
     }
 
+    /// Validates a FakeTCP segment: like [`Segment::parse`], but a segment with a payload skips
+    /// the checksum, since the payload is authenticated by the AEAD tag (or, with plain, carries
+    /// an inner packet with checksums of its own) and summing every byte twice is the largest
+    /// cost of the receive path; control segments are still checked
+    pub(crate) fn parse_tunnel(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+        if bytes.len() < HEADER_LEN {
+            return None;
+        }
+        let header_len = usize::from(bytes[12] >> 4) * 4;
+        if header_len < HEADER_LEN || header_len > bytes.len() {
+            return None;
+        }
+        if header_len == bytes.len() {
+            return Self::parse(bytes, src, dst);
+        }
+        Some(Self { bytes, header_len })
+    }
+
     /// Source port
     #[inline]
     pub(crate) fn src_port(&self) -> u16 {
