@@ -17,6 +17,10 @@ use std::collections::VecDeque;
 pub(crate) const SEGMENT_HEADER_LEN: usize = 24;
 /// Data segment (ikcp.c `IKCP_CMD_PUSH`)
 const CMD_PUSH: u8 = 81;
+/// Segments queued or in flight before `send` refuses more. kcp-go's `Write` blocks at the send
+/// window and the original's capture channel holds 1000 packets behind it; a tunnel cannot
+/// block its LAN, so this queue absorbs the bursts a lossy link causes instead
+const SEND_QUEUE_LIMIT: usize = 1024;
 /// Acknowledgment (ikcp.c `IKCP_CMD_ACK`)
 const CMD_ACK: u8 = 82;
 /// Window probe: asks for the peer's window (ikcp.c `IKCP_CMD_WASK`)
@@ -432,7 +436,7 @@ impl Kcp {
                 max: max * self.mss,
             });
         }
-        if self.wait_snd() >= self.snd_wnd as usize {
+        if self.wait_snd() + fragments > SEND_QUEUE_LIMIT.max(self.snd_wnd as usize) {
             return Err(KcpError::WindowFull);
         }
         for (i, chunk) in msg.chunks(self.mss).enumerate() {
@@ -971,6 +975,9 @@ mod tests {
             })
         );
         assert!(a.send(&big[..1368 * 32]).is_ok());
+        while a.wait_snd() < SEND_QUEUE_LIMIT {
+            assert!(a.send(b"x").is_ok());
+        }
         assert_eq!(a.send(b"x"), Err(KcpError::WindowFull));
     }
 

@@ -156,7 +156,7 @@ pub(crate) enum KcpError {
         /// The largest message that fits
         max: usize,
     },
-    /// The send queue already holds a send window of segments
+    /// The send queue is full (1024 segments queued or in flight)
     #[error("send window full")]
     WindowFull,
     /// A datagram or segment shorter than its header or length says
