@@ -56,9 +56,15 @@ pub struct CommonArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub rule: Option<bool>,
 
-    /// Port of the monitor HTTP endpoint, 0 for none [default: 0]
+    /// Serve the monitor on this TCP port, 0 for none: the original's JSON at / and /dns,
+    /// Prometheus metrics at /metrics and a live dashboard at /dashboard [default: 0]
     #[arg(long, value_name = "PORT")]
     pub monitor: Option<u16>,
+
+    /// Address the monitor listens on; any other than loopback lets whoever reaches it see the
+    /// traffic stats and the learned DNS names (0.0.0.0 for every interface) [default: 127.0.0.1]
+    #[arg(long, value_name = "IP")]
+    pub monitor_address: Option<String>,
 
     /// Verbose output (in a config file, `"verbose": true` also turns it on)
     #[arg(short = 'v', long)]
@@ -272,6 +278,7 @@ impl CommonArgs {
             password: self.password.or(other.password),
             rule: self.rule.or(other.rule),
             monitor: self.monitor.or(other.monitor),
+            monitor_address: self.monitor_address.or(other.monitor_address),
             verbose: self.verbose || other.verbose,
             log: self.log.or(other.log),
             mtu: self.mtu.or(other.mtu),

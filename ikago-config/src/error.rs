@@ -58,6 +58,11 @@ pub enum Error {
         /// The value given
         value: String,
     },
+    /// A monitor address that is not an IP address
+    #[error(
+        "invalid monitor address {0:?} (expected an IP address like 127.0.0.1, or 0.0.0.0 for every interface)"
+    )]
+    BadMonitorAddress(String),
     /// A source that is neither an IPv4 address nor a CIDR block
     #[error("invalid source {0:?} (expected an IPv4 address or CIDR block like 198.18.11.0/24)")]
     BadSource(String),

@@ -4,11 +4,13 @@
 //! dashes (`--listen-devices`, `--kcp-sndwnd`, ...) while `-r -s -p -c -v` stay short. A JSON
 //! config file given with `-c` uses the original's keys unchanged (`listen-devices`,
 //! `kcp-tuning` {`mtu`, `sndwnd`, ...}); `#` comment lines are dropped, `$VAR` and `${VAR}` are
-//! expanded, and unknown keys are ignored.
+//! expanded, and unknown keys are ignored. One option is ours alone: `--monitor-address` (key
+//! `monitor-address`), where the monitor of `--monitor PORT` listens; [`DEFAULT_MONITOR_ADDRESS`]
+//! (127.0.0.1) unless given, where the original listened on every interface.
 //!
 //! The flow is: parse [`ClientArgs`] or [`ServerArgs`] with clap, [`ClientArgs::load`] the config
-//! file (command-line values win over the file, the file over the defaults), [`ClientArgs::resolve`]
-//! into validated [`ClientSettings`], then build the core's [`ikago_proto::ClientConfig`] from the
+//! file (command-line values win over the file, the file over the defaults),
+//! [`ClientSettings::resolve`] them into validated [`ClientSettings`], then build the core's [`ikago_proto::ClientConfig`] from the
 //! devices the runner discovered with [`ClientSettings::client_config`]. Every mistake is one
 //! lower-case [`Error`] line.
 
@@ -25,4 +27,4 @@ pub use args::{ClientArgs, CommonArgs, KcpArgs, RoleCommand, ServerArgs};
 pub use error::Error;
 pub use file::{FileLayer, load_file, parse_str, preprocess};
 pub use kcp::tuning_from_args;
-pub use settings::{ClientSettings, CommonSettings, ServerSettings};
+pub use settings::{ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, ServerSettings};

@@ -5,11 +5,14 @@ use crate::error::Error;
 use crate::kcp::tuning_from_args;
 use ikago_proto::KcpTuning;
 use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, ServerConfig};
-use std::net::{Ipv4Addr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 
 /// The original's default tunnel MTU and fragment size (reference §9.1)
 const DEFAULT_MTU: u16 = 1500;
+
+/// Where the monitor listens unless `--monitor-address` says otherwise: this host only
+pub const DEFAULT_MONITOR_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Settings both roles share, validated
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct CommonSettings {
     pub rule: bool,
     /// Monitor HTTP port, if on
     pub monitor: Option<u16>,
+    /// Address the monitor listens on ([`DEFAULT_MONITOR_ADDRESS`] unless given)
+    pub monitor_address: IpAddr,
     /// Verbose output
     pub verbose: bool,
     /// Log file, if any
@@ -90,8 +95,8 @@ fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
                 .to_socket_addrs()
                 .map_err(|_| bad())?
                 .find_map(|a| match a {
-                    std::net::SocketAddr::V4(a) => Some(a),
-                    std::net::SocketAddr::V6(_) => None,
+                    SocketAddr::V4(a) => Some(a),
+                    SocketAddr::V6(_) => None,
                 })
                 .ok_or_else(bad)?
         }
@@ -132,6 +137,12 @@ impl CommonSettings {
             None | Some("") => None,
             Some(g) => Some(address("gateway", g)?),
         };
+        let monitor_address = match a.monitor_address.as_deref().map(str::trim) {
+            None | Some("") => DEFAULT_MONITOR_ADDRESS,
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| Error::BadMonitorAddress(ip.to_owned()))?,
+        };
         Ok(Self {
             listen_devices: a.listen_devices.clone().unwrap_or_default(),
             upstream_device: a.upstream_device.clone().filter(|s| !s.trim().is_empty()),
@@ -140,6 +151,7 @@ impl CommonSettings {
             password,
             rule: a.rule.unwrap_or(false),
             monitor: a.monitor.filter(|&p| p != 0),
+            monitor_address,
             verbose: a.verbose,
             log: a.log.clone().filter(|p| !p.as_os_str().is_empty()),
             mtu,
@@ -148,6 +160,12 @@ impl CommonSettings {
             kcp_tuning,
             port: a.port.unwrap_or(0),
         })
+    }
+
+    /// Where the monitor listens, when it is on (`--monitor` not 0)
+    pub fn monitor_addr(&self) -> Option<SocketAddr> {
+        self.monitor
+            .map(|port| SocketAddr::new(self.monitor_address, port))
     }
 
     /// Applies `--listen-devices` and `--upstream-device` to the devices the caller found
@@ -249,6 +267,8 @@ impl ClientSettings {
         config.mtu = c.mtu;
         config.fragment = c.fragment;
         config.kcp = c.kcp.then_some(c.kcp_tuning);
+        // the monitor's /dns lists the names in DNS answers, as the original's did
+        config.dns_records = c.monitor.is_some();
         config.rng_seed = rng_seed;
         config
     }

@@ -2,10 +2,11 @@
 
 use clap::{CommandFactory, Parser};
 use ikago_config::{
-    ClientArgs, ClientSettings, CommonSettings, RoleCommand, ServerArgs, ServerSettings, parse_str,
+    ClientArgs, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerArgs,
+    ServerSettings, parse_str,
 };
 use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// A runner's command line, as every binary builds it
 #[derive(Debug, Parser)]
@@ -416,4 +417,154 @@ fn settings_become_core_configs() {
     let sv = ServerSettings::resolve(&server(&["-p", "18081", "--fragment", "1000"])).unwrap();
     let c = sv.server_config(devices, [1; 32]);
     assert_eq!((c.port, c.fragment), (18081, 1000));
+}
+
+fn monitor_of(args: &[&str]) -> Option<SocketAddr> {
+    CommonSettings::resolve(&client(args).common)
+        .unwrap()
+        .monitor_addr()
+}
+
+#[test]
+fn monitor_listens_on_loopback_unless_told_otherwise() {
+    for args in [
+        &[][..],
+        &["--monitor", "0"],
+        &["--monitor-address", "0.0.0.0"],
+        &["--monitor=0", "--monitor-address", "198.18.21.1"],
+    ] {
+        assert_eq!(monitor_of(args), None, "off: {args:?}");
+    }
+    let s = CommonSettings::resolve(&client(&["--monitor", "18080"]).common).unwrap();
+    assert_eq!(s.monitor, Some(18080));
+    assert_eq!(s.monitor_address, DEFAULT_MONITOR_ADDRESS);
+    assert_eq!(s.monitor_address, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(s.monitor_addr(), Some("127.0.0.1:18080".parse().unwrap()));
+    for (ip, want) in [
+        ("0.0.0.0", "0.0.0.0:18080"),
+        (" 198.18.21.1 ", "198.18.21.1:18080"),
+        ("::1", "[::1]:18080"),
+        ("::", "[::]:18080"),
+        ("", "127.0.0.1:18080"),
+    ] {
+        let got = monitor_of(&["--monitor", "18080", "--monitor-address", ip]);
+        assert_eq!(got, Some(want.parse().unwrap()), "{ip:?}");
+    }
+    let got = monitor_of(&["--monitor-address=198.18.21.1", "--monitor=9"]);
+    assert_eq!(got, Some("198.18.21.1:9".parse().unwrap()));
+    for bad in [
+        "localhost",
+        "127.0.0.1:18080",
+        "198.18.21",
+        "[::1]",
+        "0.0.0.0/0",
+    ] {
+        let a = client(&["--monitor", "18080", "--monitor-address", bad]);
+        let e = CommonSettings::resolve(&a.common).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid monitor address {:?} (expected an IP address like 127.0.0.1, or 0.0.0.0 \
+                 for every interface)",
+                bad.trim()
+            )
+        );
+    }
+    // the server takes them too, and a bad address is refused even with the monitor off
+    let sv = ServerSettings::resolve(&server(&[
+        "-p",
+        "18081",
+        "--monitor",
+        "18080",
+        "--monitor-address",
+        "0.0.0.0",
+    ]))
+    .unwrap();
+    assert_eq!(
+        sv.common.monitor_addr(),
+        Some("0.0.0.0:18080".parse().unwrap())
+    );
+    let e = ServerSettings::resolve(&server(&["-p", "1", "--monitor-address", "x"])).unwrap_err();
+    assert!(
+        e.to_string().starts_with("invalid monitor address \"x\""),
+        "{e}"
+    );
+    for args in [
+        &["client", "--monitor", "65536"][..],
+        &["client", "--monitor", "-1"],
+    ] {
+        assert!(
+            Cli::try_parse_from(std::iter::once("ikago").chain(args.iter().copied())).is_err(),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn monitor_keys_merge_with_the_file() {
+    let file = "{\n# the original's key, and ours\n\"monitor\": 18080,\n\"monitor-address\": \"0.0.0.0\"\n}";
+    let f: ServerArgs = parse_str(file, no_env).unwrap();
+    assert_eq!(f.common.monitor, Some(18080));
+    assert_eq!(f.common.monitor_address.as_deref(), Some("0.0.0.0"));
+    let resolve = |cli: &[&str]| {
+        let args = server(&[&["-p", "18081"], cli].concat()).or(f.clone());
+        ServerSettings::resolve(&args)
+            .unwrap()
+            .common
+            .monitor_addr()
+    };
+    let addr = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+    assert_eq!(resolve(&[]), addr("0.0.0.0:18080"), "the file alone");
+    assert_eq!(
+        resolve(&["--monitor-address", "127.0.0.1"]),
+        addr("127.0.0.1:18080"),
+        "the command line's address wins, the file's port stays"
+    );
+    assert_eq!(
+        resolve(&["--monitor", "9100"]),
+        addr("0.0.0.0:9100"),
+        "the command line's port wins, the file's address stays"
+    );
+    assert_eq!(resolve(&["--monitor", "0"]), None, "0 turns it off");
+    // a file with the port only listens on loopback
+    let f: ClientArgs = parse_str(
+        r#"{"monitor": 18080, "sources": "10.6.0.2", "server": "198.18.12.1:1"}"#,
+        no_env,
+    )
+    .unwrap();
+    let s = ClientSettings::resolve(&f).unwrap();
+    assert_eq!(s.common.monitor_addr(), addr("127.0.0.1:18080"));
+    // and an empty address in a file is the default
+    let f: ServerArgs = parse_str(r#"{"monitor": 1, "monitor-address": " "}"#, no_env).unwrap();
+    let s = ServerSettings::resolve(&server(&["-p", "18081"]).or(f)).unwrap();
+    assert_eq!(s.common.monitor_addr(), addr("127.0.0.1:1"));
+    let f: ServerArgs = parse_str(r#"{"monitor-address": "nope"}"#, no_env).unwrap();
+    let e = ServerSettings::resolve(&server(&["-p", "18081"]).or(f)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("invalid monitor address \"nope\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_client_reports_dns_names_only_for_the_monitor() {
+    let devices = vec![
+        device("lan0", DeviceRole::Listen),
+        device("wan0", DeviceRole::Upstream),
+    ];
+    let base = ["-r", "198.18.11.2", "-s", "198.18.12.1:18081"];
+    for (extra, on) in [
+        (&[][..], false),
+        (&["--monitor", "0"], false),
+        (&["--monitor", "18080"], true),
+        (
+            &["--monitor", "18080", "--monitor-address", "0.0.0.0"],
+            true,
+        ),
+    ] {
+        let s = ClientSettings::resolve(&client(&[&base[..], extra].concat())).unwrap();
+        let c = s.client_config(devices.clone(), [0; 32]);
+        assert_eq!(c.dns_records, on, "{extra:?}");
+    }
 }

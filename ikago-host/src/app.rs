@@ -1,0 +1,351 @@
+//! The program both runners share, up to and after the run loop
+//!
+//! [`main`] parses the command line, loads the config file, checks privileges, discovers the
+//! devices, builds the machine, opens pcap, catches SIGINT/SIGTERM and installs the `--rule`
+//! firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
+//! that. Then it hands a [`Session`] to the runner's loop and, when that returns, removes the
+//! rules and logs the counters. A mistake before the loop (a monitor port in use among them) is
+//! one `error: ...` line on stderr and exit code 2; a graceful shutdown exits 0.
+
+use crate::capture::{self, DeviceIo, ReadMode};
+use crate::cli::{Cli, Command};
+use crate::discover::{self, Neighbors, Reach, Routes};
+use crate::firewall::{Firewall, Plan};
+use crate::machine::{Machine, summary};
+use crate::monitor::Feed;
+use crate::shutdown::{self, Shutdown};
+use crate::{filter, logging, privilege};
+use ikago_config::{
+    ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerSettings,
+};
+use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
+use ikago_proto::{Client, DeviceConfig, Method, Server, Stats};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Exit code of a mistake found before the run (bad options, devices, privileges)
+const EXIT_USAGE: u8 = 2;
+/// Exit code of a failure while running (a device went away)
+const EXIT_FAILURE: u8 = 1;
+
+/// Everything a runner's loop needs
+#[derive(Debug)]
+pub struct Session {
+    /// The machine to drive
+    pub machine: Machine,
+    /// The open devices, indexed by [`ikago_proto::DeviceId`]
+    pub devices: Vec<OpenDevice>,
+    /// One message per SIGINT or SIGTERM: stop and return
+    pub shutdown: Shutdown,
+    /// The monitor's side of the loop: show it every event, publish when due (off without
+    /// `--monitor`)
+    pub monitor: Feed,
+}
+
+/// A device with its pcap handles
+#[derive(Debug)]
+pub struct OpenDevice {
+    /// The interface name
+    pub name: String,
+    /// Its capture and inject handles
+    pub io: DeviceIo,
+}
+
+/// How a runner's loop ended
+#[derive(Debug)]
+pub struct Outcome {
+    /// The machine's counters at the end
+    pub stats: Stats,
+    /// `Err` with a one-line reason when the loop stopped for a failure rather than a signal
+    pub result: Result<(), String>,
+}
+
+/// A mistake found before the run: one line, exit code 2
+#[derive(Debug)]
+struct StartError(String);
+
+impl<E: std::fmt::Display> From<E> for StartError {
+    fn from(e: E) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Runs the program: `runner` names the binary in the banner, `mode` says how captures read, and
+/// `run` is the runner's loop
+pub fn main(
+    runner: &'static str,
+    mode: ReadMode,
+    run: impl FnOnce(Session) -> Outcome,
+) -> ExitCode {
+    let cli = match Cli::parse_args(runner, std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let role = match cli.command {
+        Command::ListDevices => return list_devices(),
+        Command::Role(role) => role,
+    };
+    let (session, firewall) = match start(runner, *role, mode) {
+        Ok(started) => started,
+        Err(StartError(e)) => return usage_error(&e),
+    };
+    let outcome = run(session);
+    let removed = firewall.is_none_or(Firewall::remove);
+    log::info!("{}", summary(&outcome.stats));
+    match outcome.result {
+        Ok(()) if removed => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(EXIT_FAILURE),
+        Err(e) => {
+            log::error!("error: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// `list-devices`: one line per interface
+fn list_devices() -> ExitCode {
+    match discover::list() {
+        Ok(list) => {
+            for i in list {
+                println!("{i}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(&format!("cannot list devices: {e}")),
+    }
+}
+
+/// Everything before the loop; the firewall guard undoes its changes if a later step fails
+fn start(
+    runner: &str,
+    role: RoleCommand,
+    mode: ReadMode,
+) -> Result<(Session, Option<Firewall>), StartError> {
+    let (started, started_wall) = (Instant::now(), SystemTime::now());
+    let settings = Settings::load(role)?;
+    let common = settings.common();
+    logging::init(common.verbose, common.log.as_deref())
+        .map_err(|e| format!("cannot open log file: {e}"))?;
+    log::info!(
+        "IkaGo-rs {} {} ({runner})",
+        settings.name(),
+        env!("CARGO_PKG_VERSION")
+    );
+    if !privilege::can_capture() {
+        return Err(StartError(privilege::missing_message()));
+    }
+    // first, so that a port in use stops the start before anything else is set up
+    let monitor = match common.monitor_addr() {
+        Some(addr) => Some(Monitor::start(addr)?),
+        None => {
+            if common.monitor_address != DEFAULT_MONITOR_ADDRESS {
+                log::warn!("--monitor-address is ignored without --monitor");
+            }
+            None
+        }
+    };
+    let found = discover::candidates(
+        &discover::list().map_err(|e| format!("cannot list devices: {e}"))?,
+        &Routes::read(),
+        &Neighbors::read(),
+        settings.reach(),
+    );
+    let devices = common.apply_device_roles(found)?;
+    discover::check_upstream(&devices, settings.reach())?;
+    let built = settings.build(devices.clone())?;
+    describe(common, &devices);
+    let mut open = Vec::with_capacity(devices.len());
+    for (d, f) in devices.iter().zip(&built.filters) {
+        log::debug!("Filter on {}: {f}", d.name);
+        open.push(OpenDevice {
+            name: d.name.clone(),
+            io: capture::open(&d.name, f, mode)?,
+        });
+    }
+    let shutdown = shutdown::catch().map_err(|e| format!("cannot catch signals: {e}"))?;
+    let firewall = if common.rule {
+        Some(Firewall::install(&built.plan, None)?)
+    } else {
+        log::warn!(
+            "Without --rule the kernel answers tunnel segments with RSTs unless a firewall drops \
+             them (--rule installs such rules)"
+        );
+        None
+    };
+    let monitor = match monitor {
+        Some(monitor) => {
+            describe_monitor(monitor.local_addr());
+            let recorder = Recorder::new(
+                built.machine.role(),
+                env!("CARGO_PKG_VERSION"),
+                started,
+                started_wall,
+            )
+            .with_probe_interval(built.probe_interval);
+            Feed::new(monitor, recorder, Instant::now())
+        }
+        None => Feed::off(),
+    };
+    let session = Session {
+        machine: built.machine,
+        devices: open,
+        shutdown,
+        monitor,
+    };
+    Ok((session, firewall))
+}
+
+/// The validated settings of the role the command line chose
+enum Settings {
+    /// `client`
+    Client(ClientSettings),
+    /// `server`
+    Server(ServerSettings),
+}
+
+/// A machine with what goes around it
+struct Built {
+    machine: Machine,
+    /// One BPF filter per device, in device order
+    filters: Vec<String>,
+    /// What `--rule` changes
+    plan: Plan,
+    /// How often the client probes the server, which the monitor's `ping` follows
+    probe_interval: Duration,
+}
+
+impl Settings {
+    /// Merges the config file under the options and validates them
+    fn load(role: RoleCommand) -> Result<Self, StartError> {
+        Ok(match role {
+            RoleCommand::Client(args) => Self::Client(ClientSettings::resolve(&args.load()?)?),
+            RoleCommand::Server(args) => Self::Server(ServerSettings::resolve(&args.load()?)?),
+        })
+    }
+
+    fn common(&self) -> &CommonSettings {
+        match self {
+            Self::Client(c) => &c.common,
+            Self::Server(s) => &s.common,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Client(_) => "client",
+            Self::Server(_) => "server",
+        }
+    }
+
+    /// What the upstream device must reach: the server, or for a server the default route
+    fn reach(&self) -> Reach {
+        Reach {
+            peer: match self {
+                Self::Client(c) => Some(*c.server.ip()),
+                Self::Server(_) => None,
+            },
+            gateway: self.common().gateway,
+        }
+    }
+
+    /// The machine over `devices`, seeded from the OS, with its filters and firewall plan
+    fn build(&self, devices: Vec<DeviceConfig>) -> Result<Built, StartError> {
+        let (seed, now) = (os_seed()?, Instant::now());
+        Ok(match self {
+            Self::Client(c) => {
+                let config = c.client_config(devices, seed);
+                let core = Client::new(config.clone(), now)?;
+                let local = core.local_addr();
+                let sources = config
+                    .sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>();
+                log::info!(
+                    "Proxy {} through {local} to {}",
+                    sources.join(", "),
+                    config.server
+                );
+                Built {
+                    machine: Machine::Client(Box::new(core)),
+                    filters: filter::client(&config, local),
+                    plan: Plan::client(&config, local),
+                    probe_interval: config.tcp.keepalive,
+                }
+            }
+            Self::Server(s) => {
+                let config = s.server_config(devices, seed);
+                let core = Server::new(config.clone(), now)?;
+                log::info!("Proxy from :{}", config.port);
+                Built {
+                    machine: Machine::Server(Box::new(core)),
+                    filters: filter::server(&config),
+                    plan: Plan::server(&config),
+                    probe_interval: DEFAULT_PROBE_INTERVAL,
+                }
+            }
+        })
+    }
+}
+
+/// The startup lines about settings and devices
+fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
+    if common.method != Method::Plain {
+        log::info!("Encrypt with {}", common.method);
+    }
+    log::info!("Set MTU to {} Bytes", common.mtu);
+    log::info!("Set fragment to {} Bytes", common.fragment);
+    for d in devices {
+        if d.role.listens() {
+            log::info!(
+                "Listen on {} [{}]: {}/{}",
+                d.name,
+                d.mac,
+                d.addr,
+                d.prefix_len
+            );
+        }
+        if d.role.is_upstream() {
+            let gateway = match (d.gateway, d.gateway_mac) {
+                (Some(g), Some(m)) => format!("gateway {g} [{m}]"),
+                (Some(g), None) => format!("gateway {g}"),
+                (None, _) => "on-link peers".to_owned(),
+            };
+            log::info!(
+                "Route upstream from {} [{}]: {}/{} to {gateway}",
+                d.name,
+                d.mac,
+                d.addr,
+                d.prefix_len
+            );
+        }
+    }
+}
+
+/// The startup line of the monitor, and a warning when others than this host may reach it
+fn describe_monitor(addr: SocketAddr) {
+    log::info!("Monitor on http://{addr}/ (/, /dns, /metrics, /dashboard)");
+    if !addr.ip().is_loopback() {
+        log::warn!(
+            "The monitor listens on {}: whoever reaches it sees the traffic counters and the DNS \
+             names learned",
+            addr.ip()
+        );
+    }
+}
+
+/// 32 bytes from the OS for the machine's CSPRNG
+fn os_seed() -> Result<[u8; 32], StartError> {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(seed)
+}

@@ -1,0 +1,148 @@
+//! The command line every runner shares: `client`, `server` and `list-devices`
+//!
+//! The role options come from `ikago-config` (the original's options with two dashes, `-r -s -p
+//! -c -v` short). Run with no arguments at all, the binary reads `config.json` from the working
+//! directory when it exists, as the original did, and picks the role from its keys: a file with
+//! `server` or `sources` configures a client, any other a server.
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ikago_config::{ClientArgs, CommonArgs, RoleCommand, ServerArgs};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The config file read when the program gets no arguments
+const DEFAULT_CONFIG: &str = "config.json";
+
+/// IkaGo-rs: carry LAN devices' TCP, UDP and ICMP through fake TCP to a server
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Cli {
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run as client or server
+    #[command(flatten)]
+    Role(Box<RoleCommand>),
+    /// Print every network device: name, MAC, IPv4 addresses and flags
+    ListDevices,
+}
+
+impl Cli {
+    /// Parses `args` (the program name first) for the binary `name`; with no arguments and a
+    /// `config.json` in the working directory, that file; clap exits with code 2 on a usage error
+    pub fn parse_args(
+        name: &'static str,
+        args: Vec<OsString>,
+    ) -> Result<Self, ikago_config::Error> {
+        let default = Path::new(DEFAULT_CONFIG);
+        if args.len() == 1 && default.is_file() {
+            return from_file(default).map(|command| Self { command });
+        }
+        let matches = Self::command()
+            .name(name)
+            .bin_name(name)
+            .get_matches_from(args);
+        Ok(Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    }
+}
+
+/// The role a config file describes, with the file as its `-c`
+fn from_file(path: &Path) -> Result<Command, ikago_config::Error> {
+    let file: ClientArgs = ikago_config::load_file(path)?;
+    let common = CommonArgs {
+        config: Some(PathBuf::from(path)),
+        ..CommonArgs::default()
+    };
+    Ok(Command::Role(Box::new(
+        if file.server.is_some() || file.sources.is_some() {
+            RoleCommand::Client(ClientArgs {
+                common,
+                ..ClientArgs::default()
+            })
+        } else {
+            RoleCommand::Server(ServerArgs { common })
+        },
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Cli {
+        Cli::try_parse_from(line.split_whitespace()).unwrap()
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_and_short_options() {
+        let c = parse(
+            "ikago client -r 198.18.1.2,198.18.3.0/24 -s 198.19.0.1:18081 -p 5000 -v --rule --method aes-128-gcm --password x --listen-devices a,b --upstream-device c --kcp-sndwnd 64",
+        );
+        let Command::Role(role) = c.command else {
+            panic!("a role expected");
+        };
+        let RoleCommand::Client(a) = *role else {
+            panic!("client expected");
+        };
+        assert_eq!(a.sources.unwrap(), ["198.18.1.2", "198.18.3.0/24"]);
+        assert_eq!(a.server.as_deref(), Some("198.19.0.1:18081"));
+        assert_eq!(a.common.port, Some(5000));
+        assert!(a.common.verbose);
+        assert_eq!(a.common.rule, Some(true));
+        assert_eq!(a.common.listen_devices.unwrap(), ["a", "b"]);
+        assert_eq!(a.common.kcp_tuning.sndwnd, Some(64));
+        let c = parse("ikago server -p 18081 -c s.json --log /tmp/x.log");
+        let Command::Role(role) = c.command else {
+            panic!("a role expected");
+        };
+        let RoleCommand::Server(s) = *role else {
+            panic!("server expected");
+        };
+        assert_eq!(s.common.port, Some(18081));
+        assert_eq!(s.common.config, Some(PathBuf::from("s.json")));
+        assert!(matches!(
+            parse("ikago list-devices").command,
+            Command::ListDevices
+        ));
+        assert!(Cli::try_parse_from(["ikago", "client", "--bogus"]).is_err());
+    }
+
+    #[test]
+    fn config_file_role_comes_from_its_keys() {
+        let dir = std::env::temp_dir().join(format!("ikago-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let client = dir.join("client.json");
+        std::fs::write(
+            &client,
+            "{\n# comment\n\"sources\": [\"198.18.1.2\"],\n\"server\": \"198.19.0.1:18081\"\n}",
+        )
+        .unwrap();
+        let server = dir.join("server.json");
+        std::fs::write(&server, "{\"port\": 18081}").unwrap();
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\"port\": }").unwrap();
+        let role = |c| match c {
+            Ok(Command::Role(r)) => *r,
+            _ => panic!("a role expected"),
+        };
+        assert!(matches!(role(from_file(&client)), RoleCommand::Client(_)));
+        assert!(matches!(role(from_file(&server)), RoleCommand::Server(_)));
+        assert!(
+            from_file(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("bad config file")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

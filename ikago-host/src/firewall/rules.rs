@@ -1,0 +1,187 @@
+//! The rules `--rule` installs, as data, and their text for iptables and nft
+//!
+//! The kernel knows neither the FakeTCP connection nor the server's NAT ports, so it would answer
+//! them with RSTs and ICMP port unreachables (DESIGN §5). Dropping them in INPUT keeps the kernel
+//! quiet while pcap, which taps before netfilter, still sees every packet:
+//!
+//! - client: TCP from `SERVER:PORT` to our FakeTCP address;
+//! - server: TCP to the listening port on each listen address, and TCP and UDP to the NAT port
+//!   ranges on the public address.
+
+use ikago_proto::{ClientConfig, ServerConfig};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::RangeInclusive;
+
+/// A transport protocol a rule matches
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP
+    Tcp,
+    /// UDP
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// One INPUT drop rule
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The transport protocol
+    pub protocol: Protocol,
+    /// The source address and port, when the rule is for one peer
+    pub from: Option<SocketAddrV4>,
+    /// The destination address
+    pub to: Ipv4Addr,
+    /// The destination ports
+    pub ports: RangeInclusive<u16>,
+}
+
+impl Rule {
+    /// The iptables match arguments (without `-A CHAIN` and `-j DROP`)
+    pub fn iptables_args(&self) -> Vec<String> {
+        let mut a = vec!["-p".to_owned(), self.protocol.to_string()];
+        if let Some(from) = self.from {
+            a.extend(["-s".to_owned(), from.ip().to_string()]);
+            a.extend(["--sport".to_owned(), from.port().to_string()]);
+        }
+        a.extend(["-d".to_owned(), self.to.to_string()]);
+        let ports = if self.ports.start() == self.ports.end() {
+            self.ports.start().to_string()
+        } else {
+            format!("{}:{}", self.ports.start(), self.ports.end())
+        };
+        a.extend(["--dport".to_owned(), ports]);
+        a
+    }
+
+    /// The nft rule statement
+    pub fn nft(&self) -> String {
+        let p = self.protocol;
+        let mut s = String::new();
+        if let Some(from) = self.from {
+            s += &format!("ip saddr {} {p} sport {} ", from.ip(), from.port());
+        }
+        let ports = if self.ports.start() == self.ports.end() {
+            self.ports.start().to_string()
+        } else {
+            format!("{}-{}", self.ports.start(), self.ports.end())
+        };
+        s + &format!("ip daddr {} {p} dport {ports} drop", self.to)
+    }
+}
+
+/// The client's rule: TCP from the server to our FakeTCP address
+pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
+    vec![Rule {
+        protocol: Protocol::Tcp,
+        from: Some(config.server),
+        to: *local.ip(),
+        ports: local.port()..=local.port(),
+    }]
+}
+
+/// The server's rules: TCP to the listening port on each listen address, TCP and UDP to the NAT
+/// ranges on the public address
+pub fn server(config: &ServerConfig) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = Vec::new();
+    for d in config.devices.iter().filter(|d| d.role.listens()) {
+        let r = Rule {
+            protocol: Protocol::Tcp,
+            from: None,
+            to: d.addr,
+            ports: config.port..=config.port,
+        };
+        if !rules.contains(&r) {
+            rules.push(r);
+        }
+    }
+    if let Some(up) = config.devices.iter().find(|d| d.role.is_upstream()) {
+        for (protocol, ports) in [
+            (Protocol::Tcp, &config.nat.tcp_ports),
+            (Protocol::Udp, &config.nat.udp_ports),
+        ] {
+            rules.push(Rule {
+                protocol,
+                from: None,
+                to: up.addr,
+                ports: ports.clone(),
+            });
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac};
+
+    fn device(name: &str, role: DeviceRole, addr: [u8; 4]) -> DeviceConfig {
+        DeviceConfig {
+            name: name.into(),
+            role,
+            link: LinkType::Ethernet,
+            mac: Mac([2, 0, 0, 0, 0, addr[3]]),
+            addr: addr.into(),
+            prefix_len: 24,
+            gateway: None,
+            gateway_mac: None,
+        }
+    }
+
+    #[test]
+    fn client_rule_text() {
+        let c = ClientConfig::new(
+            vec![device("eth0", DeviceRole::Both, [198, 18, 2, 1])],
+            vec!["198.18.1.0/24".parse().unwrap()],
+            "198.19.0.1:18081".parse().unwrap(),
+        );
+        let r = client(&c, "198.18.2.1:50000".parse().unwrap());
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            r[0].iptables_args().join(" "),
+            "-p tcp -s 198.19.0.1 --sport 18081 -d 198.18.2.1 --dport 50000"
+        );
+        assert_eq!(
+            r[0].nft(),
+            "ip saddr 198.19.0.1 tcp sport 18081 ip daddr 198.18.2.1 tcp dport 50000 drop"
+        );
+    }
+
+    #[test]
+    fn server_rule_text() {
+        let mut c = ServerConfig::new(
+            vec![
+                device("eth0", DeviceRole::Both, [198, 19, 0, 1]),
+                device("eth1", DeviceRole::Listen, [198, 18, 7, 1]),
+            ],
+            18081,
+        );
+        c.nat.udp_ports = 40000..=40999;
+        let text: Vec<String> = server(&c)
+            .iter()
+            .map(|r| r.iptables_args().join(" "))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "-p tcp -d 198.19.0.1 --dport 18081",
+                "-p tcp -d 198.18.7.1 --dport 18081",
+                "-p tcp -d 198.19.0.1 --dport 49152:65535",
+                "-p udp -d 198.19.0.1 --dport 40000:40999",
+            ]
+        );
+        assert_eq!(
+            server(&c)[3].nft(),
+            "ip daddr 198.19.0.1 udp dport 40000-40999 drop"
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! What the live runners `ikago-sync` and `ikago-async` share
+//!
+//! - [`cli`]: the `client`, `server` and `list-devices` subcommands over `ikago-config`;
+//! - [`discover`]: interfaces, routes and neighbours into the core's device list;
+//! - [`filter`]: per-device BPF filters that admit only what the machine wants;
+//! - [`capture`]: pcap capture and inject handles;
+//! - [`firewall`]: `--rule`, undone on exit;
+//! - [`logging`] and [`events`]: the log and the machines' events in it;
+//! - [`machine`] and [`inject`]: either machine behind one type, and the drain loop;
+//! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
+//! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
+//! - [`privilege`]: the root or CAP_NET_RAW check;
+//! - [`app`]: the program around the runner's loop;
+//! - [`netns`] and [`smoke`]: throwaway namespaces and the smoke test both runners run (root).
+
+pub mod app;
+pub mod capture;
+pub mod cli;
+pub mod discover;
+pub mod events;
+pub mod filter;
+pub mod firewall;
+pub mod inject;
+pub mod logging;
+pub mod machine;
+pub mod monitor;
+pub mod netns;
+pub mod privilege;
+pub mod shutdown;
+pub mod smoke;

@@ -1,0 +1,75 @@
+//! `ikago-lab`: the lab's demo and benchmark commands (root)
+//!
+//! ```text
+//! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
+//! ikago-lab bench [--runner sync|async]...  direct path vs tunnel: latency and UDP throughput
+//! ikago-lab sweep                           remove namespaces left by killed lab runs
+//! ```
+//! Runner binaries come from `IKAGO_LAB_BIN_DIR`, else are built into `target/lab`.
+
+use std::process::ExitCode;
+
+use ikago_lab::{Runner, bench, demo, sweep_stale};
+
+fn main() -> ExitCode {
+    let args = std::env::args().skip(1).collect::<Vec<_>>();
+    let Some((command, rest)) = args.split_first() else {
+        return usage();
+    };
+    let Some(runners) = runners(rest) else {
+        return usage();
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("ikago-lab: the lab needs root (network namespaces, links, firewall rules)");
+        return ExitCode::from(2);
+    }
+    let outcome = match command.as_str() {
+        "demo" => demo::run(runners[0]),
+        "bench" => bench::run(&runners).map(|rows| {
+            // Other work on the 2 cores skews every figure, the direct path's too: say how busy
+            println!("load average (1 min) after the run: {}", load_average());
+            println!("{}", bench::table(&rows));
+            bench::verdicts(&rows).iter().for_each(|v| println!("{v}"));
+        }),
+        "sweep" => sweep_stale().map(|gone| println!("removed {} stale namespaces", gone.len())),
+        _ => return usage(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ikago-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `--runner` options, both runners when none is given; `None` on a bad option
+fn runners(args: &[String]) -> Option<Vec<Runner>> {
+    let mut chosen = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().map(String::as_str)) {
+            ("--runner", Some("sync")) => chosen.push(Runner::Sync),
+            ("--runner", Some("async")) => chosen.push(Runner::Async),
+            _ => return None,
+        }
+    }
+    Some(if chosen.is_empty() {
+        Runner::BOTH.to_vec()
+    } else {
+        chosen
+    })
+}
+
+/// The 1-minute load average, from /proc/loadavg
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: ikago-lab demo|bench [--runner sync|async]... | ikago-lab sweep");
+    ExitCode::from(2)
+}

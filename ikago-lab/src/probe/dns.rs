@@ -1,0 +1,115 @@
+//! A tiny DNS client: one A query over UDP (RFC 1035 §4)
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::{LabError, Netns, Result};
+
+/// DNS header length, RFC 1035 §4.1.1
+const HEADER_LEN: usize = 12;
+/// QTYPE A and QCLASS IN, RFC 1035 §3.2.2 and §3.2.4
+const TYPE_A: u16 = 1;
+const CLASS_IN: u16 = 1;
+
+/// Asks `server` from inside `ns` for the A record of `name`; returns the address and the time taken
+pub fn query(
+    ns: &Netns,
+    server: SocketAddrV4,
+    name: &str,
+    timeout: Duration,
+) -> Result<(Ipv4Addr, Duration)> {
+    let socket = ns
+        .enter(|| UdpSocket::bind("0.0.0.0:0"))?
+        .map_err(LabError::io("bind dns socket"))?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(LabError::io("set dns timeout"))?;
+    let id = u16::try_from(std::process::id() & 0xffff).expect("masked to 16 bits");
+    let request = encode(id, name);
+    let start = Instant::now();
+    socket
+        .send_to(&request, server)
+        .map_err(LabError::io(format!("send dns query to {server}")))?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let (len, _) = socket
+            .recv_from(&mut buf)
+            .map_err(LabError::recv(format!("dns answer from {server}"), timeout))?;
+        if let Some(answer) = decode(id, &buf[..len]) {
+            return answer.map(|ip| (ip, start.elapsed()));
+        }
+    }
+}
+
+/// An A query for `name` with recursion desired
+fn encode(id: u16, name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + name.len() + 6);
+    out.extend(id.to_be_bytes());
+    out.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        out.push(u8::try_from(label.len()).expect("lab names have short labels"));
+        out.extend(label.as_bytes());
+    }
+    out.push(0);
+    out.extend(TYPE_A.to_be_bytes());
+    out.extend(CLASS_IN.to_be_bytes());
+    out
+}
+
+/// The first A record of a response to `id`; `None` for a datagram that is not that response
+fn decode(id: u16, msg: &[u8]) -> Option<Result<Ipv4Addr>> {
+    let be16 = |at: usize| {
+        msg.get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    if be16(0)? != id || msg[2] & 0x80 == 0 {
+        return None;
+    }
+    let rcode = msg[3] & 0x0f;
+    if rcode != 0 {
+        return Some(Err(LabError::Check(format!("dns answered rcode {rcode}"))));
+    }
+    let (questions, answers) = (be16(4)?, be16(6)?);
+    let mut at = HEADER_LEN;
+    for _ in 0..questions {
+        at = skip_name(msg, at)? + 4;
+    }
+    for _ in 0..answers {
+        at = skip_name(msg, at)?;
+        let (rtype, rdlen) = (be16(at)?, usize::from(be16(at + 8)?));
+        let data = msg.get(at + 10..at + 10 + rdlen)?;
+        if rtype == TYPE_A && rdlen == 4 {
+            return Some(Ok(Ipv4Addr::new(data[0], data[1], data[2], data[3])));
+        }
+        at += 10 + rdlen;
+    }
+    Some(Err(LabError::Check("dns answer has no A record".into())))
+}
+
+/// The offset after the (possibly compressed) name at `at`
+fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l => at += 1 + usize::from(l),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_compressed_answer() {
+        let mut msg = encode(7, "echo.lab.test");
+        msg[2] |= 0x80;
+        msg[7] = 1;
+        msg.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 24, 2]);
+        let ip = decode(7, &msg).expect("a response").expect("an A record");
+        assert_eq!(ip, Ipv4Addr::new(198, 18, 24, 2));
+        assert!(decode(8, &msg).is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! ICMP echo with the system `ping`, run in a namespace
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::median;
+use crate::{Netns, Result};
+
+/// What a ping run saw
+#[derive(Clone, Debug)]
+pub struct PingReport {
+    /// Echo requests sent
+    pub sent: u32,
+    /// Round-trip times of the replies, in milliseconds
+    pub rtts_ms: Vec<f64>,
+}
+
+impl PingReport {
+    /// Replies received
+    pub fn received(&self) -> u32 {
+        u32::try_from(self.rtts_ms.len()).expect("at most `sent` replies")
+    }
+
+    /// Median round trip in milliseconds, if any reply came
+    pub fn median_ms(&self) -> Option<f64> {
+        median(&self.rtts_ms)
+    }
+}
+
+/// Pings `to` from `ns` `count` times, `interval` apart, waiting at most `wait` per reply
+///
+/// No `-w`: with a deadline, ping would keep sending until `count` replies came.
+pub fn ping(
+    ns: &Netns,
+    to: Ipv4Addr,
+    count: u32,
+    interval: Duration,
+    wait: Duration,
+) -> Result<PingReport> {
+    let count_s = count.to_string();
+    let interval_s = format!("{:.3}", interval.as_secs_f64());
+    let wait_s = wait.as_secs().max(1).to_string();
+    // Exit status 1 just means some replies were missing: the report says how many
+    let output = ns.attempt(
+        "ping",
+        &[
+            "-n",
+            "-c",
+            &count_s,
+            "-i",
+            &interval_s,
+            "-W",
+            &wait_s,
+            &to.to_string(),
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let rtts_ms = text
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| {
+            l.split("time=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    Ok(PingReport {
+        sent: count,
+        rtts_ms,
+    })
+}

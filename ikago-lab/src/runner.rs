@@ -1,0 +1,193 @@
+//! The live runners under test (`ikago-sync`, `ikago-async`): finding them and their command lines
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::addr::{HOST_A, HOST_B, HOST_C, PUBLISHED_GATEWAY, SERVER_WAN, TUNNEL_PORT};
+use crate::{Host, LabError, Result};
+
+/// What a client prints once its tunnel is up
+pub const CONNECTED: &str = "Connected to server";
+
+/// Directory with prebuilt runner binaries; unset, the lab builds them itself (release)
+pub const BIN_DIR_ENV: &str = "IKAGO_LAB_BIN_DIR";
+
+/// One of the two live runners
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// `ikago-sync`: blocking threads
+    Sync,
+    /// `ikago-async`: async tasks
+    Async,
+}
+
+impl Runner {
+    /// Both runners
+    pub const BOTH: [Self; 2] = [Self::Sync, Self::Async];
+
+    /// Short name, for labels
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::Async => "async",
+        }
+    }
+
+    /// The binary's file name
+    fn binary_name(self) -> &'static str {
+        match self {
+            Self::Sync => "ikago-sync",
+            Self::Async => "ikago-async",
+        }
+    }
+
+    /// The package that builds it
+    fn package(self) -> &'static str {
+        match self {
+            Self::Sync => "ikago-runner-sync",
+            Self::Async => "ikago-runner-async",
+        }
+    }
+
+    /// Path of the runner's binary: from [`BIN_DIR_ENV`], else built (once per process) in
+    /// release mode into `target/lab`, a target directory of its own so that building never
+    /// waits on the lock of a `cargo test` that is running us
+    pub fn binary(self) -> Result<String> {
+        if let Some(dir) = std::env::var_os(BIN_DIR_ENV) {
+            let path = PathBuf::from(dir).join(self.binary_name());
+            return match path.exists() {
+                true => Ok(path.to_string_lossy().into_owned()),
+                false => Err(LabError::Check(format!(
+                    "{} does not exist ({BIN_DIR_ENV})",
+                    path.display()
+                ))),
+            };
+        }
+        static BUILT: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+        BUILT[self as usize]
+            .get_or_init(|| self.build().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(LabError::Check)
+    }
+
+    fn build(self) -> Result<String> {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let target = workspace.join("target").join("lab");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(&cargo)
+            .current_dir(&workspace)
+            .args(["build", "--release", "-p", self.package(), "--target-dir"])
+            .arg(&target)
+            .status()
+            .map_err(|source| LabError::Spawn {
+                cmd: format!("{cargo} build -p {}", self.package()),
+                source,
+            })?;
+        if !status.success() {
+            return Err(LabError::Check(format!(
+                "building {} failed ({status})",
+                self.package()
+            )));
+        }
+        Ok(target
+            .join("release")
+            .join(self.binary_name())
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// Which client machine a client runs on
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientSite {
+    /// The client machine: sources host A and host B, publishes host B's gateway
+    Main,
+    /// The second client machine: source host C
+    Second,
+}
+
+impl ClientSite {
+    /// The machine
+    pub fn host(self) -> Host {
+        match self {
+            Self::Main => Host::Client,
+            Self::Second => Host::Client2,
+        }
+    }
+
+    /// Short name, for labels
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "client",
+            Self::Second => "client2",
+        }
+    }
+}
+
+/// The tunnel's settings, shared by server and client unless a test makes them differ
+#[derive(Clone, Debug)]
+pub struct TunnelOptions {
+    /// Encryption method (`plain`, `aes-256-gcm`, ...)
+    pub method: String,
+    /// Password, for every method but `plain`
+    pub password: Option<String>,
+    /// The server's tunnel port
+    pub port: u16,
+    /// Extra arguments appended to both command lines
+    pub extra: Vec<String>,
+}
+
+impl Default for TunnelOptions {
+    fn default() -> Self {
+        Self {
+            method: "plain".into(),
+            password: None,
+            port: TUNNEL_PORT,
+            extra: Vec::new(),
+        }
+    }
+}
+
+impl TunnelOptions {
+    /// Settings for `method` with `password`
+    pub fn encrypted(method: &str, password: &str) -> Self {
+        Self {
+            method: method.into(),
+            password: Some(password.into()),
+            ..Self::default()
+        }
+    }
+
+    /// `server -p PORT --listen-devices wan0 --upstream-device dst0 --rule -v ...`
+    pub fn server_args(&self) -> Vec<String> {
+        let mut args = vec!["server".to_owned(), "-p".into(), self.port.to_string()];
+        args.extend(["--listen-devices", "wan0", "--upstream-device", "dst0"].map(String::from));
+        self.common(args)
+    }
+
+    /// `client -r SOURCES -s SERVER:PORT --listen-devices lan0 --upstream-device wan0 ...`
+    pub fn client_args(&self, site: ClientSite) -> Vec<String> {
+        let sources = match site {
+            ClientSite::Main => format!("{HOST_A},{HOST_B}"),
+            ClientSite::Second => HOST_C.to_string(),
+        };
+        let mut args = vec!["client".to_owned(), "-r".into(), sources];
+        args.extend(["-s".into(), format!("{SERVER_WAN}:{}", self.port)]);
+        args.extend(["--listen-devices", "lan0", "--upstream-device", "wan0"].map(String::from));
+        if site == ClientSite::Main {
+            args.extend(["--publish".into(), PUBLISHED_GATEWAY.to_string()]);
+        }
+        self.common(args)
+    }
+
+    fn common(&self, mut args: Vec<String>) -> Vec<String> {
+        args.extend(["--method".into(), self.method.clone()]);
+        if let Some(password) = &self.password {
+            args.extend(["--password".into(), password.clone()]);
+        }
+        args.extend(["--rule".into(), "-v".into()]);
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+}

@@ -1,0 +1,824 @@
+//! End-to-end scenarios shared by both runners' test files: each builds its own lab, starts
+//! IkaGo in it, and proves delivery through the firewall that blocks UDP and ICMP
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ikago_lab::addr::*;
+use ikago_lab::browser::{self, Chromium};
+use ikago_lab::probe::udp::{Direction, StreamSpec};
+use ikago_lab::probe::{dns, http, ping, tcp, udp};
+use ikago_lab::{
+    Blocking, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner, STOP_TIMEOUT,
+    TunnelOptions, stop,
+};
+use serde_json::Value;
+
+/// Generates one `#[test]` per scenario for `$runner`, each skipped (and passing) without root
+macro_rules! lab_tests {
+    ($runner:expr => $($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                if ikago_lab::require_root() {
+                    common::$name($runner);
+                }
+            }
+        )+
+    };
+}
+pub(crate) use lab_tests;
+
+/// Wait for one probe answer through the tunnel
+const WAIT: Duration = Duration::from_secs(2);
+/// Wait for a probe that must fail
+const BLOCKED_WAIT: Duration = Duration::from_millis(800);
+/// The wrong-password and restart deadlines
+const RECOVERY: Duration = Duration::from_secs(10);
+/// Size of the TCP transfers, each way
+const TCP_BYTES: u64 = 10 * 1024 * 1024;
+/// The one-way UDP stream: 20 MiB in 1200-byte datagrams at 40 Mbit/s (about 4 s)
+const STREAM: StreamSpec = StreamSpec {
+    bytes: 20 * 1024 * 1024,
+    datagram: 1200,
+    rate_bps: 40_000_000,
+};
+
+/// A lab with a server and the main client running; drops the processes before the lab
+pub(crate) struct Tunnel {
+    pub(crate) client: Daemon,
+    pub(crate) server: Daemon,
+    pub(crate) lab: Lab,
+}
+
+impl Tunnel {
+    /// Builds a lab with `policy` and brings the tunnel up with `options`
+    pub(crate) fn up(runner: Runner, policy: FirewallPolicy, options: &TunnelOptions) -> Self {
+        let lab = Lab::build(policy).expect("lab builds");
+        let server = lab.start_server(runner, options).expect("server starts");
+        let client = lab
+            .start_client(runner, ClientSite::Main, options)
+            .expect("client connects");
+        Self {
+            client,
+            server,
+            lab,
+        }
+    }
+
+    /// A plain tunnel behind the default (blocking) firewall
+    pub(crate) fn plain(runner: Runner) -> Self {
+        Self::up(runner, FirewallPolicy::default(), &TunnelOptions::default())
+    }
+
+    pub(crate) fn ns(&self, host: Host) -> &Netns {
+        self.lab.ns(host)
+    }
+}
+
+fn echo_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(DESTINATION, ECHO_PORT)
+}
+
+fn dns_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(DESTINATION, DNS_PORT)
+}
+
+fn bulk_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(DESTINATION, BULK_PORT)
+}
+
+/// Resolves a name from `host` through the tunnel (one retry after a lost datagram)
+fn resolves(t: &Tunnel, host: Host) {
+    let ns = t.ns(host);
+    let answer = dns::query(ns, dns_addr(), "echo.lab.test", WAIT)
+        .or_else(|_| dns::query(ns, dns_addr(), "echo.lab.test", WAIT))
+        .unwrap_or_else(|e| panic!("{host:?}: dns through the tunnel: {e}"));
+    assert_eq!(answer.0, DESTINATION);
+}
+
+fn echoes(t: &Tunnel, host: Host, size: usize) {
+    udp::echo_retry(t.ns(host), echo_addr(), size, WAIT, 2)
+        .unwrap_or_else(|e| panic!("{host:?}: {size}-byte udp echo through the tunnel: {e}"));
+}
+
+fn pings(t: &Tunnel, host: Host) {
+    let report = ping::ping(
+        t.ns(host),
+        DESTINATION,
+        10,
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+    )
+    .expect("ping runs");
+    assert!(
+        report.received() >= 9,
+        "{host:?}: {} of 10 pings came back",
+        report.received()
+    );
+}
+
+fn stream(t: &Tunnel, direction: Direction) {
+    let report = udp::stream(
+        t.ns(Host::HostA),
+        t.ns(Host::Destination),
+        bulk_addr(),
+        STREAM,
+        direction,
+    )
+    .expect("stream runs");
+    println!("{direction:?}: {report:?}");
+    assert!(
+        report.delivered() >= 0.9,
+        "{direction:?}: {:.1}% delivered: {report:?}",
+        report.delivered() * 100.0
+    );
+    assert!(
+        report.delivered_last_tenth() >= 0.8,
+        "{direction:?}: the stream stalled: {report:?}"
+    );
+}
+
+pub(crate) fn dns_from_host_a(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    // Direct, with kernel forwarding: the firewall blocks DNS
+    lab.set_direct_routing(true).expect("forwarding on");
+    assert!(
+        dns::query(
+            lab.ns(Host::HostA),
+            dns_addr(),
+            "echo.lab.test",
+            BLOCKED_WAIT
+        )
+        .is_err(),
+        "direct dns must be blocked"
+    );
+    lab.set_direct_routing(false).expect("forwarding off");
+    let options = TunnelOptions::default();
+    let server = lab.start_server(runner, &options).expect("server starts");
+    let client = lab
+        .start_client(runner, ClientSite::Main, &options)
+        .expect("client connects");
+    let t = Tunnel {
+        client,
+        server,
+        lab,
+    };
+    resolves(&t, Host::HostA);
+}
+
+pub(crate) fn dns_from_host_b_by_proxy_arp(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    resolves(&t, Host::HostB);
+    let neigh = t
+        .ns(Host::HostB)
+        .ip(&["neigh", "show", &PUBLISHED_GATEWAY.to_string()])
+        .expect("neigh");
+    assert!(
+        neigh.contains("02:00:00:00:15:01"),
+        "the client's lan0 answered for the gateway: {neigh}"
+    );
+}
+
+pub(crate) fn udp_echo_20_1300_1472(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    for size in [20, 1300, 1472] {
+        echoes(&t, Host::HostA, size);
+    }
+}
+
+pub(crate) fn ping_through_the_tunnel(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    pings(&t, Host::HostA);
+}
+
+pub(crate) fn tcp_10mb_each_way(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    for direction in [Direction::Upload, Direction::Download] {
+        let took = tcp::transfer(
+            t.ns(Host::HostA),
+            t.ns(Host::Destination),
+            bulk_addr(),
+            TCP_BYTES,
+            direction,
+        )
+        .unwrap_or_else(|e| panic!("{direction:?} 10 MiB: {e}"));
+        println!("{direction:?} 10 MiB in {took:?}");
+    }
+}
+
+pub(crate) fn udp_stream_20mb_one_way(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    stream(&t, Direction::Upload);
+    stream(&t, Direction::Download);
+}
+
+pub(crate) fn behind_masquerade(runner: Runner) {
+    let t = Tunnel::up(
+        runner,
+        FirewallPolicy::masquerading(),
+        &TunnelOptions::default(),
+    );
+    resolves(&t, Host::HostA);
+    echoes(&t, Host::HostA, 1472);
+    pings(&t, Host::HostA);
+    stream(&t, Direction::Upload);
+    stream(&t, Direction::Download);
+}
+
+pub(crate) fn two_client_machines(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    let _second = t
+        .lab
+        .start_client(runner, ClientSite::Second, &TunnelOptions::default())
+        .expect("second client connects");
+    for host in [Host::HostA, Host::HostC, Host::HostB] {
+        resolves(&t, host);
+        echoes(&t, host, 1300);
+    }
+    pings(&t, Host::HostC);
+}
+
+pub(crate) fn every_method(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    for method in [
+        "plain",
+        "aes-128-gcm",
+        "aes-192-gcm",
+        "aes-256-gcm",
+        "chacha20-poly1305",
+        "xchacha20-poly1305",
+    ] {
+        let options = match method {
+            "plain" => TunnelOptions::default(),
+            _ => TunnelOptions::encrypted(method, &format!("pw-{method}")),
+        };
+        let server = lab.start_server(runner, &options).expect("server starts");
+        let client = lab
+            .start_client(runner, ClientSite::Main, &options)
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        udp::echo_retry(lab.ns(Host::HostA), echo_addr(), 1472, WAIT, 2)
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        dns::query(lab.ns(Host::HostA), dns_addr(), "echo.lab.test", WAIT)
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        // Killed, not stopped: a clean exit is `sigterm_exits_0_and_removes_rules`'s concern
+        drop((client, server));
+    }
+}
+
+pub(crate) fn wrong_password_gets_nothing(runner: Runner) {
+    let options = TunnelOptions::encrypted("aes-256-gcm", "the-right-one");
+    let t = Tunnel::up(runner, FirewallPolicy::default(), &options);
+    let wrong = TunnelOptions::encrypted("aes-256-gcm", "a-wrong-one");
+    let intruder = t
+        .lab
+        .spawn_client(runner, ClientSite::Second, &wrong)
+        .expect("client starts");
+    let logged_before = t.server.line_count();
+    let c = t.ns(Host::HostC);
+    assert!(
+        udp::echo(c, echo_addr(), 100, BLOCKED_WAIT).is_err(),
+        "a wrong password gets nothing through"
+    );
+    assert!(
+        dns::query(c, dns_addr(), "echo.lab.test", BLOCKED_WAIT).is_err(),
+        "a wrong password gets nothing through"
+    );
+    let complaint = t.server.lines()[logged_before..]
+        .iter()
+        .chain(t.server.lines()[..logged_before].iter())
+        .find(|l| l.contains(&CLIENT2_WAN.to_string()))
+        .cloned();
+    assert!(
+        complaint.is_some(),
+        "the server logs the client with the wrong password: {:#?}",
+        t.server.lines()
+    );
+    println!("server logged: {}", complaint.unwrap_or_default());
+    // The others are still served
+    resolves(&t, Host::HostA);
+    echoes(&t, Host::HostA, 1300);
+    drop(intruder);
+}
+
+pub(crate) fn recovers_after_server_restart(runner: Runner) {
+    let Tunnel {
+        client,
+        server,
+        lab,
+    } = Tunnel::plain(runner);
+    let a = lab.ns(Host::HostA);
+    udp::echo_retry(a, echo_addr(), 100, WAIT, 2).expect("echo before the restart");
+    drop(server); // SIGKILL
+    let _server = lab
+        .start_server(runner, &TunnelOptions::default())
+        .expect("server restarts");
+    let restarted = Instant::now();
+    while udp::echo(a, echo_addr(), 100, Duration::from_millis(300)).is_err() {
+        assert!(
+            restarted.elapsed() < RECOVERY,
+            "no recovery within {RECOVERY:?}: {:#?}",
+            client.lines()
+        );
+    }
+    println!("recovered {:?} after the restart", restarted.elapsed());
+}
+
+pub(crate) fn sigterm_exits_0_and_removes_rules(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let before = [Host::Client, Host::Server].map(|h| lab.firewall_rules(h).expect("rules"));
+    let options = TunnelOptions::default();
+    let mut server = lab.start_server(runner, &options).expect("server starts");
+    let mut client = lab
+        .start_client(runner, ClientSite::Main, &options)
+        .expect("client connects");
+    udp::echo_retry(lab.ns(Host::HostA), echo_addr(), 100, WAIT, 2).expect("echo");
+    let during = lab.firewall_rules(Host::Client).expect("rules");
+    assert_ne!(during, before[0], "--rule installs rules on the client");
+    for (name, daemon) in [("client", &mut client), ("server", &mut server)] {
+        let status = stop(daemon).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(status.code(), Some(0), "{name} exits 0 on SIGTERM");
+    }
+    let after = [Host::Client, Host::Server].map(|h| lab.firewall_rules(h).expect("rules"));
+    assert_eq!(after, before, "no firewall rule is left behind");
+}
+
+pub(crate) fn shaped_udp_variant(runner: Runner) {
+    let policy = FirewallPolicy {
+        blocking: Blocking::ShapeUdp { kbit: 1000 },
+        ..FirewallPolicy::default()
+    };
+    let t = Tunnel::up(runner, policy, &TunnelOptions::default());
+    let spec = StreamSpec {
+        bytes: 4 * 1024 * 1024,
+        datagram: 1200,
+        rate_bps: 16_000_000,
+    };
+    let report = udp::stream(
+        t.ns(Host::HostA),
+        t.ns(Host::Destination),
+        bulk_addr(),
+        spec,
+        Direction::Upload,
+    )
+    .expect("stream");
+    assert!(
+        report.delivered() >= 0.9,
+        "16 Mbit/s of UDP through a 1 Mbit/s UDP shaper: {report:?}"
+    );
+    // Right after a burst a shaped queue may drop the next setup packet: retried once
+    echoes(&t, Host::HostA, 1472);
+}
+
+pub(crate) fn lossy_variant(runner: Runner) {
+    let policy = FirewallPolicy {
+        loss: Some(0.02),
+        ..FirewallPolicy::default()
+    };
+    let t = Tunnel::up(runner, policy, &TunnelOptions::default());
+    let answered = (0..50)
+        .filter(|_| {
+            udp::echo(
+                t.ns(Host::HostA),
+                echo_addr(),
+                500,
+                Duration::from_millis(500),
+            )
+            .is_ok()
+        })
+        .count();
+    assert!(
+        answered >= 40,
+        "{answered} of 50 echoes with 2% loss each way"
+    );
+    let took = tcp::transfer(
+        t.ns(Host::HostA),
+        t.ns(Host::Destination),
+        bulk_addr(),
+        2 * 1024 * 1024,
+        Direction::Download,
+    )
+    .expect("tcp recovers from loss inside the tunnel");
+    println!("2 MiB download with 2% loss in {took:?}");
+}
+
+/// How long a runner's monitor gets to answer its first snapshot
+const MONITOR_READY: Duration = Duration::from_secs(5);
+/// How long after the handshake `ping` may still be −1: a keepalive interval (5 s) and a
+/// snapshot period (1 s) at most
+const PING_READY: Duration = Duration::from_secs(7);
+/// When, after the handshake, `ping` must still be fresh: past the 7 s after which the
+/// handshake's sample alone would be stale, so only the keepalive answers keep it fresh
+const PING_REFRESHED: Duration = Duration::from_secs(9);
+/// How long the next snapshot may take to show new traffic (one period, with margin)
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(4);
+/// Virtual time a Chromium run gives the dashboard (it polls once per virtual second)
+const BROWSER_BUDGET: Duration = Duration::from_secs(4);
+/// Virtual time of the screenshot: Chromium has no flag to wait in real time, and virtual time
+/// runs ahead between polls (a poll takes a few real milliseconds), so that the charts get
+/// several real snapshots (1 s apart) it takes this many polls, about 4 s of real time here
+const SCREENSHOT_BUDGET: Duration = Duration::from_secs(1200);
+
+/// Every runner's monitor, on its own loopback (the default `--monitor-address`)
+fn monitor_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::LOCALHOST, MONITOR_PORT)
+}
+
+/// `GET path` from the monitor of the runner in `ns`, which must answer 200
+fn fetch(ns: &Netns, path: &str) -> http::Reply {
+    let reply = http::get(ns, monitor_addr(), path, WAIT)
+        .unwrap_or_else(|e| panic!("GET {path} from the monitor in {}: {e}", ns.name()));
+    assert_eq!(reply.status, 200, "GET {path}: {reply:?}");
+    reply
+}
+
+fn fetch_json(ns: &Netns, path: &str) -> Value {
+    fetch(ns, path)
+        .json()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// Polls the JSON at `path` until `check` holds, at most `timeout`
+fn json_until(
+    ns: &Netns,
+    path: &str,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let doc = fetch_json(ns, path);
+        if check(&doc) {
+            return doc;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {timeout:?} at GET {path}: {doc:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The Prometheus samples of `/metrics`, keyed by name and labels as written
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (key, value) = l.rsplit_once(' ').expect("`name{labels} value`");
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("a number in {l:?}"));
+            (key.to_owned(), value)
+        })
+        .collect()
+}
+
+/// The `count` of `node` in `monitor.<side>.<dir>` of the original's JSON, 0 when absent
+fn count(doc: &Value, side: &str, dir: &str, node: &str) -> u64 {
+    doc["monitor"][side][dir][node]["count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// `/` has the original's shape: `name`, `version`, `time`, `monitor.{local,remote}.{in,out}`
+/// of nodes `{count, size, appear, lastSeen}` (the server's remote nodes are null), and on the
+/// client `ping`
+fn original_shape(doc: &Value, client: bool) {
+    let keys: Vec<&str> = doc
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec!["monitor", "name", "time", "version"];
+    if client {
+        want.push("ping");
+    }
+    want.sort_unstable();
+    assert_eq!(keys, want, "{doc:#}");
+    let name = if client {
+        "IkaGo-client"
+    } else {
+        "IkaGo-server"
+    };
+    assert_eq!(doc["name"], name);
+    assert!(doc["version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(doc["time"].is_u64(), "uptime in seconds: {doc:#}");
+    let now = unix_now();
+    for side in ["local", "remote"] {
+        for dir in ["in", "out"] {
+            let nodes = &doc["monitor"][side][dir];
+            if side == "remote" && !client {
+                assert!(nodes.is_null(), "the server's remote nodes are null");
+                continue;
+            }
+            for (id, node) in nodes.as_object().expect("nodes by address") {
+                let field = |k: &str| {
+                    node[k]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("{side}.{dir}.{id}.{k}: {node}"))
+                };
+                assert_eq!(node.as_object().map(|o| o.len()), Some(4), "{node}");
+                let (count, size) = (field("count"), field("size"));
+                let (appear, last) = (field("appear"), field("lastSeen"));
+                assert!(count > 0 && size >= count * 20, "{side}.{dir}.{id}: {node}");
+                assert!(
+                    appear <= last && last <= now + 1 && now < appear + 300,
+                    "{side}.{dir}.{id}: Unix seconds near {now}: {node}"
+                );
+            }
+        }
+    }
+}
+
+/// The name, resolved through the tunnel, is listed by `/dns`
+fn dns_lists(doc: &Value, name: &str, ip: Ipv4Addr) -> bool {
+    doc.as_array().expect("a list").iter().any(|r| {
+        r["ip"] == ip.to_string()
+            && r["name"].as_str().map(|n| n.trim_end_matches('.')) == Some(name)
+    })
+}
+
+/// Where the dashboard's screenshot goes: `target/artifacts/lab-dashboard.png`
+fn screenshot_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("artifacts").join("lab-dashboard.png")
+}
+
+/// UDP and DNS from host A, then the client's next snapshot that shows them
+fn more_traffic(t: &Tunnel, before: &Value) -> Value {
+    let a = HOST_A.to_string();
+    let (out, r#in) = (
+        count(before, "local", "out", &a),
+        count(before, "local", "in", &a),
+    );
+    echoes(t, Host::HostA, 1300);
+    echoes(t, Host::HostA, 20);
+    resolves(t, Host::HostA);
+    json_until(
+        t.ns(Host::Client),
+        "/",
+        SNAPSHOT_WAIT,
+        "host A's counts rise",
+        |d| count(d, "local", "out", &a) > out && count(d, "local", "in", &a) > r#in,
+    )
+}
+
+pub(crate) fn monitor_end_to_end(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let options = TunnelOptions {
+        extra: vec!["--monitor".into(), MONITOR_PORT.to_string()],
+        ..TunnelOptions::default()
+    };
+    let server = lab.start_server(runner, &options).expect("server starts");
+    // readiness: a monitor answers 200 once the engine published its first snapshot
+    http::wait_ok(lab.ns(Host::Server), monitor_addr(), "/", MONITOR_READY)
+        .expect("the server's monitor answers");
+    let client = lab
+        .start_client(runner, ClientSite::Main, &options)
+        .expect("client connects");
+    let connected = Instant::now();
+    let t = Tunnel {
+        client,
+        server,
+        lab,
+    };
+    let (c, s) = (t.ns(Host::Client), t.ns(Host::Server));
+    let listening = format!("Monitor on http://127.0.0.1:{MONITOR_PORT}/");
+    for daemon in [&t.client, &t.server] {
+        daemon
+            .wait_for_line(&listening, 0, WAIT)
+            .expect("the monitor's startup line");
+    }
+
+    // ping: a number of milliseconds once the server answered, before the first keepalive
+    // interval and a snapshot period are over
+    let doc = json_until(
+        c,
+        "/",
+        PING_READY.saturating_sub(connected.elapsed()),
+        "ping ≥ 0",
+        |d| d["ping"].as_i64().is_some_and(|p| p >= 0),
+    );
+    assert!(doc["ping"].as_i64() < Some(1000), "a lab RTT: {doc:#}");
+
+    // traffic from host A: DNS, UDP echoes, pings
+    resolves(&t, Host::HostA);
+    for size in [20, 1300, 1472] {
+        echoes(&t, Host::HostA, size);
+    }
+    pings(&t, Host::HostA);
+    let a = HOST_A.to_string();
+    let dst = DESTINATION.to_string();
+    let doc = json_until(c, "/", SNAPSHOT_WAIT, "host A in both directions", |d| {
+        // 1 DNS + 3 echoes + at least 9 pings, each way
+        count(d, "local", "out", &a) >= 13 && count(d, "local", "in", &a) >= 13
+    });
+    original_shape(&doc, true);
+    for dir in ["out", "in"] {
+        assert!(
+            count(&doc, "remote", dir, &dst) >= 13,
+            "the destination is a remote node ({dir}): {doc:#}"
+        );
+    }
+    let doc = more_traffic(&t, &doc);
+    original_shape(&doc, true);
+
+    // /dns: the name host A resolved, from the answer that came back through the tunnel
+    let names = json_until(c, "/dns", SNAPSHOT_WAIT, "echo.lab.test in /dns", |d| {
+        dns_lists(d, "echo.lab.test", DESTINATION)
+    });
+    println!("client /dns: {names}");
+
+    // /metrics: per-source counters and the drops by reason
+    let reply = fetch(c, "/metrics");
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{reply:?}"
+    );
+    let m = samples(&reply.body);
+    for unit in ["packets", "bytes"] {
+        for dir in ["out", "in"] {
+            let key = format!("ikago_source_{unit}_total{{source=\"{a}\",direction=\"{dir}\"}}");
+            assert!(
+                m.get(&key).is_some_and(|&v| v > 0.0),
+                "{key} > 0 in:\n{}",
+                reply.body
+            );
+        }
+    }
+    let drops = m
+        .keys()
+        .filter(|k| k.starts_with("ikago_drops_total{reason=\""))
+        .count();
+    assert!(drops >= 5, "a drops line per reason:\n{}", reply.body);
+    assert!(reply.body.contains("# TYPE ikago_drops_total counter"));
+    assert!(m.get("ikago_handshakes_total").is_some_and(|&v| v >= 1.0));
+
+    // the server: its client as a local node, and the NAT mappings host A's traffic made
+    let doc = fetch_json(s, "/");
+    original_shape(&doc, false);
+    let client_node = format!("{CLIENT_WAN}:");
+    let clients = doc["monitor"]["local"]["out"].as_object().expect("nodes");
+    assert!(
+        clients
+            .iter()
+            .any(|(id, n)| id.starts_with(&client_node) && n["count"].as_u64() >= Some(13)),
+        "the client is a node of the server: {doc:#}"
+    );
+    let reply = fetch(s, "/metrics");
+    let m = samples(&reply.body);
+    assert!(
+        m.get("ikago_nat_mappings").is_some_and(|&v| v > 0.0),
+        "NAT mappings in use:\n{}",
+        reply.body
+    );
+    let api = fetch_json(s, "/api/snapshot");
+    let inner = format!("{a}:");
+    let entries = api["nat"]["entries"].as_array().expect("the NAT table");
+    for protocol in ["UDP", "ICMP"] {
+        assert!(
+            entries.iter().any(|e| e["protocol"] == protocol
+                && e["inner"].as_str().is_some_and(|i| i.starts_with(&inner))),
+            "a {protocol} mapping of host A: {api:#}"
+        );
+    }
+
+    // loopback only by default: host A cannot reach the client's monitor on the LAN
+    let lan = SocketAddrV4::new(CLIENT_LAN, MONITOR_PORT);
+    assert!(
+        http::get(t.ns(Host::HostA), lan, "/", BLOCKED_WAIT).is_err(),
+        "the monitor must not answer on {lan}"
+    );
+
+    monitor_port_in_use(&t, runner, &options);
+    dashboard(&t);
+
+    // still fresh after the handshake's sample would have gone stale: keepalive answers
+    // refresh it
+    if let Some(left) = PING_REFRESHED.checked_sub(connected.elapsed()) {
+        std::thread::sleep(left);
+    }
+    let doc = fetch_json(c, "/");
+    assert!(
+        doc["ping"].as_i64().is_some_and(|p| p >= 0),
+        "ping is fresh {:?} after the handshake: {doc:#}",
+        connected.elapsed()
+    );
+    let m = samples(&fetch(c, "/metrics").body);
+    let age = m["ikago_rtt_age_seconds"];
+    assert!(
+        (0.0..=7.0).contains(&age),
+        "the RTT was measured {age} s ago"
+    );
+}
+
+/// A second runner with the same monitor port in the same namespace: one `error:` line and
+/// exit code 2 before it sets anything up
+fn monitor_port_in_use(t: &Tunnel, runner: Runner, options: &TunnelOptions) {
+    let rules = t.lab.firewall_rules(Host::Client).expect("rules");
+    let mut second = t
+        .lab
+        .spawn_client(runner, ClientSite::Main, options)
+        .expect("the second client starts");
+    let status = second
+        .wait_exit(STOP_TIMEOUT)
+        .expect("the second client exits at once");
+    let lines = second.lines();
+    assert_eq!(status.code(), Some(2), "{lines:#?}");
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error")).collect();
+    let want = format!(
+        "error: cannot start the monitor on 127.0.0.1:{MONITOR_PORT}: the address is already in use"
+    );
+    assert_eq!(errors, [&want], "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("Connect to server") || l.contains("Listen on")),
+        "nothing after the monitor's port: {lines:#?}"
+    );
+    let after = t.lab.firewall_rules(Host::Client).expect("rules");
+    assert_eq!(after, rules, "the second client touched no rule");
+}
+
+/// The dashboard in headless Chromium inside the client's namespace: host A with rising
+/// counters, and a screenshot
+fn dashboard(t: &Tunnel) {
+    let Some(chromium) = Chromium::find() else {
+        let msg = "SKIPPED the dashboard part: no chromium binary (apt-get install chromium, or \
+                   set IKAGO_CHROMIUM)";
+        println!("{msg}");
+        eprintln!("{msg}");
+        return;
+    };
+    let c = t.ns(Host::Client);
+    let url = format!("http://127.0.0.1:{MONITOR_PORT}/dashboard");
+    let a = HOST_A.to_string();
+    let dump = || {
+        chromium
+            .dump_dom(c, &url, BROWSER_BUDGET)
+            .unwrap_or_else(|e| panic!("chromium on {url}: {e}"))
+    };
+    let attribute = |dom: &str, name: &str| {
+        browser::peer_attribute(dom, &a, name)
+            .unwrap_or_else(|| panic!("{name} of host A's card in:\n{dom}"))
+    };
+    let first = dump();
+    assert!(first.contains("IkaGo-client"), "{first}");
+    assert!(
+        browser::dashboard_updates(&first) >= Some(1),
+        "a snapshot applied:\n{first}"
+    );
+    let (bytes, packets) = (
+        attribute(&first, "data-bytes-out"),
+        attribute(&first, "data-packets-in"),
+    );
+    assert!(bytes > 0 && packets > 0, "host A's counters:\n{first}");
+
+    more_traffic(t, &fetch_json(c, "/"));
+    let second = dump();
+    let (bytes_after, packets_after) = (
+        attribute(&second, "data-bytes-out"),
+        attribute(&second, "data-packets-in"),
+    );
+    assert!(
+        bytes_after > bytes && packets_after > packets,
+        "host A's counters rise: {bytes} B out, {packets} packets in, then {bytes_after} and \
+         {packets_after}"
+    );
+    assert!(second.contains(" ms</b>"), "the RTT is shown:\n{second}");
+
+    // the screenshot, while host A keeps sending, so that the charts show a throughput
+    let png = screenshot_path();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let _ = udp::echo(t.ns(Host::HostA), echo_addr(), 1200, BLOCKED_WAIT);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let shot = chromium.screenshot(c, &url, &png, SCREENSHOT_BUDGET);
+        done.store(true, Ordering::Relaxed);
+        shot.unwrap_or_else(|e| panic!("screenshot of {url}: {e}"));
+    });
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "a real screenshot: {size} bytes");
+    println!("dashboard screenshot: {}", png.display());
+}

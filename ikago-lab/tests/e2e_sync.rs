@@ -1,0 +1,21 @@
+//! End-to-end through the blocking firewall with `ikago-sync` (root; skipped otherwise)
+
+mod common;
+
+common::lab_tests!(ikago_lab::Runner::Sync =>
+    dns_from_host_a,
+    dns_from_host_b_by_proxy_arp,
+    udp_echo_20_1300_1472,
+    ping_through_the_tunnel,
+    tcp_10mb_each_way,
+    udp_stream_20mb_one_way,
+    behind_masquerade,
+    two_client_machines,
+    every_method,
+    wrong_password_gets_nothing,
+    recovers_after_server_restart,
+    sigterm_exits_0_and_removes_rules,
+    shaped_udp_variant,
+    lossy_variant,
+    monitor_end_to_end,
+);

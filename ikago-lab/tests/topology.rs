@@ -1,0 +1,233 @@
+//! The lab itself, without IkaGo: addressing, the firewall's blocking and strictness, the
+//! variants, the services, and teardown even on panic
+
+use std::net::{SocketAddrV4, TcpListener};
+use std::time::Duration;
+
+use ikago_lab::addr::*;
+use ikago_lab::probe::{dns, ping, raw, tcp, udp};
+use ikago_lab::{
+    Blocking, Daemon, FirewallPolicy, Host, Lab, namespaces_with_prefix, require_root,
+};
+
+const SHORT: Duration = Duration::from_millis(700);
+
+fn echo() -> SocketAddrV4 {
+    SocketAddrV4::new(DESTINATION, ECHO_PORT)
+}
+
+fn dns_server() -> SocketAddrV4 {
+    SocketAddrV4::new(DESTINATION, DNS_PORT)
+}
+
+#[test]
+fn firewall_blocks_udp_and_icmp_from_the_clients_but_not_tcp() {
+    if !require_root() {
+        return;
+    }
+    let mut lab = Lab::build(FirewallPolicy::default()).expect("lab");
+    lab.set_direct_routing(true).expect("forwarding on");
+    for host in [Host::HostA, Host::Client, Host::HostC] {
+        let ns = lab.ns(host);
+        tcp::echo(ns, echo(), b"tcp passes\n", Duration::from_secs(3))
+            .expect("tcp crosses the firewall");
+        assert!(
+            udp::echo(ns, echo(), 20, SHORT).is_err(),
+            "{host:?}: udp must be blocked"
+        );
+        assert!(
+            dns::query(ns, dns_server(), "echo.lab.test", SHORT).is_err(),
+            "{host:?}: dns blocked"
+        );
+        let pings = ping::ping(
+            ns,
+            DESTINATION,
+            2,
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+        )
+        .expect("ping");
+        assert_eq!(pings.received(), 0, "{host:?}: icmp must be blocked");
+    }
+    // Host B's gateway is nobody's: without the client's proxy ARP it reaches nothing
+    assert!(tcp::echo(lab.ns(Host::HostB), echo(), b"x\n", SHORT).is_err());
+
+    lab.set_policy(FirewallPolicy::open()).expect("open");
+    let a = lab.ns(Host::HostA);
+    udp::echo(a, echo(), 1472, SHORT).expect("udp passes an open firewall");
+    let (ip, _) =
+        dns::query(a, dns_server(), "echo.lab.test", SHORT).expect("dns passes an open firewall");
+    assert_eq!(ip, DESTINATION);
+    let pings = ping::ping(
+        a,
+        DESTINATION,
+        2,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    )
+    .expect("ping");
+    assert_eq!(pings.received(), 2);
+}
+
+#[test]
+fn firewall_conntrack_is_strict() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+    let fw = lab.ns(Host::Firewall);
+    assert_eq!(
+        fw.read_sysctl("net.netfilter.nf_conntrack_tcp_loose")
+            .expect("sysctl"),
+        "0"
+    );
+    let before = FirewallPolicy::invalid_drops(fw).expect("counters");
+    let from = SocketAddrV4::new(CLIENT_WAN, 40_000);
+    raw::lone_ack(
+        lab.ns(Host::Client),
+        from,
+        SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT),
+    )
+    .expect("send");
+    let after = FirewallPolicy::invalid_drops(fw).expect("counters");
+    assert_eq!(
+        after,
+        before + 1,
+        "a mid-stream ACK with no connection is INVALID and dropped"
+    );
+}
+
+#[test]
+fn destination_services_answer() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+    let dst = lab.ns(Host::Destination);
+    let (ip, _) = dns::query(dst, dns_server(), "anything.lab.test", SHORT).expect("dns");
+    assert_eq!(ip, DESTINATION);
+    for size in [20, 1300, 1472] {
+        udp::echo(dst, echo(), size, SHORT).expect("udp echo");
+    }
+    tcp::echo(dst, echo(), b"hello\n", SHORT).expect("tcp echo");
+    // The server machine has the destination on-link: iperf3 works and its report parses
+    let report = ikago_lab::probe::iperf::udp(
+        lab.ns(Host::Server),
+        DESTINATION,
+        10_000_000,
+        1200,
+        Duration::from_secs(1),
+    )
+    .expect("iperf3");
+    assert!(report.packets > 0 && report.loss() < 0.5, "{report:?}");
+}
+
+#[test]
+fn masquerade_hides_the_client_side() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::build(FirewallPolicy::masquerading()).expect("lab");
+    let listener = lab
+        .ns(Host::Server)
+        .enter(|| TcpListener::bind((SERVER_WAN, 9000)))
+        .expect("enter")
+        .expect("listen");
+    let _conn = tcp::connect(
+        lab.ns(Host::Client),
+        SocketAddrV4::new(SERVER_WAN, 9000),
+        SHORT,
+    )
+    .expect("connect");
+    let (_, peer) = listener.accept().expect("accept");
+    assert_eq!(
+        peer.ip(),
+        FIREWALL_OUTSIDE,
+        "the server sees the firewall, not the client"
+    );
+}
+
+#[test]
+fn shaped_variant_slows_udp_but_not_tcp() {
+    if !require_root() {
+        return;
+    }
+    let policy = FirewallPolicy {
+        blocking: Blocking::ShapeUdp { kbit: 1000 },
+        ..FirewallPolicy::default()
+    };
+    let lab = Lab::build(policy).expect("lab");
+    lab.set_direct_routing(true).expect("forwarding on");
+    let (a, dst) = (lab.ns(Host::HostA), lab.ns(Host::Destination));
+    let at = SocketAddrV4::new(DESTINATION, BULK_PORT);
+    let spec = udp::StreamSpec {
+        bytes: 1_000_000,
+        datagram: 1000,
+        rate_bps: 10_000_000,
+    };
+    let report = udp::stream(a, dst, at, spec, udp::Direction::Upload).expect("stream");
+    assert!(report.received > 0, "shaped, not blocked");
+    assert!(
+        report.delivered() < 0.5,
+        "10 Mbit/s offered into 1 Mbit/s: {report:?}"
+    );
+    let took = tcp::transfer(a, dst, at, 2_000_000, udp::Direction::Upload).expect("tcp");
+    assert!(
+        took < Duration::from_secs(4),
+        "tcp is not shaped (2 MB took {took:?})"
+    );
+}
+
+#[test]
+fn loss_variant_drops_at_random() {
+    if !require_root() {
+        return;
+    }
+    let policy = FirewallPolicy {
+        blocking: Blocking::Open,
+        loss: Some(0.2),
+        ..FirewallPolicy::default()
+    };
+    let lab = Lab::build(policy).expect("lab");
+    lab.set_direct_routing(true).expect("forwarding on");
+    let pings = ping::ping(
+        lab.ns(Host::HostA),
+        DESTINATION,
+        100,
+        Duration::from_millis(5),
+        Duration::from_secs(1),
+    )
+    .expect("ping");
+    // Each way 20%: about 64 of 100 come back
+    assert!(
+        (30..=90).contains(&pings.received()),
+        "{} of 100",
+        pings.received()
+    );
+}
+
+#[test]
+fn teardown_removes_everything_even_after_a_panic() {
+    if !require_root() {
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+        let sleeper =
+            Daemon::spawn(lab.ns(Host::Destination), "sleeper", "sleep", &["60"]).expect("spawn");
+        tx.send((lab.id().to_owned(), sleeper.pid())).expect("send");
+        panic!("a failing test");
+    })
+    .join();
+    assert!(outcome.is_err());
+    let (id, pid) = rx.recv().expect("the lab was built");
+    assert!(
+        namespaces_with_prefix(&id).is_empty(),
+        "namespaces of {id} remain"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} remains"
+    );
+}

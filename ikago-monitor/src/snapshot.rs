@@ -1,0 +1,399 @@
+//! What the monitor serves: a [`Snapshot`] built once per second by the engine thread's
+//! [`Recorder`]
+
+use ikago_proto::{Event, Stats};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Keepalive probe interval of the core's default tuning (`TcpTuning::keepalive`)
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How late the next RTT sample may be, past the probe interval, before `ping` reports it stale
+///
+/// The original pinged every second and reported −2 when no reply came within 2 s of the last
+/// one. Our samples come from the client's keepalive probes (every [`DEFAULT_PROBE_INTERVAL`]
+/// by default, answered by our server and timed with TCP timestamps), so the same 2 s of grace
+/// is counted from when the next sample is due: see [`Snapshot::ping`].
+pub const STALE_GRACE: Duration = Duration::from_secs(2);
+
+/// DNS records kept; when full, the least recently confirmed one is forgotten
+pub const DNS_CAP: usize = 1024;
+
+/// NAT mappings kept for the table; mappings made while it is full are counted in
+/// [`Stats::nat_mappings`] but not listed
+pub const NAT_TABLE_CAP: usize = 1024;
+
+/// Which machine the runner drives
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The LAN side: sources, remotes and `ping`
+    Client,
+    /// The public side: clients and the NAT
+    Server,
+}
+
+impl Role {
+    /// `"IkaGo-client"` or `"IkaGo-server"`, the `name` of the original's JSON
+    pub fn original_name(self) -> &'static str {
+        match self {
+            Self::Client => "IkaGo-client",
+            Self::Server => "IkaGo-server",
+        }
+    }
+
+    /// `"client"` or `"server"`
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+}
+
+/// A name learned from a DNS answer in the return path (client only)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// The name asked for
+    pub name: String,
+    /// One address of its A records
+    pub ip: Ipv4Addr,
+}
+
+/// One mapping of the server's NAT
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatEntry {
+    /// IP protocol number (1 ICMP, 6 TCP, 17 UDP)
+    pub protocol: u8,
+    /// The client that owns it
+    pub client: SocketAddrV4,
+    /// The inner source address and port (ICMP id)
+    pub inner: SocketAddrV4,
+    /// The public address and port (ICMP id)
+    pub public: SocketAddrV4,
+    /// When it was made
+    pub since: Instant,
+}
+
+/// The RTT to the server as the original's `ping` reports it
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    /// No sample yet: the server never answered (−1)
+    Never,
+    /// No fresh sample within [`STALE_GRACE`] after the next one was due (−2)
+    Stale,
+    /// The latest sample
+    Fresh(Duration),
+}
+
+impl Ping {
+    /// The original's value: whole milliseconds, −1 never replied, −2 stale
+    pub fn original(self) -> i64 {
+        match self {
+            Self::Never => -1,
+            Self::Stale => -2,
+            Self::Fresh(rtt) => i64::try_from(rtt.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Everything the monitor shows, taken at one instant; immutable once published
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Client or server
+    pub role: Role,
+    /// The runner's version, reported as `version`
+    pub version: Arc<str>,
+    /// When the runner started
+    pub start: Instant,
+    /// The wall-clock time of `start`: the anchor that turns instants into Unix seconds
+    pub start_wall: SystemTime,
+    /// When this snapshot was taken
+    pub taken: Instant,
+    /// The machine's counters at `taken`
+    pub stats: Stats,
+    /// When [`Stats::rtt`] last changed or the handshake measured it (client)
+    pub rtt_refreshed: Option<Instant>,
+    /// Interval of the keepalive probes that measure the RTT
+    pub probe_interval: Duration,
+    /// DNS records, oldest first (client)
+    pub dns: Arc<[DnsRecord]>,
+    /// NAT mappings by protocol and public address (server)
+    pub nat: Arc<[NatEntry]>,
+}
+
+impl Snapshot {
+    /// Time since the runner started, at `taken`
+    pub fn uptime(&self) -> Duration {
+        self.taken.saturating_duration_since(self.start)
+    }
+
+    /// `at` in Unix seconds, through the `start`/`start_wall` anchor
+    pub fn unix_secs(&self, at: Instant) -> u64 {
+        let wall = match at.checked_duration_since(self.start) {
+            Some(after) => self.start_wall.checked_add(after),
+            None => self.start_wall.checked_sub(self.start.duration_since(at)),
+        };
+        wall.and_then(|w| w.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// The RTT at `taken`, in the original's terms
+    ///
+    /// - [`Ping::Never`] (−1) while [`Stats::rtt`] is `None`: the server never answered;
+    /// - [`Ping::Stale`] (−2) when `taken − rtt_refreshed > probe_interval + STALE_GRACE`
+    ///   (7 s with the defaults): the probe that was due got no answer in time;
+    /// - [`Ping::Fresh`] otherwise, reported in whole milliseconds (truncated, as the original).
+    ///
+    /// [`Recorder`] dates a refresh at the snapshot that first shows the new sample, so the
+    /// refresh lags the answer by at most one snapshot period (1 s): a healthy link shows
+    /// refreshes 5 ± 1 s apart, within the 7 s bound.
+    pub fn ping(&self) -> Ping {
+        match (self.stats.rtt, self.rtt_refreshed) {
+            (None, _) => Ping::Never,
+            (Some(rtt), Some(at))
+                if self.taken.saturating_duration_since(at)
+                    <= self.probe_interval + STALE_GRACE =>
+            {
+                Ping::Fresh(rtt)
+            }
+            (Some(_), _) => Ping::Stale,
+        }
+    }
+}
+
+/// Builds snapshots on the engine thread: remembers what only events tell (DNS names, the NAT
+/// table, when the RTT was refreshed) and adds it to [`Stats`]
+#[derive(Debug)]
+pub struct Recorder {
+    role: Role,
+    version: Arc<str>,
+    start: Instant,
+    start_wall: SystemTime,
+    probe_interval: Duration,
+    dns: VecDeque<DnsRecord>,
+    nat: BTreeMap<(u8, SocketAddrV4), NatEntry>,
+    /// Shared with the snapshots until the next change
+    dns_view: Option<Arc<[DnsRecord]>>,
+    nat_view: Option<Arc<[NatEntry]>>,
+    last_rtt: Option<Duration>,
+    rtt_refreshed: Option<Instant>,
+}
+
+impl Recorder {
+    /// A recorder for a runner that started at `start`, which the wall clock read as
+    /// `start_wall`; probes are assumed every [`DEFAULT_PROBE_INTERVAL`]
+    pub fn new(role: Role, version: &str, start: Instant, start_wall: SystemTime) -> Self {
+        Self {
+            role,
+            version: version.into(),
+            start,
+            start_wall,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+            dns: VecDeque::new(),
+            nat: BTreeMap::new(),
+            dns_view: None,
+            nat_view: None,
+            last_rtt: None,
+            rtt_refreshed: None,
+        }
+    }
+
+    /// Sets the keepalive interval the client was configured with (`TcpTuning::keepalive`)
+    pub fn with_probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// Takes note of an event from `poll_output`, at `now`; events it does not use are ignored
+    pub fn record(&mut self, event: &Event, now: Instant) {
+        match event {
+            Event::DnsRecord { name, ip } => self.record_dns(name, *ip),
+            Event::NatMapped {
+                client,
+                protocol,
+                inner,
+                public,
+            } => {
+                let key = (*protocol, *public);
+                if self.nat.len() < NAT_TABLE_CAP || self.nat.contains_key(&key) {
+                    let entry = NatEntry {
+                        protocol: *protocol,
+                        client: *client,
+                        inner: *inner,
+                        public: *public,
+                        since: now,
+                    };
+                    self.nat.insert(key, entry);
+                    self.nat_view = None;
+                }
+            }
+            Event::NatExpired { protocol, public } => {
+                self.nat.remove(&(*protocol, *public));
+                self.nat_view = None;
+            }
+            Event::Connected { rtt, .. } => {
+                self.last_rtt = Some(*rtt);
+                self.rtt_refreshed = Some(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn record_dns(&mut self, name: &str, ip: Ipv4Addr) {
+        if let Some(i) = self.dns.iter().position(|r| r.ip == ip) {
+            self.dns.remove(i);
+        } else if self.dns.len() == DNS_CAP {
+            self.dns.pop_front();
+        }
+        self.dns.push_back(DnsRecord {
+            name: name.to_owned(),
+            ip,
+        });
+        self.dns_view = None;
+    }
+
+    /// A snapshot of `stats`, taken at `now`; call it once per second
+    ///
+    /// The RTT counts as refreshed at `now` when [`Stats::rtt`] differs from the previous
+    /// snapshot's (or when [`Event::Connected`] reported it), so its age is known to the
+    /// snapshot period. Two successive samples of exactly the same duration (nanoseconds in a
+    /// live run) count as one.
+    pub fn snapshot(&mut self, stats: Stats, now: Instant) -> Snapshot {
+        if stats.rtt.is_some() && stats.rtt != self.last_rtt {
+            self.rtt_refreshed = Some(now);
+        }
+        self.last_rtt = stats.rtt;
+        let dns = self
+            .dns_view
+            .get_or_insert_with(|| self.dns.iter().cloned().collect())
+            .clone();
+        let nat = self
+            .nat_view
+            .get_or_insert_with(|| self.nat.values().copied().collect())
+            .clone();
+        Snapshot {
+            role: self.role,
+            version: self.version.clone(),
+            start: self.start,
+            start_wall: self.start_wall,
+            taken: now,
+            stats,
+            rtt_refreshed: self.rtt_refreshed,
+            probe_interval: self.probe_interval,
+            dns,
+            nat,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder(start: Instant) -> Recorder {
+        Recorder::new(
+            Role::Client,
+            "t",
+            start,
+            UNIX_EPOCH + Duration::from_secs(1_000),
+        )
+    }
+
+    #[test]
+    fn ping_is_never_then_fresh_then_stale() {
+        let t0 = Instant::now();
+        let mut r = recorder(t0);
+        let mut stats = Stats::default();
+        assert_eq!(r.snapshot(stats.clone(), t0).ping(), Ping::Never);
+        stats.rtt = Some(Duration::from_millis(12));
+        assert_eq!(r.snapshot(stats.clone(), t0).ping().original(), 12);
+        // the same sample, 7 s later: still within interval + grace
+        let s = r.snapshot(stats.clone(), t0 + Duration::from_secs(7));
+        assert_eq!(s.ping(), Ping::Fresh(Duration::from_millis(12)));
+        let s = r.snapshot(stats.clone(), t0 + Duration::from_millis(7001));
+        assert_eq!(s.ping().original(), -2);
+        // a new sample refreshes it
+        stats.rtt = Some(Duration::from_millis(13));
+        let s = r.snapshot(stats, t0 + Duration::from_secs(8));
+        assert_eq!(s.ping().original(), 13);
+    }
+
+    #[test]
+    fn handshake_refreshes_an_unchanged_rtt() {
+        let t0 = Instant::now();
+        let mut r = recorder(t0);
+        let mut stats = Stats::default();
+        stats.rtt = Some(Duration::from_millis(5));
+        r.snapshot(stats.clone(), t0);
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(r.snapshot(stats.clone(), later).ping(), Ping::Stale);
+        let server = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9);
+        let rtt = Duration::from_millis(5);
+        r.record(&Event::Connected { server, rtt }, later);
+        assert_eq!(r.snapshot(stats, later).ping(), Ping::Fresh(rtt));
+    }
+
+    #[test]
+    fn dns_is_bounded_and_keyed_by_address() {
+        let t0 = Instant::now();
+        let mut r = recorder(t0);
+        for i in 0..DNS_CAP as u32 + 10 {
+            let ip = Ipv4Addr::from(i);
+            r.record(
+                &Event::DnsRecord {
+                    name: format!("n{i}"),
+                    ip,
+                },
+                t0,
+            );
+        }
+        let ip = Ipv4Addr::from(20);
+        let name = "renamed".to_owned();
+        r.record(&Event::DnsRecord { name, ip }, t0);
+        let s = r.snapshot(Stats::default(), t0);
+        assert_eq!(s.dns.len(), DNS_CAP);
+        assert_eq!(s.dns[0].ip, Ipv4Addr::from(10));
+        assert_eq!(s.dns.last().map(|d| d.name.as_str()), Some("renamed"));
+        assert_eq!(s.dns.iter().filter(|d| d.ip == ip).count(), 1);
+    }
+
+    #[test]
+    fn nat_table_follows_events_within_its_cap() {
+        let t0 = Instant::now();
+        let mut r = recorder(t0);
+        let client = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50000);
+        let map = |port: u16| Event::NatMapped {
+            client,
+            protocol: 17,
+            inner: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), port),
+            public: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), port),
+        };
+        for port in 0..NAT_TABLE_CAP as u16 + 5 {
+            r.record(&map(port), t0);
+        }
+        assert_eq!(r.snapshot(Stats::default(), t0).nat.len(), NAT_TABLE_CAP);
+        let public = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 3);
+        r.record(
+            &Event::NatExpired {
+                protocol: 17,
+                public,
+            },
+            t0,
+        );
+        let s = r.snapshot(Stats::default(), t0);
+        assert_eq!(s.nat.len(), NAT_TABLE_CAP - 1);
+        assert!(s.nat.iter().all(|e| e.public != public));
+    }
+
+    #[test]
+    fn unix_seconds_follow_the_anchor() {
+        let t0 = Instant::now();
+        let s = recorder(t0).snapshot(Stats::default(), t0 + Duration::from_secs(3));
+        assert_eq!(s.unix_secs(t0), 1_000);
+        assert_eq!(s.unix_secs(t0 + Duration::from_millis(2500)), 1_002);
+        assert_eq!(s.uptime(), Duration::from_secs(3));
+    }
+}
