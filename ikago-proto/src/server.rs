@@ -542,8 +542,11 @@ impl Server {
         let now = self.core.now;
         let fragment = self.core.fragment;
         let len = buf.len - ethernet::HEADER_LEN;
-        let df = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
-            .is_ok_and(|p| p.dont_fragment());
+        // outbound NAT rewrites only the source: the destination read here stays valid
+        let (df, dst) = match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) {
+            Ok(p) => (p.dont_fragment(), p.dst()),
+            Err(_) => return self.core.tx.recycle(buf),
+        };
         if len > fragment && df {
             let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
                 .expect("validated by the caller");
@@ -574,9 +577,6 @@ impl Server {
             });
         }
         let up = self.core.upstream;
-        let dst = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
-            .expect("NAT keeps the header valid")
-            .dst();
         let hop = Dest::NextHop(self.core.next_hop(up, dst));
         self.core.stats.local_tx.add(len);
         if len <= fragment {

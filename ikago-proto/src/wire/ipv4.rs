@@ -1,7 +1,6 @@
 //! IPv4 (RFC 791): a validated view, a header writer and in-place address rewrites
 
 use super::checksum;
-use etherparse::Ipv4HeaderSlice;
 use std::net::Ipv4Addr;
 
 /// Length of an IPv4 header without options
@@ -35,9 +34,13 @@ pub(crate) enum Error {
 impl<'a> Packet<'a> {
     /// Validates `bytes` as one IPv4 packet (trailing link padding is allowed and cut off)
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let h = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| Error::Malformed)?;
-        let total = usize::from(h.total_len());
-        let header_len = usize::from(h.ihl()) * 4;
+        // the checks of etherparse's Ipv4HeaderSlice, done once on the hot path
+        let (&first, rest) = bytes.split_first().ok_or(Error::Malformed)?;
+        let header_len = usize::from(first & 0x0f) * 4;
+        if first >> 4 != 4 || header_len < HEADER_LEN || bytes.len() < header_len || rest.len() < 3 {
+            return Err(Error::Malformed);
+        }
+        let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
         if total < header_len || total > bytes.len() {
             return Err(Error::Malformed);
         }
