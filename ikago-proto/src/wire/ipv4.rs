@@ -37,7 +37,8 @@ impl<'a> Packet<'a> {
         // the checks of etherparse's Ipv4HeaderSlice, done once on the hot path
         let (&first, rest) = bytes.split_first().ok_or(Error::Malformed)?;
         let header_len = usize::from(first & 0x0f) * 4;
-        if first >> 4 != 4 || header_len < HEADER_LEN || bytes.len() < header_len || rest.len() < 3 {
+        if first >> 4 != 4 || header_len < HEADER_LEN || bytes.len() < header_len || rest.len() < 3
+        {
             return Err(Error::Malformed);
         }
         let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
