@@ -12,7 +12,7 @@ use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
-use crate::machine::{Core, Dest};
+use crate::machine::{Core, Dest, Machine};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
@@ -22,8 +22,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-/// How far ahead `poll_output` points when nothing is scheduled
-const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
 const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// Remote addresses counted at once; the least recently active is forgotten beyond this
@@ -173,23 +171,7 @@ impl Client {
 
     /// Feeds a captured frame or the passage of time; never fails on network bytes
     pub fn handle_input(&mut self, input: Input<'_>) {
-        match input {
-            Input::Frame { now, device, data } => {
-                self.core.advance(now);
-                if device.index() >= self.core.devices.len() {
-                    self.core.drop(DropReason::NotForUs);
-                } else {
-                    self.handle_frame(device, data);
-                }
-                if self.next_deadline().is_some_and(|t| t <= self.core.now) {
-                    self.handle_timeout();
-                }
-            }
-            Input::Timeout(now) => {
-                self.core.advance(now);
-                self.handle_timeout();
-            }
-        }
+        self.drive_input(input);
     }
 
     /// The next frame to inject (written to `buf`), event, or the instant to call back
@@ -197,10 +179,7 @@ impl Client {
     /// # Panics
     /// If `buf` is shorter than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN).
     pub fn poll_output(&mut self, buf: &mut [u8]) -> Output {
-        if let Some(o) = self.core.poll(buf) {
-            return o;
-        }
-        Output::Timeout(self.next_deadline().unwrap_or(self.core.now + IDLE_TIMEOUT))
+        self.drive_output(buf)
     }
 
     /// A snapshot of the counters, with one entry per source seen
@@ -213,54 +192,12 @@ impl Client {
         s
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        let kcp = self.kcp.as_ref().map(|s| s.poll_timeout());
-        [self.timers.next(), self.core.poll_timeout(), kcp]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
-        let Some(eth) = ethernet::parse(data) else {
-            return self.core.drop(DropReason::Malformed);
-        };
-        if eth.src == self.core.device(device).mac {
-            return self.core.drop(DropReason::NotForUs);
-        }
-        match eth.ethertype {
-            ethernet::ETHERTYPE_ARP => self.handle_arp(device, eth),
-            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
-                Ok(p) if device == self.core.upstream && p.src() == *self.server.ip() => {
-                    self.handle_tunnel(device, &p)
-                }
-                Ok(p) if self.core.device(device).role.listens() => {
-                    self.handle_lan(device, eth, &p)
-                }
-                Ok(_) => self.core.drop(DropReason::NotForUs),
-                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
-                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
-            },
-            _ => self.core.drop(DropReason::NotForUs),
-        }
-    }
-
     /// Learns neighbours and answers requests for published addresses (proxy ARP)
     fn handle_arp(&mut self, device: DeviceId, eth: ethernet::Frame<'_>) {
         let Some(a) = arp::parse(eth.payload) else {
             return self.core.drop(DropReason::Malformed);
         };
-        let now = self.core.now;
-        if self
-            .core
-            .neighbors
-            .learn(now, device, a.spa, a.sha, &mut self.core.tx)
-        {
-            self.core.tx.event(Event::NeighborResolved {
-                ip: a.spa,
-                mac: a.sha,
-            });
-        }
+        self.core.learn_neighbor(device, &a);
         let dev = self.core.device(device);
         if a.op != arp::OP_REQUEST
             || !dev.role.listens()
@@ -309,26 +246,14 @@ impl Client {
         {
             return self.core.drop(DropReason::LocalDestination);
         }
-        let now = self.core.now;
         let len = pkt.bytes().len();
         self.core.stats.local_rx.add(len);
         self.learn_source(device, src, eth.src, len);
         self.count_remote(dst, len, true);
         if pkt.is_fragment() {
-            match self
-                .core
-                .reassembler
-                .handle_fragment(now, u32::from(device.0), pkt)
-            {
-                Err(r) => self.core.drop(r),
-                Ok(None) => {}
-                Ok(Some(whole)) => {
-                    let n = whole.len();
-                    let mut scratch = std::mem::take(&mut self.core.reassembled);
-                    scratch[..n].copy_from_slice(whole);
-                    self.tunnel_inner(&scratch[..n]);
-                    self.core.reassembled = scratch;
-                }
+            if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
+                self.tunnel_inner(whole.bytes());
+                self.core.release(whole);
             }
         } else {
             self.tunnel_inner(pkt.bytes());
@@ -446,23 +371,11 @@ impl Client {
             return self.core.drop(DropReason::NotForUs);
         }
         if pkt.is_fragment() {
-            let now = self.core.now;
-            match self
-                .core
-                .reassembler
-                .handle_fragment(now, u32::from(device.0), pkt)
-            {
-                Err(r) => self.core.drop(r),
-                Ok(None) => {}
-                Ok(Some(whole)) => {
-                    let n = whole.len();
-                    let mut scratch = std::mem::take(&mut self.core.reassembled);
-                    scratch[..n].copy_from_slice(whole);
-                    if let Ok(p) = ipv4::Packet::parse(&scratch[..n]) {
-                        self.handle_segment(&p);
-                    }
-                    self.core.reassembled = scratch;
+            if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
+                if let Ok(p) = ipv4::Packet::parse(whole.bytes()) {
+                    self.handle_segment(&p);
                 }
+                self.core.release(whole);
             }
             return;
         }
@@ -750,6 +663,36 @@ impl Client {
         }
         self.start_handshake();
     }
+}
+
+impl Machine for Client {
+    fn core(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
+        let Some(eth) = ethernet::parse(data) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        if eth.src == self.core.device(device).mac {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => self.handle_arp(device, eth),
+            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
+                Ok(p) if device == self.core.upstream && p.src() == *self.server.ip() => {
+                    self.handle_tunnel(device, &p)
+                }
+                Ok(p) if self.core.device(device).role.listens() => {
+                    self.handle_lan(device, eth, &p)
+                }
+                Ok(_) => self.core.drop(DropReason::NotForUs),
+                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
+                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+            },
+            _ => self.core.drop(DropReason::NotForUs),
+        }
+    }
 
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
@@ -790,5 +733,13 @@ impl Client {
             self.timers
                 .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
         }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let kcp = self.kcp.as_ref().map(|s| s.poll_timeout());
+        [self.timers.next(), self.core.poll_timeout(), kcp]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

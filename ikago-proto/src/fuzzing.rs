@@ -10,6 +10,7 @@ use crate::crypto::{Cipher, Method};
 use crate::fragment::Reassembler;
 use crate::io::{DeviceId, Input, MAX_FRAME_LEN, Output};
 use crate::kcp::KcpTuning;
+use crate::machine::Machine;
 use crate::wire::{Mac, ipv4};
 use crate::{Client, Server};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -99,30 +100,6 @@ pub fn fuzz_server(method: Method, kcp: bool) -> Server {
     Server::new(s, Instant::now()).expect("the fuzz configuration is valid")
 }
 
-/// A machine the generic driver can feed
-trait Machine {
-    fn input(&mut self, input: Input<'_>);
-    fn output(&mut self, buf: &mut [u8]) -> Output;
-}
-
-impl Machine for Client {
-    fn input(&mut self, input: Input<'_>) {
-        self.handle_input(input);
-    }
-    fn output(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-impl Machine for Server {
-    fn input(&mut self, input: Input<'_>) {
-        self.handle_input(input);
-    }
-    fn output(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
 /// Interprets `data` as records `[kind, device, len_hi, len_lo, bytes...]`: kind 0-199 feeds a
 /// frame, 200-255 advances time by `(kind - 199) * len` milliseconds; drains after each input
 fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
@@ -144,17 +121,17 @@ fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
         data = &data[4..];
         if kind >= 200 {
             now += Duration::from_millis(u64::from(kind - 199) * len as u64);
-            m.input(Input::Timeout(now));
+            m.drive_input(Input::Timeout(now));
         } else {
             let n = len.min(data.len());
-            m.input(Input::Frame {
+            m.drive_input(Input::Frame {
                 now,
                 device: DeviceId(device % 3),
                 data: &data[..n],
             });
             data = &data[n..];
         }
-        drain(&mut |b| m.output(b));
+        drain(&mut |b| m.drive_output(b));
     }
 }
 

@@ -7,15 +7,17 @@ use crate::crypto::{Cipher, Method};
 use crate::event::Event;
 use crate::faketcp::{Conn, Control};
 use crate::fragment::{self, Reassembler};
-use crate::io::{DeviceId, Output};
+use crate::io::{DeviceId, Input, Output};
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
-use crate::wire::{Mac, ethernet, icmp, ipv4, proto};
+use crate::wire::{Mac, arp, ethernet, icmp, ipv4, proto};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+/// How far ahead `poll_output` points when nothing is scheduled
+const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Minimum interval between two [`Event::Dropped`] for the same reason
 const DROP_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 /// TTL of ICMP errors the machines originate (Linux `ip_default_ttl`)
@@ -28,6 +30,65 @@ pub(crate) enum Dest {
     Mac(Mac),
     /// An IPv4 next hop to resolve by ARP
     NextHop(Ipv4Addr),
+}
+
+/// The drive loop both machines share: their public `handle_input` and `poll_output` call
+/// [`Machine::drive_input`] and [`Machine::drive_output`]
+pub(crate) trait Machine {
+    /// The shared state
+    fn core(&mut self) -> &mut Core;
+    /// Handles a frame on a configured device
+    fn handle_frame(&mut self, device: DeviceId, data: &[u8]);
+    /// Runs the due timers
+    fn handle_timeout(&mut self);
+    /// The earliest deadline
+    fn next_deadline(&self) -> Option<Instant>;
+
+    /// Feeds one input; timers that fell due meanwhile run after a frame too
+    fn drive_input(&mut self, input: Input<'_>) {
+        match input {
+            Input::Frame { now, device, data } => {
+                let core = self.core();
+                core.advance(now);
+                if device.index() >= core.devices.len() {
+                    core.drop(DropReason::NotForUs);
+                } else {
+                    self.handle_frame(device, data);
+                }
+                let now = self.core().now;
+                if self.next_deadline().is_some_and(|t| t <= now) {
+                    self.handle_timeout();
+                }
+            }
+            Input::Timeout(now) => {
+                self.core().advance(now);
+                self.handle_timeout();
+            }
+        }
+    }
+
+    /// The next queued frame or event, else the instant to call back
+    fn drive_output(&mut self, buf: &mut [u8]) -> Output {
+        if let Some(o) = self.core().poll(buf) {
+            return o;
+        }
+        let idle = self.core().now + IDLE_TIMEOUT;
+        Output::Timeout(self.next_deadline().unwrap_or(idle))
+    }
+}
+
+/// A reassembled IPv4 packet lent out of [`Core`]; give it back with [`Core::release`]
+#[derive(Debug)]
+pub(crate) struct Reassembled {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl Reassembled {
+    /// The whole packet
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Per-reason state of the rate-limited drop events
@@ -66,8 +127,8 @@ pub(crate) struct Core {
     pub(crate) stats: Stats,
     /// A 64 KiB work area for packets that must be copied before they are rewritten
     pub(crate) scratch: Vec<u8>,
-    /// A 64 KiB copy of the latest reassembled packet while it is processed
-    pub(crate) reassembled: Vec<u8>,
+    /// A 64 KiB copy of the latest reassembled packet while it is processed (see [`Core::reassemble`])
+    reassembled: Vec<u8>,
     /// Reused list of fragments being sent
     frag_out: Vec<FrameBuf>,
     drop_reports: [DropReport; DropReason::COUNT],
@@ -158,6 +219,48 @@ impl Core {
             dst
         } else {
             d.gateway.unwrap_or(dst)
+        }
+    }
+
+    /// Feeds a fragment to reassembly under `scope`; the whole packet when it completes
+    ///
+    /// Drops are counted here. The packet is copied out of the reassembler so that the machine
+    /// can use itself mutably while it holds the packet.
+    pub(crate) fn reassemble(
+        &mut self,
+        scope: u32,
+        fragment: &ipv4::Packet<'_>,
+    ) -> Option<Reassembled> {
+        match self.reassembler.handle_fragment(self.now, scope, fragment) {
+            Err(r) => {
+                self.drop(r);
+                None
+            }
+            Ok(None) => None,
+            Ok(Some(whole)) => {
+                let len = whole.len();
+                let mut buf = std::mem::take(&mut self.reassembled);
+                buf[..len].copy_from_slice(whole);
+                Some(Reassembled { buf, len })
+            }
+        }
+    }
+
+    /// Gives back the buffer of a [`Reassembled`] packet
+    pub(crate) fn release(&mut self, r: Reassembled) {
+        self.reassembled = r.buf;
+    }
+
+    /// Learns the sender of an ARP packet if it is being resolved or cached
+    pub(crate) fn learn_neighbor(&mut self, device: DeviceId, a: &arp::Arp) {
+        if self
+            .neighbors
+            .learn(self.now, device, a.spa, a.sha, &mut self.tx)
+        {
+            self.tx.event(Event::NeighborResolved {
+                ip: a.spa,
+                mac: a.sha,
+            });
         }
     }
 

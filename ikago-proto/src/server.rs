@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::faketcp::{self, Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
 use crate::kcp::{self, KcpError, KcpSession, KcpStats, KcpTuning};
-use crate::machine::{Core, Dest};
+use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-/// How far ahead `poll_output` points when nothing is scheduled
-const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Interval of the sweep that forgets silent clients
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// RSTs sent to unknown peers per second at most (Linux `icmp_ratelimit`-like protection)
@@ -150,23 +148,7 @@ impl Server {
 
     /// Feeds a captured frame or the passage of time; never fails on network bytes
     pub fn handle_input(&mut self, input: Input<'_>) {
-        match input {
-            Input::Frame { now, device, data } => {
-                self.core.advance(now);
-                if device.index() >= self.core.devices.len() {
-                    self.core.drop(DropReason::NotForUs);
-                } else {
-                    self.handle_frame(device, data);
-                }
-                if self.next_deadline().is_some_and(|t| t <= self.core.now) {
-                    self.handle_timeout();
-                }
-            }
-            Input::Timeout(now) => {
-                self.core.advance(now);
-                self.handle_timeout();
-            }
-        }
+        self.drive_input(input);
     }
 
     /// The next frame to inject (written to `buf`), event, or the instant to call back
@@ -174,10 +156,7 @@ impl Server {
     /// # Panics
     /// If `buf` is shorter than [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN).
     pub fn poll_output(&mut self, buf: &mut [u8]) -> Output {
-        if let Some(o) = self.core.poll(buf) {
-            return o;
-        }
-        Output::Timeout(self.next_deadline().unwrap_or(self.core.now + IDLE_TIMEOUT))
+        self.drive_output(buf)
     }
 
     /// A snapshot of the counters, with one entry per client
@@ -197,50 +176,6 @@ impl Server {
         s
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.timers.next(),
-            self.core.poll_timeout(),
-            self.nat.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
-        let Some(eth) = ethernet::parse(data) else {
-            return self.core.drop(DropReason::Malformed);
-        };
-        if eth.src == self.core.device(device).mac {
-            return self.core.drop(DropReason::NotForUs);
-        }
-        match eth.ethertype {
-            ethernet::ETHERTYPE_ARP => {
-                let Some(a) = arp::parse(eth.payload) else {
-                    return self.core.drop(DropReason::Malformed);
-                };
-                let now = self.core.now;
-                if self
-                    .core
-                    .neighbors
-                    .learn(now, device, a.spa, a.sha, &mut self.core.tx)
-                {
-                    self.core.tx.event(Event::NeighborResolved {
-                        ip: a.spa,
-                        mac: a.sha,
-                    });
-                }
-            }
-            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
-                Ok(p) => self.handle_ipv4(device, eth.src, &p),
-                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
-                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
-            },
-            _ => self.core.drop(DropReason::NotForUs),
-        }
-    }
-
     fn handle_ipv4(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
         let dev = self.core.device(device);
         let to_listener = dev.role.listens() && pkt.dst() == dev.addr;
@@ -249,23 +184,11 @@ impl Server {
             return self.core.drop(DropReason::NotForUs);
         }
         if pkt.is_fragment() {
-            let now = self.core.now;
-            match self
-                .core
-                .reassembler
-                .handle_fragment(now, u32::from(device.0), pkt)
-            {
-                Err(r) => self.core.drop(r),
-                Ok(None) => {}
-                Ok(Some(whole)) => {
-                    let n = whole.len();
-                    let mut scratch = std::mem::take(&mut self.core.reassembled);
-                    scratch[..n].copy_from_slice(whole);
-                    if let Ok(p) = ipv4::Packet::parse(&scratch[..n]) {
-                        self.dispatch(device, from, &p, to_listener);
-                    }
-                    self.core.reassembled = scratch;
+            if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
+                if let Ok(p) = ipv4::Packet::parse(whole.bytes()) {
+                    self.dispatch(device, from, &p, to_listener);
                 }
+                self.core.release(whole);
             }
             return;
         }
@@ -665,6 +588,35 @@ impl Server {
         self.timers
             .set_earliest(Timer::Kcp as usize, session.poll_timeout());
     }
+}
+
+impl Machine for Server {
+    fn core(&mut self) -> &mut Core {
+        &mut self.core
+    }
+
+    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
+        let Some(eth) = ethernet::parse(data) else {
+            return self.core.drop(DropReason::Malformed);
+        };
+        if eth.src == self.core.device(device).mac {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => {
+                let Some(a) = arp::parse(eth.payload) else {
+                    return self.core.drop(DropReason::Malformed);
+                };
+                self.core.learn_neighbor(device, &a);
+            }
+            ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
+                Ok(p) => self.handle_ipv4(device, eth.src, &p),
+                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
+                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+            },
+            _ => self.core.drop(DropReason::NotForUs),
+        }
+    }
 
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
@@ -729,5 +681,16 @@ impl Server {
                 self.timers.set(Timer::Sweep as usize, now + SWEEP_INTERVAL);
             }
         }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.timers.next(),
+            self.core.poll_timeout(),
+            self.nat.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
