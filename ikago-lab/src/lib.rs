@@ -32,6 +32,7 @@ mod process;
 pub mod runner;
 mod services;
 mod topology;
+mod watchdog;
 
 pub use error::{LabError, Result};
 pub use firewall::{Blocking, FirewallPolicy};

@@ -160,17 +160,25 @@ pub fn sweep_stale() -> Result<Vec<String>> {
 }
 
 /// Kills (SIGKILL) every process left in a lab namespace: only lab processes run there
-fn kill_all_in(name: &str) {
-    let Ok(pids) = cmd::run("ip", &["netns", "pids", name]) else {
-        return;
-    };
-    for pid in pids
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-    {
+pub(crate) fn kill_all_in(name: &str) {
+    for pid in pids_in(name) {
+        let Ok(pid) = i32::try_from(pid) else {
+            continue;
+        };
         // Gone already is fine
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
+}
+
+/// The processes in namespace `name` (`ip netns pids`); none if it cannot be read
+pub(crate) fn pids_in(name: &str) -> Vec<u32> {
+    cmd::run("ip", &["netns", "pids", name])
+        .map(|pids| {
+            pids.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Names of the namespaces that exist now whose name starts with `prefix`

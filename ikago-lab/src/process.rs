@@ -1,12 +1,13 @@
 //! Long-running processes in a namespace, with their output kept and a kill on drop
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::cmd;
@@ -16,17 +17,27 @@ use crate::{LabError, Netns, Result};
 const EXIT_POLL: Duration = Duration::from_millis(20);
 /// Lines of a process's output shown when a test panics with it running
 const TAIL_ON_PANIC: usize = 40;
+/// How long a killed process gets to be reaped before the guard gives up on it
+const REAP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the output readers get to see the pipes close once the process is gone
+const READERS_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A process started in a namespace, killed (SIGKILL, by its pid) when the guard drops
+/// A process started in a namespace, killed with its process group (SIGKILL) when the guard drops
 ///
-/// Its standard output and error are read line by line into memory (and echoed to stderr when
-/// `IKAGO_LAB_ECHO` is set), so tests can wait for a readiness line such as the runner's
-/// "Connected to server".
+/// It leads a process group of its own, so the children it forks (socat's per-peer children,
+/// the runners' `iptables` calls) die with it. Its standard output and error are read line by
+/// line into memory (and echoed to stderr when `IKAGO_LAB_ECHO` is set), so tests can wait for
+/// a readiness line such as the runner's "Connected to server".
+///
+/// Every wait is bounded: a process stuck in the kernel is reported and left behind rather than
+/// hanging the test run.
 pub struct Daemon {
     name: String,
     child: Child,
     output: Arc<Output>,
     readers: Vec<JoinHandle<()>>,
+    /// Whether the exit status was collected: from then on the pid may belong to another process
+    reaped: bool,
 }
 
 /// Lines printed so far by a process, both streams interleaved
@@ -46,7 +57,8 @@ impl Daemon {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let mut child = command.spawn().map_err(|source| LabError::Spawn {
             cmd: cmd::line(program, args),
             source,
@@ -63,6 +75,7 @@ impl Daemon {
             child,
             output,
             readers,
+            reaped: false,
         })
     }
 
@@ -121,48 +134,48 @@ impl Daemon {
 
     /// Waits for the process to exit, at most `timeout`
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let polled = self.child.try_wait();
-            if let Some(status) = polled.map_err(LabError::io(format!("wait for {}", self.name)))? {
-                self.join_readers();
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                return Err(LabError::Timeout {
-                    what: format!("{} to exit", self.name),
-                    after: timeout,
-                });
-            }
-            std::thread::sleep(EXIT_POLL);
-        }
-    }
-
-    /// Whether the process is still running
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        let status = reap(&mut self.child, timeout)
+            .map_err(LabError::io(format!("wait for {}", self.name)))?
+            .ok_or_else(|| LabError::Timeout {
+                what: format!("{} to exit", self.name),
+                after: timeout,
+            })?;
+        self.reaped = true;
+        self.join_readers();
+        Ok(status)
     }
 
     fn nix_pid(&self) -> Pid {
         Pid::from_raw(i32::try_from(self.child.id()).expect("Linux pids fit in i32"))
     }
 
+    /// Waits, at most [`READERS_TIMEOUT`], for the output readers to see both pipes close
     fn join_readers(&mut self) {
-        for reader in self.readers.drain(..) {
-            // A reader ends when the pipe closes; its panics would only lose log lines
-            let _ = reader.join();
+        if !join_within(std::mem::take(&mut self.readers), READERS_TIMEOUT) {
+            eprintln!(
+                "ikago-lab: the output of {} stayed open after it exited",
+                self.name
+            );
         }
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.is_running() {
-            // Our own child, by pid; it may exit between the check and the kill
-            let _ = self.signal(Signal::SIGKILL);
-            let _ = self.child.wait();
+        if !self.reaped {
+            // The group created at spawn, led by our own child, which is running or a zombie
+            // (so its pid is still ours): the process and the children it forked
+            let _ = killpg(self.nix_pid(), Signal::SIGKILL);
+            match reap(&mut self.child, REAP_TIMEOUT) {
+                Ok(Some(_)) => self.join_readers(),
+                _ => eprintln!(
+                    "ikago-lab: {} (pid {}) did not exit {REAP_TIMEOUT:?} after SIGKILL; left behind ({})",
+                    self.name,
+                    self.child.id(),
+                    kernel_wait(self.child.id())
+                ),
+            }
         }
-        self.join_readers();
         if std::thread::panicking() {
             let lines = self.lines();
             let from = lines.len().saturating_sub(TAIL_ON_PANIC);
@@ -196,6 +209,50 @@ fn collect(name: &str, pipe: Box<dyn Read + Send>, output: Arc<Output>) -> JoinH
             output.grew.notify_all();
         }
     })
+}
+
+/// Waits at most `timeout` for `child` to exit; `None` if it is still running then
+pub(crate) fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(EXIT_POLL);
+    }
+}
+
+/// Joins `threads` if they all finish within `timeout`; otherwise leaves them detached and
+/// returns false. Their panics are ignored: they would only lose output.
+pub(crate) fn join_within(threads: Vec<JoinHandle<()>>, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while threads.iter().any(|t| !t.is_finished()) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(EXIT_POLL);
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    true
+}
+
+/// Where in the kernel process `pid` waits (`/proc/PID/wchan` and its state), for reports
+pub(crate) fn kernel_wait(pid: u32) -> String {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_else(|_| "?".into())
+    };
+    let stat = read("stat");
+    // The state follows the parenthesised command name
+    let state = stat
+        .rfind(')')
+        .and_then(|at| stat[at + 1..].split_whitespace().next())
+        .unwrap_or("?");
+    format!("state {state}, waiting in {}", read("wchan").trim())
 }
 
 /// How long a runner gets to exit after SIGTERM

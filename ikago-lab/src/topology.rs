@@ -8,6 +8,7 @@ use crate::firewall::{INSIDE, OUTSIDE};
 use crate::link::{End, bridge, veth};
 use crate::netns::new_lab_id;
 use crate::runner::{ClientSite, Runner, TunnelOptions};
+use crate::watchdog::{LAB_DEADLINE, Watchdog};
 use crate::{Daemon, FirewallPolicy, Netns, Result, services, sweep_stale};
 
 /// How long a client gets to print "Connected to server" after it starts
@@ -82,6 +83,8 @@ pub struct Lab {
     policy: FirewallPolicy,
     services: Vec<Daemon>,
     namespaces: Vec<(Host, Netns)>,
+    /// Dropped after the namespaces: it also watches the teardown
+    _watchdog: Watchdog,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -94,6 +97,7 @@ impl Lab {
         }
         let id = new_lab_id();
         let mut lab = Self {
+            _watchdog: Watchdog::arm(&id, LAB_DEADLINE),
             id,
             policy,
             services: Vec::new(),

@@ -21,24 +21,20 @@ pub fn query(
     let socket = ns
         .enter(|| UdpSocket::bind("0.0.0.0:0"))?
         .map_err(LabError::io("bind dns socket"))?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .map_err(LabError::io("set dns timeout"))?;
     let id = u16::try_from(std::process::id() & 0xffff).expect("masked to 16 bits");
     let request = encode(id, name);
     let start = Instant::now();
     socket
         .send_to(&request, server)
         .map_err(LabError::io(format!("send dns query to {server}")))?;
-    let mut buf = [0u8; 1500];
-    loop {
-        let (len, _) = socket
-            .recv_from(&mut buf)
-            .map_err(LabError::recv(format!("dns answer from {server}"), timeout))?;
-        if let Some(answer) = decode(id, &buf[..len]) {
-            return answer.map(|ip| (ip, start.elapsed()));
-        }
-    }
+    let answer = super::recv_until(
+        &socket,
+        start,
+        timeout,
+        &format!("dns answer from {server}"),
+        |datagram, _| decode(id, datagram),
+    )?;
+    answer.map(|ip| (ip, start.elapsed()))
 }
 
 /// An A query for `name` with recursion desired

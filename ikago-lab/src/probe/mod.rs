@@ -13,6 +13,41 @@ pub mod raw;
 pub mod tcp;
 pub mod udp;
 
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::{LabError, Result};
+
+/// Receives on `socket` until `accept` takes a datagram, within `timeout` from `start` in all:
+/// stray datagrams neither end nor extend the wait
+fn recv_until<T>(
+    socket: &UdpSocket,
+    start: Instant,
+    timeout: Duration,
+    what: &str,
+    mut accept: impl FnMut(&[u8], SocketAddr) -> Option<T>,
+) -> Result<T> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(LabError::Timeout {
+                what: what.to_owned(),
+                after: timeout,
+            });
+        }
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(LabError::io("set socket timeout"))?;
+        let (len, from) = socket
+            .recv_from(&mut buf)
+            .map_err(LabError::recv(what, timeout))?;
+        if let Some(accepted) = accept(&buf[..len], from) {
+            return Ok(accepted);
+        }
+    }
+}
+
 /// The median of `values` (the lower middle for an even count); `None` when empty
 pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();

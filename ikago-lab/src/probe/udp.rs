@@ -19,24 +19,20 @@ pub fn echo(ns: &Netns, to: SocketAddrV4, size: usize, timeout: Duration) -> Res
     let socket = ns
         .enter(|| UdpSocket::bind("0.0.0.0:0"))?
         .map_err(LabError::io("bind udp socket"))?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .map_err(LabError::io("set udp timeout"))?;
     let payload = (0..size).map(|i| (i % 251) as u8).collect::<Vec<_>>();
     let start = Instant::now();
     socket
         .send_to(&payload, to)
         .map_err(LabError::io(format!("send {size} bytes to {to}")))?;
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let (len, from) = socket.recv_from(&mut buf).map_err(LabError::recv(
-            format!("udp echo of {size} bytes from {to}"),
-            timeout,
-        ))?;
-        if from == SocketAddr::V4(to) && buf[..len] == payload[..] {
-            return Ok(start.elapsed());
-        }
-    }
+    super::recv_until(
+        &socket,
+        start,
+        timeout,
+        &format!("udp echo of {size} bytes from {to}"),
+        |datagram, from| {
+            (from == SocketAddr::V4(to) && datagram == payload).then(|| start.elapsed())
+        },
+    )
 }
 
 /// Echo with retries: up to `attempts` tries of `timeout` each
