@@ -23,6 +23,8 @@
 
 mod arq;
 mod fec;
+#[cfg(test)]
+mod interop;
 mod rs;
 mod session;
 #[cfg(test)]
