@@ -78,9 +78,16 @@ pub struct Client {
     dns_records: bool,
 }
 
-/// A KCP session with a random conversation id (the original reads 4 random bytes)
-fn new_session(tuning: &KcpTuning, rng: &mut impl RngCore, now: Instant) -> KcpSession {
-    KcpSession::new(rng.next_u32(), tuning, now).expect("the tuning was validated by Client::new")
+/// A KCP session with conversation id `conv`, else a random one (the original reads 4 random
+/// bytes)
+fn new_session(
+    tuning: &KcpTuning,
+    conv: Option<u32>,
+    rng: &mut impl RngCore,
+    now: Instant,
+) -> KcpSession {
+    let conv = conv.unwrap_or_else(|| rng.next_u32());
+    KcpSession::new(conv, tuning, now).expect("the tuning was validated by Client::new")
 }
 
 impl Client {
@@ -127,7 +134,9 @@ impl Client {
         let mss = config.mtu.saturating_sub(40);
         let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
         let server_hop = core.next_hop(core.upstream, server_ip);
-        let kcp = config.kcp.map(|t| new_session(&t, &mut core.rng, now));
+        let kcp = config
+            .kcp
+            .map(|t| new_session(&t, config.kcp_conv, &mut core.rng, now));
         let mut client = Self {
             core,
             server: config.server,
@@ -645,7 +654,7 @@ impl Client {
         if let Some(tuning) = self.kcp_tuning {
             // a restarted server has no session and cannot follow old sequence numbers: a new
             // conversation makes it open a fresh one
-            self.kcp = Some(new_session(&tuning, &mut self.core.rng, now));
+            self.kcp = Some(new_session(&tuning, None, &mut self.core.rng, now));
         }
         // resets in quick succession (a kernel without the firewall rule answers every
         // segment with one) back off like SYN retransmissions instead of looping

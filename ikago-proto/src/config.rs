@@ -253,6 +253,9 @@ pub struct ClientConfig {
     pub reassembly: ReassemblyLimits,
     /// KCP with FEC over the tunnel (the original's `-kcp`); both sides must agree
     pub kcp: Option<KcpTuning>,
+    /// The first KCP conversation id; `None` draws it from the CSPRNG (as the original does).
+    /// A replay sets the recorded one. Conversations after a reconnect are always drawn.
+    pub kcp_conv: Option<u32>,
     /// Report the names in DNS answers to the sources as [`Event::DnsRecord`](crate::Event)
     /// (for a monitor's `/dns`)
     pub dns_records: bool,
@@ -276,6 +279,7 @@ impl ClientConfig {
             tcp: TcpTuning::default(),
             reassembly: ReassemblyLimits::default(),
             kcp: None,
+            kcp_conv: None,
             dns_records: false,
             rng_seed: [0; 32],
         }

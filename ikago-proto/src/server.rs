@@ -10,7 +10,7 @@ use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, chec
 use crate::event::Event;
 use crate::faketcp::{self, Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
-use crate::kcp::{self, KcpError, KcpSession, KcpStats, KcpTuning};
+use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
@@ -381,7 +381,7 @@ impl Server {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
-        let conv = kcp::peek_conv(datagram, tuning.fec());
+        let conv = tuning.conversation_of(datagram);
         let fresh = match (&slot.kcp, conv) {
             (None, Some(_)) => true,
             (Some(s), Some(c)) => s.conv() != c,

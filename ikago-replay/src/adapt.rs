@@ -12,8 +12,14 @@
 //! numbers. A frame from that remote endpoint to one of the machine's addresses then gets our
 //! port (or id) and acknowledgment number, with the checksum updated incrementally (RFC 1624), so
 //! the first fragment of a fragmented datagram is adapted too. Nothing else is touched.
+//!
+//! A client with KCP also takes over the recorded client's conversation id
+//! ([`recorded_conversation`]), which the recorded server's datagrams carry.
 
+use crate::capture::Frame;
+use crate::decode::TunnelDecoder;
 use crate::packet::{ETH_LEN, ICMP, Ipv4, TCP, UDP, be16, be32};
+use ikago_proto::ClientConfig;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -71,6 +77,34 @@ fn view(frame: &[u8]) -> Option<View> {
         at: ETH_LEN + ip.header_len,
     };
     (ip.payload().len() >= need).then_some(v)
+}
+
+/// The KCP conversation id of the recorded client: the first one its tunnel segments carry
+///
+/// Ours draws a random one, as the original does; with the recorded one instead, the recorded
+/// server's datagrams belong to our conversation. `None` without KCP or without such a segment.
+pub fn recorded_conversation(frames: &[Frame], config: &ClientConfig) -> Option<u32> {
+    let tuning = config.kcp?;
+    let up = config.devices.iter().find(|d| d.role.is_upstream())?;
+    let mut tunnel = TunnelDecoder::new(config.method, &config.password, config.server.port());
+    let own = frames
+        .iter()
+        .filter(|f| f.interface == up.name && f.data.get(6..12) == Some(&up.mac.0[..]));
+    for frame in own {
+        let Some(seg) = tunnel.segment(&frame.data) else {
+            continue;
+        };
+        if seg.dst != config.server || seg.payload.is_empty() {
+            continue;
+        }
+        if let Some(conv) = tunnel
+            .open(&seg.payload)
+            .and_then(|datagram| tuning.conversation_of(&datagram))
+        {
+            return Some(conv);
+        }
+    }
+    None
 }
 
 /// Replaces the 16-bit word at `at` and updates the checksum at `sum` (RFC 1624 eqn. 3); a zero

@@ -53,7 +53,9 @@ after the frames of the same instant; the replay stops at the last frame. Output
 ADAPTATION. The capture's peers answered the recorded machine, whose random ISNs, client port, NAT
 ports and ICMP ids differ from ours. Frames from a peer are rewritten to our machine's port (or id)
 and acknowledgment number, pairing flows by remote endpoint in order of first use, so that the
-handshake completes and replies reach our NAT mappings. --verbatim feeds them as captured.
+handshake completes and replies reach our NAT mappings. A KCP client takes over the recorded
+client's conversation id (read from its first tunnelled datagram), so the recorded server's KCP
+datagrams are its own. --verbatim feeds them as captured and keeps our random conversation id.
 
 OUTPUT. A summary is always printed: frames in, own and out per device, tunnel counters and
 segments, inner packets per source (client) or client (server) from the machine's counters, inner
@@ -122,7 +124,8 @@ pub struct ReplayArgs {
     /// Differences shown at most
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_diffs: usize,
-    /// Feed peer frames exactly as captured (no adaptation to our ISNs and ports)
+    /// Feed peer frames exactly as captured (no adaptation to our ISNs, ports and KCP
+    /// conversation)
     #[arg(long)]
     pub verbatim: bool,
     /// Captures to replay, merged by timestamp

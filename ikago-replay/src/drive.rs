@@ -1,6 +1,6 @@
 //! The replay loop: captured frames and the machine's own deadlines in virtual time
 
-use crate::adapt::{Adapter, Sender};
+use crate::adapt::{Adapter, Sender, recorded_conversation};
 use crate::capture::Frame;
 use ikago_proto::{
     Client, ClientConfig, ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Output,
@@ -150,9 +150,10 @@ impl Clock {
 /// frame (deadlines at its instant included). Frames come before the deadlines of the same
 /// instant, as in the simulation and in a runner that drains its captures first. Frames whose source MAC is their device's own were sent by the recorded machine: they
 /// are counted, shown to the adapter, and not fed. With `adapt`, peer frames are rewritten for our
-/// machine's ISNs and ports first.
+/// machine's ISNs and ports first, and a KCP client takes over the recorded conversation id
+/// unless the configuration sets one.
 pub fn replay(
-    config: MachineConfig,
+    mut config: MachineConfig,
     frames: &[Frame],
     start: Option<Duration>,
     adapt: bool,
@@ -187,6 +188,12 @@ pub fn replay(
         .unwrap_or_default();
     if span > MAX_SPAN {
         return Err(DriveError::TooLong(span.as_secs()));
+    }
+    if let MachineConfig::Client(c) = &mut config
+        && adapt
+        && c.kcp_conv.is_none()
+    {
+        c.kcp_conv = recorded_conversation(frames, c);
     }
     let clock = Clock {
         base: Instant::now(),

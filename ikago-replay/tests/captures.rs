@@ -105,6 +105,57 @@ fn server_speaks_kcp_with_fec_to_the_go_client() {
     );
 }
 
+/// The same capture from the client side: our client takes over the Go client's conversation
+/// id, so the Go server's kcp-go datagrams (FEC shards, ACKs, pushes) are ours. Every reply
+/// reaches the source: the 5 ping replies byte for byte as the Go client wrote them, and the 3
+/// UDP echoes, which the Go client could not write to the LAN
+#[test]
+fn client_speaks_kcp_with_fec_to_the_go_server() {
+    let s = "07-faketcp-kcp-plain";
+    let (_, r) = run(s, Role::Client, 0);
+    let written = ipv4_packets(&r.output, "lan0", |_| true);
+    let go_wrote = received_by_source(s);
+    assert_eq!(
+        go_wrote.len(),
+        5,
+        "the Go client wrote the ping replies only"
+    );
+    assert_eq!(written.len(), 8, "every reply reached the source");
+    assert_eq!(written[..5], go_wrote[..], "ping replies, byte for byte");
+    let udp_sent: Vec<_> = sent_by_source(s)
+        .iter()
+        .map(|p| inner(p))
+        .filter(|i| i.protocol == 17)
+        .collect();
+    assert_eq!(udp_sent.len(), 3);
+    for (echo, sent) in written[5..].iter().map(|p| inner(p)).zip(&udp_sent) {
+        assert_eq!(
+            (
+                echo.protocol,
+                echo.src,
+                echo.dst,
+                echo.sport,
+                echo.dport,
+                &echo.payload
+            ),
+            (
+                17,
+                sent.dst,
+                sent.src,
+                sent.dport,
+                sent.sport,
+                &sent.payload
+            ),
+            "a UDP echo back to the source"
+        );
+    }
+    let kcp = r.stats.kcp.expect("KCP counters");
+    assert_eq!(
+        kcp.datagrams_rejected, 0,
+        "every kcp-go datagram of the Go server was understood"
+    );
+}
+
 #[test]
 fn server_answers_the_go_clients_syn_and_returns_every_reply() {
     for s in SCENARIOS {

@@ -120,6 +120,13 @@ impl KcpTuning {
         if self.fec() { FEC_OVERHEAD } else { 0 }
     }
 
+    /// The conversation id of a datagram framed with this tuning, as a server reads it to adopt
+    /// a new client: a FEC data shard's or a plain datagram's first segment; `None` for parity
+    /// shards and garbage
+    pub fn conversation_of(&self, datagram: &[u8]) -> Option<u32> {
+        peek_conv(datagram, self.fec())
+    }
+
     /// Largest payload of one KCP segment: mtu − 24 − 8 with FEC (1368 by default), mtu − 24
     /// without
     pub fn mss(&self) -> usize {
