@@ -176,11 +176,23 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            // Our own child, not reaped yet; a process stuck in the kernel is left behind after a
+            // bounded wait rather than hanging the test
             let _ = self.child.kill();
-            let _ = self.child.wait();
+            let start = Instant::now();
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if start.elapsed() > REAP_LIMIT {
+                    eprintln!("pid {} did not exit after SIGKILL", self.child.id());
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
+
+/// How long a killed process gets to be reaped
+const REAP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Waits up to `limit` for `path` to contain `needle`
 pub fn wait_for_text(path: &Path, needle: &str, limit: Duration) -> bool {
