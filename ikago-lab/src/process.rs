@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use crate::cmd;
 use crate::{LabError, Netns, Result};
 
-/// How often exit is polled while waiting for a process to end
+/// Longest pause between two polls for an exit
 const EXIT_POLL: Duration = Duration::from_millis(20);
 /// Lines of a process's output shown when a test panics with it running
 const TAIL_ON_PANIC: usize = 40;
@@ -213,32 +213,44 @@ fn collect(name: &str, pipe: Box<dyn Read + Send>, output: Arc<Output>) -> JoinH
 
 /// Waits at most `timeout` for `child` to exit; `None` if it is still running then
 pub(crate) fn reap(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(EXIT_POLL);
-    }
+    poll_for(timeout, || child.try_wait())
 }
 
 /// Joins `threads` if they all finish within `timeout`; otherwise leaves them detached and
 /// returns false. Their panics are ignored: they would only lose output.
 pub(crate) fn join_within(threads: Vec<JoinHandle<()>>, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while threads.iter().any(|t| !t.is_finished()) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(EXIT_POLL);
+    let finished = poll_for(timeout, || {
+        Ok(threads.iter().all(JoinHandle::is_finished).then_some(()))
+    });
+    if !matches!(finished, Ok(Some(()))) {
+        return false;
     }
     for thread in threads {
         let _ = thread.join();
     }
     true
+}
+
+/// Calls `done` until it returns a value, at most `timeout`; `None` if it never did
+///
+/// Polls from 1 ms up to [`EXIT_POLL`] apart, so that the many short commands of a lab build are
+/// noticed as soon as they end.
+fn poll_for<T>(
+    timeout: Duration,
+    mut done: impl FnMut() -> std::io::Result<Option<T>>,
+) -> std::io::Result<Option<T>> {
+    let deadline = Instant::now() + timeout;
+    let mut poll = Duration::from_millis(1);
+    loop {
+        if let Some(value) = done()? {
+            return Ok(Some(value));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+        poll = (poll * 2).min(EXIT_POLL);
+    }
 }
 
 /// Where in the kernel process `pid` waits (`/proc/PID/wchan` and its state), for reports
