@@ -41,12 +41,13 @@ pub(crate) fn attempt(program: &str, args: &[&str], input: Option<&str>) -> Resu
         source,
     };
     let mut child = command.spawn().map_err(spawn_error)?;
+    // Read before writing: a tool that answers while it reads cannot block on a full pipe
+    let (stdout, out_reader) = drain(child.stdout.take());
+    let (stderr, err_reader) = drain(child.stderr.take());
     if let Some(input) = input {
         let mut stdin = child.stdin.take().expect("stdin was requested as a pipe");
         stdin.write_all(input.as_bytes()).map_err(spawn_error)?;
     }
-    let (stdout, out_reader) = drain(child.stdout.take());
-    let (stderr, err_reader) = drain(child.stderr.take());
     let cmd = line(program, args);
     let Some(status) = reap(&mut child, COMMAND_TIMEOUT).map_err(spawn_error)? else {
         let stuck = kernel_wait(child.id());
