@@ -679,13 +679,7 @@ impl Machine for Client {
         &mut self.core
     }
 
-    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
-        let Some(eth) = ethernet::parse(data) else {
-            return self.core.drop(DropReason::Malformed);
-        };
-        if eth.src == self.core.device(device).mac {
-            return self.core.drop(DropReason::NotForUs);
-        }
+    fn handle_frame(&mut self, device: DeviceId, eth: ethernet::Frame<'_>) {
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => self.handle_arp(device, eth),
             ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
@@ -696,8 +690,7 @@ impl Machine for Client {
                     self.handle_lan(device, eth, &p)
                 }
                 Ok(_) => self.core.drop(DropReason::NotForUs),
-                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
-                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+                Err(e) => self.core.drop(e.into()),
             },
             _ => self.core.drop(DropReason::NotForUs),
         }

@@ -37,8 +37,8 @@ pub(crate) enum Dest {
 pub(crate) trait Machine {
     /// The shared state
     fn core(&mut self) -> &mut Core;
-    /// Handles a frame on a configured device
-    fn handle_frame(&mut self, device: DeviceId, data: &[u8]);
+    /// Handles an Ethernet frame on a configured device that another station sent
+    fn handle_frame(&mut self, device: DeviceId, eth: ethernet::Frame<'_>);
     /// Runs the due timers
     fn handle_timeout(&mut self);
     /// The earliest deadline
@@ -52,8 +52,15 @@ pub(crate) trait Machine {
                 core.advance(now);
                 if device.index() >= core.devices.len() {
                     core.drop(DropReason::NotForUs);
+                } else if let Some(eth) = ethernet::parse(data) {
+                    // our own frames come back where a capture sees what it sends
+                    if eth.src == core.device(device).mac {
+                        core.drop(DropReason::NotForUs);
+                    } else {
+                        self.handle_frame(device, eth);
+                    }
                 } else {
-                    self.handle_frame(device, data);
+                    core.drop(DropReason::Malformed);
                 }
                 let now = self.core().now;
                 if self.next_deadline().is_some_and(|t| t <= now) {

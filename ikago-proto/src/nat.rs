@@ -626,10 +626,7 @@ fn deadline(now: Instant, timeout: Duration) -> Instant {
 /// Checks the IPv4 packet again (the NAT never trusts its caller with bytes) and returns its
 /// header length and total length
 fn parse(packet: &[u8]) -> Result<(usize, usize), DropReason> {
-    let p = ipv4::Packet::parse(packet).map_err(|e| match e {
-        ipv4::Error::Malformed => DropReason::Malformed,
-        ipv4::Error::Checksum => DropReason::BadChecksum,
-    })?;
+    let p = ipv4::Packet::parse(packet).map_err(DropReason::from)?;
     if p.is_fragment() {
         return Err(DropReason::Malformed);
     }

@@ -595,13 +595,7 @@ impl Machine for Server {
         &mut self.core
     }
 
-    fn handle_frame(&mut self, device: DeviceId, data: &[u8]) {
-        let Some(eth) = ethernet::parse(data) else {
-            return self.core.drop(DropReason::Malformed);
-        };
-        if eth.src == self.core.device(device).mac {
-            return self.core.drop(DropReason::NotForUs);
-        }
+    fn handle_frame(&mut self, device: DeviceId, eth: ethernet::Frame<'_>) {
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => {
                 let Some(a) = arp::parse(eth.payload) else {
@@ -611,8 +605,7 @@ impl Machine for Server {
             }
             ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
                 Ok(p) => self.handle_ipv4(device, eth.src, &p),
-                Err(ipv4::Error::Checksum) => self.core.drop(DropReason::BadChecksum),
-                Err(ipv4::Error::Malformed) => self.core.drop(DropReason::Malformed),
+                Err(e) => self.core.drop(e.into()),
             },
             _ => self.core.drop(DropReason::NotForUs),
         }

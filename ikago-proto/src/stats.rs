@@ -1,6 +1,7 @@
 //! Plain counters: per direction, per peer and per drop reason
 
 use crate::kcp::KcpStats;
+use crate::wire::ipv4;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -85,6 +86,16 @@ drop_reasons! {
     BadKcp => "bad_kcp",
     /// Server: a new client refused because the client limit was reached
     TooManyClients => "too_many_clients",
+}
+
+impl From<ipv4::Error> for DropReason {
+    /// The drop an IPv4 header that fails validation counts as
+    fn from(e: ipv4::Error) -> Self {
+        match e {
+            ipv4::Error::Malformed => Self::Malformed,
+            ipv4::Error::Checksum => Self::BadChecksum,
+        }
+    }
 }
 
 /// Drop counters indexed by [`DropReason`]
