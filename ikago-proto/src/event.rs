@@ -88,6 +88,16 @@ pub enum Event {
         /// One address of its A records
         ip: Ipv4Addr,
     },
+    /// Tunnel traffic with this peer has gone on for a few seconds and none of it could be
+    /// opened: the password or the method differs on the two ends. Client: the server's payloads
+    /// fail to open, or none came back for the data sent since the handshake (once per
+    /// connection). Server: a client's payloads fail to open (at most once a minute per client).
+    Unopenable {
+        /// The server (client side) or the client's tunnel address (server side)
+        peer: SocketAddrV4,
+        /// Payload segments that could not be opened (client: or went unanswered) so far
+        packets: u64,
+    },
     /// Packets were dropped for a reason a user should know about (rate-limited: at most one
     /// event per reason per second, with the count since the last one)
     Dropped {

@@ -150,6 +150,7 @@ fn is_notable(r: DropReason) -> bool {
             | DropReason::QueueFull
             | DropReason::ArpUnresolved
             | DropReason::TooManyClients
+            | DropReason::SynRate
             | DropReason::UnknownPeer
             | DropReason::BadInner
     )

@@ -86,6 +86,13 @@ drop_reasons! {
     BadKcp => "bad_kcp",
     /// Server: a new client refused because the client limit was reached
     TooManyClients => "too_many_clients",
+    /// Server: a SYN beyond the per-second handshake budget (a flood), not answered
+    SynRate => "syn_rate",
+    /// A SYN, or a RST not exactly at the expected sequence number, on a live connection:
+    /// answered with a challenge ACK (RFC 5961) instead of being obeyed
+    Challenged => "challenged",
+    /// A RST outside the receive window, or a challenge ACK over its rate limit
+    BadReset => "bad_reset",
 }
 
 impl From<ipv4::Error> for DropReason {
@@ -215,4 +222,7 @@ pub struct Stats {
     pub remotes: Vec<PeerStats>,
     /// KCP counters: the client's session, or the server's sessions summed
     pub kcp: Option<KcpStats>,
+    /// Peers whose tunnel payloads cannot be opened (wrong password or method): 0 or 1 on the
+    /// client, the number of such clients on the server
+    pub unopenable: usize,
 }
