@@ -11,7 +11,7 @@ use crate::capture::{self, DeviceIo, ReadMode};
 use crate::cli::{Cli, Command};
 use crate::discover::{self, Neighbors, Reach, Routes};
 use crate::firewall::{Firewall, Plan};
-use crate::machine::{Machine, summary};
+use crate::machine::{self, summary};
 use crate::monitor::Feed;
 use crate::shutdown::{self, Shutdown};
 use crate::{filter, logging, privilege};
@@ -19,7 +19,7 @@ use ikago_config::{
     ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerSettings,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
-use ikago_proto::{Client, DeviceConfig, Method, Server, Stats};
+use ikago_proto::{Client, DeviceConfig, Machine, Method, Server, Stats};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -183,7 +183,7 @@ fn start(
         Some(monitor) => {
             describe_monitor(monitor.local_addr());
             let recorder = Recorder::new(
-                built.machine.role(),
+                machine::role(&built.machine),
                 env!("CARGO_PKG_VERSION"),
                 started,
                 started_wall,
@@ -274,7 +274,7 @@ impl Settings {
                     config.server
                 );
                 Built {
-                    machine: Machine::Client(Box::new(core)),
+                    machine: core.into(),
                     filters: filter::client(&config, local),
                     plan: Plan::client(&config, local),
                     probe_interval: config.tcp.keepalive,
@@ -285,7 +285,7 @@ impl Settings {
                 let core = Server::new(config.clone(), now)?;
                 log::info!("Proxy from :{}", config.port);
                 Built {
-                    machine: Machine::Server(Box::new(core)),
+                    machine: core.into(),
                     filters: filter::server(&config),
                     plan: Plan::server(&config),
                     probe_interval: DEFAULT_PROBE_INTERVAL,

@@ -6,7 +6,7 @@
 //! - [`capture`]: pcap capture and inject handles;
 //! - [`firewall`]: `--rule`, undone on exit;
 //! - [`logging`] and [`events`]: the log and the machines' events in it;
-//! - [`machine`] and [`inject`]: either machine behind one type, and the drain loop;
+//! - [`machine`] and [`inject`]: the drain loop around [`ikago_proto::Machine`];
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
 //! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
 //! - [`privilege`]: the root or CAP_NET_RAW check;

@@ -7,9 +7,8 @@
 //! per packet) and one [`Machine::stats`] per second. Engines wake for the next snapshot as they
 //! wake for the machine's deadline: see [`Feed::wake_at`] and [`Feed::next_publish`].
 
-use crate::machine::Machine;
 use ikago_monitor::{Monitor, Publisher, Recorder};
-use ikago_proto::Event;
+use ikago_proto::{Event, Machine};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -61,7 +60,7 @@ impl Feed {
     }
 
     /// Shows an event from the machine's output to the recorder (the hook of
-    /// [`Machine::drain`]); `now` is the instant of the input that produced it
+    /// [`drain`](crate::machine::drain)); `now` is the instant of the input that produced it
     #[inline]
     pub fn record(&mut self, event: &Event, now: Instant) {
         if let Some(r) = &mut self.on {
@@ -135,7 +134,7 @@ mod tests {
         ];
         let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 23, 2), 18081);
         let config = ClientConfig::new(devices, vec!["198.18.21.2".parse().unwrap()], server);
-        Machine::Client(Box::new(Client::new(config, now).unwrap()))
+        Client::new(config, now).unwrap().into()
     }
 
     fn get(addr: SocketAddr, path: &str) -> String {

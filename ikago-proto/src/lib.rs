@@ -2,7 +2,8 @@
 //!
 //! Two machines, [`Client`] and [`Server`], share one drive loop. Neither touches a socket, a
 //! clock or the OS random generator: frames and time come in through [`Input`], frames to inject
-//! and events come out of `poll_output` into the caller's buffer.
+//! and events come out of `poll_output` into the caller's buffer. [`Machine`] holds either one,
+//! for drivers that run both the same way.
 //!
 //! # Run loop
 //!
@@ -56,6 +57,7 @@ mod arp;
 mod client;
 mod config;
 pub mod crypto;
+mod either;
 mod event;
 mod faketcp;
 mod fragment;
@@ -77,6 +79,7 @@ pub use config::{
     ReassemblyLimits, ServerConfig, TcpTuning,
 };
 pub use crypto::Method;
+pub use either::{Machine, MachineConfig};
 pub use event::{Event, PeerLostReason};
 pub use io::{DeviceId, Input, MAX_FRAME_LEN, Output, Transmit};
 pub use kcp::{KcpConfigError, KcpStats, KcpTuning};

@@ -3,8 +3,8 @@
 use crate::adapt::{Adapter, Sender, recorded_conversation};
 use crate::capture::Frame;
 use ikago_proto::{
-    Client, ClientConfig, ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Output,
-    Server, ServerConfig, Stats,
+    ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Machine, MachineConfig,
+    Output, Stats,
 };
 use std::time::{Duration, Instant};
 
@@ -15,62 +15,6 @@ const MAX_TIMEOUTS_AT_ONE_INSTANT: usize = 64;
 /// Longest virtual time replayed: beyond, a timestamp is more likely garbled than real, and the
 /// machine's timers would take long to run through (a SYN every few seconds)
 pub const MAX_SPAN: Duration = Duration::from_secs(7 * 86_400);
-
-/// The configuration of the machine to replay
-#[derive(Debug, Clone)]
-pub enum MachineConfig {
-    /// A client
-    Client(ClientConfig),
-    /// A server
-    Server(ServerConfig),
-}
-
-impl MachineConfig {
-    /// The devices of the machine
-    pub fn devices(&self) -> &[DeviceConfig] {
-        match self {
-            Self::Client(c) => &c.devices,
-            Self::Server(s) => &s.devices,
-        }
-    }
-}
-
-/// Either machine, driven the same way
-#[derive(Debug)]
-enum Machine {
-    Client(Box<Client>),
-    Server(Box<Server>),
-}
-
-impl Machine {
-    fn new(config: MachineConfig, now: Instant) -> Result<Self, ConfigError> {
-        Ok(match config {
-            MachineConfig::Client(c) => Self::Client(Box::new(Client::new(c, now)?)),
-            MachineConfig::Server(s) => Self::Server(Box::new(Server::new(s, now)?)),
-        })
-    }
-
-    fn handle_input(&mut self, input: Input<'_>) {
-        match self {
-            Self::Client(c) => c.handle_input(input),
-            Self::Server(s) => s.handle_input(input),
-        }
-    }
-
-    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
-        match self {
-            Self::Client(c) => c.poll_output(buf),
-            Self::Server(s) => s.poll_output(buf),
-        }
-    }
-
-    fn stats(&self) -> Stats {
-        match self {
-            Self::Client(c) => c.stats(),
-            Self::Server(s) => s.stats(),
-        }
-    }
-}
 
 /// Frame counts of one device
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

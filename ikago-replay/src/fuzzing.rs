@@ -2,10 +2,12 @@
 
 use crate::capture::read_pcapng;
 use crate::compare::compare;
-use crate::drive::{MachineConfig, replay};
+use crate::drive::replay;
 use crate::summary::Summary;
 use crate::{Role, seed_bytes};
-use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac, Method, ServerConfig};
+use ikago_proto::{
+    ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac, MachineConfig, Method, ServerConfig,
+};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 

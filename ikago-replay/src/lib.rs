@@ -27,9 +27,8 @@ pub mod summary;
 
 pub use error::Error;
 
-use drive::MachineConfig;
 use ikago_config::{ClientArgs, ClientSettings, ServerArgs, ServerSettings};
-use ikago_proto::{DeviceConfig, Method};
+use ikago_proto::{DeviceConfig, MachineConfig, Method};
 use scenario::{Options, Scenario};
 use std::net::Ipv4Addr;
 use std::time::Duration;

@@ -5,6 +5,7 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use ikago_host::app::{Outcome, Session};
 use ikago_host::inject::Injectors;
+use ikago_host::machine::drain;
 use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN};
 use pcap::{Active, Capture};
 use std::future::Future;
@@ -63,7 +64,9 @@ pub(crate) async fn run(session: Session) -> Outcome {
     let mut inject = Injectors::new(inject, names.clone());
     let mut out = vec![0u8; MAX_FRAME_LEN];
     let start = Instant::now();
-    let mut deadline = machine.drain(&mut out, &mut inject, |e| monitor.record(e, start));
+    let mut deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+        monitor.record(e, start)
+    });
     let mut timer = Timer::at(deadline);
     let mut armed = Some(deadline);
     // the monitor's own timer, re-armed after each snapshot; never fires with the monitor off
@@ -101,7 +104,9 @@ pub(crate) async fn run(session: Session) -> Outcome {
                 armed = None;
                 let now = Instant::now();
                 machine.handle_input(Input::Timeout(now));
-                deadline = machine.drain(&mut out, &mut inject, |e| monitor.record(e, now));
+                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                    monitor.record(e, now)
+                });
             }
             // published below
             Wake::Publish => {}
@@ -117,8 +122,9 @@ pub(crate) async fn run(session: Session) -> Outcome {
                                 device,
                                 data: p.data,
                             });
-                            deadline =
-                                machine.drain(&mut out, &mut inject, |e| monitor.record(e, now));
+                            deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                                monitor.record(e, now)
+                            });
                         }
                         Err(pcap::Error::TimeoutExpired) => break,
                         Err(e) => {

@@ -5,6 +5,7 @@ use crate::capture::{self, Msg, Wiring};
 use ikago_host::app::{Outcome, Session};
 use ikago_host::capture::SNAPLEN;
 use ikago_host::inject::Injectors;
+use ikago_host::machine::drain;
 use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::Instant;
@@ -65,7 +66,9 @@ pub(crate) fn run(session: Session) -> Outcome {
     let mut inject = Injectors::new(inject, names);
     let mut out = vec![0u8; MAX_FRAME_LEN];
     let start = Instant::now();
-    let mut deadline = machine.drain(&mut out, &mut inject, |e| monitor.record(e, start));
+    let mut deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+        monitor.record(e, start)
+    });
     while result.is_ok() {
         // the machine's deadline or, if earlier, the monitor's next snapshot
         let wait = monitor
@@ -82,13 +85,17 @@ pub(crate) fn run(session: Session) -> Outcome {
                 });
                 // never full: the list has room for every buffer of its device
                 let _ = free[device.index()].try_send(buf);
-                deadline = machine.drain(&mut out, &mut inject, |e| monitor.record(e, now));
+                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                    monitor.record(e, now)
+                });
             }
             Ok(Msg::Shutdown) => break,
             Ok(Msg::Failed(e)) => result = Err(e),
             Err(RecvTimeoutError::Timeout) if now >= deadline => {
                 machine.handle_input(Input::Timeout(now));
-                deadline = machine.drain(&mut out, &mut inject, |e| monitor.record(e, now));
+                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                    monitor.record(e, now)
+                });
             }
             // woken for the monitor only
             Err(RecvTimeoutError::Timeout) => {}

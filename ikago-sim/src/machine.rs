@@ -8,43 +8,17 @@
 
 use crate::fabric::{Fabric, Origin, PortId};
 use crate::packet::Arp;
-use ikago_proto::{Client, DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Output, Server};
+use ikago_proto::{DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Machine, Output};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// Outputs drained after one input before the machine is declared stuck
 const MAX_OUTPUTS_PER_INPUT: usize = 1_000_000;
 
-/// The drive interface both machines share
-pub(crate) trait Machine {
-    /// `handle_input` of the machine
-    fn handle_input(&mut self, input: Input<'_>);
-    /// `poll_output` of the machine
-    fn poll_output(&mut self, buf: &mut [u8]) -> Output;
-}
-
-impl Machine for Client {
-    fn handle_input(&mut self, input: Input<'_>) {
-        Self::handle_input(self, input);
-    }
-    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
-        Self::poll_output(self, buf)
-    }
-}
-
-impl Machine for Server {
-    fn handle_input(&mut self, input: Input<'_>) {
-        Self::handle_input(self, input);
-    }
-    fn poll_output(&mut self, buf: &mut [u8]) -> Output {
-        Self::poll_output(self, buf)
-    }
-}
-
 /// A machine with its ports, its kernel's addresses and its next deadline
 #[derive(Debug)]
-pub(crate) struct Node<M> {
-    pub(crate) machine: M,
+pub(crate) struct Node {
+    pub(crate) machine: Machine,
     /// Port of each device, by `DeviceId`
     ports: Vec<PortId>,
     /// Address and MAC of each device, answered by the kernel's ARP
@@ -55,10 +29,10 @@ pub(crate) struct Node<M> {
     buf: Vec<u8>,
 }
 
-impl<M: Machine> Node<M> {
+impl Node {
     /// Wraps a new machine and drains its first outputs (the client's SYN)
     pub(crate) fn new(
-        machine: M,
+        machine: Machine,
         devices: &[DeviceConfig],
         ports: Vec<PortId>,
         origin: Origin,
@@ -78,7 +52,7 @@ impl<M: Machine> Node<M> {
     }
 
     /// Replaces the machine (a restart) and drains the new one
-    pub(crate) fn replace(&mut self, machine: M, fabric: &mut Fabric) {
+    pub(crate) fn replace(&mut self, machine: Machine, fabric: &mut Fabric) {
         self.machine = machine;
         self.drain(fabric);
     }

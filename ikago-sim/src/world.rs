@@ -151,9 +151,9 @@ pub struct World {
     steps: u64,
     router: Router,
     router_ports: [PortId; 2],
-    server: Node<Server>,
+    server: Node,
     server_config: ServerConfig,
-    clients: Vec<Node<Client>>,
+    clients: Vec<Node>,
     lans: Vec<usize>,
     client_wan: usize,
     internet: usize,
@@ -187,7 +187,7 @@ impl World {
         let server = Server::new(config.server.clone(), fabric.instant())
             .unwrap_or_else(|e| panic!("server config: {e}"));
         let server = Node::new(
-            server,
+            server.into(),
             &config.server.devices,
             ports,
             Origin::Server,
@@ -256,7 +256,7 @@ impl World {
         let client = Client::new(cfg.clone(), self.fabric.instant())
             .unwrap_or_else(|e| panic!("client config: {e}"));
         self.clients.push(Node::new(
-            client,
+            client.into(),
             &cfg.devices,
             ports,
             Origin::Client(i),
@@ -296,7 +296,7 @@ impl World {
         cfg.rng_seed = seed32(seed, STREAM_SERVER);
         let server = Server::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
-        self.server.replace(server, &mut self.fabric);
+        self.server.replace(server.into(), &mut self.fabric);
     }
 
     /// Virtual time since creation
@@ -311,12 +311,16 @@ impl World {
 
     /// A client machine
     pub fn client(&self, id: ClientId) -> &Client {
-        &self.clients[id.0].machine
+        let machine = &self.clients[id.0].machine;
+        machine.as_client().expect("a client's node holds a client")
     }
 
     /// The server machine
     pub fn server(&self) -> &Server {
-        &self.server.machine
+        let machine = &self.server.machine;
+        machine
+            .as_server()
+            .expect("the server's node holds a server")
     }
 
     /// A host
@@ -481,8 +485,8 @@ impl World {
             "== World at {:?} after {} steps (seed {}) ==",
             self.fabric.now, self.steps, self.seed
         );
-        for (i, c) in self.clients.iter().enumerate() {
-            let m = &c.machine;
+        for i in 0..self.clients.len() {
+            let m = self.client(ClientId(i));
             let _ = writeln!(
                 s,
                 "client{i} {} -> {} connected={}",
@@ -495,7 +499,7 @@ impl World {
         let _ = writeln!(
             s,
             "server clients={:?}",
-            self.server.machine.clients().collect::<Vec<_>>()
+            self.server().clients().collect::<Vec<_>>()
         );
         write_stats(&mut s, &self.server.machine.stats());
         let _ = writeln!(s, "network drops: {}", self.fabric.drops);
