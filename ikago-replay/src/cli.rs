@@ -7,7 +7,7 @@ use crate::scenario::{self, Options, Scenario};
 use crate::summary::Summary;
 use crate::{Error, Role, prepare};
 use clap::{Args, Parser, Subcommand};
-use ikago_config::{ClientArgs, ServerArgs};
+use ikago_config::{ClientArgs, CommonArgs, ServerArgs};
 use std::path::{Path, PathBuf};
 
 /// The long help: invocation, scenario format, time, adaptation, output, exit codes
@@ -16,16 +16,23 @@ Replays pcapng captures through the IkaGo-rs client or server (the same sans-IO 
 runners drive), prints a summary, writes what the machine transmitted and compares it with an
 expected capture. No libpcap, no network, no root.
 
+  ikago-replay [OPTIONS] CAPTURE.pcapng...           the role from the capture's scenario
   ikago-replay client [OPTIONS] CAPTURE.pcapng...    replay a client (LAN + WAN captures)
   ikago-replay server [OPTIONS] CAPTURE.pcapng...    replay a server (tunnel + Internet captures)
 
-The machine takes the same options as the live runners (see `ikago-replay client --help`):
-command line first, then the -c config file, then the scenario's options, then the defaults.
+ROLE. Without `client` or `server`, the scenario tells: its `role` key (\"client\" or
+\"server\"), else its options (`sources` or `server` make a client, a `port` without them a
+server); in a capture folder's scenario.json, the host (client or server) that has every interface
+of the captures. When nothing tells, the error says so and the role must be named. That form
+takes --password (or IKAGO_PASSWORD) and -v; the role subcommands take every option of the live
+runners (see `ikago-replay client --help`): command line first, then the -c config file, then the
+scenario's options, then the defaults.
 
-CAPTURES. Several files are merged by timestamp (the Go captures are one file per interface:
-client-lan + client-wan for a client, server-wan + server-dst for a server). Each interface block
-maps to the device of the same name (if_name); link type must be Ethernet. Frames whose source MAC
-is their device's own were sent by the recorded machine: they are counted as `own`, not fed.
+CAPTURES. One file with an interface block per device (mergecap's output), or several files merged
+by timestamp (the Go captures are one file per interface: client-lan + client-wan for a client,
+server-wan + server-dst for a server). Each interface block maps to the device of the same name
+(if_name); link type must be Ethernet. Frames whose source MAC is their device's own were sent by
+the recorded machine: they are counted as `own`, not fed.
 
 SCENARIO (--scenario FILE, default scenario.json beside the first capture). JSON with `#` comment
 lines and $VAR expansion, like a config file:
@@ -38,17 +45,18 @@ lines and $VAR expansion, like a config file:
     \"start\": \"1764094060.5\",
     \"sources\": [\"198.18.11.2\"], \"server\": \"198.18.12.1:18081\", \"method\": \"plain\"
   }
-role is listen, upstream or both; gateway and gateway-mac are optional (without gateway-mac the
-machine resolves the gateway by ARP). start (seconds since the Unix epoch) is when the machine
-starts, by default at the first frame; seed is the default of --seed. Any config-file key (method, password, sources, server,
-port, publish, mtu, fragment, ...) may stand at the top level. The scenario.json of a
+An interface's role is listen, upstream or both; gateway and gateway-mac are optional (without
+gateway-mac the machine resolves the gateway by ARP). start (seconds since the Unix epoch) is when
+the machine starts, by default at the first frame; seed is the default of --seed; role (client or
+server) names the machine when no subcommand does. Any config-file key (method, password, sources,
+server, port, publish, mtu, fragment, ...) may stand at the top level. The scenario.json of a
 shared/captures folder is read as well: the `hosts` entry of the replayed role gives the
 interfaces, its default_gateway the gateway, and `tunnel.command_lines` the options.
 
 TIME. Timestamps become virtual time from the start. The machine's deadlines that fall between
 frames (SYN retransmissions, delayed ACKs, keepalives, expiries) are fed at their virtual time,
-after the frames of the same instant; the replay stops at the last frame. Output frames carry the virtual time they were produced at.
---seed N seeds the machine's random generator: the same input and seed give the same output.
+after the frames of the same instant; the replay stops at the last frame. Output frames carry the
+virtual time they were produced at. --seed N seeds the machine's random generator: the same input and seed give the same output.
 
 ADAPTATION. The capture's peers answered the recorded machine, whose random ISNs, client port, NAT
 ports and ICMP ids differ from ours. Frames from a peer are rewritten to our machine's port (or id)
@@ -70,11 +78,40 @@ or capture (truncated, garbled, unsupported): one line on stderr, never a panic.
 
 /// `ikago-replay`: replay captures through the IkaGo-rs client or server
 #[derive(Debug, Parser)]
-#[command(name = "ikago-replay", version, about = "Replay pcapng captures through the IkaGo-rs client or server", long_about = LONG_ABOUT)]
+#[command(
+    name = "ikago-replay",
+    version,
+    about = "Replay pcapng captures through the IkaGo-rs client or server",
+    long_about = LONG_ABOUT,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
-    /// The machine to replay
+    /// The machine to replay, with its options; without, the capture or its scenario says
     #[command(subcommand)]
-    pub role: RoleArgs,
+    pub role: Option<RoleArgs>,
+    /// The form without a role
+    #[command(flatten)]
+    pub auto: AutoArgs,
+}
+
+/// `ikago-replay CAPTURE...`: the role and the options come from the capture or its scenario
+#[derive(Debug, Clone, Args)]
+pub struct AutoArgs {
+    /// Password of an encrypted session (scenarios may hold it; recordings never do)
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "IKAGO_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+    /// List every event
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// What to replay and how
+    #[command(flatten)]
+    pub replay: ReplayArgs,
 }
 
 /// The role subcommand with its machine options and replay options
@@ -168,20 +205,97 @@ pub fn read_capture(path: &Path) -> Result<Vec<Frame>, Error> {
 
 /// Reads a scenario file for `role`, expanding variables from the environment
 pub fn load_scenario(path: &Path, role: Role) -> Result<Scenario, Error> {
-    let bytes = read(path)?;
-    let text = String::from_utf8_lossy(&bytes);
-    scenario::parse(&text, role, |n| std::env::var(n).ok()).map_err(|source| Error::Scenario {
+    parse_scenario(path, &scenario_text(path)?, role)
+}
+
+fn scenario_text(path: &Path) -> Result<String, Error> {
+    Ok(String::from_utf8_lossy(&read(path)?).into_owned())
+}
+
+fn parse_scenario(path: &Path, text: &str, role: Role) -> Result<Scenario, Error> {
+    scenario::parse(text, role, |n| std::env::var(n).ok()).map_err(|source| Error::Scenario {
         path: path.to_owned(),
         source,
     })
 }
 
+/// The machine options the command line gave
+enum Given {
+    /// `client [OPTIONS]`
+    Client(ClientArgs),
+    /// `server [OPTIONS]`
+    Server(ServerArgs),
+    /// No role subcommand: only a password and `-v`
+    Auto {
+        password: Option<String>,
+        verbose: bool,
+    },
+}
+
+impl Given {
+    fn new(cli: Cli) -> (Self, ReplayArgs) {
+        match cli.role {
+            Some(RoleArgs::Client { options, replay }) => (Self::Client(options), replay),
+            Some(RoleArgs::Server { options, replay }) => (Self::Server(options), replay),
+            None => (
+                Self::Auto {
+                    password: cli.auto.password,
+                    verbose: cli.auto.verbose,
+                },
+                cli.auto.replay,
+            ),
+        }
+    }
+
+    /// The role the command line named
+    fn role(&self) -> Option<Role> {
+        match self {
+            Self::Client(_) => Some(Role::Client),
+            Self::Server(_) => Some(Role::Server),
+            Self::Auto { .. } => None,
+        }
+    }
+
+    /// The options of the machine, which is a `role`
+    fn options(self, role: Role) -> Options {
+        match self {
+            Self::Client(a) => Options::Client(a),
+            Self::Server(a) => Options::Server(a),
+            Self::Auto { password, verbose } => {
+                let common = CommonArgs {
+                    password,
+                    verbose,
+                    ..CommonArgs::default()
+                };
+                match role {
+                    Role::Client => Options::Client(ClientArgs {
+                        common,
+                        ..ClientArgs::default()
+                    }),
+                    Role::Server => Options::Server(ServerArgs { common }),
+                }
+            }
+        }
+    }
+}
+
+/// The role of captures named by neither the command line nor their scenario: from the
+/// scenario's options or the capture's interfaces (see [`scenario::infer_role`])
+fn infer_role(path: &Path, text: &str, frames: &[Frame]) -> Result<Role, Error> {
+    let mut names: Vec<&str> = frames.iter().map(|f| f.interface.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    scenario::infer_role(text, &names, |n| std::env::var(n).ok())
+        .map_err(|source| Error::Scenario {
+            path: path.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| Error::NoRole(path.to_owned()))
+}
+
 /// Runs a replay as the binary does
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
-    let (options, args, role) = match cli.role {
-        RoleArgs::Client { options, replay } => (Options::Client(options), replay, Role::Client),
-        RoleArgs::Server { options, replay } => (Options::Server(options), replay, Role::Server),
-    };
+    let (given, args) = Given::new(cli);
     let scenario_path = match &args.scenario {
         Some(p) => p.clone(),
         None => args
@@ -191,14 +305,19 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
             .filter(|p| p.is_file())
             .ok_or(Error::NoScenario)?,
     };
-    let scenario = load_scenario(&scenario_path, role)?;
-    let prepared = prepare(options, &scenario, args.seed)?;
     let frames = merge(
         args.captures
             .iter()
             .map(|p| read_capture(p))
             .collect::<Result<_, _>>()?,
     );
+    let text = scenario_text(&scenario_path)?;
+    let role = match given.role() {
+        Some(role) => role,
+        None => infer_role(&scenario_path, &text, &frames)?,
+    };
+    let scenario = parse_scenario(&scenario_path, &text, role)?;
+    let prepared = prepare(given.options(role), &scenario, args.seed)?;
     let expected = args.expect.as_deref().map(read_capture).transpose()?;
     let r = replay(
         prepared.config.clone(),

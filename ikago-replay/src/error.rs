@@ -35,6 +35,11 @@ pub enum Error {
     /// No scenario given and none beside the first capture
     #[error("no scenario: give --scenario FILE or put scenario.json beside the first capture")]
     NoScenario,
+    /// No role subcommand, and neither the scenario nor the captures tell the role
+    #[error(
+        "cannot tell whether the captures are a client's or a server's (scenario {0} names no role, and its hosts do not tell by the capture's interfaces): run `ikago-replay client ...` or `ikago-replay server ...`"
+    )]
+    NoRole(PathBuf),
     /// A bad option, in the command line, the `-c` file or the scenario
     #[error(transparent)]
     Options(#[from] ikago_config::Error),

@@ -42,6 +42,16 @@ pub enum Role {
     Server,
 }
 
+impl Role {
+    /// `client` or `server`, as scenarios and messages name it
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Server => "server",
+        }
+    }
+}
+
 /// A machine ready to be replayed, with what the report needs to know about it
 #[derive(Debug, Clone)]
 pub struct Prepared {

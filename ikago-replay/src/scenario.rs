@@ -72,9 +72,64 @@ struct InterfaceSpec {
 struct OwnKeys {
     interfaces: BTreeMap<String, InterfaceSpec>,
     #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
     start: Option<Value>,
     #[serde(default)]
     seed: Option<u64>,
+}
+
+/// The `role` key of our format
+fn parse_role(s: &str) -> Result<Role, ScenarioError> {
+    match s {
+        "client" => Ok(Role::Client),
+        "server" => Ok(Role::Server),
+        _ => Err(invalid(format!(
+            "role: unknown role {s:?} (expected client or server)"
+        ))),
+    }
+}
+
+/// The role a scenario describes, for captures whose interfaces are `interfaces`; `None` when
+/// it cannot tell
+///
+/// In our format: the `role` key, else the options (`sources` or `server` are a client's, a
+/// `port` without them is a server's tunnel port). In a capture folder's format (`hosts`): the
+/// one of `hosts.client` and `hosts.server` that has every capture interface, when only one has.
+pub fn infer_role(
+    text: &str,
+    interfaces: &[&str],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Role>, ScenarioError> {
+    let value: Value = serde_json::from_str(&preprocess(text, env))?;
+    if let Some(hosts) = value.get("hosts") {
+        let has_all = |key: &str| {
+            hosts
+                .get(key)
+                .and_then(|h| h.get("interfaces"))
+                .and_then(Value::as_object)
+                .is_some_and(|i| interfaces.iter().all(|n| i.contains_key(*n)))
+        };
+        return Ok(match (has_all("client"), has_all("server")) {
+            (true, false) => Some(Role::Client),
+            (false, true) => Some(Role::Server),
+            _ => None,
+        });
+    }
+    if let Some(role) = value.get("role") {
+        let role = role
+            .as_str()
+            .ok_or_else(|| invalid("role: expected \"client\" or \"server\""))?;
+        return parse_role(role).map(Some);
+    }
+    let has = |k: &str| value.get(k).is_some_and(|v| !v.is_null());
+    Ok(if has("sources") || has("server") {
+        Some(Role::Client)
+    } else if has("port") {
+        Some(Role::Server)
+    } else {
+        None
+    })
 }
 
 /// Parses a scenario for `role`, expanding variables with `env` as config files do
@@ -89,6 +144,15 @@ pub fn parse(
         return from_capture_scenario(&value, role);
     }
     let keys: OwnKeys = serde_json::from_str(&text)?;
+    if let Some(own) = keys.role.as_deref().map(parse_role).transpose()?
+        && own != role
+    {
+        return Err(invalid(format!(
+            "role: the scenario is a {}'s, not a {}'s",
+            own.name(),
+            role.name()
+        )));
+    }
     let devices = keys
         .interfaces
         .iter()
@@ -246,10 +310,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 /// Maps the `hosts` and `tunnel` sections of a capture folder's `scenario.json`
 fn from_capture_scenario(v: &Value, role: Role) -> Result<Scenario, ScenarioError> {
-    let key = match role {
-        Role::Client => "client",
-        Role::Server => "server",
-    };
+    let key = role.name();
     let host = v["hosts"]
         .get(key)
         .ok_or_else(|| invalid(format!("no hosts.{key} section")))?;
@@ -444,6 +505,26 @@ mod tests {
                 msg
             );
         }
+    }
+
+    #[test]
+    fn roles_are_inferred_when_unambiguous() {
+        let infer = |text: &str, names: &[&str]| infer_role(text, names, no_env).unwrap();
+        assert_eq!(infer(OWN, &["lan0"]), Some(Role::Client));
+        assert_eq!(infer(r#"{"port": 1}"#, &[]), Some(Role::Server));
+        assert_eq!(
+            infer(r#"{"port": 1, "role": "client"}"#, &[]),
+            Some(Role::Client)
+        );
+        assert_eq!(infer(r#"{"interfaces": {}}"#, &[]), None);
+        let hosts = r#"{"hosts": {
+            "client": {"interfaces": {"lan0": {}, "wan0": {}}},
+            "server": {"interfaces": {"wan0": {}, "dst0": {}}}}}"#;
+        assert_eq!(infer(hosts, &["lan0", "wan0"]), Some(Role::Client));
+        assert_eq!(infer(hosts, &["dst0"]), Some(Role::Server));
+        assert_eq!(infer(hosts, &["wan0"]), None);
+        assert_eq!(infer(hosts, &["lan0", "dst0"]), None);
+        assert!(infer_role(r#"{"role": 3}"#, &[], no_env).is_err());
     }
 
     #[test]

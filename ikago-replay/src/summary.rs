@@ -123,10 +123,7 @@ impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.replay;
         let st = &r.stats;
-        let role = match self.role {
-            Role::Client => "client",
-            Role::Server => "server",
-        };
+        let role = self.role.name();
         let end = r
             .output
             .last()

@@ -43,8 +43,11 @@ fn help_documents_the_replay() {
     let (code, out, _) = replay(&["--help"]);
     assert_eq!(code, 0);
     for word in [
+        "ikago-replay [OPTIONS] CAPTURE.pcapng",
         "ikago-replay client",
         "ikago-replay server",
+        "ROLE",
+        "mergecap",
         "SCENARIO",
         "\"interfaces\"",
         "gateway-mac",
@@ -260,4 +263,102 @@ fn command_line_options_override_the_scenario() {
     );
     let (_, out, _) = replay(&["server", s(&wan), s(&dst)]);
     assert!(!out.contains("decrypt_failed"), "{out}");
+}
+
+#[test]
+fn one_merged_capture_needs_no_role() {
+    let dir = tmp("merged");
+    let d = data("01-faketcp-plain");
+    // client.pcapng and server.pcapng are mergecap's merges of the per-interface captures
+    for (file, role, separate) in [
+        (
+            "client.pcapng",
+            "client",
+            ["client-lan.pcapng", "client-wan.pcapng"],
+        ),
+        (
+            "server.pcapng",
+            "server",
+            ["server-wan.pcapng", "server-dst.pcapng"],
+        ),
+    ] {
+        let merged = d.join(file);
+        let out = dir.join(format!("{role}-out.pcapng"));
+        let (code, stdout, stderr) = replay(&[s(&merged), "-o", s(&out)]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.starts_with(&format!("replayed {role}: ")),
+            "{stdout}"
+        );
+        let (code, stdout, _) = replay(&[s(&merged), "--expect", s(&out)]);
+        assert_eq!(code, 0, "{stdout}");
+        assert!(stdout.contains("output matches the expected capture"));
+        let (a, b) = (d.join(separate[0]), d.join(separate[1]));
+        let (code, stdout, _) = replay(&[role, s(&a), s(&b), "--expect", s(&out)]);
+        assert_eq!(code, 0, "the merge replays as its parts:\n{stdout}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_role_comes_from_the_scenario_or_the_flag() {
+    let dir = tmp("roles");
+    let sim = data("sim-plain-nat");
+    for role in ["client", "server"] {
+        let (capture, expected) = (
+            sim.join(role).join("capture.pcapng"),
+            sim.join(role).join("expected.pcapng"),
+        );
+        let (code, stdout, stderr) = replay(&[s(&capture), "--expect", s(&expected)]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.starts_with(&format!("replayed {role}: ")),
+            "{stdout}"
+        );
+    }
+    let d = data("01-faketcp-plain");
+    // wan0 is on the client and on the server alike
+    let (code, _, err) = replay(&[s(&d.join("server-wan.pcapng"))]);
+    one_line_error(code, &err, "ikago-replay: cannot tell whether the captures");
+    assert!(err.contains("`ikago-replay server ...`"), "{err}");
+    let iface =
+        r#""wan0": {"role": "listen", "mac": "02:00:00:00:12:01", "address": "198.18.12.1/24"}"#;
+    let dst = r#""dst0": {"role": "upstream", "mac": "02:00:00:00:13:01", "address": "198.18.13.1/24", "gateway": "198.18.13.2"}"#;
+    let wan = d.join("server-wan.pcapng");
+    let cases = [
+        (
+            format!(r#"{{"interfaces": {{{iface}, {dst}}}}}"#),
+            "cannot tell whether",
+        ),
+        (
+            format!(r#"{{"role": "server", "interfaces": {{{iface}, {dst}}}}}"#),
+            "server port must be given with -p",
+        ),
+        (
+            format!(r#"{{"role": "router", "interfaces": {{{iface}, {dst}}}}}"#),
+            "role: unknown role \"router\" (expected client or server)",
+        ),
+    ];
+    for (i, (text, what)) in cases.iter().enumerate() {
+        let p = dir.join(format!("s{i}.json"));
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = replay(&["--scenario", s(&p), s(&wan)]);
+        one_line_error(code, &err, "ikago-replay: ");
+        assert!(err.contains(what), "{text}: {err}");
+    }
+    let p = dir.join("server.json");
+    std::fs::write(
+        &p,
+        format!(r#"{{"role": "server", "port": 18081, "interfaces": {{{iface}, {dst}}}}}"#),
+    )
+    .unwrap();
+    let (code, _, err) = replay(&["--scenario", s(&p), s(&wan)]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = replay(&["client", "--scenario", s(&p), s(&wan)]);
+    one_line_error(code, &err, "ikago-replay: scenario");
+    assert!(
+        err.contains("the scenario is a server's, not a client's"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
