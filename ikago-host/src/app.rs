@@ -3,9 +3,11 @@
 //! [`main`] parses the command line, loads the config file, checks privileges, discovers the
 //! devices, builds the machine, opens pcap, catches SIGINT/SIGTERM and installs the `--rule`
 //! firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
-//! that. Then it hands a [`Session`] to the runner's loop and, when that returns, removes the
-//! rules and logs the counters. A mistake before the loop (a monitor port in use among them) is
-//! one `error: ...` line on stderr and exit code 2; a graceful shutdown exits 0.
+//! that, and next it reserves the tunnel port (the server's, or the client's when fixed) for the
+//! process's lifetime ([`crate::port`]). Then it hands a [`Session`] to the runner's loop and,
+//! when that returns, removes the rules and logs the counters. A mistake before the loop (a
+//! monitor or tunnel port in use among them) is one `error: ...` line on stderr and exit code 2;
+//! a graceful shutdown exits 0.
 
 use crate::capture::{self, DeviceIo, ReadMode};
 use crate::cli::{Cli, Command};
@@ -13,8 +15,9 @@ use crate::discover::{self, Neighbors, Reach, Routes};
 use crate::firewall::{Firewall, Plan};
 use crate::machine::{self, summary};
 use crate::monitor::Feed;
+use crate::port::{self, Reservation};
 use crate::shutdown::{self, Shutdown};
-use crate::{filter, logging, privilege};
+use crate::{events, filter, logging, privilege};
 use ikago_config::{
     ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerSettings,
 };
@@ -62,6 +65,15 @@ pub struct Outcome {
     pub result: Result<(), String>,
 }
 
+/// What [`start`] sets up: the session for the loop, and what must outlive it
+struct Started {
+    session: Session,
+    /// Removed after the loop
+    firewall: Option<Firewall>,
+    /// Held until the process exits
+    _port: Option<Reservation>,
+}
+
 /// A mistake found before the run: one line, exit code 2
 #[derive(Debug)]
 struct StartError(String);
@@ -87,11 +99,16 @@ pub fn main(
         Command::ListDevices => return list_devices(),
         Command::Role(role) => role,
     };
-    let (session, firewall) = match start(runner, *role, mode) {
+    let Started {
+        session,
+        firewall,
+        _port,
+    } = match start(runner, *role, mode) {
         Ok(started) => started,
         Err(StartError(e)) => return usage_error(&e),
     };
     let outcome = run(session);
+    events::flush();
     let removed = firewall.is_none_or(Firewall::remove);
     log::info!("{}", summary(&outcome.stats));
     match outcome.result {
@@ -123,11 +140,7 @@ fn list_devices() -> ExitCode {
 }
 
 /// Everything before the loop; the firewall guard undoes its changes if a later step fails
-fn start(
-    runner: &str,
-    role: RoleCommand,
-    mode: ReadMode,
-) -> Result<(Session, Option<Firewall>), StartError> {
+fn start(runner: &str, role: RoleCommand, mode: ReadMode) -> Result<Started, StartError> {
     let (started, started_wall) = (Instant::now(), SystemTime::now());
     let settings = Settings::load(role)?;
     let common = settings.common();
@@ -150,6 +163,10 @@ fn start(
             }
             None
         }
+    };
+    let reservation = match settings.fixed_port() {
+        Some((what, p)) => port::reserve(what, p)?,
+        None => None,
     };
     let found = discover::candidates(
         &discover::list().map_err(|e| format!("cannot list devices: {e}"))?,
@@ -199,7 +216,11 @@ fn start(
         shutdown,
         monitor,
     };
-    Ok((session, firewall))
+    Ok(Started {
+        session,
+        firewall,
+        _port: reservation,
+    })
 }
 
 /// The validated settings of the role the command line chose
@@ -241,6 +262,15 @@ impl Settings {
         match self {
             Self::Client(_) => "client",
             Self::Server(_) => "server",
+        }
+    }
+
+    /// The tunnel port this process must own, with its name for messages: the server's, or the
+    /// client's local port when one is given
+    fn fixed_port(&self) -> Option<(&'static str, u16)> {
+        match self {
+            Self::Client(c) => (c.common.port != 0).then_some(("local port", c.common.port)),
+            Self::Server(s) => Some(("tunnel port", s.common.port)),
         }
     }
 

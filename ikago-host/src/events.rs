@@ -1,75 +1,217 @@
-//! The machines' events as log lines in the original's words (reference §11)
+//! The machines' events as log lines in the original's words (reference §11), rate-limited
+//!
+//! An attacker can make a machine report the same kind of event at packet rate (spoofed
+//! handshakes, say), so each kind of line gets [`BURST`] lines per [`WINDOW`]; the rest are only
+//! counted, and once the window is over one line says how many of that kind were left out. The
+//! count is reported with the next line of any kind, or by [`flush`] at exit. A suppressed event
+//! costs a counter increment: its line is never formatted.
 
-use ikago_proto::{Event, PeerLostReason};
+use ikago_proto::{DropReason, Event, PeerLostReason};
 use log::Level;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// Logs one event: connections at info, per-flow detail (NAT, ARP, retries) at verbose
+/// Lines of one kind logged per window; the rest are counted
+pub const BURST: u32 = 5;
+/// The window of [`BURST`]
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// The budget of the process's log, which is process-wide too
+static LIMITER: Mutex<Limiter> = Mutex::new(Limiter::new());
+
+/// Logs one event: connections at info, per-flow detail (NAT, ARP, retries) at verbose; a kind
+/// of line over its budget is counted instead
 pub fn log(e: &Event) {
-    let (level, line) = line(e);
+    let mut limiter = LIMITER.lock().unwrap_or_else(|p| p.into_inner());
+    let (kind, level) = kind(e);
+    if limiter.admit(kind, level, Instant::now(), &mut emit) {
+        let (level, line) = line(e);
+        log::log!(level, "{line}");
+    }
+}
+
+/// Reports every count of suppressed lines not reported yet (at exit)
+pub fn flush() {
+    LIMITER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .flush_all(&mut emit);
+}
+
+/// Writes a line about suppressed lines
+fn emit(level: Level, line: &str) {
     log::log!(level, "{line}");
+}
+
+/// What lines are counted together: one per event kind, and drops per reason (the machine
+/// reports each reason at most once per second already)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Lines starting with these words
+    Line(&'static str),
+    /// `Drop N packet(s): reason`
+    Drop(DropReason),
+}
+
+/// The budget of each kind of line
+#[derive(Debug)]
+struct Limiter {
+    slots: Vec<Slot>,
+}
+
+/// One kind's window
+#[derive(Debug)]
+struct Slot {
+    kind: Kind,
+    level: Level,
+    /// When the window began
+    since: Instant,
+    /// Lines logged in it
+    logged: u32,
+    /// Lines counted instead, not reported yet
+    suppressed: u64,
+}
+
+impl Slot {
+    /// The line that reports the suppressed count, which it then clears
+    fn report(&mut self, emit: &mut impl FnMut(Level, &str)) {
+        if self.suppressed > 0 {
+            let what = match self.kind {
+                Kind::Line(words) => words.to_owned(),
+                Kind::Drop(r) => format!("Drop packet(s): {}", r.label()),
+            };
+            let s = if self.suppressed == 1 { "" } else { "s" };
+            emit(
+                self.level,
+                &format!("Suppressed {} more \"{what}\" line{s}", self.suppressed),
+            );
+            self.suppressed = 0;
+        }
+    }
+}
+
+impl Limiter {
+    const fn new() -> Self {
+        Self { slots: Vec::new() }
+    }
+
+    /// Whether a line of `kind` at `now` may be logged; reports, through `emit`, the counts of
+    /// every kind whose window is over (this kind's first, before its line)
+    fn admit(
+        &mut self,
+        kind: Kind,
+        level: Level,
+        now: Instant,
+        emit: &mut impl FnMut(Level, &str),
+    ) -> bool {
+        for slot in &mut self.slots {
+            if now.saturating_duration_since(slot.since) >= WINDOW {
+                slot.report(emit);
+                if slot.kind == kind {
+                    slot.since = now;
+                    slot.logged = 0;
+                }
+            }
+        }
+        let slot = match self.slots.iter_mut().position(|s| s.kind == kind) {
+            Some(i) => &mut self.slots[i],
+            None => {
+                self.slots.push(Slot {
+                    kind,
+                    level,
+                    since: now,
+                    logged: 0,
+                    suppressed: 0,
+                });
+                self.slots.last_mut().expect("just pushed")
+            }
+        };
+        if slot.logged < BURST {
+            slot.logged += 1;
+            true
+        } else {
+            slot.suppressed += 1;
+            false
+        }
+    }
+
+    /// Reports every count not reported yet
+    fn flush_all(&mut self, emit: &mut impl FnMut(Level, &str)) {
+        for slot in &mut self.slots {
+            slot.report(emit);
+        }
+    }
+}
+
+/// The kind of an event's line, and its level
+fn kind(e: &Event) -> (Kind, Level) {
+    let (words, level) = match e {
+        Event::Connecting { retry: 0, .. } => ("Connect to server", Level::Info),
+        Event::Connecting { .. } => ("Send TCP SYN to server again", Level::Debug),
+        Event::Connected { .. } => ("Connected to server", Level::Info),
+        Event::PeerLost {
+            reason: PeerLostReason::Reset,
+            ..
+        } => ("Receive TCP RST from server", Level::Error),
+        Event::PeerLost {
+            reason: PeerLostReason::Timeout,
+            ..
+        } => ("Cannot receive response from server", Level::Error),
+        Event::ClientConnected { .. } => ("Connect from client", Level::Info),
+        Event::ClientExpired { .. } => ("Disconnect from client", Level::Info),
+        Event::SourceJoined { .. } => ("Device joined the network", Level::Info),
+        Event::ArpReplied { .. } => ("Reply an ARP request", Level::Debug),
+        Event::NeighborResolved { .. } => ("Resolve", Level::Debug),
+        Event::NatMapped { .. } => ("NAT", Level::Debug),
+        Event::NatExpired { .. } => ("Recycle NAT", Level::Debug),
+        Event::Dropped { reason, .. } => return (Kind::Drop(*reason), Level::Warn),
+        _ => ("Other event", Level::Debug),
+    };
+    (Kind::Line(words), level)
 }
 
 /// The level and text of an event's line
 pub fn line(e: &Event) -> (Level, String) {
-    match e {
-        Event::Connecting { server, retry: 0 } => {
-            (Level::Info, format!("Connect to server {server}"))
+    let text = match e {
+        Event::Connecting { server, retry: 0 } => format!("Connect to server {server}"),
+        Event::Connecting { server, retry } => {
+            format!("Send TCP SYN to server {server} again (retry {retry})")
         }
-        Event::Connecting { server, retry } => (
-            Level::Debug,
-            format!("Send TCP SYN to server {server} again (retry {retry})"),
-        ),
-        Event::Connected { server, rtt } => (
-            Level::Info,
-            format!("Connected to server {server} in {} ms", rtt.as_millis()),
-        ),
+        Event::Connected { server, rtt } => {
+            format!("Connected to server {server} in {} ms", rtt.as_millis())
+        }
         Event::PeerLost {
             server,
             reason: PeerLostReason::Reset,
-        } => (
-            Level::Error,
-            format!("Receive TCP RST from server {server}, reconnecting"),
-        ),
+        } => format!("Receive TCP RST from server {server}, reconnecting"),
         Event::PeerLost {
             server,
             reason: PeerLostReason::Timeout,
-        } => (
-            Level::Error,
-            format!("Cannot receive response from server {server}, is your network down?"),
-        ),
-        Event::ClientConnected { client } => (Level::Info, format!("Connect from client {client}")),
-        Event::ClientExpired { client } => (
-            Level::Info,
-            format!("Disconnect from client {client} (silent)"),
-        ),
-        Event::SourceJoined { ip, mac, device } => (
-            Level::Info,
-            format!("Device {ip} [{mac}] joined the network on {device}"),
-        ),
-        Event::ArpReplied { publish, requester } => (
-            Level::Debug,
-            format!("Reply an ARP request for {publish} from {requester}"),
-        ),
-        Event::NeighborResolved { ip, mac } => (Level::Debug, format!("Resolve {ip} at [{mac}]")),
+        } => format!("Cannot receive response from server {server}, is your network down?"),
+        Event::ClientConnected { client } => format!("Connect from client {client}"),
+        Event::ClientExpired { client } => format!("Disconnect from client {client} (silent)"),
+        Event::SourceJoined { ip, mac, device } => {
+            format!("Device {ip} [{mac}] joined the network on {device}")
+        }
+        Event::ArpReplied { publish, requester } => {
+            format!("Reply an ARP request for {publish} from {requester}")
+        }
+        Event::NeighborResolved { ip, mac } => format!("Resolve {ip} at [{mac}]"),
         Event::NatMapped {
             inner,
             public,
             protocol,
             ..
-        } => (
-            Level::Debug,
-            format!("NAT {inner} -> {public} ({})", protocol_name(*protocol)),
-        ),
-        Event::NatExpired { public, protocol } => (
-            Level::Debug,
-            format!("Recycle NAT {public} ({})", protocol_name(*protocol)),
-        ),
-        Event::Dropped { reason, count } => (
-            Level::Warn,
-            format!("Drop {count} packet(s): {}", reason.label()),
-        ),
-        other => (Level::Debug, format!("{other:?}")),
-    }
+        } => format!("NAT {inner} -> {public} ({})", protocol_name(*protocol)),
+        Event::NatExpired { public, protocol } => {
+            format!("Recycle NAT {public} ({})", protocol_name(*protocol))
+        }
+        Event::Dropped { reason, count } => {
+            format!("Drop {count} packet(s): {}", reason.label())
+        }
+        other => format!("{other:?}"),
+    };
+    (kind(e).1, text)
 }
 
 /// `TCP`, `UDP`, `ICMP` or the number
@@ -127,5 +269,87 @@ mod tests {
             line(&e),
             (Level::Warn, "Drop 3 packet(s): decrypt_failed".into())
         );
+    }
+
+    /// A limiter's decisions and report lines for `events` at their instants
+    fn run(limiter: &mut Limiter, events: &[(Duration, &Event)], t0: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        for &(at, e) in events {
+            let (k, level) = kind(e);
+            let mut emit = |_: Level, l: &str| out.push(l.to_owned());
+            if limiter.admit(k, level, t0 + at, &mut emit) {
+                out.push(line(e).1);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn repeated_lines_are_counted_and_the_count_reported_later() {
+        let t0 = Instant::now();
+        let client = |i: u16| Event::ClientConnected {
+            client: std::net::SocketAddrV4::new([198, 18, 2, 1].into(), 50000 + i),
+        };
+        let flood: Vec<Event> = (0..100).map(client).collect();
+        let mut limiter = Limiter::new();
+        // 100 in the first half second: the first BURST logged
+        let first: Vec<_> = flood
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (Duration::from_millis(5 * i as u64), e))
+            .collect();
+        let out = run(&mut limiter, &first, t0);
+        assert_eq!(out.len(), BURST as usize);
+        assert_eq!(out[0], "Connect from client 198.18.2.1:50000");
+        // another kind has a budget of its own, and its line reports the count once the window
+        // is over
+        let drop = Event::Dropped {
+            reason: DropReason::DecryptFailed,
+            count: 7,
+        };
+        let out = run(&mut limiter, &[(Duration::from_millis(600), &drop)], t0);
+        assert_eq!(out, ["Drop 7 packet(s): decrypt_failed"]);
+        let out = run(&mut limiter, &[(Duration::from_millis(1200), &drop)], t0);
+        assert_eq!(
+            out,
+            [
+                "Suppressed 95 more \"Connect from client\" lines",
+                "Drop 7 packet(s): decrypt_failed"
+            ]
+        );
+        // a new window for the flooded kind
+        let out = run(
+            &mut limiter,
+            &[(Duration::from_millis(1300), &flood[0])],
+            t0,
+        );
+        assert_eq!(out, ["Connect from client 198.18.2.1:50000"]);
+        let again: Vec<_> = (0..6)
+            .map(|_| (Duration::from_millis(1400), &flood[1]))
+            .collect();
+        let out = run(&mut limiter, &again, t0);
+        assert_eq!(
+            out.len(),
+            BURST as usize - 1,
+            "one of the budget used already"
+        );
+        let mut out = Vec::new();
+        limiter.flush_all(&mut |_, l| out.push(l.to_owned()));
+        assert_eq!(out, ["Suppressed 2 more \"Connect from client\" lines"]);
+        limiter.flush_all(&mut |_, l| panic!("reported twice: {l}"));
+    }
+
+    #[test]
+    fn lines_within_the_budget_are_all_logged() {
+        let t0 = Instant::now();
+        let e = Event::ClientExpired {
+            client: "198.18.2.1:50000".parse().unwrap(),
+        };
+        let events: Vec<_> = (0..50)
+            .map(|i| (Duration::from_millis(1000 / u64::from(BURST) * i), &e))
+            .collect();
+        let mut limiter = Limiter::new();
+        assert_eq!(run(&mut limiter, &events, t0).len(), 50);
+        limiter.flush_all(&mut |_, l| panic!("nothing suppressed: {l}"));
     }
 }

@@ -8,6 +8,7 @@
 //! - [`logging`] and [`events`]: the log and the machines' events in it;
 //! - [`machine`] and [`inject`]: the drain loop around [`ikago_proto::Machine`];
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
+//! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
 //! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
 //! - [`privilege`]: the root or CAP_NET_RAW check;
 //! - [`app`]: the program around the runner's loop;
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod machine;
 pub mod monitor;
 pub mod netns;
+pub mod port;
 pub mod privilege;
 pub mod shutdown;
 pub mod smoke;

@@ -108,6 +108,29 @@ fn bad_input_is_one_line_and_exit_code_2() {
     }
     drop(taken);
 
+    // a tunnel port any TCP socket holds (a listener here): found before the devices too, and
+    // the holder named
+    let taken = ns
+        .run(|| TcpListener::bind("0.0.0.0:0"))
+        .expect("a thread in the namespace")
+        .expect("a free port");
+    let port = taken.local_addr().unwrap().port().to_string();
+    let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let holder = format!("by {} (pid {})", me.trim_end(), std::process::id());
+    for (role, what) in [
+        (vec!["server", "-p", &port], "tunnel port"),
+        (
+            client.iter().copied().chain(["-p", &port]).collect(),
+            "local port",
+        ),
+    ] {
+        fails(
+            &run(&ns, &dir, &[], &role),
+            &format!("{what} {port} is in use {holder}"),
+        );
+    }
+    drop(taken);
+
     // a device, but no route to the server
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])
         .unwrap();
