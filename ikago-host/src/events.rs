@@ -6,6 +6,7 @@
 //! count is reported with the next line of any kind, or by [`flush`] at exit. A suppressed event
 //! costs a counter increment: its line is never formatted.
 
+use ikago_monitor::Role;
 use ikago_proto::{DropReason, Event, PeerLostReason};
 use log::Level;
 use std::sync::Mutex;
@@ -19,13 +20,13 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 /// The budget of the process's log, which is process-wide too
 static LIMITER: Mutex<Limiter> = Mutex::new(Limiter::new());
 
-/// Logs one event: connections at info, per-flow detail (NAT, ARP, retries) at verbose; a kind
-/// of line over its budget is counted instead
-pub fn log(e: &Event) {
+/// Logs one event of a `role` machine: connections at info, per-flow detail (NAT, ARP, retries)
+/// at verbose; a kind of line over its budget is counted instead
+pub fn log(role: Role, e: &Event) {
     let mut limiter = LIMITER.lock().unwrap_or_else(|p| p.into_inner());
-    let (kind, level) = kind(e);
+    let (kind, level) = kind(role, e);
     if limiter.admit(kind, level, Instant::now(), &mut emit) {
-        let (level, line) = line(e);
+        let (level, line) = line(role, e);
         log::log!(level, "{line}");
     }
 }
@@ -143,8 +144,8 @@ impl Limiter {
     }
 }
 
-/// The kind of an event's line, and its level
-fn kind(e: &Event) -> (Kind, Level) {
+/// The kind of the line of a `role` machine's event, and its level
+fn kind(role: Role, e: &Event) -> (Kind, Level) {
     let (words, level) = match e {
         Event::Connecting { retry: 0, .. } => ("Connect to server", Level::Info),
         Event::Connecting { .. } => ("Send TCP SYN to server again", Level::Debug),
@@ -164,14 +165,18 @@ fn kind(e: &Event) -> (Kind, Level) {
         Event::NeighborResolved { .. } => ("Resolve", Level::Debug),
         Event::NatMapped { .. } => ("NAT", Level::Debug),
         Event::NatExpired { .. } => ("Recycle NAT", Level::Debug),
+        Event::Unopenable { .. } => match role {
+            Role::Client => ("Server replies cannot be opened", Level::Error),
+            Role::Server => ("Payloads from client cannot be opened", Level::Warn),
+        },
         Event::Dropped { reason, .. } => return (Kind::Drop(*reason), Level::Warn),
         _ => ("Other event", Level::Debug),
     };
     (Kind::Line(words), level)
 }
 
-/// The level and text of an event's line
-pub fn line(e: &Event) -> (Level, String) {
+/// The level and text of the line of a `role` machine's event; none holds a secret
+pub fn line(role: Role, e: &Event) -> (Level, String) {
     let text = match e {
         Event::Connecting { server, retry: 0 } => format!("Connect to server {server}"),
         Event::Connecting { server, retry } => {
@@ -206,12 +211,22 @@ pub fn line(e: &Event) -> (Level, String) {
         Event::NatExpired { public, protocol } => {
             format!("Recycle NAT {public} ({})", protocol_name(*protocol))
         }
+        Event::Unopenable { peer, packets } => match role {
+            Role::Client => format!(
+                "Server replies cannot be opened: wrong password or method? ({packets} \
+                 packet(s) with server {peer} got no reply that opens)"
+            ),
+            Role::Server => format!(
+                "Payloads from client {peer} cannot be opened: wrong password or method? \
+                 ({packets} packet(s))"
+            ),
+        },
         Event::Dropped { reason, count } => {
             format!("Drop {count} packet(s): {}", reason.label())
         }
         other => format!("{other:?}"),
     };
-    (kind(e).1, text)
+    (kind(role, e).1, text)
 }
 
 /// `TCP`, `UDP`, `ICMP` or the number
@@ -238,7 +253,7 @@ mod tests {
             rtt: Duration::from_micros(12_400),
         };
         assert_eq!(
-            line(&e),
+            line(Role::Client, &e),
             (
                 Level::Info,
                 "Connected to server 1.2.3.4:18081 in 12 ms".into()
@@ -247,7 +262,10 @@ mod tests {
         let e = Event::ClientConnected {
             client: "198.18.2.1:50000".parse().unwrap(),
         };
-        assert_eq!(line(&e).1, "Connect from client 198.18.2.1:50000");
+        assert_eq!(
+            line(Role::Server, &e).1,
+            "Connect from client 198.18.2.1:50000"
+        );
         let e = Event::NatMapped {
             client: "198.18.2.1:50000".parse().unwrap(),
             protocol: 17,
@@ -255,7 +273,7 @@ mod tests {
             public: "198.18.13.1:49152".parse().unwrap(),
         };
         assert_eq!(
-            line(&e),
+            line(Role::Server, &e),
             (
                 Level::Debug,
                 "NAT 198.18.11.2:40000 -> 198.18.13.1:49152 (UDP)".into()
@@ -266,8 +284,38 @@ mod tests {
             count: 3,
         };
         assert_eq!(
-            line(&e),
+            line(Role::Server, &e),
             (Level::Warn, "Drop 3 packet(s): decrypt_failed".into())
+        );
+    }
+
+    #[test]
+    fn unopenable_peers_say_why_on_either_side() {
+        let e = Event::Unopenable {
+            peer: "198.18.2.2:18081".parse().unwrap(),
+            packets: 12,
+        };
+        assert_eq!(
+            line(Role::Client, &e),
+            (
+                Level::Error,
+                "Server replies cannot be opened: wrong password or method? (12 packet(s) with \
+                 server 198.18.2.2:18081 got no reply that opens)"
+                    .into()
+            )
+        );
+        let e = Event::Unopenable {
+            peer: "198.18.2.1:50000".parse().unwrap(),
+            packets: 3,
+        };
+        assert_eq!(
+            line(Role::Server, &e),
+            (
+                Level::Warn,
+                "Payloads from client 198.18.2.1:50000 cannot be opened: wrong password or \
+                 method? (3 packet(s))"
+                    .into()
+            )
         );
     }
 
@@ -275,10 +323,10 @@ mod tests {
     fn run(limiter: &mut Limiter, events: &[(Duration, &Event)], t0: Instant) -> Vec<String> {
         let mut out = Vec::new();
         for &(at, e) in events {
-            let (k, level) = kind(e);
+            let (k, level) = kind(Role::Server, e);
             let mut emit = |_: Level, l: &str| out.push(l.to_owned());
             if limiter.admit(k, level, t0 + at, &mut emit) {
-                out.push(line(e).1);
+                out.push(line(Role::Server, e).1);
             }
         }
         out

@@ -15,11 +15,12 @@ pub fn drain(
     inject: &mut Injectors,
     mut on_event: impl FnMut(&Event),
 ) -> Instant {
+    let role = role(machine);
     loop {
         match machine.poll_output(buf) {
             Output::Transmit(t) => inject.send(t.device, &buf[..t.len]),
             Output::Event(e) => {
-                crate::events::log(&e);
+                crate::events::log(role, &e);
                 on_event(&e);
             }
             Output::Timeout(at) => return at,

@@ -187,6 +187,7 @@ struct Api<'a> {
     rtt_ms: Option<f64>,
     handshakes: u64,
     reconnects: u64,
+    unopenable: usize,
     traffic: BTreeMap<&'static str, Directions<Count>>,
     peers: Vec<Peer>,
     drops: Vec<Drop>,
@@ -197,7 +198,8 @@ struct Api<'a> {
 /// The dashboard's view (`GET /api/snapshot`)
 ///
 /// `uptime` (seconds, fractional) is when the snapshot was taken: the dashboard divides counter
-/// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server.
+/// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server. `unopenable` counts the
+/// peers whose payloads cannot be opened (wrong password or method).
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
     let client = s.role == Role::Client;
@@ -249,6 +251,7 @@ pub fn api(s: &Snapshot) -> String {
         rtt_ms: st.rtt.filter(|_| client).map(ms),
         handshakes: st.handshakes,
         reconnects: st.reconnects,
+        unopenable: st.unopenable,
         traffic,
         peers,
         drops,

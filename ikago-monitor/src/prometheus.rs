@@ -174,6 +174,13 @@ pub fn render(s: &Snapshot) -> String {
         "FakeTCP handshakes completed",
         st.handshakes,
     );
+    e.single(
+        "ikago_unopenable_peers",
+        Kind::Gauge,
+        "Peers whose tunnel payloads cannot be opened, from a wrong password or method (client: \
+         the server, 0 or 1; server: clients)",
+        st.unopenable,
+    );
     match s.role {
         Role::Client => client(&mut e, s),
         Role::Server => {

@@ -272,6 +272,10 @@ fn dashboard_shows_the_source_and_rising_counters() {
         second.contains("malformed"),
         "the drops by reason:\n{second}"
     );
+    assert!(
+        second.contains(r#"<div id="unopenable" role="alert" hidden="">"#),
+        "no warning while the server's replies open:\n{second}"
+    );
 
     screenshot(&browser, &url, "dashboard.png");
     stop.store(true, Ordering::Release);
@@ -304,6 +308,12 @@ fn dashboard_shows_clients_the_nat_table_and_kcp_on_the_server() {
     }
     assert!(dom.contains("retransmissions"), "the KCP counters:\n{dom}");
     assert!(dom.contains("no nat mapping"), "the drops:\n{dom}");
+    assert!(
+        dom.contains(
+            r#"<div id="unopenable" role="alert">1 client sends payloads that cannot be opened: wrong password or method?</div>"#
+        ),
+        "the warning about the client with a wrong password:\n{dom}"
+    );
 
     screenshot(&browser, &url, "dashboard-server.png");
     stop.store(true, Ordering::Release);

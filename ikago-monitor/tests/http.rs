@@ -49,6 +49,7 @@ fn other_routes_and_head() {
     assert_eq!(r.status, 200);
     let v: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["peers"][0]["id"], "10.6.0.2");
+    assert_eq!(v["unopenable"], 0);
     assert_eq!(get(addr, "/nope").status, 404);
     assert_eq!(get(addr, "/dns/").status, 404);
     let r = exchange(addr, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -88,6 +88,8 @@ fn client_metrics_parse_and_carry_the_counters() {
     );
     assert_eq!(value(&f, "ikago_handshakes_total", &[]), 2.0);
     assert_eq!(value(&f, "ikago_reconnects_total", &[]), 1.0);
+    assert_eq!(value(&f, "ikago_unopenable_peers", &[]), 0.0);
+    assert_eq!(f["ikago_unopenable_peers"].kind, "gauge");
     assert_eq!(value(&f, "ikago_rtt_seconds", &[]), 0.0236);
     assert_eq!(value(&f, "ikago_rtt_age_seconds", &[]), 0.0);
     assert_eq!(f["ikago_rtt_seconds"].kind, "gauge");
@@ -139,6 +141,7 @@ fn server_metrics_parse_and_carry_nat_and_kcp() {
         value(&f, "ikago_drops_total", &[("reason", "no_nat_mapping")]),
         1.0
     );
+    assert_eq!(value(&f, "ikago_unopenable_peers", &[]), 1.0);
     assert_eq!(value(&f, "ikago_nat_mappings", &[]), 3.0);
     assert_eq!(value(&f, "ikago_nat_capacity", &[]), 98304.0);
     assert_eq!(value(&f, "ikago_kcp_retransmissions_total", &[]), 4.0);

@@ -85,7 +85,7 @@ pub fn client_stats(t0: Instant) -> Stats {
     s
 }
 
-/// A server's counters: two clients, NAT in use, KCP on
+/// A server's counters: two clients (one with a wrong password), NAT in use, KCP on
 pub fn server_stats(t0: Instant) -> Stats {
     let mut s = Stats::default();
     let client = |d, port| Peer::Client(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, d), port));
@@ -106,6 +106,8 @@ pub fn server_stats(t0: Instant) -> Stats {
     s.nat_mappings = 3;
     s.nat_capacity = 16384 * 2 + 65536;
     s.drops.add(DropReason::NoNatMapping);
+    s.drops.add(DropReason::DecryptFailed);
+    s.unopenable = 1;
     s.kcp = Some(KcpStats {
         retransmissions: 4,
         timeouts: 1,
