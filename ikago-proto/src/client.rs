@@ -13,6 +13,7 @@ use crate::faketcp::{Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
+use crate::openwatch::{self, Watch};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
@@ -75,6 +76,12 @@ pub struct Client {
     reset_backoff: Duration,
     /// The pending SYN timer is a delayed first SYN, not a retransmission
     syn_delayed: bool,
+    /// The SYN of this attempt was already repeated after a RST to an old connection's segment
+    syn_repeated: bool,
+    /// Whether the server's payloads open
+    opening: Watch,
+    /// Whether anything comes back for the data we send
+    answered: Watch,
     dns_records: bool,
 }
 
@@ -157,6 +164,9 @@ impl Client {
             last_reset: None,
             reset_backoff: Duration::ZERO,
             syn_delayed: false,
+            syn_repeated: false,
+            opening: Watch::new(openwatch::SERVER_PAYLOADS),
+            answered: Watch::new(openwatch::SERVER_SILENT),
             dns_records: config.dns_records,
         };
         client.start_handshake();
@@ -198,6 +208,7 @@ impl Client {
         s.peers = self.known.values().map(|k| k.stats).collect();
         s.remotes = self.remotes.values().copied().collect();
         s.peers.sort_by_key(|p| p.peer);
+        s.unopenable = usize::from(self.opening.flagged() || self.answered.flagged());
         s
     }
 
@@ -364,6 +375,7 @@ impl Client {
             self.core
                 .send_tunnel(&mut self.conn, up, Dest::NextHop(self.server_hop), inner);
             self.core.stats.inner_tx.add(inner.len());
+            self.note_sent();
         } else if self.pending.len() >= self.tuning.pending_packets {
             self.core.drop(DropReason::QueueFull);
         } else {
@@ -395,8 +407,8 @@ impl Client {
         if pkt.protocol() != proto::TCP {
             return self.core.drop(DropReason::NotForUs);
         }
-        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
-            return self.core.drop(DropReason::Malformed);
+        let Some(seg) = self.core.parse_tunnel(pkt) else {
+            return;
         };
         if seg.src_port() != self.server.port() || seg.dst_port() != self.conn.local.port() {
             return self.core.drop(DropReason::NotForUs);
@@ -407,24 +419,46 @@ impl Client {
         if let Some(rtt) = self.conn.take_rtt_sample() {
             self.core.stats.rtt = Some(rtt);
         }
+        if let Some(reason) = r.refused {
+            self.core.drop(reason);
+        }
         match r.change {
             // on_connected sends the ACK that completes the handshake
             Some(Change::Connected { rtt }) => self.on_connected(rtt),
             Some(Change::Reset) => return self.on_lost(PeerLostReason::Reset),
-            Some(Change::Established) | None if r.reply == Reply::Ack => {
-                self.send_control(Control::Ack)
-            }
-            Some(Change::Established) | None => {}
+            Some(Change::Established) | None => self.answer(r.reply, &seg),
         }
         if r.deliver {
+            self.answered.success();
             self.deliver(seg.payload());
             self.schedule_ack();
         }
         self.flush_pending();
     }
 
+    /// Sends what a segment of the server asks for
+    fn answer(&mut self, reply: Reply, seg: &tcp::Segment<'_>) {
+        let up = self.core.upstream;
+        let hop = Dest::NextHop(self.server_hop);
+        match reply {
+            Reply::Ack => self.send_control(Control::Ack),
+            Reply::Challenge => self.core.send_challenge(&mut self.conn, up, hop),
+            Reply::Reset => {
+                // the server still has our previous connection: the RST ends it there, and the
+                // SYN, repeated once at once, opens the new one without waiting for its timer
+                self.core
+                    .send_reset(up, hop, self.conn.local, self.server, seg);
+                if !std::mem::replace(&mut self.syn_repeated, true) {
+                    self.send_control(Control::Syn);
+                }
+            }
+            Reply::SynAck | Reply::None => {}
+        }
+    }
+
     /// Opens a tunnel payload and delivers the inner packet to its source
     fn deliver(&mut self, sealed: &[u8]) {
+        let now = self.core.now;
         let mut buf = self.core.tx.take(ethernet::HEADER_LEN + sealed.len());
         let Ok(len) = self
             .core
@@ -432,8 +466,15 @@ impl Client {
             .open_into(sealed, &mut buf.bytes[ethernet::HEADER_LEN..])
         else {
             self.core.tx.recycle(buf);
+            if let Some(packets) = self.opening.failure(now) {
+                self.core.tx.event(Event::Unopenable {
+                    peer: self.server,
+                    packets,
+                });
+            }
             return self.core.drop(DropReason::DecryptFailed);
         };
+        self.opening.success();
         if self.kcp.is_some() {
             self.kcp_input(&buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len]);
             return self.core.tx.recycle(buf);
@@ -572,6 +613,7 @@ impl Client {
     }
 
     fn send_syn(&mut self) {
+        self.syn_repeated = false;
         self.send_control(Control::Syn);
         self.core.tx.event(Event::Connecting {
             server: self.server,
@@ -594,6 +636,8 @@ impl Client {
             .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
         self.timers
             .set(Timer::PeerTimeout as usize, now + self.tuning.peer_timeout);
+        self.opening.rearm();
+        self.answered.rearm();
         // the ACK completing the handshake goes out before the queued data
         self.send_control(Control::Ack);
         self.flush_pending();
@@ -617,6 +661,18 @@ impl Client {
                 Dest::NextHop(self.server_hop),
                 &self.datagram[..n],
             );
+            self.note_sent();
+        }
+    }
+
+    /// Counts a data segment sent toward the server's silence: a server that cannot open our
+    /// payloads never answers them
+    fn note_sent(&mut self) {
+        if let Some(packets) = self.answered.failure(self.core.now) {
+            self.core.tx.event(Event::Unopenable {
+                peer: self.server,
+                packets,
+            });
         }
     }
 
@@ -640,6 +696,7 @@ impl Client {
             );
             self.core.stats.inner_tx.add(buf.len);
             self.core.tx.recycle(buf);
+            self.note_sent();
         }
     }
 

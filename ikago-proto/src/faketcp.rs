@@ -10,7 +10,14 @@
 //! segment when negotiated, pure ACKs for received data (strict conntrack keeps the window moving),
 //! keepalive probes answered like Linux, and a RST when the peer is unknown. DF is left clear so
 //! that routers may fragment, as the original does.
+//!
+//! Blind attacks on a live connection (RFC 5961): a RST is obeyed only at exactly the expected
+//! sequence number; a RST elsewhere in the window, or a SYN, gets a challenge ACK instead, which
+//! a peer that really restarted answers with a RST at the exact number. A connection waiting
+//! for its SYN+ACK answers an ACK that is not for its SYN with a RST (RFC 9293 §3.10.7.3).
 
+use crate::stats::DropReason;
+use crate::syncookie::{self, Cookies, Restored};
 use crate::wire::{ipv4, proto, tcp};
 use rand_core::RngCore;
 use std::net::SocketAddrV4;
@@ -29,8 +36,8 @@ const SCALED_WINDOW: u16 = 0x7fff;
 /// Data segments acknowledged at once after the handshake (Linux "quick ACK" mode), so that the
 /// sender learns the scaled window early
 const QUICKACK_SEGMENTS: u8 = 8;
-/// A RST is accepted when its sequence number is this close to what we expect (RFC 5961 §3.2
-/// asks for an exact match; the window keeps reordering from hiding a real reset)
+/// A RST whose sequence number is this close to what we expect, but not exactly it, gets a
+/// challenge ACK (RFC 5961 §3.2); farther away it is ignored
 const RST_WINDOW: u32 = 1 << 20;
 
 /// Connection state (RFC 9293 §3.3.2, the subset a tunnel needs)
@@ -62,6 +69,10 @@ pub(crate) enum Reply {
     Ack,
     /// Send a SYN+ACK now
     SynAck,
+    /// Send a challenge ACK (RFC 5961), subject to a rate limit
+    Challenge,
+    /// Answer the segment with a RST (it acknowledges something we never sent)
+    Reset,
 }
 
 /// A state change worth reporting
@@ -87,6 +98,8 @@ pub(crate) struct Received {
     pub(crate) reply: Reply,
     /// A state change
     pub(crate) change: Option<Change>,
+    /// Why the segment was not obeyed, to count
+    pub(crate) refused: Option<DropReason>,
 }
 
 /// One FakeTCP connection
@@ -130,6 +143,8 @@ pub(crate) struct Conn {
     probe: Option<(u32, Instant)>,
     /// An RTT measured from the answer to a keepalive probe, not yet taken
     rtt_sample: Option<Duration>,
+    /// A SYN+ACK of this connection carries the peer's window scale in its TSval (a cookie)
+    cookie: bool,
 }
 
 /// `a` is after `b` in sequence space (RFC 9293 §3.4)
@@ -174,6 +189,7 @@ impl Conn {
             epoch,
             probe: None,
             rtt_sample: None,
+            cookie: false,
         }
     }
 
@@ -201,6 +217,65 @@ impl Conn {
     ) -> Self {
         let mut c = Self::new(local, remote, State::SynReceived, mss, now, epoch, rng);
         c.take_syn(syn);
+        c
+    }
+
+    /// Server: the stateless answer to a SYN when the half-open table is full, to write a SYN+ACK
+    /// with and then forget; the ISN and the timestamp clock come from `cookies`
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn cookie_answer(
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &tcp::Segment<'_>,
+        mss: u16,
+        cookies: &Cookies,
+        now: Instant,
+        epoch: Instant,
+        rng: &mut impl RngCore,
+    ) -> Self {
+        let mut c = Self::accept(local, remote, syn, mss, now, epoch, rng);
+        let since_start = now.saturating_duration_since(epoch);
+        c.iss = cookies.isn(local, remote, syn.seq(), since_start);
+        c.snd_nxt = c.iss;
+        c.snd_una = c.iss;
+        c.ts_offset = cookies.ts_offset(local, remote);
+        // without timestamps the window scale could not come back: do without it (as Linux)
+        c.opts.scaling &= c.opts.timestamps;
+        c.cookie = true;
+        c
+    }
+
+    /// Server: the connection a valid cookie ACK (or first data segment) restores, established;
+    /// pass `ack` to [`Conn::handle_segment`] next for its payload
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_cookie(
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        ack: &tcp::Segment<'_>,
+        restored: Restored,
+        mss: u16,
+        cookies: &Cookies,
+        now: Instant,
+        epoch: Instant,
+        rng: &mut impl RngCore,
+    ) -> Self {
+        let mut c = Self::new(local, remote, State::Established, mss, now, epoch, rng);
+        c.iss = restored.iss;
+        c.snd_nxt = restored.iss.wrapping_add(1);
+        c.snd_una = c.snd_nxt;
+        c.irs = restored.irs;
+        c.rcv_nxt = restored.irs.wrapping_add(1);
+        c.ts_offset = cookies.ts_offset(local, remote);
+        let ts = ack.options().timestamps;
+        c.opts = Negotiated {
+            timestamps: ts.is_some(),
+            scaling: restored.wscale.is_some(),
+        };
+        c.peer_wscale = restored.wscale.unwrap_or(0);
+        if let Some((val, _)) = ts {
+            c.ts_recent = val;
+        }
+        c.quickack = QUICKACK_SEGMENTS;
         c
     }
 
@@ -296,26 +371,40 @@ impl Conn {
             deliver: false,
             reply: Reply::None,
             change: None,
+            refused: None,
         };
         if flags & tcp::RST != 0 {
-            let ok = match self.state {
-                State::SynSent => flags & tcp::ACK != 0 && seg.ack() == self.iss.wrapping_add(1),
-                _ => {
-                    seg.seq()
-                        .wrapping_sub(self.rcv_nxt)
-                        .wrapping_add(RST_WINDOW)
-                        <= 2 * RST_WINDOW
+            if self.state == State::SynSent {
+                if flags & tcp::ACK != 0 && seg.ack() == self.iss.wrapping_add(1) {
+                    self.last_rx = now;
+                    r.change = Some(Change::Reset);
+                } else {
+                    r.refused = Some(DropReason::BadReset);
                 }
-            };
-            if ok {
+            } else if seg.seq() == self.rcv_nxt {
                 self.last_rx = now;
                 r.change = Some(Change::Reset);
+            } else if seg
+                .seq()
+                .wrapping_sub(self.rcv_nxt)
+                .wrapping_add(RST_WINDOW)
+                <= 2 * RST_WINDOW
+            {
+                r.reply = Reply::Challenge;
+            } else {
+                r.refused = Some(DropReason::BadReset);
             }
             return r;
         }
         if flags & tcp::SYN != 0 {
             if flags & tcp::ACK == 0 {
-                // a SYN on a known connection: the peer restarted or our SYN+ACK was lost
+                if self.state == State::Established {
+                    // a blind SYN, or a peer that restarted: only the latter can answer the
+                    // challenge with a RST at our exact acknowledgment number
+                    r.reply = Reply::Challenge;
+                    return r;
+                }
+                // a SYN while the handshake runs: our SYN+ACK was lost, or the peer restarted
                 if self.state == State::SynReceived && seg.seq() == self.irs {
                     r.reply = Reply::SynAck;
                 } else {
@@ -354,7 +443,13 @@ impl Conn {
             return r;
         }
         match self.state {
-            State::SynSent => return r,
+            State::SynSent => {
+                // an ACK for an earlier connection: tell its sender that it is gone
+                if seg.ack() != self.iss.wrapping_add(1) {
+                    r.reply = Reply::Reset;
+                }
+                return r;
+            }
             State::SynReceived => {
                 self.state = State::Established;
                 self.snd_nxt = self.iss.wrapping_add(1);
@@ -471,10 +566,18 @@ impl Conn {
                     mss: Some(self.mss),
                     window_scale: self.opts.scaling.then_some(WINDOW_SCALE),
                     sack_permitted: self.opts.timestamps,
-                    timestamps: self
-                        .opts
-                        .timestamps
-                        .then(|| (self.ts_val(now), self.ts_recent)),
+                    timestamps: self.opts.timestamps.then(|| {
+                        let val = self.ts_val(now);
+                        let val = if self.cookie {
+                            syncookie::encode_tsval(
+                                val,
+                                self.opts.scaling.then_some(self.peer_wscale),
+                            )
+                        } else {
+                            val
+                        };
+                        (val, self.ts_recent)
+                    }),
                 },
             },
             Control::Ack | Control::Keepalive => tcp::Header {

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admission;
 mod arp;
 mod client;
 mod config;
@@ -67,8 +68,11 @@ mod io;
 mod kcp;
 mod machine;
 mod nat;
+mod openwatch;
+mod ratelimit;
 mod server;
 mod stats;
+mod syncookie;
 mod timer;
 mod txq;
 mod wire;

@@ -5,15 +5,16 @@ use crate::arp::{LinkAddr, Neighbors, Sent};
 use crate::config::{DeviceConfig, ReassemblyLimits};
 use crate::crypto::{Cipher, Method};
 use crate::event::Event;
-use crate::faketcp::{Conn, Control};
+use crate::faketcp::{self, Conn, Control};
 use crate::fragment::{self, Reassembler};
 use crate::io::{DeviceId, Input, Output};
+use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
-use crate::wire::{Mac, arp, ethernet, icmp, ipv4, proto};
+use crate::wire::{Mac, arp, ethernet, icmp, ipv4, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// How far ahead `poll_output` points when nothing is scheduled
@@ -22,6 +23,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(86_400);
 const DROP_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 /// TTL of ICMP errors the machines originate (Linux `ip_default_ttl`)
 const ICMP_TTL: u8 = 64;
+/// RSTs sent per second at most (Linux `icmp_ratelimit`-like protection)
+const RST_PER_SECOND: u32 = 100;
+/// Challenge ACKs sent per second at most (Linux `tcp_challenge_ack_limit`, per machine)
+const CHALLENGE_PER_SECOND: u32 = 100;
 
 /// Where a frame goes on its link
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +144,10 @@ pub(crate) struct Core {
     /// Reused list of fragments being sent
     frag_out: Vec<FrameBuf>,
     drop_reports: [DropReport; DropReason::COUNT],
+    /// The budget of RSTs
+    rsts: PerSecond,
+    /// The budget of challenge ACKs
+    challenges: PerSecond,
 }
 
 /// Drop reasons a user must hear about (as rate-limited events), not only count
@@ -200,6 +209,8 @@ impl Core {
             reassembled: vec![0; ipv4::MAX_LEN],
             frag_out: Vec::new(),
             drop_reports: [DropReport::default(); DropReason::COUNT],
+            rsts: PerSecond::new(RST_PER_SECOND, now),
+            challenges: PerSecond::new(CHALLENGE_PER_SECOND, now),
         }
     }
 
@@ -373,6 +384,56 @@ impl Core {
         let ip_len =
             conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, sealed);
         self.finish_tunnel(device, dest, buf, ip_len)
+    }
+
+    /// Parses the FakeTCP segment of `pkt`, counting a drop when it is malformed; without an
+    /// AEAD (plain) a segment's payload is checked against the TCP checksum too, since nothing
+    /// else would catch its corruption
+    pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &ipv4::Packet<'a>) -> Option<tcp::Segment<'a>> {
+        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
+            self.drop(DropReason::Malformed);
+            return None;
+        };
+        if self.cipher.overhead() == 0
+            && !seg.payload().is_empty()
+            && !tcp::checksum_ok(pkt.payload(), pkt.src(), pkt.dst())
+        {
+            self.drop(DropReason::BadChecksum);
+            return None;
+        }
+        Some(seg)
+    }
+
+    /// Answers `seg` with a RST from `local` to `peer`, within the RST budget
+    pub(crate) fn send_reset(
+        &mut self,
+        device: DeviceId,
+        dest: Dest,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+        seg: &tcp::Segment<'_>,
+    ) {
+        if !self.rsts.allow(self.now) {
+            return;
+        }
+        let mut buf = self.tx.take(ethernet::MIN_FRAME_LEN + 40);
+        let src = self.device(device).mac;
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src, ethernet::ETHERTYPE_IPV4);
+        let n = faketcp::write_reset(&mut buf.bytes[ethernet::HEADER_LEN..], local, peer, seg);
+        self.stats.tunnel_tx.add(n);
+        buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + n);
+        self.send_frame(device, dest, buf);
+    }
+
+    /// Sends a challenge ACK on `conn` (RFC 5961 §7), within the challenge budget; counted as
+    /// [`DropReason::Challenged`], or [`DropReason::BadReset`] beyond the budget
+    pub(crate) fn send_challenge(&mut self, conn: &mut Conn, device: DeviceId, dest: Dest) {
+        if self.challenges.allow(self.now) {
+            self.drop(DropReason::Challenged);
+            self.send_control(conn, device, dest, Control::Ack);
+        } else {
+            self.drop(DropReason::BadReset);
+        }
     }
 
     /// Sends a FakeTCP control segment (SYN, SYN+ACK, ACK, keepalive) of `conn`

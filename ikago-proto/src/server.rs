@@ -1,30 +1,35 @@
 //! The server machine: FakeTCP from many clients in, full-cone NAT to the Internet out, and back
 //!
 //! Clients are keyed by their tunnel address (IP and port as seen here, so clients behind one NAT
-//! stay apart). A SYN creates or restarts a client's connection; data from an address that never
-//! sent one is answered with a RST so that a client recovers at once after a server restart.
+//! stay apart). A SYN starts a half-open handshake (see [`crate::admission`]: floods cannot lock
+//! clients out); the client's ACK or first data segment establishes it. A SYN on an established
+//! connection gets a challenge ACK, and only a peer that really restarted can answer it with the
+//! RST that replaces the session. Data from an address without a connection is answered with a
+//! RST so that a client recovers at once after a server restart.
 //! Inner packets are reassembled if fragmented, translated by the NAT onto the upstream address
 //! and sent to their next hop; replies are translated back and sealed to the owning client.
 
+use crate::admission::{Admission, SynAdmission};
 use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, check_common};
 use crate::event::Event;
-use crate::faketcp::{self, Change, Conn, Control, Reply};
+use crate::faketcp::{Change, Conn, Control, Received, Reply};
 use crate::io::{DeviceId, Input, Output};
 use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
+use crate::openwatch::{self, Watch};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// Interval of the sweep that forgets silent clients
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// RSTs sent to unknown peers per second at most (Linux `icmp_ratelimit`-like protection)
-const RST_PER_SECOND: u32 = 100;
 /// Reassembly scopes of inner fragments are per client, above the device scopes (0-255)
 const CLIENT_SCOPE_BASE: u32 = 256;
 
@@ -47,6 +52,8 @@ struct Slot {
     stats: PeerStats,
     /// The client's KCP session, opened by its first data shard
     kcp: Option<KcpSession>,
+    /// Whether its payloads open (a wrong password or method shows here)
+    opening: Watch,
 }
 
 /// The server side of the tunnel
@@ -62,8 +69,9 @@ pub struct Server {
     clients: BTreeMap<SocketAddrV4, Slot>,
     by_id: BTreeMap<u32, SocketAddrV4>,
     next_id: u32,
+    /// Half-open handshakes, cookies and the SYN budget
+    admission: Admission,
     timers: Timers<TIMERS>,
-    rst_window: (Instant, u32),
     /// KCP tuning, with `--kcp`: every client then talks through a KCP session
     kcp_tuning: Option<KcpTuning>,
     /// A work buffer for one KCP datagram
@@ -102,6 +110,11 @@ impl Server {
             return Err(ConfigError::Zero("max clients"));
         }
         let public = config.devices[roles.upstream].addr;
+        // the cookie key comes from its own stream of the seed, apart from the machine's draws
+        let mut cookie_key = [0u8; 16];
+        let mut keys = ChaCha20Rng::from_seed(config.rng_seed);
+        keys.set_stream(1);
+        keys.fill_bytes(&mut cookie_key);
         let core = Core::new(
             config.devices,
             roles.upstream,
@@ -114,6 +127,7 @@ impl Server {
             now,
         );
         Ok(Self {
+            admission: Admission::new(cookie_key, now),
             core,
             port: config.port,
             public,
@@ -125,7 +139,6 @@ impl Server {
             by_id: BTreeMap::new(),
             next_id: 0,
             timers: Timers::default(),
-            rst_window: (now, 0),
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
         })
@@ -141,9 +154,14 @@ impl Server {
         self.public
     }
 
-    /// Clients currently known
+    /// Clients with an established connection
     pub fn clients(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
         self.clients.keys().copied()
+    }
+
+    /// Handshakes waiting for the client's ACK (bounded, expiring in seconds)
+    pub fn half_open(&self) -> usize {
+        self.admission.len()
     }
 
     /// Feeds a captured frame or the passage of time; never fails on network bytes
@@ -173,6 +191,11 @@ impl Server {
             s.kcp = Some(total);
         }
         s.nat_capacity = self.nat.capacity();
+        s.unopenable = self
+            .clients
+            .values()
+            .filter(|c| c.opening.flagged())
+            .count();
         s
     }
 
@@ -211,110 +234,211 @@ impl Server {
     }
 
     fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
-        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
-            return self.core.drop(DropReason::Malformed);
+        let Some(seg) = self.core.parse_tunnel(pkt) else {
+            return;
         };
         let peer = SocketAddrV4::new(pkt.src(), seg.src_port());
         let local = SocketAddrV4::new(pkt.dst(), self.port);
-        let now = self.core.now;
-        if !self.clients.contains_key(&peer) {
-            let flags = seg.flags();
-            if flags & tcp::SYN != 0 && flags & tcp::ACK == 0 {
-                if self.clients.len() >= self.max_clients {
-                    return self.core.drop(DropReason::TooManyClients);
-                }
-                let mss = u16::try_from(self.core.mtu.saturating_sub(40)).unwrap_or(u16::MAX);
-                let conn = Conn::accept(
-                    local,
-                    peer,
-                    &seg,
-                    mss,
-                    now,
-                    self.core.epoch,
-                    &mut self.core.rng,
-                );
-                let id = self.next_id;
-                self.next_id = self.next_id.wrapping_add(1);
-                let stats = PeerStats {
-                    peer: Peer::Client(peer),
-                    out: Default::default(),
-                    r#in: Default::default(),
-                    first_seen: now,
-                    last_seen: now,
-                };
-                self.clients.insert(
-                    peer,
-                    Slot {
-                        id,
-                        device,
-                        mac: from,
-                        conn,
-                        stats,
-                        kcp: None,
-                    },
-                );
-                self.by_id.insert(id, peer);
+        if self.clients.contains_key(&peer) {
+            self.core.stats.tunnel_rx.add(pkt.bytes().len());
+            return self.established_segment(device, from, peer, &seg);
+        }
+        if self.admission.get_mut(&peer).is_some() {
+            self.core.stats.tunnel_rx.add(pkt.bytes().len());
+            return self.half_open_segment(device, from, peer, &seg);
+        }
+        let flags = seg.flags();
+        if flags & tcp::RST != 0 {
+            return self.core.drop(DropReason::UnknownPeer);
+        }
+        if flags & tcp::SYN != 0 && flags & tcp::ACK == 0 {
+            return self.syn(device, from, local, peer, pkt, &seg);
+        }
+        let since_start = self.core.now.saturating_duration_since(self.core.epoch);
+        if flags & (tcp::SYN | tcp::ACK) == tcp::ACK
+            && let Some(restored) = self.admission.check_cookie(local, peer, &seg, since_start)
+        {
+            let conn = Conn::from_cookie(
+                local,
+                peer,
+                &seg,
+                restored,
+                self.mss(),
+                &self.admission.cookies,
+                self.core.now,
+                self.core.epoch,
+                &mut self.core.rng,
+            );
+            if self.establish(peer, device, from, conn) {
                 self.core.stats.tunnel_rx.add(pkt.bytes().len());
-                self.send_control(peer, Control::SynAck);
-                self.timers
-                    .set_earliest(Timer::Sweep as usize, now + SWEEP_INTERVAL);
-            } else if flags & tcp::RST == 0 {
-                self.core.drop(DropReason::UnknownPeer);
-                self.reset(device, from, local, peer, &seg);
+                self.established_segment(device, from, peer, &seg);
             }
             return;
         }
+        self.core.drop(DropReason::UnknownPeer);
+        self.core
+            .send_reset(device, Dest::Mac(from), local, peer, &seg);
+    }
+
+    /// The MSS the server offers
+    fn mss(&self) -> u16 {
+        u16::try_from(self.core.mtu.saturating_sub(40)).unwrap_or(u16::MAX)
+    }
+
+    /// A SYN from a peer with no connection: a half-open entry, a cookie, or nothing
+    fn syn(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        local: SocketAddrV4,
+        peer: SocketAddrV4,
+        pkt: &ipv4::Packet<'_>,
+        seg: &tcp::Segment<'_>,
+    ) {
+        if self.clients.len() >= self.max_clients {
+            return self.core.drop(DropReason::TooManyClients);
+        }
+        let (now, epoch, mss) = (self.core.now, self.core.epoch, self.mss());
+        let how = self.admission.admit(now);
+        let mut conn = match how {
+            SynAdmission::OverBudget => return self.core.drop(DropReason::SynRate),
+            SynAdmission::Table => {
+                Conn::accept(local, peer, seg, mss, now, epoch, &mut self.core.rng)
+            }
+            SynAdmission::Cookie => Conn::cookie_answer(
+                local,
+                peer,
+                seg,
+                mss,
+                &self.admission.cookies,
+                now,
+                epoch,
+                &mut self.core.rng,
+            ),
+        };
         self.core.stats.tunnel_rx.add(pkt.bytes().len());
-        let slot = self.clients.get_mut(&peer).expect("checked above");
-        slot.device = device;
-        slot.mac = from;
-        let r = slot.conn.handle_segment(now, &seg);
+        self.core
+            .send_control(&mut conn, device, Dest::Mac(from), Control::SynAck);
+        if how == SynAdmission::Table {
+            self.admission.insert(peer, conn, device, from, now);
+            self.timers
+                .set_earliest(Timer::Sweep as usize, now + SWEEP_INTERVAL);
+        }
+    }
+
+    /// A segment of a half-open handshake: its ACK or first data establishes the client
+    fn half_open_segment(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        peer: SocketAddrV4,
+        seg: &tcp::Segment<'_>,
+    ) {
+        let now = self.core.now;
+        let Some(h) = self.admission.get_mut(&peer) else {
+            return;
+        };
+        h.device = device;
+        h.mac = from;
+        let r = h.conn.handle_segment(now, seg);
         match r.change {
             Some(Change::Established) => {
-                self.core.stats.handshakes += 1;
-                self.core.tx.event(Event::ClientConnected { client: peer });
+                let h = self.admission.remove(&peer).expect("looked up above");
+                if self.establish(peer, device, from, h.conn) {
+                    self.after_segment(peer, r, seg);
+                }
             }
             Some(Change::Reset) => {
-                self.forget(peer);
-                return;
+                self.admission.remove(&peer);
             }
-            Some(Change::Connected { .. }) | None => {}
+            Some(Change::Connected { .. }) | None => {
+                if let Some(reason) = r.refused {
+                    self.core.drop(reason);
+                }
+                if r.reply == Reply::SynAck {
+                    self.core
+                        .send_control(&mut h.conn, device, Dest::Mac(from), Control::SynAck);
+                }
+            }
+        }
+    }
+
+    /// Makes `conn` an established client; false when the client limit refuses it
+    fn establish(&mut self, peer: SocketAddrV4, device: DeviceId, mac: Mac, conn: Conn) -> bool {
+        if self.clients.len() >= self.max_clients {
+            self.core.drop(DropReason::TooManyClients);
+            return false;
+        }
+        let now = self.core.now;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let stats = PeerStats {
+            peer: Peer::Client(peer),
+            out: Default::default(),
+            r#in: Default::default(),
+            first_seen: now,
+            last_seen: now,
+        };
+        let slot = Slot {
+            id,
+            device,
+            mac,
+            conn,
+            stats,
+            kcp: None,
+            opening: Watch::new(openwatch::CLIENT_PAYLOADS),
+        };
+        self.clients.insert(peer, slot);
+        self.by_id.insert(id, peer);
+        self.core.stats.handshakes += 1;
+        self.core.tx.event(Event::ClientConnected { client: peer });
+        self.timers
+            .set_earliest(Timer::Sweep as usize, now + SWEEP_INTERVAL);
+        true
+    }
+
+    /// A segment of an established client
+    fn established_segment(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        peer: SocketAddrV4,
+        seg: &tcp::Segment<'_>,
+    ) {
+        let now = self.core.now;
+        let Some(slot) = self.clients.get_mut(&peer) else {
+            return;
+        };
+        slot.device = device;
+        slot.mac = from;
+        let r = slot.conn.handle_segment(now, seg);
+        if r.change == Some(Change::Reset) {
+            self.forget(peer);
+            return;
+        }
+        self.after_segment(peer, r, seg);
+    }
+
+    /// Sends what an established client's segment asks for and delivers its payload
+    fn after_segment(&mut self, peer: SocketAddrV4, r: Received, seg: &tcp::Segment<'_>) {
+        if let Some(reason) = r.refused {
+            self.core.drop(reason);
         }
         match r.reply {
             Reply::Ack => self.send_control(peer, Control::Ack),
             Reply::SynAck => self.send_control(peer, Control::SynAck),
-            Reply::None => {}
+            Reply::Challenge => {
+                if let Some(slot) = self.clients.get_mut(&peer) {
+                    self.core
+                        .send_challenge(&mut slot.conn, slot.device, Dest::Mac(slot.mac));
+                }
+            }
+            Reply::Reset | Reply::None => {}
         }
         if r.deliver {
             self.open_from_client(peer, seg.payload());
             self.schedule_ack(peer);
         }
-    }
-
-    /// Answers a segment from an unknown peer with a RST, at a bounded rate
-    fn reset(
-        &mut self,
-        device: DeviceId,
-        to: Mac,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
-        seg: &tcp::Segment<'_>,
-    ) {
-        let now = self.core.now;
-        if now.saturating_duration_since(self.rst_window.0) >= Duration::from_secs(1) {
-            self.rst_window = (now, 0);
-        }
-        if self.rst_window.1 >= RST_PER_SECOND {
-            return;
-        }
-        self.rst_window.1 += 1;
-        let mut buf = self.core.tx.take(ethernet::MIN_FRAME_LEN + 40);
-        let src = self.core.device(device).mac;
-        ethernet::write(&mut buf.bytes, to, src, ethernet::ETHERTYPE_IPV4);
-        let n = faketcp::write_reset(&mut buf.bytes[ethernet::HEADER_LEN..], local, peer, seg);
-        self.core.stats.tunnel_tx.add(n);
-        buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + n);
-        self.core.tx.push(device, buf);
     }
 
     fn forget(&mut self, peer: SocketAddrV4) {
@@ -347,9 +471,11 @@ impl Server {
 
     /// Opens a client's payload into a frame buffer and sends the inner packet through the NAT
     fn open_from_client(&mut self, peer: SocketAddrV4, sealed: &[u8]) {
-        let Some(id) = self.clients.get(&peer).map(|s| s.id) else {
+        let now = self.core.now;
+        let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
+        let id = slot.id;
         let mut buf = self.core.tx.take(ethernet::HEADER_LEN + sealed.len());
         let Ok(len) = self
             .core
@@ -357,8 +483,12 @@ impl Server {
             .open_into(sealed, &mut buf.bytes[ethernet::HEADER_LEN..])
         else {
             self.core.tx.recycle(buf);
+            if let Some(packets) = slot.opening.failure(now) {
+                self.core.tx.event(Event::Unopenable { peer, packets });
+            }
             return self.core.drop(DropReason::DecryptFailed);
         };
+        slot.opening.success();
         if self.kcp_tuning.is_some() {
             self.kcp_input(
                 peer,
@@ -670,7 +800,8 @@ impl Machine for Server {
                 self.forget(peer);
                 self.core.tx.event(Event::ClientExpired { client: peer });
             }
-            if !self.clients.is_empty() {
+            self.admission.expire(now);
+            if !self.clients.is_empty() || self.admission.len() > 0 {
                 self.timers.set(Timer::Sweep as usize, now + SWEEP_INTERVAL);
             }
         }

@@ -102,6 +102,16 @@ impl Options {
     }
 }
 
+/// Whether the TCP segment `bytes` (an IPv4 payload of at most 65535 bytes) sums to zero over
+/// the pseudo-header of `src` and `dst`
+pub(crate) fn checksum_ok(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    let Ok(len) = u16::try_from(bytes.len()) else {
+        return false;
+    };
+    let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
+    checksum::finish(checksum::sum(acc, bytes)) == 0
+}
+
 /// A validated TCP segment inside an IPv4 packet
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Segment<'a> {
@@ -120,18 +130,13 @@ impl<'a> Segment<'a> {
         if header_len < HEADER_LEN || header_len > bytes.len() {
             return None;
         }
-        let len = u16::try_from(bytes.len()).ok()?;
-        let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
-        if checksum::finish(checksum::sum(acc, bytes)) != 0 {
-            return None;
-        }
-        Some(Self { bytes, header_len })
+        checksum_ok(bytes, src, dst).then_some(Self { bytes, header_len })
     }
 
     /// Validates a FakeTCP segment: like [`Segment::parse`], but a segment with a payload skips
-    /// the checksum, since the payload is authenticated by the AEAD tag (or, with plain, carries
-    /// an inner packet with checksums of its own) and summing every byte twice is the largest
-    /// cost of the receive path; control segments are still checked
+    /// the checksum, since the AEAD tag authenticates the payload and summing every byte twice
+    /// is the largest cost of the receive path; control segments are still checked. Without an
+    /// AEAD (plain) the caller checks [`checksum_ok`] itself.
     pub(crate) fn parse_tunnel(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
