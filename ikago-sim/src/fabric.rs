@@ -27,6 +27,8 @@ pub(crate) enum Owner {
     Server(usize),
     /// A side of the router
     Router(Side),
+    /// A station that only sends (a spoofer); what reaches it is discarded
+    Spoofer,
 }
 
 /// Which machine reported an event

@@ -154,10 +154,14 @@ pub struct World {
     server: Node,
     server_config: ServerConfig,
     clients: Vec<Node>,
+    client_configs: Vec<ClientConfig>,
     lans: Vec<usize>,
     client_wan: usize,
+    server_wan: usize,
     internet: usize,
     hosts: Vec<(Host, PortId)>,
+    /// The port of [`World::inject_server_wan`], attached on first use
+    spoofer: Option<PortId>,
 }
 
 impl World {
@@ -202,10 +206,13 @@ impl World {
             server,
             server_config: config.server,
             clients: Vec::new(),
+            client_configs: Vec::new(),
             lans: Vec::new(),
             client_wan,
+            server_wan,
             internet,
             hosts: Vec::new(),
+            spoofer: None,
         }
     }
 
@@ -263,7 +270,32 @@ impl World {
             &mut self.fabric,
         ));
         self.lans.push(lan);
+        self.client_configs.push(cfg);
         ClientId(i)
+    }
+
+    /// Drops client `id` and starts it again with the same configuration (its port included,
+    /// when fixed) and a CSPRNG seeded from `seed`, as a process restart would
+    pub fn restart_client(&mut self, id: ClientId, seed: u64) {
+        let mut cfg = self.client_configs[id.0].clone();
+        cfg.rng_seed = seed32(seed, STREAM_CLIENT + id.0 as u64);
+        let client = Client::new(cfg, self.fabric.instant())
+            .expect("the same configuration was accepted before");
+        self.clients[id.0].replace(client.into(), &mut self.fabric);
+    }
+
+    /// Sends `frame` onto the server-side WAN from a station between the firewall and the
+    /// server: a spoofer past the firewall
+    pub fn inject_server_wan(&mut self, frame: &[u8]) {
+        let port = match self.spoofer {
+            Some(p) => p,
+            None => {
+                let p = self.fabric.attach(self.server_wan, Owner::Spoofer, None);
+                self.spoofer = Some(p);
+                p
+            }
+        };
+        self.fabric.send(port, frame, Duration::ZERO);
     }
 
     fn add_host(&mut self, config: HostConfig, segment: usize, tag: u8) -> HostId {
@@ -409,6 +441,7 @@ impl World {
             Owner::Host(h) => self.hosts[h].0.deliver(frame),
             Owner::Client(c, d) => self.clients[c].frame(d, &frame, &mut self.fabric),
             Owner::Server(d) => self.server.frame(d, &frame, &mut self.fabric),
+            Owner::Spoofer => {}
             Owner::Router(side) => {
                 for e in self
                     .router
