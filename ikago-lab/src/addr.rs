@@ -2,6 +2,12 @@
 
 use std::net::Ipv4Addr;
 
+/// Whether `ip` is in 198.18.0.0/15, the only addresses lab traffic may use
+pub fn is_lab_address(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    a == 198 && b & 0xfe == 18
+}
+
 /// Prefix length of every lab subnet
 pub const PREFIX: u8 = 24;
 
@@ -50,3 +56,23 @@ pub const IPERF_PORT: u16 = 5201;
 pub const BULK_PORT: u16 = 9000;
 /// Port of the runners' monitor (`--monitor`) in the lab, on each runner's loopback
 pub const MONITOR_PORT: u16 = 18080;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_range_is_198_18_0_0_15() {
+        for a in [[198, 18, 0, 0], [198, 18, 22, 3], [198, 19, 255, 255]] {
+            assert!(is_lab_address(a.into()), "{a:?}");
+        }
+        for a in [
+            [198, 17, 255, 255],
+            [198, 20, 0, 0],
+            [10, 18, 0, 1],
+            [199, 18, 0, 1],
+        ] {
+            assert!(!is_lab_address(a.into()), "{a:?}");
+        }
+    }
+}

@@ -14,6 +14,7 @@ common::lab_tests!(ikago_lab::Runner::Sync =>
     every_method,
     wrong_password_gets_nothing,
     recovers_after_server_restart,
+    second_server_on_the_port_exits_2,
     sigterm_exits_0_and_removes_rules,
     shaped_udp_variant,
     lossy_variant,

@@ -1,7 +1,7 @@
 //! The lab itself, without IkaGo: addressing, the firewall's blocking and strictness, the
 //! variants, the services, and teardown even on panic
 
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::time::Duration;
 
 use ikago_lab::addr::*;
@@ -94,6 +94,48 @@ fn firewall_conntrack_is_strict() {
         after,
         before + 1,
         "a mid-stream ACK with no connection is INVALID and dropped"
+    );
+}
+
+#[test]
+fn a_spoofed_syn_flood_crosses_the_firewall_bounded() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+    let server = lab.ns(Host::Server);
+    let port = TUNNEL_PORT.to_string();
+    let rule = ["INPUT", "-p", "tcp", "--syn", "--dport", &port];
+    server
+        .exec("iptables", &[&["-A"][..], &rule].concat())
+        .expect("a counting rule");
+    let flood = raw::SynFlood {
+        target: SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT),
+        first_source: Ipv4Addr::new(198, 18, 22, 10),
+        hosts: 240,
+        count: 2000,
+        duration: Duration::from_millis(500),
+        seed: 1,
+    };
+    let report = flood.send(lab.ns(Host::Client2)).expect("flood");
+    assert_eq!(report.sent, 2000);
+    assert!(
+        report.elapsed >= Duration::from_millis(450) && report.elapsed < Duration::from_secs(5),
+        "paced over about half a second: {report:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let listing = server
+        .exec("iptables", &["-L", "INPUT", "-v", "-n", "-x"])
+        .expect("counters");
+    let arrived: u64 = listing
+        .lines()
+        .find(|l| l.contains(&format!("dpt:{port}")))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the rule's packet count");
+    assert_eq!(
+        arrived, 2000,
+        "every spoofed SYN reached the server:\n{listing}"
     );
 }
 

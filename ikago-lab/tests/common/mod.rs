@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -325,6 +325,39 @@ pub(crate) fn recovers_after_server_restart(runner: Runner) {
         );
     }
     println!("recovered {:?} after the restart", restarted.elapsed());
+}
+
+/// A second server on the tunnel port of a running one: one `error:` line naming the port and
+/// the first server, exit code 2 before any rule, and the first one keeps serving
+pub(crate) fn second_server_on_the_port_exits_2(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    let rules = t.lab.firewall_rules(Host::Server).expect("rules");
+    let mut second = t
+        .lab
+        .start_server(runner, &TunnelOptions::default())
+        .expect("the second server starts");
+    let status = second
+        .wait_exit(STOP_TIMEOUT)
+        .expect("the second server exits at once");
+    let lines = second.lines();
+    assert_eq!(status.code(), Some(2), "{lines:#?}");
+    let binary = runner.binary().expect("the runner's binary");
+    let name = Path::new(&binary)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error")).collect();
+    let want = format!(
+        "error: tunnel port {TUNNEL_PORT} is in use by {name} (pid {})",
+        t.server.pid()
+    );
+    assert_eq!(errors, [&want], "{lines:#?}");
+    assert_eq!(
+        t.lab.firewall_rules(Host::Server).expect("rules"),
+        rules,
+        "the second server touched no rule"
+    );
+    echoes(&t, Host::HostA, 100);
 }
 
 pub(crate) fn sigterm_exits_0_and_removes_rules(runner: Runner) {
