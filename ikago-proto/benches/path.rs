@@ -244,5 +244,60 @@ fn path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, path);
+/// SYNs from 65,536 spoofed sources, as frames to the server's listen device
+fn spoofed_syns() -> Vec<Vec<u8>> {
+    (0..65_536u32)
+        .map(|i| {
+            let mut f = Vec::new();
+            PacketBuilder::ethernet2([2, 0, 0, 0, 12, 2], [2, 0, 0, 0, 12, 1])
+                .ipv4([198, 18, 12, 2 + (i >> 12) as u8], [198, 18, 12, 1], 64)
+                .tcp(
+                    1024 + (i & 0xfff) as u16,
+                    18081,
+                    i.wrapping_mul(2_654_435_761),
+                    64240,
+                )
+                .syn()
+                .write(&mut f, &[])
+                .expect("writes to a Vec");
+            f
+        })
+        .collect()
+}
+
+/// What a SYN flood costs the server: each SYN answered (a half-open entry, then cookies once
+/// the table is full) at the budget's rate, and each SYN beyond the budget
+fn syn_flood(c: &mut Criterion) {
+    let mut g = c.benchmark_group("server_syn_flood");
+    g.throughput(Throughput::Elements(1));
+    let syns = spoofed_syns();
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    for (name, step) in [
+        ("answered", Duration::from_micros(50)),
+        ("over_budget", Duration::ZERO),
+    ] {
+        let (_, mut server, _, t0) = setup(Method::Aes256Gcm);
+        let mut now = t0;
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                now += step;
+                server.handle_input(Input::Frame {
+                    now,
+                    device: DeviceId(0),
+                    data: &syns[i % syns.len()],
+                });
+                i += 1;
+                while let Output::Transmit(t) = server.poll_output(&mut buf) {
+                    black_box(&buf[..t.len]);
+                }
+            })
+        });
+        let drops = server.stats().drops;
+        println!("{name}: {i} SYNs, server drops {drops}");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, path, syn_flood);
 criterion_main!(benches);
