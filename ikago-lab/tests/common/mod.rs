@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ikago_lab::addr::*;
 use ikago_lab::browser::{self, Chromium};
 use ikago_lab::probe::udp::{Direction, StreamSpec};
-use ikago_lab::probe::{dns, http, ping, tcp, udp};
+use ikago_lab::probe::{dns, http, ping, raw, tcp, udp};
+use ikago_lab::runner::CONNECTED;
 use ikago_lab::{
-    Blocking, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner, STOP_TIMEOUT,
-    TunnelOptions, stop,
+    Blocking, CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner,
+    STOP_TIMEOUT, TunnelOptions, stop,
 };
 use serde_json::Value;
 
@@ -38,6 +39,11 @@ const WAIT: Duration = Duration::from_secs(2);
 const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 /// The wrong-password and restart deadlines
 const RECOVERY: Duration = Duration::from_secs(10);
+/// How long a client with a wrong password may take, once its LAN host sends, to say so (the
+/// server too)
+const UNOPENABLE_LIMIT: Duration = Duration::from_secs(10);
+/// How long a client that starts during a SYN flood may take to get its first echo
+const NEWCOMER_LIMIT: Duration = Duration::from_secs(15);
 /// Size of the TCP transfers, each way
 const TCP_BYTES: u64 = 10 * 1024 * 1024;
 /// The one-way UDP stream: 20 MiB in 1200-byte datagrams at 40 Mbit/s (about 4 s)
@@ -277,31 +283,115 @@ pub(crate) fn wrong_password_gets_nothing(runner: Runner) {
         .lab
         .spawn_client(runner, ClientSite::Second, &wrong)
         .expect("client starts");
-    let logged_before = t.server.line_count();
+    intruder
+        .wait_for_line(CONNECTED, 0, CONNECT_TIMEOUT)
+        .expect("the handshake itself needs no password");
     let c = t.ns(Host::HostC);
-    assert!(
-        udp::echo(c, echo_addr(), 100, BLOCKED_WAIT).is_err(),
-        "a wrong password gets nothing through"
-    );
     assert!(
         dns::query(c, dns_addr(), "echo.lab.test", BLOCKED_WAIT).is_err(),
         "a wrong password gets nothing through"
     );
-    let complaint = t.server.lines()[logged_before..]
-        .iter()
-        .chain(t.server.lines()[..logged_before].iter())
-        .find(|l| l.contains(&CLIENT2_WAN.to_string()))
-        .cloned();
-    assert!(
-        complaint.is_some(),
-        "the server logs the client with the wrong password: {:#?}",
-        t.server.lines()
+    // host C keeps trying until both ends have said what is wrong
+    let client_says = "Server replies cannot be opened: wrong password or method?";
+    let server_says = format!("Payloads from client {CLIENT2_WAN}:");
+    let said = |d: &Daemon, needle: &str| d.lines().into_iter().find(|l| l.contains(needle));
+    let start = Instant::now();
+    let (client_line, server_line) = loop {
+        if let (Some(c), Some(s)) = (said(&intruder, client_says), said(&t.server, &server_says)) {
+            break (c, s);
+        }
+        assert!(
+            start.elapsed() < UNOPENABLE_LIMIT,
+            "both ends say so within {UNOPENABLE_LIMIT:?}: client {:#?}\nserver {:#?}",
+            intruder.lines(),
+            t.server.lines()
+        );
+        assert!(
+            udp::echo(c, echo_addr(), 100, Duration::from_millis(300)).is_err(),
+            "a wrong password gets nothing through"
+        );
+    };
+    println!(
+        "after {:?}: client: {client_line}\nserver: {server_line}",
+        start.elapsed()
     );
-    println!("server logged: {}", complaint.unwrap_or_default());
+    assert!(
+        server_line.contains("cannot be opened: wrong password or method?"),
+        "{server_line}"
+    );
+    for line in intruder.lines().iter().chain(&t.server.lines()) {
+        assert!(
+            !line.contains("the-right-one") && !line.contains("a-wrong-one"),
+            "no password in the log: {line}"
+        );
+    }
     // The others are still served
     resolves(&t, Host::HostA);
     echoes(&t, Host::HostA, 1300);
     drop(intruder);
+}
+
+/// A spoofed SYN flood at the tunnel port from the clients' subnet, passed by the firewall: a
+/// client that starts during it gets its echoes within [`NEWCOMER_LIMIT`], the live client keeps
+/// working, and the server's log stays short
+pub(crate) fn syn_flood_locks_nobody_out(runner: Runner) {
+    let t = Tunnel::plain(runner);
+    echoes(&t, Host::HostA, 100);
+    let logged_before = t.server.line_count();
+    let flood = raw::SynFlood {
+        target: SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT),
+        // the clients' subnet, clear of the real clients' addresses
+        first_source: Ipv4Addr::new(198, 18, 22, 10),
+        hosts: 240,
+        count: 20_000,
+        duration: Duration::from_secs(8),
+        seed: u64::from(std::process::id()),
+    };
+    std::thread::scope(|scope| {
+        let attack = scope.spawn(|| flood.send(t.ns(Host::Client2)));
+        std::thread::sleep(Duration::from_secs(1));
+        let started = Instant::now();
+        let newcomer = t
+            .lab
+            .spawn_client(runner, ClientSite::Second, &TunnelOptions::default())
+            .expect("the new client starts");
+        echoes(&t, Host::HostA, 100);
+        let c = t.ns(Host::HostC);
+        while udp::echo(c, echo_addr(), 100, Duration::from_millis(500)).is_err() {
+            assert!(
+                started.elapsed() < NEWCOMER_LIMIT,
+                "no echo for the new client within {NEWCOMER_LIMIT:?}: client {:#?}\nserver {:#?}",
+                newcomer.lines(),
+                t.server.lines()
+            );
+        }
+        let during = !attack.is_finished();
+        println!(
+            "the new client's first echo came back {:?} after it started ({} the flood)",
+            started.elapsed(),
+            if during { "during" } else { "after" }
+        );
+        let report = attack
+            .join()
+            .expect("the flood thread")
+            .expect("the flood is sent");
+        println!("flood: {report:?}");
+        assert_eq!(report.sent, flood.count);
+        echoes(&t, Host::HostA, 100);
+        echoes(&t, Host::HostC, 100);
+        let server = t.server.lines();
+        println!(
+            "the server logged {} lines meanwhile",
+            server.len() - logged_before
+        );
+        assert!(
+            server.len() - logged_before < 200,
+            "the flood drew {} log lines: {:#?}",
+            server.len() - logged_before,
+            &server[logged_before..]
+        );
+        drop(newcomer);
+    });
 }
 
 pub(crate) fn recovers_after_server_restart(runner: Runner) {
