@@ -87,6 +87,9 @@ pub enum Error {
     /// A fragment size below 576
     #[error("fragment {0} out of range 576-65535")]
     FragmentRange(u16),
+    /// A recording size bound of 0, or too large to count in bytes
+    #[error("record-max-mb {0} out of range (1 to {max})", max = u64::MAX / 1_000_000)]
+    RecordMaxMb(u64),
     /// A device named in an option that the runner did not find
     #[error("unknown {option} {name:?} (devices: {known})")]
     UnknownDevice {

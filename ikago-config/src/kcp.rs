@@ -62,6 +62,22 @@ pub fn tuning_from_args(a: &KcpArgs) -> Result<KcpTuning, Error> {
     Ok(tuning)
 }
 
+/// The file's `kcp-tuning` object for `t`: [`tuning_from_args`] of it gives `t` again
+pub(crate) fn tuning_keys(t: &KcpTuning) -> serde_json::Value {
+    serde_json::json!({
+        "mtu": t.mtu,
+        "sndwnd": t.sndwnd,
+        "rcvwnd": t.rcvwnd,
+        "datashard": t.datashard,
+        "parityshard": t.parityshard,
+        "acknodelay": t.acknodelay,
+        "nodelay": t.nodelay,
+        "interval": t.interval_ms,
+        "resend": t.resend,
+        "nc": u32::from(t.nc),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

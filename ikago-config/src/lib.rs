@@ -21,10 +21,12 @@ mod error;
 mod file;
 mod kcp;
 mod list;
+mod record;
 mod settings;
 
 pub use args::{ClientArgs, CommonArgs, KcpArgs, RoleCommand, ServerArgs};
 pub use error::Error;
 pub use file::{FileLayer, load_file, parse_str, preprocess};
 pub use kcp::tuning_from_args;
+pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
 pub use settings::{ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, ServerSettings};

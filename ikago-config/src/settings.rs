@@ -2,9 +2,10 @@
 
 use crate::args::{ClientArgs, CommonArgs, ServerArgs};
 use crate::error::Error;
-use crate::kcp::tuning_from_args;
+use crate::kcp::{tuning_from_args, tuning_keys};
 use ikago_proto::KcpTuning;
 use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, ServerConfig};
+use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -162,6 +163,21 @@ impl CommonSettings {
         })
     }
 
+    /// The config-file keys of the settings the core's configuration takes from these (method,
+    /// sizes, port, KCP), never the password: see [`ClientSettings::machine_keys`]
+    fn machine_keys(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("method".into(), self.method.name().into());
+        m.insert("mtu".into(), self.mtu.into());
+        m.insert("fragment".into(), self.fragment.into());
+        m.insert("port".into(), self.port.into());
+        m.insert("kcp".into(), self.kcp.into());
+        if self.kcp {
+            m.insert("kcp-tuning".into(), tuning_keys(&self.kcp_tuning));
+        }
+        m
+    }
+
     /// Where the monitor listens, when it is on (`--monitor` not 0)
     pub fn monitor_addr(&self) -> Option<SocketAddr> {
         self.monitor
@@ -255,6 +271,25 @@ impl ClientSettings {
         })
     }
 
+    /// The config-file keys that give the client of these settings again, for a recording's
+    /// scenario: every setting [`Self::client_config`] reads except the password, which is never
+    /// written down (`monitor` is among them: it turns on the DNS records). Resolved with a
+    /// password, they give the same configuration over the same devices.
+    pub fn machine_keys(&self) -> Map<String, Value> {
+        let mut m = self.common.machine_keys();
+        let sources: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
+        m.insert("sources".into(), sources.into());
+        m.insert("server".into(), self.server.to_string().into());
+        if !self.publish.is_empty() {
+            let publish: Vec<String> = self.publish.iter().map(ToString::to_string).collect();
+            m.insert("publish".into(), publish.join(",").into());
+        }
+        if let Some(port) = self.common.monitor {
+            m.insert("monitor".into(), port.into());
+        }
+        m
+    }
+
     /// The core's configuration for these settings over `devices` (roles already set, see
     /// [`CommonSettings::apply_device_roles`]), seeding its CSPRNG with `rng_seed`
     pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
@@ -282,6 +317,12 @@ impl ServerSettings {
             return Err(Error::ServerPortMissing);
         }
         Ok(Self { common })
+    }
+
+    /// The config-file keys that give the server of these settings again, never the password
+    /// (see [`ClientSettings::machine_keys`])
+    pub fn machine_keys(&self) -> Map<String, Value> {
+        self.common.machine_keys()
     }
 
     /// The core's configuration for these settings over `devices` (roles already set), seeding

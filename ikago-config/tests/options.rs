@@ -419,6 +419,86 @@ fn settings_become_core_configs() {
     assert_eq!((c.port, c.fragment), (18081, 1000));
 }
 
+#[test]
+fn machine_keys_give_the_same_machine_without_the_password() {
+    let devices = vec![
+        device("lan0", DeviceRole::Listen),
+        device("wan0", DeviceRole::Upstream),
+    ];
+    // the keys as a recording holds them, with the password given apart as a replay takes it
+    let with_password = |keys: serde_json::Map<String, serde_json::Value>, password: &str| {
+        assert!(!keys.contains_key("password"), "{keys:?}");
+        let mut keys = keys;
+        keys.insert("password".into(), password.into());
+        serde_json::Value::Object(keys).to_string()
+    };
+    for line in [
+        &[
+            "-r",
+            "198.18.11.2,198.18.11.0/28",
+            "-s",
+            "198.18.12.1:18081",
+            "--method",
+            "aes-128-gcm",
+            "--password",
+            "pw",
+            "--publish",
+            "198.18.11.254,198.18.11.253",
+            "--mtu",
+            "1400",
+            "--fragment",
+            "1000",
+            "--kcp",
+            "--kcp-nodelay",
+            "--kcp-interval",
+            "10",
+            "--kcp-nc",
+            "1",
+            "--kcp-datashard",
+            "0",
+            "--monitor",
+            "9000",
+            "--rule",
+            "--listen-devices",
+            "lan0",
+        ][..],
+        &[
+            "-r",
+            "198.18.11.2",
+            "-s",
+            "198.18.12.1:18081",
+            "-p",
+            "60837",
+        ],
+    ] {
+        let s = ClientSettings::resolve(&client(line)).unwrap();
+        let json = with_password(s.machine_keys(), &s.common.password);
+        let again =
+            ClientSettings::resolve(&parse_str::<ClientArgs>(&json, no_env).unwrap()).unwrap();
+        assert_eq!(
+            format!("{:?}", again.client_config(devices.clone(), [3; 32])),
+            format!("{:?}", s.client_config(devices.clone(), [3; 32])),
+            "{json}"
+        );
+    }
+    let s = ServerSettings::resolve(&server(&[
+        "-p",
+        "18081",
+        "--method",
+        "xchacha20-poly1305",
+        "--password",
+        "pw",
+        "--kcp",
+    ]))
+    .unwrap();
+    let json = with_password(s.machine_keys(), "pw");
+    let again = ServerSettings::resolve(&parse_str::<ServerArgs>(&json, no_env).unwrap()).unwrap();
+    assert_eq!(
+        format!("{:?}", again.server_config(devices.clone(), [3; 32])),
+        format!("{:?}", s.server_config(devices, [3; 32])),
+    );
+}
+
 fn monitor_of(args: &[&str]) -> Option<SocketAddr> {
     CommonSettings::resolve(&client(args).common)
         .unwrap()

@@ -17,16 +17,17 @@ use crate::machine::{self, summary};
 use crate::monitor::Feed;
 use crate::port::{self, Reservation};
 use crate::shutdown::{self, Shutdown};
-use crate::{events, filter, logging, privilege};
+use crate::{events, filter, logging, privilege, record};
 use ikago_config::{
-    ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerSettings,
+    ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
+    RoleCommand, ServerSettings, load_file,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
 use ikago_proto::{Client, DeviceConfig, Machine, Method, Server, Stats};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Exit code of a mistake found before the run (bad options, devices, privileges)
 const EXIT_USAGE: u8 = 2;
@@ -45,6 +46,9 @@ pub struct Session {
     /// The monitor's side of the loop: show it every event, publish when due (off without
     /// `--monitor`)
     pub monitor: Feed,
+    /// The flight recorder: show it every input before the machine gets it, and pass it to
+    /// [`machine::drain`] (off without `--record`)
+    pub recorder: record::Recorder,
 }
 
 /// A device with its pcap handles
@@ -96,6 +100,9 @@ pub fn main(
         Err(e) => return usage_error(&e.to_string()),
     };
     let role = match cli.command {
+        Command::ListDevices if cli.record != RecordArgs::default() => {
+            return usage_error("--record and --record-max-mb record a client or a server");
+        }
         Command::ListDevices => return list_devices(),
         Command::Role(role) => role,
     };
@@ -103,7 +110,7 @@ pub fn main(
         session,
         firewall,
         _port,
-    } = match start(runner, *role, mode) {
+    } = match start(runner, *role, cli.record, mode) {
         Ok(started) => started,
         Err(StartError(e)) => return usage_error(&e),
     };
@@ -140,8 +147,14 @@ fn list_devices() -> ExitCode {
 }
 
 /// Everything before the loop; the firewall guard undoes its changes if a later step fails
-fn start(runner: &str, role: RoleCommand, mode: ReadMode) -> Result<Started, StartError> {
+fn start(
+    runner: &str,
+    role: RoleCommand,
+    record: RecordArgs,
+    mode: ReadMode,
+) -> Result<Started, StartError> {
     let (started, started_wall) = (Instant::now(), SystemTime::now());
+    let record = record_settings(&role, record)?;
     let settings = Settings::load(role)?;
     let common = settings.common();
     logging::init(common.verbose, common.log.as_deref())
@@ -186,6 +199,10 @@ fn start(runner: &str, role: RoleCommand, mode: ReadMode) -> Result<Started, Sta
             io: capture::open(&d.name, f, mode)?,
         });
     }
+    let recorder = match &record {
+        Some(r) => start_recorder(runner, r, &settings, &devices, &built)?,
+        None => record::Recorder::off(),
+    };
     let shutdown = shutdown::catch().map_err(|e| format!("cannot catch signals: {e}"))?;
     let firewall = if common.rule {
         Some(Firewall::install(&built.plan, None)?)
@@ -215,12 +232,63 @@ fn start(runner: &str, role: RoleCommand, mode: ReadMode) -> Result<Started, Sta
         devices: open,
         shutdown,
         monitor,
+        recorder,
     };
     Ok(Started {
         session,
         firewall,
         _port: reservation,
     })
+}
+
+/// The recorder's settings: the command line's over the config file's; `None` when off
+fn record_settings(
+    role: &RoleCommand,
+    args: RecordArgs,
+) -> Result<Option<RecordSettings>, StartError> {
+    let config = match role {
+        RoleCommand::Client(a) => &a.common.config,
+        RoleCommand::Server(a) => &a.common.config,
+    };
+    let args = match config {
+        Some(path) => args.or(load_file(path)?),
+        None => args,
+    };
+    let settings = args.resolve()?;
+    if settings.is_none() && args.record_max_mb.is_some() {
+        log::warn!("--record-max-mb is ignored without --record");
+    }
+    Ok(settings)
+}
+
+/// Starts the flight recorder with the scenario of the machine just built
+fn start_recorder(
+    runner: &str,
+    record: &RecordSettings,
+    settings: &Settings,
+    devices: &[DeviceConfig],
+    built: &Built,
+) -> Result<record::Recorder, StartError> {
+    let (role, keys) = match settings {
+        Settings::Client(c) => (ikago_replay::Role::Client, c.machine_keys()),
+        Settings::Server(s) => (ikago_replay::Role::Server, s.machine_keys()),
+    };
+    let since_epoch = built
+        .created_wall
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let scenario = ikago_replay::scenario::to_json(role, devices, since_epoch, &built.seed, keys);
+    let names: Vec<String> = devices.iter().map(|d| d.name.clone()).collect();
+    Ok(record::Recorder::start(
+        record,
+        &record::Recorded {
+            application: &format!("{runner} {}", env!("CARGO_PKG_VERSION")),
+            devices: &names,
+            scenario: &scenario,
+            created: built.created,
+            created_wall: built.created_wall,
+        },
+    )?)
 }
 
 /// The validated settings of the role the command line chose
@@ -240,6 +308,11 @@ struct Built {
     plan: Plan,
     /// How often the client probes the server, which the monitor's `ping` follows
     probe_interval: Duration,
+    /// The seed of the machine's CSPRNG, drawn from the OS
+    seed: [u8; 32],
+    /// When the machine was created, and that instant's wall-clock time
+    created: Instant,
+    created_wall: SystemTime,
 }
 
 impl Settings {
@@ -287,7 +360,7 @@ impl Settings {
 
     /// The machine over `devices`, seeded from the OS, with its filters and firewall plan
     fn build(&self, devices: Vec<DeviceConfig>) -> Result<Built, StartError> {
-        let (seed, now) = (os_seed()?, Instant::now());
+        let (seed, now, wall) = (os_seed()?, Instant::now(), SystemTime::now());
         Ok(match self {
             Self::Client(c) => {
                 let config = c.client_config(devices, seed);
@@ -308,6 +381,9 @@ impl Settings {
                     filters: filter::client(&config, local),
                     plan: Plan::client(&config, local),
                     probe_interval: config.tcp.keepalive,
+                    seed,
+                    created: now,
+                    created_wall: wall,
                 }
             }
             Self::Server(s) => {
@@ -319,6 +395,9 @@ impl Settings {
                     filters: filter::server(&config),
                     plan: Plan::server(&config),
                     probe_interval: DEFAULT_PROBE_INTERVAL,
+                    seed,
+                    created: now,
+                    created_wall: wall,
                 }
             }
         })

@@ -6,7 +6,7 @@
 //! `server` or `sources` configures a client, any other a server.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use ikago_config::{ClientArgs, CommonArgs, RoleCommand, ServerArgs};
+use ikago_config::{ClientArgs, CommonArgs, RecordArgs, RoleCommand, ServerArgs};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +20,9 @@ pub struct Cli {
     /// What to do
     #[command(subcommand)]
     pub command: Command,
+    /// The flight recorder (client and server)
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 /// The subcommands
@@ -41,7 +44,10 @@ impl Cli {
     ) -> Result<Self, ikago_config::Error> {
         let default = Path::new(DEFAULT_CONFIG);
         if args.len() == 1 && default.is_file() {
-            return from_file(default).map(|command| Self { command });
+            return from_file(default).map(|command| Self {
+                command,
+                record: RecordArgs::default(),
+            });
         }
         let matches = Self::command()
             .name(name)
@@ -101,6 +107,12 @@ mod tests {
         assert_eq!(a.common.rule, Some(true));
         assert_eq!(a.common.listen_devices.unwrap(), ["a", "b"]);
         assert_eq!(a.common.kcp_tuning.sndwnd, Some(64));
+        let c =
+            parse("ikago client -r 198.18.1.2 -s 198.19.0.1:1 --record r.pcapng --record-max-mb 5");
+        assert_eq!(c.record.record, Some(PathBuf::from("r.pcapng")));
+        assert_eq!(c.record.record_max_mb, Some(5));
+        let c = parse("ikago --record s.pcapng server -p 1");
+        assert_eq!(c.record.record, Some(PathBuf::from("s.pcapng")));
         let c = parse("ikago server -p 18081 -c s.json --log /tmp/x.log");
         let Command::Role(role) = c.command else {
             panic!("a role expected");

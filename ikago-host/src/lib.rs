@@ -9,6 +9,7 @@
 //! - [`machine`] and [`inject`]: the drain loop around [`ikago_proto::Machine`];
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
 //! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
+//! - [`record`]: `--record`, the flight recorder the engines feed every input and output;
 //! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
 //! - [`privilege`]: the root or CAP_NET_RAW check;
 //! - [`app`]: the program around the runner's loop;
@@ -28,5 +29,6 @@ pub mod monitor;
 pub mod netns;
 pub mod port;
 pub mod privilege;
+pub mod record;
 pub mod shutdown;
 pub mod smoke;

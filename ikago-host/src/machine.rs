@@ -1,24 +1,29 @@
 //! The drain loop both runners share around [`Machine`], and what they report about it
 
 use crate::inject::Injectors;
+use crate::record::Recorder;
 use ikago_monitor::Role;
 use ikago_proto::{Event, Machine, Output, Stats};
 use std::time::Instant;
 
-/// Polls `machine` until [`Output::Timeout`]: injects every frame, logs every event and hands it
-/// to `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and returns the
-/// instant the machine wants [`Input::Timeout`](ikago_proto::Input::Timeout) at; call after
-/// every input. `buf` must hold [`ikago_proto::MAX_FRAME_LEN`] bytes.
+/// Polls `machine` until [`Output::Timeout`]: records and injects every frame, logs every event
+/// and hands it to `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and
+/// returns the instant the machine wants [`Input::Timeout`](ikago_proto::Input::Timeout) at; call
+/// after every input. `buf` must hold [`ikago_proto::MAX_FRAME_LEN`] bytes.
 pub fn drain(
     machine: &mut Machine,
     buf: &mut [u8],
     inject: &mut Injectors,
+    recorder: &mut Recorder,
     mut on_event: impl FnMut(&Event),
 ) -> Instant {
     let role = role(machine);
     loop {
         match machine.poll_output(buf) {
-            Output::Transmit(t) => inject.send(t.device, &buf[..t.len]),
+            Output::Transmit(t) => {
+                recorder.output(t.device, &buf[..t.len]);
+                inject.send(t.device, &buf[..t.len]);
+            }
             Output::Event(e) => {
                 crate::events::log(role, &e);
                 on_event(&e);

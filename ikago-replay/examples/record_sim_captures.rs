@@ -11,8 +11,9 @@
 //! `ikago-replay client sim-<name>/client/capture.pcapng --expect sim-<name>/client/expected.pcapng`
 //! must then match exactly; `tests/sim_captures.rs` checks it for every folder.
 
-use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Method, ServerConfig};
+use ikago_proto::{ClientConfig, DeviceConfig, Method, ServerConfig};
 use ikago_replay::capture::{Frame, merge, write_pcapng};
+use ikago_replay::scenario::interfaces_json;
 use ikago_replay::seed_bytes;
 use ikago_sim::{Capture, Direction, HostConfig, Transfer, World, WorldConfig, addr};
 use serde_json::{Value, json};
@@ -138,30 +139,6 @@ const RECORDINGS: &[Recording] = &[
     },
 ];
 
-fn role(r: DeviceRole) -> &'static str {
-    match r {
-        DeviceRole::Listen => "listen",
-        DeviceRole::Upstream => "upstream",
-        DeviceRole::Both => "both",
-    }
-}
-
-/// The `interfaces` object of a scenario file
-fn interfaces(devices: &[DeviceConfig]) -> Value {
-    let mut m = serde_json::Map::new();
-    for d in devices {
-        let mut i = json!({ "role": role(d.role), "mac": d.mac.to_string(), "address": format!("{}/{}", d.addr, d.prefix_len) });
-        if let Some(g) = d.gateway {
-            i["gateway"] = json!(g.to_string());
-        }
-        if let Some(m) = d.gateway_mac {
-            i["gateway-mac"] = json!(m.to_string());
-        }
-        m.insert(d.name.clone(), i);
-    }
-    Value::Object(m)
-}
-
 /// The frames of a machine's taps: all of them (the capture) and those it sent (expected)
 fn split(capture: &Capture, devices: &[DeviceConfig]) -> (Vec<Frame>, Vec<Frame>) {
     let (mut all, mut sent) = (Vec::new(), Vec::new());
@@ -258,7 +235,7 @@ fn record(out: &Path, r: &Recording) {
     let folder = out.join(format!("sim-{}", r.name));
     let sources: Vec<String> = client.sources.iter().map(|s| s.to_string()).collect();
     let mut client_options = json!({
-        "interfaces": interfaces(&client.devices),
+        "interfaces": interfaces_json(&client.devices),
         "start": "0",
         "seed": CLIENT_SEED,
         "sources": sources,
@@ -278,7 +255,7 @@ fn record(out: &Path, r: &Recording) {
         client_options,
     );
     let server_options = json!({
-        "interfaces": interfaces(&server.devices),
+        "interfaces": interfaces_json(&server.devices),
         "start": "0",
         "seed": SERVER_SEED,
         "port": server.port,

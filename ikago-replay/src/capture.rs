@@ -1,7 +1,8 @@
 //! pcapng files in and out: Ethernet frames with their interface name and timestamp
 
+use crate::recording::{Direction, Item, Marker, PEN, Recording, assemble, decode_marker};
 use pcap_file::DataLink;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption, InterfaceTsResolution,
 };
@@ -59,6 +60,25 @@ pub enum CaptureError {
     /// A simple packet block, which has neither interface nor timestamp
     #[error("simple packet block at byte {0} is not supported (no timestamp)")]
     SimplePacket(usize),
+    /// A recording of a format version this replay does not read
+    #[error(
+        "recording format version {version} at byte {offset} is not supported (this ikago-replay reads version {})",
+        crate::recording::VERSION
+    )]
+    Version {
+        /// The version of the file
+        version: u32,
+        /// Where its scenario block starts
+        offset: usize,
+    },
+    /// A recording whose blocks make no sense
+    #[error("bad recording at byte {offset}: {message}")]
+    Recording {
+        /// Where the block starts
+        offset: usize,
+        /// What is wrong
+        message: String,
+    },
 }
 
 /// pcap-file's messages start with a capital; ours are lower-case lines
@@ -106,42 +126,130 @@ fn interface_name(parser: &PcapNgParser, id: u32, offset: usize) -> Result<Strin
     Ok(name)
 }
 
-/// Reads every packet of a pcapng file, in file order
-pub fn read_pcapng(bytes: &[u8]) -> Result<Vec<Frame>, CaptureError> {
+/// Reads every block that matters to a replay, in file order, up to the first that cannot be read:
+/// the items before it and, if reading stopped early, where and why
+pub fn read_items(bytes: &[u8]) -> (Vec<Item>, Option<(usize, CaptureError)>) {
     const PCAP_MAGICS: [[u8; 4]; 4] = [
         [0xd4, 0xc3, 0xb2, 0xa1],
         [0xa1, 0xb2, 0xc3, 0xd4],
         [0x4d, 0x3c, 0xb2, 0xa1],
         [0xa1, 0xb2, 0x3c, 0x4d],
     ];
+    let mut items = Vec::new();
     if bytes.is_empty() {
-        return Err(CaptureError::Empty);
+        return (items, Some((0, CaptureError::Empty)));
     }
     if bytes.len() >= 4 && PCAP_MAGICS.iter().any(|m| bytes[..4] == m[..]) {
-        return Err(CaptureError::ClassicPcap);
+        return (items, Some((0, CaptureError::ClassicPcap)));
     }
-    let (mut rest, mut parser) = PcapNgParser::new(bytes).map_err(|e| parse_error(&e, 0))?;
-    let mut frames = Vec::new();
+    let (mut rest, mut parser) = match PcapNgParser::new(bytes) {
+        Ok(p) => p,
+        Err(e) => return (items, Some((0, parse_error(&e, 0)))),
+    };
     while !rest.is_empty() {
         let offset = bytes.len() - rest.len();
-        let (r, block) = parser
-            .next_block(rest)
-            .map_err(|e| parse_error(&e, offset))?;
+        let (r, block) = match parser.next_block(rest) {
+            Ok(b) => b,
+            Err(e) => return (items, Some((offset, parse_error(&e, offset)))),
+        };
         rest = r;
-        let (id, time, data) = match block {
-            Block::EnhancedPacket(e) => (e.interface_id, e.timestamp, e.data),
-            Block::Packet(p) => (u32::from(p.interface_id), p.timestamp, p.data),
-            Block::SimplePacket(_) => return Err(CaptureError::SimplePacket(offset)),
+        let (id, time, data, flags) = match block {
+            Block::EnhancedPacket(e) => {
+                let flags = e.options.iter().find_map(|o| match o {
+                    EnhancedPacketOption::Flags(f) => Some(*f),
+                    _ => None,
+                });
+                (e.interface_id, e.timestamp, e.data, flags)
+            }
+            Block::Packet(p) => (u32::from(p.interface_id), p.timestamp, p.data, None),
+            Block::SimplePacket(_) => {
+                return (items, Some((offset, CaptureError::SimplePacket(offset))));
+            }
+            Block::CustomCopiable(c) if c.pen == PEN => match decode_marker(&c.payload) {
+                Some(Ok(marker)) => {
+                    items.push(Item::Marker { marker, offset });
+                    continue;
+                }
+                Some(Err(message)) => {
+                    return (
+                        items,
+                        Some((offset, CaptureError::Recording { offset, message })),
+                    );
+                }
+                None => continue,
+            },
             _ => continue,
         };
-        let interface = interface_name(&parser, id, offset)?;
-        frames.push(Frame {
-            interface,
-            time,
-            data: data.into_owned(),
+        let interface = match interface_name(&parser, id, offset) {
+            Ok(n) => n,
+            Err(e) => return (items, Some((offset, e))),
+        };
+        items.push(Item::Packet {
+            frame: Frame {
+                interface,
+                time,
+                data: data.into_owned(),
+            },
+            direction: flags.and_then(Direction::from_flags),
+            offset,
         });
     }
-    Ok(frames)
+    (items, None)
+}
+
+/// Reads every packet of a pcapng file, in file order; every block must be whole
+pub fn read_pcapng(bytes: &[u8]) -> Result<Vec<Frame>, CaptureError> {
+    match read_items(bytes) {
+        (_, Some((_, e))) => Err(e),
+        (items, None) => Ok(items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Packet { frame, .. } => Some(frame),
+                Item::Marker { .. } => None,
+            })
+            .collect()),
+    }
+}
+
+/// What a capture file is: a recording (see [`crate::recording`]), or frames
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Capture {
+    /// A recording, as far as it is whole
+    Recording(Recording),
+    /// Any other capture
+    Frames(Vec<Frame>),
+}
+
+/// Reads a capture file: a recording when it starts with a scenario block (read as far as it is
+/// whole when it was cut short), else every packet, every block whole
+pub fn read_capture_bytes(bytes: &[u8]) -> Result<Capture, CaptureError> {
+    let (items, stopped) = read_items(bytes);
+    let mut items = items.into_iter();
+    let mut frames = Vec::new();
+    while let Some(item) = items.next() {
+        match item {
+            Item::Packet { frame, .. } => frames.push(frame),
+            Item::Marker {
+                marker: Marker::Scenario { version, json },
+                offset,
+            } if frames.is_empty() => {
+                return assemble((version, json, offset), items, stopped, bytes.len())
+                    .map(Capture::Recording);
+            }
+            Item::Marker { offset, .. } => {
+                return Err(CaptureError::Recording {
+                    offset,
+                    message: "IkaGo block outside a recording (a recording starts with its \
+                              scenario block)"
+                        .into(),
+                });
+            }
+        }
+    }
+    match stopped {
+        Some((_, e)) => Err(e),
+        None => Ok(Capture::Frames(frames)),
+    }
 }
 
 /// Merges captures by timestamp; frames with equal stamps keep their order (first capture first)

@@ -1,11 +1,12 @@
 //! The `ikago-replay` command line and what it runs
 
-use crate::capture::{Frame, merge, read_pcapng, write_pcapng};
+use crate::capture::{Capture, Frame, merge, read_capture_bytes, write_pcapng};
 use crate::compare::{canonical, compare, render};
-use crate::drive::replay;
+use crate::drive::{Replay, replay, replay_recorded};
+use crate::recording::{Fed, Recording};
 use crate::scenario::{self, Options, Scenario};
 use crate::summary::Summary;
-use crate::{Error, Role, prepare};
+use crate::{Error, Prepared, Role, prepare};
 use clap::{Args, Parser, Subcommand};
 use ikago_config::{ClientArgs, CommonArgs, ServerArgs};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ Replays pcapng captures through the IkaGo-rs client or server (the same sans-IO 
 runners drive), prints a summary, writes what the machine transmitted and compares it with an
 expected capture. No libpcap, no network, no root.
 
-  ikago-replay [OPTIONS] CAPTURE.pcapng...           the role from the capture's scenario
+  ikago-replay [OPTIONS] CAPTURE.pcapng...           the role from the capture or its scenario
   ikago-replay client [OPTIONS] CAPTURE.pcapng...    replay a client (LAN + WAN captures)
   ikago-replay server [OPTIONS] CAPTURE.pcapng...    replay a server (tunnel + Internet captures)
 
@@ -65,6 +66,16 @@ handshake completes and replies reach our NAT mappings. A KCP client takes over 
 client's conversation id (read from its first tunnelled datagram), so the recorded server's KCP
 datagrams are its own. --verbatim feeds them as captured and keeps our random conversation id.
 
+RECORDINGS. The live runners' --record FILE writes a recording: pcapng that carries the machine's
+scenario (its options without the password, its devices, the seed it drew, when it started), every
+frame it was fed, every timer wake-up with its time and every frame it sent. `ikago-replay FILE`
+replays it alone: the role and options come from the file, the inputs are fed exactly as recorded
+(no adaptation, no deadlines of the replay's own), and `--expect FILE` compares the output with
+the frames the live machine sent: byte for byte the same. The password of an encrypted session is
+never recorded: give --password or IKAGO_PASSWORD. A recording stopped early (--record-max-mb, a
+slow disk) or cut short (the recorder was killed) replays up to its last whole input, and the
+summary says where it stopped. The format is documented in ikago-replay's README.
+
 OUTPUT. A summary is always printed: frames in, own and out per device, tunnel counters and
 segments, inner packets per source (client) or client (server) from the machine's counters, inner
 packets written to the LAN or toward destinations by destination address (parsed from the output),
@@ -74,7 +85,8 @@ of every frame, instant by instant, each interface in its own order (per-interfa
 order the frames of one instant across interfaces); it prints the first differences.
 
 EXIT CODES. 0: replayed (and matches --expect); 1: differs from --expect; 2: bad options, scenario
-or capture (truncated, garbled, unsupported): one line on stderr, never a panic.";
+or capture (truncated, garbled, unsupported, a recording of an unknown version or without its
+password): one line on stderr, never a panic.";
 
 /// `ikago-replay`: replay captures through the IkaGo-rs client or server
 #[derive(Debug, Parser)]
@@ -195,11 +207,20 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// Reads a capture file
-pub fn read_capture(path: &Path) -> Result<Vec<Frame>, Error> {
-    read_pcapng(&read(path)?).map_err(|source| Error::Capture {
+/// Reads a capture file: a recording (as far as it is whole) or frames
+pub fn read_file(path: &Path) -> Result<Capture, Error> {
+    read_capture_bytes(&read(path)?).map_err(|source| Error::Capture {
         path: path.to_owned(),
         source,
+    })
+}
+
+/// The frames of a capture file, as `--expect` compares with them: every frame of a capture, the
+/// transmitted frames of a recording
+pub fn read_capture(path: &Path) -> Result<Vec<Frame>, Error> {
+    Ok(match read_file(path)? {
+        Capture::Frames(f) => f,
+        Capture::Recording(r) => r.outputs,
     })
 }
 
@@ -293,9 +314,13 @@ fn infer_role(path: &Path, text: &str, frames: &[Frame]) -> Result<Role, Error> 
         .ok_or_else(|| Error::NoRole(path.to_owned()))
 }
 
-/// Runs a replay as the binary does
-pub fn run(cli: Cli) -> Result<Outcome, Error> {
-    let (given, args) = Given::new(cli);
+/// Replays captures (with a scenario beside them or given) as a machine of the given or inferred
+/// role
+fn replay_captures(
+    given: Given,
+    args: &ReplayArgs,
+    captures: Vec<Vec<Frame>>,
+) -> Result<(Prepared, Replay), Error> {
     let scenario_path = match &args.scenario {
         Some(p) => p.clone(),
         None => args
@@ -305,12 +330,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
             .filter(|p| p.is_file())
             .ok_or(Error::NoScenario)?,
     };
-    let frames = merge(
-        args.captures
-            .iter()
-            .map(|p| read_capture(p))
-            .collect::<Result<_, _>>()?,
-    );
+    let frames = merge(captures);
     let text = scenario_text(&scenario_path)?;
     let role = match given.role() {
         Some(role) => role,
@@ -318,14 +338,74 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     };
     let scenario = parse_scenario(&scenario_path, &text, role)?;
     let prepared = prepare(given.options(role), &scenario, args.seed)?;
-    let expected = args.expect.as_deref().map(read_capture).transpose()?;
     let r = replay(
         prepared.config.clone(),
         &frames,
         prepared.start,
         !args.verbatim,
     )?;
-    let summary = Summary::new(&r, prepared.role, prepared.port, prepared.verbose).to_string();
+    Ok((prepared, r))
+}
+
+/// Replays a recording with the scenario it carries, its inputs exactly as they were fed
+fn replay_recording(
+    given: Given,
+    args: &ReplayArgs,
+    path: &Path,
+    rec: &Recording,
+) -> Result<(Prepared, Replay), Error> {
+    if args.scenario.is_some() {
+        return Err(Error::RecordingScenario(path.to_owned()));
+    }
+    let scenario_err = |source| Error::Scenario {
+        path: path.to_owned(),
+        source,
+    };
+    let role = scenario::recorded_role(&rec.scenario).map_err(scenario_err)?;
+    let scenario = scenario::parse_recorded(&rec.scenario, given.role().unwrap_or(role))
+        .map_err(scenario_err)?;
+    let prepared = prepare(given.options(role), &scenario, args.seed).map_err(|e| match e {
+        Error::Options(ikago_config::Error::MissingPassword(method)) => Error::RecordingPassword {
+            path: path.to_owned(),
+            method,
+        },
+        e => e,
+    })?;
+    let start = prepared
+        .start
+        .or_else(|| rec.inputs.first().map(Fed::time))
+        .unwrap_or_default();
+    let r = replay_recorded(prepared.config.clone(), &rec.inputs, start)?;
+    Ok((prepared, r))
+}
+
+/// Runs a replay as the binary does
+pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    let (given, args) = Given::new(cli);
+    let mut frames = Vec::with_capacity(args.captures.len());
+    let mut recording = None;
+    for path in &args.captures {
+        match read_file(path)? {
+            Capture::Frames(f) => frames.push(f),
+            Capture::Recording(r) => recording = Some((path, r)),
+        }
+    }
+    let ((prepared, r), note) = match recording {
+        Some((path, _)) if args.captures.len() > 1 => {
+            return Err(Error::RecordingAlone(path.clone()));
+        }
+        Some((path, rec)) => (
+            replay_recording(given, &args, path, &rec)?,
+            Some(rec.describe()),
+        ),
+        None => (replay_captures(given, &args, frames)?, None),
+    };
+    let expected = args.expect.as_deref().map(read_capture).transpose()?;
+    let mut summary = Summary::new(&r, prepared.role, prepared.port, prepared.verbose).to_string();
+    if let Some(note) = note {
+        summary.push('\n');
+        summary.push_str(&note);
+    }
     if let Some(path) = &args.output {
         let names: Vec<String> = r.devices.iter().map(|d| d.name.clone()).collect();
         std::fs::write(path, write_pcapng(&names, &r.output)).map_err(|source| Error::Write {

@@ -2,6 +2,7 @@
 
 use crate::adapt::{Adapter, Sender, recorded_conversation};
 use crate::capture::Frame;
+use crate::recording::Fed;
 use ikago_proto::{
     ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Machine, MachineConfig,
     Output, Stats,
@@ -103,56 +104,22 @@ pub fn replay(
     adapt: bool,
 ) -> Result<Replay, DriveError> {
     let devices = config.devices().to_vec();
-    let known = || {
-        devices
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     let ids = frames
         .iter()
-        .map(|f| {
-            devices
-                .iter()
-                .position(|d| d.name == f.interface)
-                .ok_or_else(|| DriveError::UnknownInterface {
-                    name: f.interface.clone(),
-                    known: known(),
-                })
-        })
+        .map(|f| device_of(&devices, f))
         .collect::<Result<Vec<_>, _>>()?;
     let start = start
         .or_else(|| frames.first().map(|f| f.time))
         .unwrap_or_default();
-    let span = frames
-        .iter()
-        .map(|f| f.time.saturating_sub(start))
-        .max()
-        .unwrap_or_default();
-    if span > MAX_SPAN {
-        return Err(DriveError::TooLong(span.as_secs()));
-    }
+    check_span(frames.iter().map(|f| f.time), start)?;
     if let MachineConfig::Client(c) = &mut config
         && adapt
         && c.kcp_conv.is_none()
     {
         c.kcp_conv = recorded_conversation(frames, c);
     }
-    let clock = Clock {
-        base: Instant::now(),
-        start,
-    };
-    let mut d = Driver {
-        machine: Machine::new(config, clock.base)?,
-        clock,
-        buf: vec![0; MAX_FRAME_LEN],
-        adapter: Adapter::new(devices.iter().map(|d| d.addr).collect()),
-        counts: vec![DeviceCounts::default(); devices.len()],
-        output: Vec::new(),
-        events: Vec::new(),
-        names: devices.iter().map(|d| d.name.clone()).collect(),
-    };
+    let mut d = Driver::new(config, start)?;
+    let clock = d.clock;
     let mut deadline = d.drain(clock.base)?;
     for (f, &i) in frames.iter().zip(&ids) {
         let at = clock.instant(f.time);
@@ -179,15 +146,75 @@ pub fn replay(
     if let Some(end) = frames.last().map(|f| clock.instant(f.time)) {
         d.run_timers(&mut deadline, |t| t <= end)?;
     }
-    Ok(Replay {
-        stats: d.machine.stats(),
-        adapted: d.adapter.adapted(),
-        devices,
-        counts: d.counts,
-        output: d.output,
-        events: d.events,
-        start,
-    })
+    Ok(d.finish(devices, start))
+}
+
+/// Feeds a recording's inputs (see [`crate::recording`]) exactly as the live machine was fed them:
+/// each frame and each timer wake-up at its recorded time, in the recorded order, the outputs
+/// drained after each, and nothing else (no adaptation, no deadlines of its own). The machine is
+/// created at `start`, as the live one was; the replay ends after the last input.
+pub fn replay_recorded(
+    config: MachineConfig,
+    inputs: &[Fed],
+    start: Duration,
+) -> Result<Replay, DriveError> {
+    let devices = config.devices().to_vec();
+    // each input's time, and for a frame its device and bytes
+    let steps = inputs
+        .iter()
+        .map(|i| {
+            Ok(match i {
+                Fed::Frame(f) => (f.time, Some((device_of(&devices, f)?, &f.data[..]))),
+                Fed::Timer(t) => (*t, None),
+            })
+        })
+        .collect::<Result<Vec<_>, DriveError>>()?;
+    check_span(steps.iter().map(|(t, _)| *t), start)?;
+    let mut d = Driver::new(config, start)?;
+    d.drain(d.clock.base)?;
+    for (time, frame) in steps {
+        let now = d.clock.instant(time);
+        match frame {
+            Some((i, data)) => {
+                d.counts[i].fed += 1;
+                d.machine.handle_input(Input::Frame {
+                    now,
+                    device: DeviceId(i as u8),
+                    data,
+                });
+            }
+            None => d.machine.handle_input(Input::Timeout(now)),
+        }
+        d.drain(now)?;
+    }
+    Ok(d.finish(devices, start))
+}
+
+/// The index of the device a frame's interface names
+fn device_of(devices: &[DeviceConfig], f: &Frame) -> Result<usize, DriveError> {
+    devices
+        .iter()
+        .position(|d| d.name == f.interface)
+        .ok_or_else(|| DriveError::UnknownInterface {
+            name: f.interface.clone(),
+            known: devices
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Refuses times spanning more than [`MAX_SPAN`] from `start`
+fn check_span(times: impl Iterator<Item = Duration>, start: Duration) -> Result<(), DriveError> {
+    let span = times
+        .map(|t| t.saturating_sub(start))
+        .max()
+        .unwrap_or_default();
+    if span > MAX_SPAN {
+        return Err(DriveError::TooLong(span.as_secs()));
+    }
+    Ok(())
 }
 
 /// The state of one replay
@@ -203,6 +230,38 @@ struct Driver {
 }
 
 impl Driver {
+    /// A machine built from `config`, created at virtual time `start`
+    fn new(config: MachineConfig, start: Duration) -> Result<Self, DriveError> {
+        let clock = Clock {
+            base: Instant::now(),
+            start,
+        };
+        let devices = config.devices();
+        Ok(Self {
+            adapter: Adapter::new(devices.iter().map(|d| d.addr).collect()),
+            counts: vec![DeviceCounts::default(); devices.len()],
+            names: devices.iter().map(|d| d.name.clone()).collect(),
+            machine: Machine::new(config, clock.base)?,
+            clock,
+            buf: vec![0; MAX_FRAME_LEN],
+            output: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// What the replay produced
+    fn finish(self, devices: Vec<DeviceConfig>, start: Duration) -> Replay {
+        Replay {
+            stats: self.machine.stats(),
+            adapted: self.adapter.adapted(),
+            devices,
+            counts: self.counts,
+            output: self.output,
+            events: self.events,
+            start,
+        }
+    }
+
     /// Feeds the machine's deadlines at their virtual time while `due` holds for them
     fn run_timers(
         &mut self,

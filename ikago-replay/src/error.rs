@@ -40,6 +40,22 @@ pub enum Error {
         "cannot tell whether the captures are a client's or a server's (scenario {0} names no role, and its hosts do not tell by the capture's interfaces): run `ikago-replay client ...` or `ikago-replay server ...`"
     )]
     NoRole(PathBuf),
+    /// A recording given with other captures
+    #[error("{0} is a recording: it is replayed alone")]
+    RecordingAlone(PathBuf),
+    /// `--scenario` with a recording
+    #[error("{0} is a recording: it carries its scenario (--scenario is for other captures)")]
+    RecordingScenario(PathBuf),
+    /// An encrypted recording and no password
+    #[error(
+        "{path} records a {method} session and recordings never hold the password: give it with --password or IKAGO_PASSWORD"
+    )]
+    RecordingPassword {
+        /// The recording
+        path: PathBuf,
+        /// Its method
+        method: ikago_proto::Method,
+    },
     /// A bad option, in the command line, the `-c` file or the scenario
     #[error(transparent)]
     Options(#[from] ikago_config::Error),

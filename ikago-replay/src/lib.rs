@@ -22,6 +22,7 @@ pub mod drive;
 mod error;
 pub mod fuzzing;
 mod packet;
+pub mod recording;
 pub mod scenario;
 pub mod summary;
 
@@ -97,7 +98,10 @@ fn with_gateway(mut devices: Vec<DeviceConfig>, gateway: Option<Ipv4Addr>) -> Ve
 /// builds the machine's configuration over the scenario's devices; `seed` (else the scenario's,
 /// else 0) seeds its random generator
 pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<Prepared, Error> {
-    let rng_seed = seed_bytes(seed.or(scenario.seed).unwrap_or(0));
+    let rng_seed = seed
+        .map(seed_bytes)
+        .or(scenario.seed)
+        .unwrap_or_else(|| seed_bytes(0));
     Ok(match cli {
         Options::Client(args) => {
             let file = match &scenario.options {

@@ -12,7 +12,7 @@ use clap::Parser;
 use ikago_config::{ClientArgs, FileLayer, ServerArgs, preprocess};
 use ikago_proto::{DeviceConfig, DeviceRole, Ipv4Net, LinkType, Mac};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub struct Scenario {
     /// When the machine starts (time since the Unix epoch); by default at the first frame
     pub start: Option<Duration>,
     /// The seed of the machine's random generator, unless `--seed` gives one
-    pub seed: Option<u64>,
+    pub seed: Option<[u8; 32]>,
 }
 
 /// A scenario file that cannot be used
@@ -76,7 +76,7 @@ struct OwnKeys {
     #[serde(default)]
     start: Option<Value>,
     #[serde(default)]
-    seed: Option<u64>,
+    seed: Option<Value>,
 }
 
 /// The `role` key of our format
@@ -138,12 +138,32 @@ pub fn parse(
     role: Role,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Scenario, ScenarioError> {
-    let text = preprocess(text, env);
-    let value: Value = serde_json::from_str(&text)?;
+    parse_json(&preprocess(text, env), role)
+}
+
+/// The role a recording's scenario names (recordings always name it)
+pub fn recorded_role(json: &str) -> Result<Role, ScenarioError> {
+    let value: Value = serde_json::from_str(json)?;
+    let role = value
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("role: missing (a recording's scenario names its role)"))?;
+    parse_role(role)
+}
+
+/// Parses a recording's scenario for `role`: JSON as the recorder wrote it, no comments or
+/// variables
+pub fn parse_recorded(json: &str, role: Role) -> Result<Scenario, ScenarioError> {
+    parse_json(json, role)
+}
+
+/// Parses scenario JSON (comments blanked and variables expanded already) for `role`
+fn parse_json(text: &str, role: Role) -> Result<Scenario, ScenarioError> {
+    let value: Value = serde_json::from_str(text)?;
     if value.get("hosts").is_some() {
         return from_capture_scenario(&value, role);
     }
-    let keys: OwnKeys = serde_json::from_str(&text)?;
+    let keys: OwnKeys = serde_json::from_str(text)?;
     if let Some(own) = keys.role.as_deref().map(parse_role).transpose()?
         && own != role
     {
@@ -162,15 +182,15 @@ pub fn parse(
         return Err(invalid("no interfaces"));
     }
     let options = match role {
-        Role::Client => Options::Client(ClientArgs::from_json(&text)?),
-        Role::Server => Options::Server(ServerArgs::from_json(&text)?),
+        Role::Client => Options::Client(ClientArgs::from_json(text)?),
+        Role::Server => Options::Server(ServerArgs::from_json(text)?),
     };
     let start = keys.start.as_ref().map(start_time).transpose()?;
     Ok(Scenario {
         devices,
         options,
         start,
-        seed: keys.seed,
+        seed: keys.seed.as_ref().map(seed_of).transpose()?,
     })
 }
 
@@ -195,15 +215,85 @@ fn address(what: &str, s: &str) -> Result<Ipv4Net, ScenarioError> {
     }
 }
 
-fn role_of(what: &str, s: &str) -> Result<DeviceRole, ScenarioError> {
-    match s {
-        "listen" => Ok(DeviceRole::Listen),
-        "upstream" => Ok(DeviceRole::Upstream),
-        "both" => Ok(DeviceRole::Both),
-        _ => Err(invalid(format!(
-            "{what}: unknown role {s:?} (expected listen, upstream or both)"
-        ))),
+/// `listen`, `upstream` or `both`, as scenarios name a device's role
+pub fn device_role_name(role: DeviceRole) -> &'static str {
+    match role {
+        DeviceRole::Listen => "listen",
+        DeviceRole::Upstream => "upstream",
+        DeviceRole::Both => "both",
     }
+}
+
+fn role_of(what: &str, s: &str) -> Result<DeviceRole, ScenarioError> {
+    [DeviceRole::Listen, DeviceRole::Upstream, DeviceRole::Both]
+        .into_iter()
+        .find(|r| device_role_name(*r) == s)
+        .ok_or_else(|| {
+            invalid(format!(
+                "{what}: unknown role {s:?} (expected listen, upstream or both)"
+            ))
+        })
+}
+
+/// A seed: a number N (the seed of `--seed N`) or 64 hex digits (the 32 bytes themselves, as
+/// recordings hold the seed a live machine drew)
+fn seed_of(v: &Value) -> Result<[u8; 32], ScenarioError> {
+    let bad = || invalid("seed: expected a number or 64 hex digits");
+    match v {
+        Value::Number(n) => n.as_u64().map(crate::seed_bytes).ok_or_else(bad),
+        Value::String(s) if s.len() == 64 && s.is_ascii() => {
+            let mut seed = [0; 32];
+            for (i, b) in seed.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+            }
+            Ok(seed)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The `interfaces` object of our format for `devices`
+pub fn interfaces_json(devices: &[DeviceConfig]) -> Value {
+    let mut m = Map::new();
+    for d in devices {
+        let mut i = Map::new();
+        i.insert("role".into(), device_role_name(d.role).into());
+        i.insert("mac".into(), d.mac.to_string().into());
+        i.insert(
+            "address".into(),
+            format!("{}/{}", d.addr, d.prefix_len).into(),
+        );
+        if let Some(g) = d.gateway {
+            i.insert("gateway".into(), g.to_string().into());
+        }
+        if let Some(m) = d.gateway_mac {
+            i.insert("gateway-mac".into(), m.to_string().into());
+        }
+        m.insert(d.name.clone(), Value::Object(i));
+    }
+    Value::Object(m)
+}
+
+/// A time since the Unix epoch as our format's `start`: decimal seconds, exact to the nanosecond
+pub fn start_text(t: Duration) -> String {
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// A machine's scenario in our format, as a recording embeds it: `role`, `interfaces`, `start`,
+/// `seed` (64 hex digits) and `options`, config-file keys that must not hold the password
+pub fn to_json(
+    role: Role,
+    devices: &[DeviceConfig],
+    start: Duration,
+    seed: &[u8; 32],
+    mut options: Map<String, Value>,
+) -> String {
+    options.insert("role".into(), role.name().into());
+    options.insert("interfaces".into(), interfaces_json(devices));
+    options.insert("start".into(), start_text(start).into());
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    options.insert("seed".into(), hex.into());
+    Value::Object(options).to_string()
 }
 
 fn device(name: &str, spec: &InterfaceSpec) -> Result<DeviceConfig, ScenarioError> {

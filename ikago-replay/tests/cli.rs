@@ -48,6 +48,8 @@ fn help_documents_the_replay() {
         "ikago-replay server",
         "ROLE",
         "mergecap",
+        "RECORDINGS",
+        "IKAGO_PASSWORD",
         "SCENARIO",
         "\"interfaces\"",
         "gateway-mac",

@@ -38,6 +38,7 @@ pub(crate) async fn run(session: Session) -> Outcome {
         devices,
         shutdown,
         mut monitor,
+        mut recorder,
     } = session;
     let mut captures: Vec<Capture<Active>> = Vec::with_capacity(devices.len());
     let mut ready: Vec<Async<OwnedFd>> = Vec::with_capacity(devices.len());
@@ -64,7 +65,7 @@ pub(crate) async fn run(session: Session) -> Outcome {
     let mut inject = Injectors::new(inject, names.clone());
     let mut out = vec![0u8; MAX_FRAME_LEN];
     let start = Instant::now();
-    let mut deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+    let mut deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
         monitor.record(e, start)
     });
     let mut timer = Timer::at(deadline);
@@ -103,8 +104,10 @@ pub(crate) async fn run(session: Session) -> Outcome {
             Wake::Deadline => {
                 armed = None;
                 let now = Instant::now();
-                machine.handle_input(Input::Timeout(now));
-                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                let input = Input::Timeout(now);
+                recorder.input(input);
+                machine.handle_input(input);
+                deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
                     monitor.record(e, now)
                 });
             }
@@ -117,14 +120,17 @@ pub(crate) async fn run(session: Session) -> Outcome {
                     match captures[i].next_packet() {
                         Ok(p) => {
                             let now = Instant::now();
-                            machine.handle_input(Input::Frame {
+                            let input = Input::Frame {
                                 now,
                                 device,
                                 data: p.data,
-                            });
-                            deadline = drain(&mut machine, &mut out, &mut inject, |e| {
-                                monitor.record(e, now)
-                            });
+                            };
+                            recorder.input(input);
+                            machine.handle_input(input);
+                            deadline =
+                                drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
+                                    monitor.record(e, now)
+                                });
                         }
                         Err(pcap::Error::TimeoutExpired) => break,
                         Err(e) => {

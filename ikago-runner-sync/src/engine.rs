@@ -20,6 +20,7 @@ pub(crate) fn run(session: Session) -> Outcome {
         devices,
         shutdown,
         mut monitor,
+        mut recorder,
     } = session;
     let (frames, rx) = mpsc::sync_channel::<Msg>(POOL * devices.len() + 1);
     let mut free: Vec<SyncSender<Vec<u8>>> = Vec::with_capacity(devices.len());
@@ -66,7 +67,7 @@ pub(crate) fn run(session: Session) -> Outcome {
     let mut inject = Injectors::new(inject, names);
     let mut out = vec![0u8; MAX_FRAME_LEN];
     let start = Instant::now();
-    let mut deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+    let mut deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
         monitor.record(e, start)
     });
     while result.is_ok() {
@@ -78,22 +79,26 @@ pub(crate) fn run(session: Session) -> Outcome {
         let now = Instant::now();
         match msg {
             Ok(Msg::Frame { device, buf, len }) => {
-                machine.handle_input(Input::Frame {
+                let input = Input::Frame {
                     now,
                     device,
                     data: &buf[..len],
-                });
+                };
+                recorder.input(input);
+                machine.handle_input(input);
                 // never full: the list has room for every buffer of its device
                 let _ = free[device.index()].try_send(buf);
-                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
                     monitor.record(e, now)
                 });
             }
             Ok(Msg::Shutdown) => break,
             Ok(Msg::Failed(e)) => result = Err(e),
             Err(RecvTimeoutError::Timeout) if now >= deadline => {
-                machine.handle_input(Input::Timeout(now));
-                deadline = drain(&mut machine, &mut out, &mut inject, |e| {
+                let input = Input::Timeout(now);
+                recorder.input(input);
+                machine.handle_input(input);
+                deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
                     monitor.record(e, now)
                 });
             }
