@@ -35,6 +35,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 echo "== building (release)"
 cargo build --release --quiet -p ikago-lab -p ikago-runner-sync -p ikago-runner-async
+# where cargo put them: CARGO_TARGET_DIR or a cargo config may move the target directory
+target_dir=$(cargo metadata --format-version 1 --no-deps |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+if [ -z "$target_dir" ]; then
+    echo "demo.sh: cargo metadata did not name the target directory" >&2
+    exit 2
+fi
+bin_dir="$target_dir/release"
 runner=(--runner async)
 [ "$#" -gt 0 ] && runner=("$@")
-IKAGO_LAB_BIN_DIR="$PWD/target/release" target/release/ikago-lab demo "${runner[@]}"
+IKAGO_LAB_BIN_DIR="$bin_dir" "$bin_dir/ikago-lab" demo "${runner[@]}"

@@ -34,7 +34,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "IP")]
     pub gateway: Option<String>,
 
-    /// Transport: faketcp (tcp is not supported yet) [default: faketcp]
+    /// Transport: faketcp, the only one implemented; tcp (the original's kernel TCP connection)
+    /// is refused with an error [default: faketcp]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
@@ -79,7 +80,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "BYTES")]
     pub mtu: Option<u16>,
 
-    /// Carry the tunnel over KCP (not supported yet)
+    /// Carry the tunnel over KCP with FEC, as the original's -kcp (both sides must agree); the
+    /// --kcp-* options tune it [default: false]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub kcp: Option<bool>,
 

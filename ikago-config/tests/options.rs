@@ -45,6 +45,33 @@ fn command_is_well_formed() {
     Cli::command().debug_assert();
 }
 
+/// The help of an option, as `client --help` prints it
+fn help_of(option: &str) -> String {
+    let mut cli = Cli::command();
+    let help = cli
+        .find_subcommand_mut("client")
+        .expect("a client subcommand")
+        .render_long_help()
+        .to_string();
+    let start = help.find(option).expect("the option is listed");
+    let rest = &help[start..];
+    let end = rest[option.len()..]
+        .find("\n  -")
+        .map_or(rest.len(), |i| i + option.len());
+    rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn help_says_what_is_implemented() {
+    let kcp = help_of("--kcp[=<BOOL>]");
+    assert!(kcp.contains("KCP with FEC"), "{kcp}");
+    let mode = help_of("--mode <MODE>");
+    assert!(mode.contains("tcp") && mode.contains("refused"), "{mode}");
+    for h in [kcp, mode] {
+        assert!(!h.contains("not supported"), "{h}");
+    }
+}
+
 #[test]
 fn every_original_option_parses() {
     let c = client(&[
