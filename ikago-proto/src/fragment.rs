@@ -8,6 +8,43 @@
 //!
 //! [`fragment`] splits a packet larger than an MTU into RFC 791 fragments, copying only the
 //! options marked "copied" into the fragments after the first.
+//!
+//! Both machines use them on their hot path; tools that read captures use the same reassembly.
+//! Neither panics on any packet that [`Packet::parse`] accepted.
+//!
+//! ```
+//! use ikago_proto::ReassemblyLimits;
+//! use ikago_proto::fragment::{Reassembler, fragment};
+//! use ikago_proto::wire::{ipv4, proto};
+//! use std::time::Instant;
+//!
+//! let mut packet = vec![0u8; 1500];
+//! let header = ipv4::Header {
+//!     src: [198, 18, 11, 2].into(),
+//!     dst: [198, 18, 13, 2].into(),
+//!     protocol: proto::UDP,
+//!     id: 9,
+//!     ttl: 64,
+//!     flags_offset: 0,
+//!     payload_len: 1480,
+//! };
+//! ipv4::write_header(&mut packet, &header);
+//! let whole = ipv4::Packet::parse(&packet).unwrap();
+//! let mut pieces = Vec::new();
+//! fragment(&whole, 576, |h, chunk| pieces.push([h, chunk].concat()));
+//! assert_eq!(pieces.len(), 3);
+//!
+//! let mut r = Reassembler::new(ReassemblyLimits::default());
+//! let now = Instant::now();
+//! let mut done = None;
+//! for p in pieces.iter().rev() {
+//!     let p = ipv4::Packet::parse(p).unwrap();
+//!     if let Some(d) = r.handle_fragment(now, 0, &p).unwrap() {
+//!         done = Some(d.to_vec());
+//!     }
+//! }
+//! assert_eq!(done.unwrap(), packet);
+//! ```
 
 use crate::config::ReassemblyLimits;
 use crate::stats::DropReason;
@@ -89,7 +126,7 @@ impl Entry {
 /// [`handle_timeout`](Self::handle_timeout) when it passes. A lookup scans the datagrams in
 /// progress, which [`ReassemblyLimits::max_entries`] bounds. Memory is bounded by
 /// [`ReassemblyLimits::max_bytes`] plus a small pool of recycled buffers.
-pub(crate) struct Reassembler {
+pub struct Reassembler {
     limits: ReassemblyLimits,
     entries: Vec<Entry>,
     /// Buffers of finished datagrams, for reuse
@@ -119,7 +156,7 @@ impl Reassembler {
     /// An empty reassembler bounded by `limits`
     ///
     /// Call once when the machine is built; buffers are allocated on demand and then recycled.
-    pub(crate) fn new(limits: ReassemblyLimits) -> Self {
+    pub fn new(limits: ReassemblyLimits) -> Self {
         Self {
             limits,
             entries: Vec::new(),
@@ -152,7 +189,7 @@ impl Reassembler {
     /// - [`DropReason::FragmentLimit`]: a new datagram while `max_entries` are in progress, or a
     ///   fragment that would take the buffered bytes past `max_bytes` (a datagram that can no
     ///   longer grow is dropped with it). Expired datagrams are freed first.
-    pub(crate) fn handle_fragment(
+    pub fn handle_fragment(
         &mut self,
         now: Instant,
         scope: u32,
@@ -226,7 +263,7 @@ impl Reassembler {
     /// Call when computing the machine's next deadline. It may be in the past when a datagram
     /// expired in passing and has not yet been reported; call
     /// [`handle_timeout`](Self::handle_timeout) then.
-    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.entries
             .iter()
             .filter_map(|e| e.expires)
@@ -239,7 +276,7 @@ impl Reassembler {
     /// Call when the deadline from [`poll_timeout`](Self::poll_timeout) has passed; count the
     /// result as [`DropReason::FragmentTimeout`]. The count includes datagrams already removed in
     /// passing (a reused key, room made for a new datagram).
-    pub(crate) fn handle_timeout(&mut self, now: Instant) -> usize {
+    pub fn handle_timeout(&mut self, now: Instant) -> usize {
         self.recycle_done();
         let mut n = std::mem::take(&mut self.expired);
         self.expired_at = None;
@@ -258,16 +295,14 @@ impl Reassembler {
     /// Datagrams in progress
     ///
     /// Call for statistics and tests.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn len(&self) -> usize {
+    pub fn datagrams(&self) -> usize {
         self.entries.len()
     }
 
     /// Bytes buffered by the datagrams in progress (what counts toward `max_bytes`)
     ///
     /// Call for statistics and tests.
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn buffered_bytes(&self) -> usize {
+    pub fn buffered_bytes(&self) -> usize {
         self.bytes
     }
 
@@ -458,7 +493,7 @@ fn set(bits: &mut [u64], b: usize) {
 ///
 /// Nothing is emitted when `mtu < header_len + 8` (no payload fits: a caller bug, as configured
 /// MTUs are at least 576), or when the packet is a fragment that ends past 65535 bytes.
-pub(crate) fn fragment(packet: &Packet<'_>, mtu: usize, mut emit: impl FnMut(&[u8], &[u8])) {
+pub fn fragment(packet: &Packet<'_>, mtu: usize, mut emit: impl FnMut(&[u8], &[u8])) {
     let header = packet.header();
     let payload = packet.payload();
     if packet.bytes().len() <= mtu {
@@ -692,13 +727,13 @@ mod tests {
                 feed(&mut r, now, 0, &order[..order.len() - 1]),
                 Vec::<Vec<u8>>::new()
             );
-            assert_eq!(r.len(), 1);
+            assert_eq!(r.datagrams(), 1);
             assert_eq!(
                 feed(&mut r, now, 0, &order[order.len() - 1..]),
                 [expected(&packet)]
             );
             assert_eq!(
-                (r.len(), r.buffered_bytes(), r.poll_timeout()),
+                (r.datagrams(), r.buffered_bytes(), r.poll_timeout()),
                 (0, 0, None)
             );
         }
@@ -726,7 +761,7 @@ mod tests {
         assert_eq!(done, [expected(&build(1, 17, 0, &[], &data))]);
         // a late duplicate starts a new datagram, which expires on its own
         assert!(feed(&mut r, now, 0, &[b]).is_empty());
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.datagrams(), 1);
     }
 
     #[test]
@@ -759,7 +794,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&other_end)),
             Err(DropReason::FragmentInvalid)
         );
-        assert_eq!((r.len(), r.buffered_bytes()), (0, 0));
+        assert_eq!((r.datagrams(), r.buffered_bytes()), (0, 0));
 
         // data past a known end, and a final fragment short of data already received
         feed(&mut r, now, 0, &[frag(4, 8, false, &[1; 8])]);
@@ -774,7 +809,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&short)),
             Err(DropReason::FragmentInvalid)
         );
-        assert_eq!((r.len(), r.buffered_bytes()), (0, 0));
+        assert_eq!((r.datagrams(), r.buffered_bytes()), (0, 0));
     }
 
     #[test]
@@ -787,7 +822,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&odd)),
             Err(DropReason::FragmentInvalid)
         );
-        assert_eq!(r.len(), 0);
+        assert_eq!(r.datagrams(), 0);
         let past = frag(7, 65528, false, &[0; 8]);
         assert_eq!(
             r.handle_fragment(now, 0, &parse(&past)),
@@ -804,7 +839,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&first)),
             Err(DropReason::FragmentInvalid)
         );
-        assert_eq!((r.len(), r.buffered_bytes()), (0, 0));
+        assert_eq!((r.datagrams(), r.buffered_bytes()), (0, 0));
     }
 
     #[test]
@@ -841,7 +876,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&big)),
             Err(DropReason::FragmentLimit)
         );
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.datagrams(), 1);
         feed(&mut r, now, 0, &[frag(2, 488, true, &[0; 8])]);
         assert_eq!(r.buffered_bytes(), max_bytes);
         // a datagram that cannot grow is dropped with its fragment
@@ -850,7 +885,7 @@ mod tests {
             r.handle_fragment(now, 0, &parse(&grow)),
             Err(DropReason::FragmentLimit)
         );
-        assert_eq!((r.len(), r.buffered_bytes()), (1, HEADROOM + 1000));
+        assert_eq!((r.datagrams(), r.buffered_bytes()), (1, HEADROOM + 1000));
         // filling holes below the current end needs no room
         assert!(feed(&mut r, now, 0, &[frag(1, 0, true, &[0; 992])]).is_empty());
         assert_eq!(r.buffered_bytes(), HEADROOM + 1000);
@@ -869,10 +904,13 @@ mod tests {
         assert_eq!(r.poll_timeout(), Some(t0 + timeout));
         assert_eq!(r.handle_timeout(t0 + timeout - ms), 0);
         assert_eq!(r.handle_timeout(t0 + timeout), 1);
-        assert_eq!((r.len(), r.poll_timeout()), (1, Some(t0 + ms + timeout)));
+        assert_eq!(
+            (r.datagrams(), r.poll_timeout()),
+            (1, Some(t0 + ms + timeout))
+        );
         assert_eq!(r.handle_timeout(t0 + 2 * timeout), 1);
         assert_eq!(
-            (r.len(), r.buffered_bytes(), r.poll_timeout()),
+            (r.datagrams(), r.buffered_bytes(), r.poll_timeout()),
             (0, 0, None)
         );
     }
@@ -889,7 +927,7 @@ mod tests {
         // the key is reused after the timeout: the old fragment must not complete the new datagram
         let later = t0 + timeout;
         assert!(feed(&mut r, later, 0, &[frag(1, 8, false, &[2; 8])]).is_empty());
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.datagrams(), 1);
         assert_eq!(r.poll_timeout(), Some(t0 + timeout));
         assert_eq!(r.handle_timeout(later), 1);
         assert_eq!(r.poll_timeout(), Some(later + timeout));
@@ -897,7 +935,7 @@ mod tests {
         let much_later = later + timeout;
         assert!(feed(&mut r, much_later, 0, &[frag(2, 0, true, &[3; 8])]).is_empty());
         assert_eq!(r.handle_timeout(much_later), 1);
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.datagrams(), 1);
     }
 
     #[test]
@@ -909,7 +947,7 @@ mod tests {
         let mut r = Reassembler::new(limits());
         assert!(feed(&mut r, now, 1, &frags[..1]).is_empty());
         assert!(feed(&mut r, now, 2, &frags[1..]).is_empty());
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.datagrams(), 2);
         assert_eq!(feed(&mut r, now, 2, &frags[..1]), [expected(&packet)]);
         assert_eq!(feed(&mut r, now, 1, &frags[1..]), [expected(&packet)]);
     }
@@ -1119,7 +1157,7 @@ mod tests {
                     let done = Packet::parse(done).expect("rebuilt packets are valid");
                     prop_assert!(!done.is_fragment());
                 }
-                prop_assert!(r.len() <= lim.max_entries && r.buffered_bytes() <= lim.max_bytes);
+                prop_assert!(r.datagrams() <= lim.max_entries && r.buffered_bytes() <= lim.max_bytes);
                 if r.poll_timeout().is_some_and(|at| at <= now) {
                     r.handle_timeout(now);
                 }

@@ -192,6 +192,6 @@ pub fn reassembly(mut data: &[u8]) {
             );
         }
         r.handle_timeout(now);
-        assert!(r.len() <= limits.max_entries && r.buffered_bytes() <= limits.max_bytes);
+        assert!(r.datagrams() <= limits.max_entries && r.buffered_bytes() <= limits.max_bytes);
     }
 }

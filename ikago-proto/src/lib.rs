@@ -61,7 +61,7 @@ pub mod crypto;
 mod either;
 mod event;
 mod faketcp;
-mod fragment;
+pub mod fragment;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod io;
@@ -75,7 +75,7 @@ mod stats;
 mod syncookie;
 mod timer;
 mod txq;
-mod wire;
+pub mod wire;
 
 pub use client::Client;
 pub use config::{

@@ -14,8 +14,10 @@
 //!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated).
 
 use ikago_proto::crypto::Cipher;
+use ikago_proto::fragment::fragment;
 use ikago_proto::fuzzing::{fuzz_client, fuzz_server};
-use ikago_proto::{Client, DeviceId, Input, MAX_FRAME_LEN, Method, Output, Server};
+use ikago_proto::wire::ipv4;
+use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN, Machine, Method, Output};
 use ikago_replay::adapt::{Adapter, Sender};
 use ikago_replay::capture::{Frame, merge, read_pcapng, write_pcapng};
 use ikago_replay::decode::TunnelDecoder;
@@ -70,42 +72,18 @@ fn method_index(m: Method) -> u8 {
 }
 
 /// A `drive` input being written, and the same inputs fed to a machine
-struct Recorder<M> {
+struct Recorder {
     bytes: Vec<u8>,
-    machine: M,
+    machine: Machine,
     now: Instant,
     buf: Vec<u8>,
 }
 
-/// The two machines behind one interface
-trait Drive {
-    fn input(&mut self, input: Input<'_>);
-    fn output(&mut self, buf: &mut [u8]) -> Output;
-}
-
-impl Drive for Client {
-    fn input(&mut self, input: Input<'_>) {
-        self.handle_input(input);
-    }
-    fn output(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-impl Drive for Server {
-    fn input(&mut self, input: Input<'_>) {
-        self.handle_input(input);
-    }
-    fn output(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-impl<M: Drive> Recorder<M> {
-    fn new(method: Method, machine: M) -> Self {
+impl Recorder {
+    fn new(method: Method, machine: impl Into<Machine>) -> Self {
         Self {
             bytes: vec![method_index(method)],
-            machine,
+            machine: machine.into(),
             now: Instant::now(),
             buf: vec![0; MAX_FRAME_LEN],
         }
@@ -115,7 +93,7 @@ impl<M: Drive> Recorder<M> {
     fn drain(&mut self) -> Vec<(u8, Vec<u8>)> {
         let mut out = Vec::new();
         loop {
-            match self.machine.output(&mut self.buf) {
+            match self.machine.poll_output(&mut self.buf) {
                 Output::Transmit(t) => out.push((t.device.0, self.buf[..t.len].to_vec())),
                 Output::Event(_) => {}
                 Output::Timeout(_) => return out,
@@ -132,7 +110,7 @@ impl<M: Drive> Recorder<M> {
             self.bytes.extend_from_slice(&[200, 0]);
             self.bytes.extend_from_slice(&(step as u16).to_be_bytes());
             self.now += Duration::from_millis(step);
-            self.machine.input(Input::Timeout(self.now));
+            self.machine.handle_input(Input::Timeout(self.now));
             out.extend(self.drain());
             ms -= step;
         }
@@ -145,7 +123,7 @@ impl<M: Drive> Recorder<M> {
         self.bytes
             .extend_from_slice(&(data.len() as u16).to_be_bytes());
         self.bytes.extend_from_slice(data);
-        self.machine.input(Input::Frame {
+        self.machine.handle_input(Input::Frame {
             now: self.now,
             device: DeviceId(device),
             data,
@@ -171,8 +149,8 @@ fn read(dir: &Path, scenario: &str, file: &str) -> Vec<Frame> {
 }
 
 /// One capture replayed into a fuzz machine through the adapter, recorded as a `drive` input
-fn adapted_seed<M: Drive + Stats>(
-    mut rec: Recorder<M>,
+fn adapted_seed(
+    mut rec: Recorder,
     frames: &[Frame],
     devices: [(&str, [u8; 6]); 2],
     locals: Vec<Ipv4Addr>,
@@ -205,23 +183,6 @@ fn adapted_seed<M: Drive + Stats>(
         devices[1].0, st.handshakes, st.inner_rx.packets, st.inner_tx.packets
     );
     rec.bytes
-}
-
-/// The machines' counters
-trait Stats {
-    fn stats(&self) -> ikago_proto::Stats;
-}
-
-impl Stats for Client {
-    fn stats(&self) -> ikago_proto::Stats {
-        Self::stats(self)
-    }
-}
-
-impl Stats for Server {
-    fn stats(&self) -> ikago_proto::Stats {
-        Self::stats(self)
-    }
 }
 
 /// An ARP reply from `mac` answering `request`, if it asks for `ip`
@@ -315,34 +276,12 @@ fn world_seeds(dir: &Path, scenario: &str, method: Method) -> (Vec<u8>, Vec<u8>)
 
 /// Cuts the IPv4 packet `ip` into fragments of `chunk` payload bytes (a multiple of 8)
 fn fragments(ip: &[u8], chunk: usize) -> Vec<Vec<u8>> {
-    let hl = usize::from(ip[0] & 0x0f) * 4;
-    let (header, payload) = ip.split_at(hl);
-    let n = payload.len().div_ceil(chunk);
-    (0..n)
-        .map(|i| {
-            let part = &payload[i * chunk..((i + 1) * chunk).min(payload.len())];
-            let mut h = header.to_vec();
-            let field = (i * chunk / 8) as u16 | if i + 1 < n { 0x2000 } else { 0 };
-            h[6..8].copy_from_slice(&field.to_be_bytes());
-            h[2..4].copy_from_slice(&((hl + part.len()) as u16).to_be_bytes());
-            h[10..12].copy_from_slice(&[0, 0]);
-            let sum = checksum(&h);
-            h[10..12].copy_from_slice(&sum.to_be_bytes());
-            h.extend_from_slice(part);
-            h
-        })
-        .collect()
-}
-
-fn checksum(b: &[u8]) -> u16 {
-    let mut acc: u32 = b
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
+    let packet = ipv4::Packet::parse(ip).expect("the capture's packets are valid");
+    let mut out = Vec::new();
+    fragment(&packet, packet.header_len() + chunk, |h, c| {
+        out.push([h, c].concat());
+    });
+    out
 }
 
 fn reassembly_record(out: &mut Vec<u8>, scope: u8, packet: &[u8]) {
@@ -433,7 +372,7 @@ fn main() {
             {
                 reassembly_record(&mut frags, 1, &f.data[14..]);
             }
-            if let Some(seg) = dec.segment(&f.data).filter(|s| !s.payload.is_empty())
+            if let Some(seg) = dec.segment(f).filter(|s| !s.payload.is_empty())
                 && i % 4 == 0
             {
                 write(

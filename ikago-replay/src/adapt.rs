@@ -18,15 +18,12 @@
 
 use crate::capture::Frame;
 use crate::decode::TunnelDecoder;
-use crate::packet::{ETH_LEN, ICMP, Ipv4, TCP, UDP, be16, be32};
+use crate::packet::{be16, be32};
 use ikago_proto::ClientConfig;
+use ikago_proto::wire::proto::{ICMP, TCP, UDP};
+use ikago_proto::wire::{checksum, ethernet, icmp, ipv4, tcp};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
-
-const TCP_SYN: u8 = 0x02;
-const TCP_ACK: u8 = 0x10;
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMP_ECHO_REQUEST: u8 = 8;
 
 /// A local port (or ICMP id) used toward one remote endpoint, with the latest SYN's sequence number
 #[derive(Debug, Clone, Copy)]
@@ -61,20 +58,24 @@ struct View {
 }
 
 fn view(frame: &[u8]) -> Option<View> {
-    let ip = Ipv4::of_frame(frame)?;
-    if ip.offset != 0 {
+    let eth = ethernet::parse(frame)?;
+    if eth.ethertype != ethernet::ETHERTYPE_IPV4 {
         return None;
     }
-    let need = match ip.protocol {
+    let ip = ipv4::Packet::parse(eth.payload).ok()?;
+    if ip.fragment_offset() != 0 {
+        return None;
+    }
+    let need = match ip.protocol() {
         TCP => 18,
         UDP | ICMP => 8,
         _ => return None,
     };
     let v = View {
-        src: ip.src,
-        dst: ip.dst,
-        protocol: ip.protocol,
-        at: ETH_LEN + ip.header_len,
+        src: ip.src(),
+        dst: ip.dst(),
+        protocol: ip.protocol(),
+        at: ethernet::HEADER_LEN + ip.header_len(),
     };
     (ip.payload().len() >= need).then_some(v)
 }
@@ -91,7 +92,7 @@ pub fn recorded_conversation(frames: &[Frame], config: &ClientConfig) -> Option<
         .iter()
         .filter(|f| f.interface == up.name && f.data.get(6..12) == Some(&up.mac.0[..]));
     for frame in own {
-        let Some(seg) = tunnel.segment(&frame.data) else {
+        let Some(seg) = tunnel.segment(frame) else {
             continue;
         };
         if seg.dst != config.server || seg.payload.is_empty() {
@@ -108,7 +109,7 @@ pub fn recorded_conversation(frames: &[Frame], config: &ClientConfig) -> Option<
 }
 
 /// Replaces the 16-bit word at `at` and updates the checksum at `sum` (RFC 1624 eqn. 3); a zero
-/// UDP checksum means "none" (RFC 768) and stays zero
+/// UDP checksum means "none" (RFC 768): it stays zero, and a computed zero is sent as all ones
 fn replace16(b: &mut [u8], at: usize, new: u16, sum: usize, udp: bool) {
     let old = be16(b, at);
     b[at..at + 2].copy_from_slice(&new.to_be_bytes());
@@ -116,11 +117,11 @@ fn replace16(b: &mut [u8], at: usize, new: u16, sum: usize, udp: bool) {
     if udp && hc == 0 {
         return;
     }
-    let mut acc = u32::from(!hc) + u32::from(!old) + u32::from(new);
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    b[sum..sum + 2].copy_from_slice(&(!(acc as u16)).to_be_bytes());
+    let c = match checksum::update16(hc, old, new) {
+        0 if udp => 0xffff,
+        c => c,
+    };
+    b[sum..sum + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// The flow key and local port (or ICMP id) of a frame sent by a machine from `local`
@@ -132,7 +133,7 @@ fn sent(frame: &[u8], locals: &[Ipv4Addr]) -> Option<((u8, SocketAddrV4), Local)
     let t = v.at;
     match v.protocol {
         TCP => {
-            let syn = frame[t + 13] & TCP_SYN != 0;
+            let syn = frame[t + 13] & tcp::SYN != 0;
             let local = Local {
                 port: be16(frame, t),
                 isn: syn.then(|| be32(frame, t + 4)),
@@ -146,7 +147,7 @@ fn sent(frame: &[u8], locals: &[Ipv4Addr]) -> Option<((u8, SocketAddrV4), Local)
                 isn: None,
             },
         )),
-        ICMP if frame[t] == ICMP_ECHO_REQUEST => Some((
+        ICMP if frame[t] == icmp::ECHO_REQUEST => Some((
             (ICMP, SocketAddrV4::new(v.dst, 0)),
             Local {
                 port: be16(frame, t + 4),
@@ -206,7 +207,7 @@ impl Adapter {
         let (remote, local_at, sum_at) = match v.protocol {
             TCP => (SocketAddrV4::new(v.src, be16(frame, t)), t + 2, t + 16),
             UDP => (SocketAddrV4::new(v.src, be16(frame, t)), t + 2, t + 6),
-            ICMP if frame[t] == ICMP_ECHO_REPLY => (SocketAddrV4::new(v.src, 0), t + 4, t + 2),
+            ICMP if frame[t] == icmp::ECHO_REPLY => (SocketAddrV4::new(v.src, 0), t + 4, t + 2),
             _ => return None,
         };
         let flow = self.flows.get(&(v.protocol, remote))?;
@@ -219,7 +220,7 @@ impl Adapter {
             replace16(&mut out, local_at, ours.port, sum_at, udp);
         }
         if let (TCP, Some(r), Some(o)) = (v.protocol, rec.isn, ours.isn)
-            && out[t + 13] & TCP_ACK != 0
+            && out[t + 13] & tcp::ACK != 0
         {
             let ack = be32(&out, t + 8).wrapping_add(o.wrapping_sub(r));
             replace16(&mut out, t + 8, (ack >> 16) as u16, sum_at, false);
@@ -308,6 +309,39 @@ mod tests {
             ))
             .is_none()
         );
+    }
+
+    #[test]
+    fn a_udp_checksum_that_becomes_zero_is_sent_as_all_ones() {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [3; 6])
+            .ipv4(PEER.octets(), ME.octets(), 64)
+            .udp(7, 49152)
+            .write(&mut frame, b"x")
+            .unwrap();
+        let (port_at, sum_at) = (ethernet::HEADER_LEN + 20 + 2, ethernet::HEADER_LEN + 20 + 6);
+        let (old, hc) = (be16(&frame, port_at), be16(&frame, sum_at));
+        let port = (1..=u16::MAX)
+            .find(|&p| checksum::update16(hc, old, p) == 0)
+            .expect("some port sums to zero");
+        replace16(&mut frame, port_at, port, sum_at, true);
+        assert_eq!(be16(&frame, sum_at), 0xffff);
+        let reference = {
+            let p = SlicedPacket::from_ethernet(&frame).unwrap();
+            let (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Udp(u))) =
+                (&p.net, &p.transport)
+            else {
+                panic!("a UDP frame");
+            };
+            let h = ip.header();
+            u.to_header()
+                .calc_checksum_ipv4_raw(h.source(), h.destination(), u.payload())
+        };
+        assert_eq!(reference, Ok(0xffff));
+        // no checksum stays none
+        frame[sum_at..sum_at + 2].fill(0);
+        replace16(&mut frame, port_at, 49152, sum_at, true);
+        assert_eq!(be16(&frame, sum_at), 0);
     }
 
     #[test]

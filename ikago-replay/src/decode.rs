@@ -1,29 +1,17 @@
 //! Reading frames back: one-line descriptions, IPv4 reassembly, and FakeTCP tunnel decoding
 
-use crate::packet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ICMP, Ipv4, TCP, UDP, be16, be32, ethernet};
+use crate::capture::Frame;
+use crate::packet::{be16, be32};
+use ikago_proto::Method;
+use ikago_proto::ReassemblyLimits;
 use ikago_proto::crypto::Cipher;
-use ikago_proto::{Mac, Method};
-use std::collections::{HashMap, VecDeque};
+use ikago_proto::fragment::Reassembler;
+use ikago_proto::wire::proto::{ICMP, TCP, UDP};
+use ikago_proto::wire::tcp::{ACK, FIN, PSH, RST, SYN};
+use ikago_proto::wire::{arp, ethernet, icmp, ipv4, tcp};
 use std::fmt::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
-
-/// Datagrams a [`Defragmenter`] reassembles at once; the oldest is dropped beyond
-const MAX_PENDING: usize = 64;
-
-/// TCP flag bits
-const FIN: u8 = 0x01;
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const PSH: u8 = 0x08;
-const ACK: u8 = 0x10;
-
-fn mac_at(b: &[u8], at: usize) -> Mac {
-    let mut m = [0; 6];
-    if let Some(s) = b.get(at..at + 6) {
-        m.copy_from_slice(s);
-    }
-    Mac(m)
-}
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
 
 /// TCP flags as letters in the order of the captures' scenario.json: `S`, `SA`, `A`, `AP`, `AF`, ...
 pub fn tcp_flags(flags: u8) -> String {
@@ -38,187 +26,131 @@ pub fn tcp_flags(flags: u8) -> String {
 
 /// A one-line description of an Ethernet frame, for diffs and logs
 pub fn describe(frame: &[u8]) -> String {
-    let Some((ethertype, payload)) = ethernet(frame) else {
+    let Some(eth) = ethernet::parse(frame) else {
         return format!("runt frame of {} bytes", frame.len());
     };
-    let mut s = format!("{} > {} ", mac_at(frame, 6), mac_at(frame, 0));
-    match ethertype {
-        ETHERTYPE_ARP if payload.len() >= 28 => {
-            let (spa, tpa) = (
-                Ipv4Addr::from(be32(payload, 14)),
-                Ipv4Addr::from(be32(payload, 24)),
-            );
-            let _ = match be16(payload, 6) {
-                1 => write!(s, "ARP request who-has {tpa} tell {spa}"),
-                2 => write!(s, "ARP reply {spa} is-at {}", mac_at(payload, 8)),
-                op => write!(s, "ARP op {op}"),
-            };
-        }
-        ETHERTYPE_IPV4 => match Ipv4::parse(payload) {
-            Some(ip) => describe_ipv4(&mut s, &ip),
-            None => s.push_str("IPv4 (malformed)"),
+    let mut s = format!("{} > {} ", eth.src, eth.dst);
+    let _ = match eth.ethertype {
+        ethernet::ETHERTYPE_ARP => match arp::parse(eth.payload) {
+            Some(a) if a.op == arp::OP_REQUEST => {
+                write!(s, "ARP request who-has {} tell {}", a.tpa, a.spa)
+            }
+            Some(a) if a.op == arp::OP_REPLY => write!(s, "ARP reply {} is-at {}", a.spa, a.sha),
+            Some(a) => write!(s, "ARP op {}", a.op),
+            None => write!(s, "ARP (malformed)"),
         },
-        other => {
-            let _ = write!(s, "ethertype {other:#06x} len={}", payload.len());
-        }
-    }
+        ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
+            Ok(ip) => write!(s, "{}", Ipv4Line(&ip)),
+            Err(ipv4::Error::Checksum) => write!(s, "IPv4 (bad header checksum)"),
+            Err(ipv4::Error::Malformed) => write!(s, "IPv4 (malformed)"),
+        },
+        other => write!(s, "ethertype {other:#06x} len={}", eth.payload.len()),
+    };
     s
 }
 
-fn describe_ipv4(s: &mut String, ip: &Ipv4<'_>) {
-    let p = ip.payload();
-    if ip.offset > 0 {
-        let _ = write!(
-            s,
-            "{} > {} fragment id={} offset={} len={}{}",
-            ip.src,
-            ip.dst,
-            ip.id,
-            ip.offset,
-            p.len(),
-            if ip.more { " +MF" } else { "" }
-        );
-        return;
-    }
-    let _ = match ip.protocol {
-        TCP if p.len() >= 20 => {
-            let data = usize::from(p[12] >> 4) * 4;
-            write!(
+/// The description of an IPv4 packet or fragment
+struct Ipv4Line<'a, 'b>(&'a ipv4::Packet<'b>);
+
+impl std::fmt::Display for Ipv4Line<'_, '_> {
+    fn fmt(&self, s: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ip = self.0;
+        let (src, dst, p) = (ip.src(), ip.dst(), ip.payload());
+        let more = if ip.more_fragments() { " +MF" } else { "" };
+        if ip.fragment_offset() > 0 {
+            return write!(
                 s,
-                "{}:{} > {}:{} TCP [{}] seq={} ack={} len={}",
-                ip.src,
-                be16(p, 0),
-                ip.dst,
-                be16(p, 2),
-                tcp_flags(p[13]),
-                be32(p, 4),
-                be32(p, 8),
-                p.len().saturating_sub(data)
-            )
+                "{src} > {dst} fragment id={} offset={} len={}{more}",
+                ip.id(),
+                ip.fragment_offset(),
+                p.len(),
+            );
         }
-        UDP if p.len() >= 8 => write!(
-            s,
-            "{}:{} > {}:{} UDP len={}",
-            ip.src,
-            be16(p, 0),
-            ip.dst,
-            be16(p, 2),
-            p.len() - 8
-        ),
-        ICMP if p.len() >= 8 => match p[0] {
-            0 | 8 => write!(
+        match ip.protocol() {
+            TCP if p.len() >= tcp::HEADER_LEN => {
+                let data = usize::from(p[12] >> 4) * 4;
+                write!(
+                    s,
+                    "{src}:{} > {dst}:{} TCP [{}] seq={} ack={} len={}",
+                    be16(p, 0),
+                    be16(p, 2),
+                    tcp_flags(p[13]),
+                    be32(p, 4),
+                    be32(p, 8),
+                    p.len().saturating_sub(data)
+                )
+            }
+            UDP if p.len() >= 8 => write!(
                 s,
-                "{} > {} ICMP echo {} id={} seq={} len={}",
-                ip.src,
-                ip.dst,
-                if p[0] == 8 { "request" } else { "reply" },
-                be16(p, 4),
-                be16(p, 6),
-                p.len()
+                "{src}:{} > {dst}:{} UDP len={}",
+                be16(p, 0),
+                be16(p, 2),
+                p.len() - 8
             ),
-            t => write!(
-                s,
-                "{} > {} ICMP type={t} code={} len={}",
-                ip.src,
-                ip.dst,
-                p[1],
-                p.len()
-            ),
-        },
-        proto => write!(s, "{} > {} proto={proto} len={}", ip.src, ip.dst, p.len()),
-    };
-    if ip.more {
-        s.push_str(" +MF");
+            ICMP if p.len() >= icmp::HEADER_LEN => match p[0] {
+                icmp::ECHO_REQUEST | icmp::ECHO_REPLY => write!(
+                    s,
+                    "{src} > {dst} ICMP echo {} id={} seq={} len={}",
+                    if p[0] == icmp::ECHO_REQUEST {
+                        "request"
+                    } else {
+                        "reply"
+                    },
+                    be16(p, 4),
+                    be16(p, 6),
+                    p.len()
+                ),
+                t => write!(
+                    s,
+                    "{src} > {dst} ICMP type={t} code={} len={}",
+                    p[1],
+                    p.len()
+                ),
+            },
+            proto => write!(s, "{src} > {dst} proto={proto} len={}", p.len()),
+        }?;
+        s.write_str(more)
     }
 }
 
-/// The parts of one datagram being reassembled
-#[derive(Debug, Default)]
-struct Parts {
-    /// Header of the first fragment, once seen
-    header: Option<Vec<u8>>,
-    /// (offset, bytes) of each fragment's payload
-    pieces: Vec<(usize, Vec<u8>)>,
-    /// Payload length, once the last fragment is seen
-    total: Option<usize>,
+/// IPv4 reassembly for reading captures back: the machines' own [`Reassembler`], its timeout
+/// running on capture time
+#[derive(Debug)]
+pub struct Defragmenter {
+    reassembler: Reassembler,
+    /// The instant that stands for capture time zero
+    base: Instant,
+    /// The latest instant fed, for a capture time too large to stand for
+    latest: Instant,
 }
 
-/// IPv4 reassembly for reading captures back (bounded; overlaps are resolved first-come)
-#[derive(Debug, Default)]
-pub struct Defragmenter {
-    pending: HashMap<(Ipv4Addr, Ipv4Addr, u16, u8), Parts>,
-    order: VecDeque<(Ipv4Addr, Ipv4Addr, u16, u8)>,
+impl Default for Defragmenter {
+    fn default() -> Self {
+        let base = Instant::now();
+        Self {
+            reassembler: Reassembler::new(ReassemblyLimits::default()),
+            base,
+            latest: base,
+        }
+    }
 }
 
 impl Defragmenter {
-    /// The whole datagram once `packet` completes it (at once when it is not a fragment)
-    pub fn push(&mut self, packet: &[u8]) -> Option<Vec<u8>> {
-        let ip = Ipv4::parse(packet)?;
+    /// The whole datagram once `packet`, captured at `time`, completes it (at once when it is not
+    /// a fragment); `None` while it is incomplete, and for what is not a valid IPv4 packet or
+    /// fragment. The datagram is valid until the next call.
+    pub fn push<'a>(&'a mut self, time: Duration, packet: &'a [u8]) -> Option<&'a [u8]> {
+        let ip = ipv4::Packet::parse(packet).ok()?;
         if !ip.is_fragment() {
-            return Some(ip.bytes.to_vec());
+            return Some(ip.bytes());
         }
-        let key = (ip.src, ip.dst, ip.id, ip.protocol);
-        if !self.pending.contains_key(&key) {
-            if self.order.len() >= MAX_PENDING
-                && let Some(old) = self.order.pop_front()
-            {
-                self.pending.remove(&old);
-            }
-            self.order.push_back(key);
+        let now = self.base.checked_add(time).unwrap_or(self.latest);
+        self.latest = self.latest.max(now);
+        if self.reassembler.poll_timeout().is_some_and(|t| t <= now) {
+            self.reassembler.handle_timeout(now);
         }
-        let parts = self.pending.entry(key).or_default();
-        if ip.offset == 0 {
-            parts.header = Some(ip.bytes[..ip.header_len].to_vec());
-        }
-        if !ip.more {
-            parts.total = Some(ip.offset + ip.payload().len());
-        }
-        parts.pieces.push((ip.offset, ip.payload().to_vec()));
-        let whole = assemble(parts)?;
-        self.pending.remove(&key);
-        self.order.retain(|k| *k != key);
-        Some(whole)
+        self.reassembler.handle_fragment(now, 0, &ip).ok()?
     }
-}
-
-/// The datagram, if `parts` cover it from 0 to its end
-fn assemble(parts: &mut Parts) -> Option<Vec<u8>> {
-    let (header, total) = (parts.header.as_ref()?, parts.total?);
-    parts.pieces.sort_by_key(|p| p.0);
-    let mut payload = Vec::with_capacity(total);
-    for (off, bytes) in &parts.pieces {
-        if *off > payload.len() {
-            return None;
-        }
-        let skip = payload.len() - off;
-        payload.extend_from_slice(bytes.get(skip..).unwrap_or(&[]));
-    }
-    if payload.len() < total || header.len() + total > usize::from(u16::MAX) {
-        return None;
-    }
-    payload.truncate(total);
-    let mut out = header.clone();
-    out.extend_from_slice(&payload);
-    let len = out.len() as u16;
-    out[2..4].copy_from_slice(&len.to_be_bytes());
-    out[6] &= 0x40; // keep DF, clear MF and the offset
-    out[7] = 0;
-    out[10..12].copy_from_slice(&[0, 0]);
-    let sum = ipv4_checksum(&out[..header.len()]);
-    out[10..12].copy_from_slice(&sum.to_be_bytes());
-    Some(out)
-}
-
-/// The Internet checksum of an IPv4 header (RFC 1071)
-fn ipv4_checksum(header: &[u8]) -> u16 {
-    let mut acc: u32 = header
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
 }
 
 /// One FakeTCP segment, after IPv4 reassembly
@@ -256,29 +188,29 @@ impl TunnelDecoder {
         }
     }
 
-    /// The FakeTCP segment `frame` carries or completes, if it belongs to the tunnel
-    pub fn segment(&mut self, frame: &[u8]) -> Option<Segment> {
-        let (ETHERTYPE_IPV4, ip) = ethernet(frame)? else {
-            return None;
-        };
-        let whole = self.defrag.push(ip)?;
-        let ip = Ipv4::parse(&whole)?;
-        let p = ip.payload();
-        if ip.protocol != TCP || p.len() < 20 {
+    /// The FakeTCP segment `frame` carries or completes, if it belongs to the tunnel and is valid
+    /// as the machines see it ([`tcp::Segment::parse_tunnel`])
+    pub fn segment(&mut self, frame: &Frame) -> Option<Segment> {
+        let eth = ethernet::parse(&frame.data)?;
+        if eth.ethertype != ethernet::ETHERTYPE_IPV4 {
             return None;
         }
-        let (sport, dport) = (be16(p, 0), be16(p, 2));
-        if sport != self.port && dport != self.port {
+        let whole = self.defrag.push(frame.time, eth.payload)?;
+        let ip = ipv4::Packet::parse(whole).ok()?;
+        if ip.protocol() != TCP {
             return None;
         }
-        let data = usize::from(p[12] >> 4) * 4;
+        let t = tcp::Segment::parse_tunnel(ip.payload(), ip.src(), ip.dst())?;
+        if t.src_port() != self.port && t.dst_port() != self.port {
+            return None;
+        }
         Some(Segment {
-            src: SocketAddrV4::new(ip.src, sport),
-            dst: SocketAddrV4::new(ip.dst, dport),
-            seq: be32(p, 4),
-            ack: be32(p, 8),
-            flags: p[13],
-            payload: p.get(data..)?.to_vec(),
+            src: SocketAddrV4::new(ip.src(), t.src_port()),
+            dst: SocketAddrV4::new(ip.dst(), t.dst_port()),
+            seq: t.seq(),
+            ack: t.ack(),
+            flags: t.flags(),
+            payload: t.payload().to_vec(),
         })
     }
 
@@ -295,6 +227,8 @@ impl TunnelDecoder {
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+    use ikago_proto::fragment::fragment;
+    use ikago_proto::wire::checksum;
 
     fn udp_frame(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -306,24 +240,17 @@ mod tests {
         out
     }
 
-    /// Splits the IPv4 packet of `frame` into fragments of at most `chunk` payload bytes
-    fn fragments(frame: &[u8], chunk: usize) -> Vec<Vec<u8>> {
-        let ip = &frame[14..];
-        let (header, payload) = ip.split_at(20);
-        payload
-            .chunks(chunk)
-            .enumerate()
-            .map(|(i, c)| {
-                let mut h = header.to_vec();
-                let more = (i + 1) * chunk < payload.len();
-                let df = u16::from_be_bytes([header[6], header[7]]) & 0x4000;
-                let field = ((i * chunk / 8) as u16) | df | if more { 0x2000 } else { 0 };
-                h[6..8].copy_from_slice(&field.to_be_bytes());
-                h[2..4].copy_from_slice(&((20 + c.len()) as u16).to_be_bytes());
-                h.extend_from_slice(c);
-                h
-            })
-            .collect()
+    /// A UDP packet without DF, and its fragments of at most `mtu` bytes
+    fn fragmented(payload: &[u8], mtu: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut p = udp_frame(payload).split_off(ethernet::HEADER_LEN);
+        p[6] &= !0x40;
+        p[10..12].fill(0);
+        let c = checksum::of(&p[..ipv4::HEADER_LEN]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        let mut frags = Vec::new();
+        let whole = ipv4::Packet::parse(&p).unwrap();
+        fragment(&whole, mtu, |h, chunk| frags.push([h, chunk].concat()));
+        (p, frags)
     }
 
     #[test]
@@ -339,12 +266,29 @@ mod tests {
 
     #[test]
     fn reassembles_out_of_order() {
-        let frame = udp_frame(&[7; 100]);
-        let mut frags = fragments(&frame, 48);
+        let (packet, mut frags) = fragmented(&[7; 100], 68);
+        assert_eq!(frags.len(), 3);
         frags.reverse();
         let mut d = Defragmenter::default();
-        let got: Vec<_> = frags.iter().filter_map(|f| d.push(f)).collect();
-        assert_eq!(got.len(), 1);
-        assert_eq!(&got[0][..], &frame[14..]);
+        let at = Duration::from_secs(1_700_000_000);
+        let got: Vec<_> = frags
+            .iter()
+            .filter_map(|f| d.push(at, f).map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(got, [&packet[..]]);
+        assert_eq!(d.push(at, &packet), Some(&packet[..]), "a whole packet");
+    }
+
+    #[test]
+    fn incomplete_datagrams_expire_on_capture_time() {
+        let (packet, frags) = fragmented(&[7; 100], 68);
+        let mut d = Defragmenter::default();
+        let at = Duration::from_secs(1_700_000_000);
+        assert_eq!(d.push(at, &frags[0]), None);
+        let late = at + ReassemblyLimits::default().timeout;
+        for f in &frags[1..] {
+            assert_eq!(d.push(late, f), None, "the first fragment expired");
+        }
+        assert_eq!(d.push(late, &frags[0]), Some(&packet[..]));
     }
 }

@@ -4,7 +4,8 @@
 use crate::Role;
 use crate::decode::{Defragmenter, tcp_flags};
 use crate::drive::Replay;
-use crate::packet::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ICMP, Ipv4, TCP, UDP, be16, ethernet};
+use ikago_proto::wire::proto::{ICMP, TCP, UDP};
+use ikago_proto::wire::{ethernet, ipv4, tcp};
 use ikago_proto::{Counter, DeviceRole};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -59,28 +60,31 @@ impl<'a> Summary<'a> {
         };
         let mut defrag = Defragmenter::default();
         for f in &replay.output {
-            match ethernet(&f.data) {
-                Some((ETHERTYPE_ARP, _)) => s.arp += 1,
-                Some((ETHERTYPE_IPV4, ip)) => {
-                    let Some(whole) = defrag.push(ip) else {
+            let Some(eth) = ethernet::parse(&f.data) else {
+                continue;
+            };
+            match eth.ethertype {
+                ethernet::ETHERTYPE_ARP => s.arp += 1,
+                ethernet::ETHERTYPE_IPV4 => {
+                    let Some(whole) = defrag.push(f.time, eth.payload) else {
                         continue;
                     };
-                    let Some(ip) = Ipv4::parse(&whole) else {
+                    let Ok(ip) = ipv4::Packet::parse(whole) else {
                         continue;
                     };
-                    let p = ip.payload();
-                    let ours = addrs.contains(&ip.src) || addrs.contains(&ip.dst);
-                    if ip.protocol == TCP
+                    let ours = addrs.contains(&ip.src()) || addrs.contains(&ip.dst());
+                    if ip.protocol() == TCP
                         && ours
-                        && p.len() >= 20
-                        && (be16(p, 0) == port || be16(p, 2) == port)
+                        && let Some(t) =
+                            tcp::Segment::parse_tunnel(ip.payload(), ip.src(), ip.dst())
+                        && (t.src_port() == port || t.dst_port() == port)
                     {
-                        *s.tunnel.entry(tcp_flags(p[13])).or_default() += 1;
+                        *s.tunnel.entry(tcp_flags(t.flags())).or_default() += 1;
                         continue;
                     }
-                    let d = s.delivered.entry(ip.dst).or_default();
-                    d.bytes += ip.bytes.len() as u64;
-                    match ip.protocol {
+                    let d = s.delivered.entry(ip.dst()).or_default();
+                    d.bytes += ip.bytes().len() as u64;
+                    match ip.protocol() {
                         ICMP => d.icmp += 1,
                         UDP => d.udp += 1,
                         TCP => d.tcp += 1,

@@ -164,7 +164,7 @@ fn server_answers_the_go_clients_syn_and_returns_every_reply() {
             .output
             .iter()
             .filter(|f| f.interface == "wan0")
-            .filter_map(|f| TunnelDecoder::new(Method::Plain, "", TUNNEL_PORT).segment(&f.data))
+            .filter_map(|f| TunnelDecoder::new(Method::Plain, "", TUNNEL_PORT).segment(f))
             .filter(|seg| seg.flags & 0x12 == 0x12)
             .collect();
         assert!(!syn_acks.is_empty(), "{s}: no SYN+ACK");
@@ -200,7 +200,7 @@ fn client_tunnels_exactly_what_the_source_sent_and_writes_back_what_it_received(
             .output
             .iter()
             .filter(|f| f.interface == "wan0")
-            .filter_map(|f| dec.segment(&f.data))
+            .filter_map(|f| dec.segment(f))
             .collect();
         let tunnelled: Vec<Vec<u8>> = segments
             .iter()
@@ -299,7 +299,7 @@ fn every_tunnel_frame_of_client_wan_decodes_to_the_verified_inner_packets() {
         let mut dec = TunnelDecoder::new(method, password, TUNNEL_PORT);
         let (mut c2s, mut s2c, mut failed) = (Vec::new(), Vec::new(), 0);
         for f in capture(s, "client-wan.pcapng") {
-            let Some(seg) = dec.segment(&f.data) else {
+            let Some(seg) = dec.segment(&f) else {
                 continue;
             };
             if seg.payload.is_empty() {
@@ -386,7 +386,7 @@ fn client_completes_the_handshake_with_one_ack() {
         .output
         .iter()
         .filter(|f| f.interface == "wan0")
-        .filter_map(|f| dec.segment(&f.data))
+        .filter_map(|f| dec.segment(f))
         .collect();
     assert_eq!(segments[0].flags, 0x02, "the SYN");
     assert!(

@@ -6,8 +6,9 @@
 //! `cargo run -p ikago-sim --example demo`
 
 use etherparse::{Icmpv4Type, NetSlice, SlicedPacket, TransportSlice};
+use ikago_proto::wire::dns::parse_answer;
 use ikago_proto::{Method, Stats};
-use ikago_sim::{Direction, HostConfig, World, WorldConfig, addr, dns};
+use ikago_sim::{Direction, HostConfig, World, WorldConfig, addr};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -125,9 +126,8 @@ fn main() {
     world.run_for(Duration::from_millis(100));
 
     let host = world.host(pc);
-    let (id, name, addrs) =
-        dns::parse_answer(host.payloads_on(5353)[0]).expect("the name server answered");
-    println!("\npc: DNS answer #{id}: {name} -> {addrs:?}");
+    let a = parse_answer(host.payloads_on(5353)[0]).expect("the name server answered");
+    println!("\npc: DNS answer #{}: {} -> {:?}", a.id, a.name, a.addrs);
     println!(
         "pc: UDP echo: {:?}",
         String::from_utf8_lossy(host.payloads_on(5000)[0])

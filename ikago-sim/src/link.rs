@@ -5,7 +5,8 @@
 //! decisions come from one ChaCha stream seeded by the World, so a seed replays exactly.
 
 use crate::drops::{Drops, SimDrop};
-use crate::packet::{self, Ipv4};
+use crate::packet;
+use ikago_proto::wire::ipv4;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::time::Duration;
@@ -77,9 +78,9 @@ impl Link {
     /// What arrives at the far side for the IPv4 packet `pkt`: each copy with its delay
     pub(crate) fn carry(&mut self, pkt: &[u8], drops: &mut Drops) -> Vec<(Duration, Vec<u8>)> {
         let c = self.config;
-        let packets = match Ipv4::parse(pkt) {
-            Some(p) if p.bytes().len() > c.mtu => match c.oversize {
-                Oversize::Fragment => packet::fragment(p, c.mtu),
+        let packets = match ipv4::Packet::parse(pkt) {
+            Ok(p) if p.bytes().len() > c.mtu => match c.oversize {
+                Oversize::Fragment => packet::fragment(&p, c.mtu),
                 Oversize::Drop => None,
             },
             _ => Some(vec![pkt.to_vec()]),

@@ -7,8 +7,9 @@
 //! firewall rules that keep it from answering the tunnel's and the NAT's packets).
 
 use crate::fabric::{Fabric, Origin, PortId};
-use crate::packet::Arp;
-use ikago_proto::{DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Machine, Output};
+use crate::packet;
+use ikago_proto::wire::arp;
+use ikago_proto::{DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Mac, Machine, Output};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -60,10 +61,11 @@ impl Node {
     /// A frame arrived on device `device`
     pub(crate) fn frame(&mut self, device: usize, frame: &[u8], fabric: &mut Fabric) {
         let (ip, mac) = self.own[device];
-        if let Some(a) = Arp::parse(frame).filter(|a| a.op == Arp::REQUEST && a.tpa == ip) {
+        if let Some(a) = packet::arp_of(frame).filter(|a| a.op == arp::OP_REQUEST && a.tpa == ip) {
+            let reply = packet::arp_reply(&a, Mac(mac));
             fabric.send(
                 self.ports[device],
-                &a.reply(mac).frame(a.sha),
+                &packet::arp_frame(&reply, a.sha),
                 Duration::ZERO,
             );
         }

@@ -1,103 +1,53 @@
 //! Byte-level helpers the simulated routers and kernels need: Ethernet, ARP, IPv4 fields,
-//! Internet checksums and IPv4 fragmentation (RFC 791 §3.2)
+//! checksum rewrites and IPv4 fragmentation (RFC 791 §3.2), over the core's wire layer
 
+use ikago_proto::Mac;
+use ikago_proto::wire::arp::Arp;
+pub(crate) use ikago_proto::wire::ethernet::{ETHERTYPE_IPV4, HEADER_LEN as ETH_LEN};
+pub(crate) use ikago_proto::wire::proto::{ICMP, TCP, UDP};
+use ikago_proto::wire::{arp, checksum, ethernet, ipv4};
 use std::net::Ipv4Addr;
 
-/// Ethernet header length
-pub(crate) const ETH_LEN: usize = 14;
-/// EtherType of IPv4
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
-/// EtherType of ARP
-pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
-/// The broadcast MAC
-pub(crate) const BROADCAST: [u8; 6] = [0xff; 6];
-/// IP protocol number of ICMP
-pub(crate) const ICMP: u8 = 1;
-/// IP protocol number of TCP
-pub(crate) const TCP: u8 = 6;
-/// IP protocol number of UDP
-pub(crate) const UDP: u8 = 17;
-
-/// Destination MAC of an Ethernet frame (the caller checked the length)
-pub(crate) fn eth_dst(frame: &[u8]) -> [u8; 6] {
-    frame[0..6].try_into().expect("six bytes")
-}
-
-/// EtherType of a frame, if it has a whole Ethernet header
-pub(crate) fn ethertype(frame: &[u8]) -> Option<u16> {
-    (frame.len() >= ETH_LEN).then(|| u16::from_be_bytes([frame[12], frame[13]]))
-}
-
 /// An Ethernet frame around `payload`
-pub(crate) fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(ETH_LEN + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
+pub(crate) fn frame(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0; ETH_LEN + payload.len()];
+    ethernet::write(&mut f, dst, src, ethertype);
+    f[ETH_LEN..].copy_from_slice(payload);
     f
 }
 
-/// An Ethernet/IPv4 ARP message (RFC 826)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Arp {
-    /// 1 request, 2 reply
-    pub(crate) op: u16,
-    /// Sender MAC
-    pub(crate) sha: [u8; 6],
-    /// Sender IPv4 address
-    pub(crate) spa: Ipv4Addr,
-    /// Target MAC
-    pub(crate) tha: [u8; 6],
-    /// Target IPv4 address
-    pub(crate) tpa: Ipv4Addr,
+/// The ARP message an Ethernet frame carries, if it is an Ethernet/IPv4 one (RFC 826)
+pub(crate) fn arp_of(frame: &[u8]) -> Option<Arp> {
+    let eth = ethernet::parse(frame).filter(|e| e.ethertype == ethernet::ETHERTYPE_ARP)?;
+    arp::parse(eth.payload)
 }
 
-impl Arp {
-    /// ARP request
-    pub(crate) const REQUEST: u16 = 1;
-    /// ARP reply
-    pub(crate) const REPLY: u16 = 2;
+/// The Ethernet frame carrying `a`, from its sender to `dst`
+pub(crate) fn arp_frame(a: &Arp, dst: Mac) -> Vec<u8> {
+    let mut m = [0; arp::LEN];
+    a.write(&mut m);
+    frame(dst, a.sha, ethernet::ETHERTYPE_ARP, &m)
+}
 
-    /// Parses an Ethernet frame carrying ARP
-    pub(crate) fn parse(frame: &[u8]) -> Option<Self> {
-        if ethertype(frame) != Some(ETHERTYPE_ARP) {
-            return None;
-        }
-        let a = frame.get(ETH_LEN..ETH_LEN + 28)?;
-        if a[0..6] != [0, 1, 8, 0, 6, 4] {
-            return None;
-        }
-        let ip = |at: usize| Ipv4Addr::new(a[at], a[at + 1], a[at + 2], a[at + 3]);
-        Some(Self {
-            op: u16::from_be_bytes([a[6], a[7]]),
-            sha: a[8..14].try_into().expect("six bytes"),
-            spa: ip(14),
-            tha: a[18..24].try_into().expect("six bytes"),
-            tpa: ip(24),
-        })
+/// An ARP request from `sha` at `spa` for `tpa`
+pub(crate) fn arp_request(sha: Mac, spa: Ipv4Addr, tpa: Ipv4Addr) -> Arp {
+    Arp {
+        op: arp::OP_REQUEST,
+        sha,
+        spa,
+        tha: Mac::ZERO,
+        tpa,
     }
+}
 
-    /// The whole Ethernet frame carrying this message, from `sha` to `dst`
-    pub(crate) fn frame(&self, dst: [u8; 6]) -> Vec<u8> {
-        let mut a = vec![0, 1, 8, 0, 6, 4];
-        a.extend_from_slice(&self.op.to_be_bytes());
-        a.extend_from_slice(&self.sha);
-        a.extend_from_slice(&self.spa.octets());
-        a.extend_from_slice(&self.tha);
-        a.extend_from_slice(&self.tpa.octets());
-        ethernet(dst, self.sha, ETHERTYPE_ARP, &a)
-    }
-
-    /// The reply a host owning `tpa` at `mac` gives to this request
-    pub(crate) fn reply(&self, mac: [u8; 6]) -> Self {
-        Self {
-            op: Self::REPLY,
-            sha: mac,
-            spa: self.tpa,
-            tha: self.sha,
-            tpa: self.spa,
-        }
+/// The reply a host owning `request.tpa` at `mac` gives to `request`
+pub(crate) fn arp_reply(request: &Arp, mac: Mac) -> Arp {
+    Arp {
+        op: arp::OP_REPLY,
+        sha: mac,
+        spa: request.tpa,
+        tha: request.sha,
+        tpa: request.spa,
     }
 }
 
@@ -158,10 +108,6 @@ impl<'a> Ipv4<'a> {
     fn flags_offset(&self) -> u16 {
         u16::from_be_bytes([self.bytes[6], self.bytes[7]])
     }
-    /// Whether DF is set
-    pub(crate) fn dont_fragment(&self) -> bool {
-        self.flags_offset() & 0x4000 != 0
-    }
     /// Whether this is a fragment (MF set or a non-zero offset)
     pub(crate) fn is_fragment(&self) -> bool {
         self.flags_offset() & 0x3fff != 0
@@ -183,77 +129,42 @@ impl<'a> Ipv4<'a> {
     }
 }
 
-/// The Internet checksum (RFC 1071) of `data`, continuing from the partial sum `sum`
-fn checksum(data: &[u8], mut sum: u32) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Recomputes the IPv4 header checksum (after a new header was written or the TTL changed)
+/// Recomputes the IPv4 header checksum (after a new header was written)
+#[cfg(test)]
 pub(crate) fn fill_header_checksum(pkt: &mut [u8]) {
     let ihl = usize::from(pkt[0] & 0x0f) * 4;
     pkt[10..12].copy_from_slice(&[0, 0]);
-    let c = checksum(&pkt[..ihl], 0);
+    let c = checksum::of(&pkt[..ihl]);
     pkt[10..12].copy_from_slice(&c.to_be_bytes());
 }
 
-/// Replaces `pkt[at..at + new.len()]` by `new` and updates the 16-bit checksum at `sum_at`
-/// incrementally (RFC 1624 eqn. 3), as a NAT does: a checksum that was wrong stays wrong
+/// Replaces `pkt[at..at + new.len()]` (whole 16-bit words) by `new` and updates the 16-bit
+/// checksums at `sum_at` incrementally (RFC 1624 eqn. 3), as a NAT does: a checksum that was
+/// wrong stays wrong
 pub(crate) fn rewrite(pkt: &mut [u8], at: usize, new: &[u8], sum_at: &[usize]) {
-    let words = |b: &[u8]| -> Vec<u16> {
-        b.chunks(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]))
-            .collect()
-    };
-    let old = words(&pkt[at..at + new.len()]);
-    let new_words = words(new);
-    pkt[at..at + new.len()].copy_from_slice(new);
-    for &s in sum_at {
-        let field = u16::from_be_bytes([pkt[s], pkt[s + 1]]);
-        let mut sum = u32::from(!field);
-        sum += old.iter().map(|w| u32::from(!w)).sum::<u32>();
-        sum += new_words.iter().map(|&w| u32::from(w)).sum::<u32>();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
+    for (i, w) in new.chunks_exact(2).enumerate() {
+        let p = at + 2 * i;
+        let old = u16::from_be_bytes([pkt[p], pkt[p + 1]]);
+        pkt[p..p + 2].copy_from_slice(w);
+        let new = u16::from_be_bytes([w[0], w[1]]);
+        for &s in sum_at {
+            let c = checksum::update16(u16::from_be_bytes([pkt[s], pkt[s + 1]]), old, new);
+            pkt[s..s + 2].copy_from_slice(&c.to_be_bytes());
         }
-        pkt[s..s + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     }
 }
 
-/// Splits a packet larger than `mtu` into fragments of at most `mtu` bytes, each carrying the
-/// original header (a fragment's offset and MF are kept, so fragments can be fragmented again);
-/// `None` when DF is set
-pub(crate) fn fragment(pkt: Ipv4<'_>, mtu: usize) -> Option<Vec<Vec<u8>>> {
+/// Splits a packet larger than `mtu` into fragments of at most `mtu` bytes as a router does
+/// (RFC 791; a fragment's offset and MF are kept, so fragments can be fragmented again); `None`
+/// when DF is set
+pub(crate) fn fragment(pkt: &ipv4::Packet<'_>, mtu: usize) -> Option<Vec<Vec<u8>>> {
     if pkt.dont_fragment() {
         return None;
     }
-    let hl = pkt.header_len();
-    let header = &pkt.bytes()[..hl];
-    let field = u16::from_be_bytes([header[6], header[7]]);
-    let (base, last_mf) = (usize::from(field & 0x1fff) * 8, field & 0x2000 != 0);
-    let chunk = (mtu - hl) / 8 * 8;
-    let payload = pkt.payload();
     let mut out = Vec::new();
-    for (i, part) in payload.chunks(chunk).enumerate() {
-        let more = i * chunk + part.len() < payload.len() || last_mf;
-        let offset = (base + i * chunk) / 8;
-        let mut f = Vec::with_capacity(hl + part.len());
-        f.extend_from_slice(header);
-        f.extend_from_slice(part);
-        f[2..4].copy_from_slice(&((hl + part.len()) as u16).to_be_bytes());
-        f[6..8].copy_from_slice(&((offset as u16) | if more { 0x2000 } else { 0 }).to_be_bytes());
-        fill_header_checksum(&mut f);
-        out.push(f);
-    }
+    ikago_proto::fragment::fragment(pkt, mtu, |header, chunk| {
+        out.push([header, chunk].concat());
+    });
     Some(out)
 }
 
@@ -295,7 +206,7 @@ mod tests {
     fn fragments_carry_the_payload_in_order() {
         let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
         let p = udp_packet(&payload);
-        let frags = fragment(Ipv4::parse(&p).expect("valid"), 1000).expect("DF clear");
+        let frags = fragment(&ipv4::Packet::parse(&p).expect("valid"), 1000).expect("DF clear");
         assert_eq!(frags.len(), 4);
         let mut joined = Vec::new();
         for f in &frags {
@@ -312,17 +223,19 @@ mod tests {
 
     #[test]
     fn arp_round_trip() {
-        let a = Arp {
-            op: Arp::REQUEST,
-            sha: [2, 0, 0, 0, 0x12, 2],
-            spa: Ipv4Addr::new(198, 18, 12, 2),
-            tha: [0; 6],
-            tpa: Ipv4Addr::new(198, 18, 12, 1),
-        };
-        let f = a.frame(BROADCAST);
-        assert_eq!(ethertype(&f), Some(ETHERTYPE_ARP));
-        assert_eq!(Arp::parse(&f), Some(a));
-        let r = a.reply([2, 0, 0, 0, 0x12, 1]);
-        assert_eq!((r.spa, r.tpa, r.tha), (a.tpa, a.spa, a.sha));
+        let a = arp_request(
+            Mac([2, 0, 0, 0, 0x12, 2]),
+            Ipv4Addr::new(198, 18, 12, 2),
+            Ipv4Addr::new(198, 18, 12, 1),
+        );
+        let f = arp_frame(&a, Mac::BROADCAST);
+        assert_eq!(&f[..6], &Mac::BROADCAST.0);
+        assert_eq!(arp_of(&f), Some(a));
+        assert_eq!(arp_of(&f[..41]), None);
+        let r = arp_reply(&a, Mac([2, 0, 0, 0, 0x12, 1]));
+        assert_eq!(
+            (r.op, r.spa, r.tpa, r.tha),
+            (arp::OP_REPLY, a.tpa, a.spa, a.sha)
+        );
     }
 }

@@ -14,8 +14,9 @@ use crate::conntrack::{Conntrack, Segment};
 use crate::drops::{Drops, SimDrop};
 use crate::link::{Link, LinkConfig};
 use crate::nat::Masquerade;
-use crate::packet::{self, Arp, ETH_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ICMP, Ipv4, TCP, UDP};
-use ikago_proto::Ipv4Net;
+use crate::packet::{self, ETHERTYPE_IPV4, ICMP, Ipv4, TCP, UDP};
+use ikago_proto::wire::{arp, ethernet};
+use ikago_proto::{Ipv4Net, Mac};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -112,17 +113,20 @@ impl Router {
     ) -> Vec<Emit> {
         let mut out = Vec::new();
         let (ip, mac) = self.ports[side as usize];
-        match packet::ethertype(frame) {
-            Some(ETHERTYPE_ARP) => {
-                let Some(a) = Arp::parse(frame).filter(|a| a.tpa == ip) else {
+        let Some(eth) = ethernet::parse(frame) else {
+            return out;
+        };
+        match eth.ethertype {
+            ethernet::ETHERTYPE_ARP => {
+                let Some(a) = arp::parse(eth.payload).filter(|a| a.tpa == ip) else {
                     return out;
                 };
-                self.neighbors[side as usize].insert(a.spa, a.sha);
-                if a.op == Arp::REQUEST {
+                self.neighbors[side as usize].insert(a.spa, a.sha.0);
+                if a.op == arp::OP_REQUEST {
                     out.push(Emit {
                         side,
                         delay: Duration::ZERO,
-                        frame: a.reply(mac).frame(a.sha),
+                        frame: packet::arp_frame(&packet::arp_reply(&a, Mac(mac)), a.sha),
                     });
                 }
                 let (ready, waiting) = std::mem::take(&mut self.pending)
@@ -130,11 +134,11 @@ impl Router {
                     .partition(|(s, hop, _)| *s == side && *hop == a.spa);
                 self.pending = waiting;
                 for (_, _, pkt) in ready {
-                    self.carry(side, a.sha, &pkt, drops, &mut out);
+                    self.carry(side, a.sha.0, &pkt, drops, &mut out);
                 }
             }
-            Some(ETHERTYPE_IPV4) if packet::eth_dst(frame) == mac => {
-                if let Err(why) = self.route(side, &frame[ETH_LEN..], &mut out, drops) {
+            ETHERTYPE_IPV4 if eth.dst == Mac(mac) => {
+                if let Err(why) = self.route(side, eth.payload, &mut out, drops) {
                     drops.add(why);
                 }
             }
@@ -209,17 +213,11 @@ impl Router {
                     .any(|(s, hop, _)| *s == to && *hop == dst)
                 {
                     let (ip, mac) = self.ports[to as usize];
-                    let req = Arp {
-                        op: Arp::REQUEST,
-                        sha: mac,
-                        spa: ip,
-                        tha: [0; 6],
-                        tpa: dst,
-                    };
+                    let req = packet::arp_request(Mac(mac), ip, dst);
                     out.push(Emit {
                         side: to,
                         delay: Duration::ZERO,
-                        frame: req.frame(packet::BROADCAST),
+                        frame: packet::arp_frame(&req, Mac::BROADCAST),
                     });
                 }
                 self.pending.push((to, dst, pkt));
@@ -242,7 +240,7 @@ impl Router {
             out.push(Emit {
                 side: to,
                 delay,
-                frame: packet::ethernet(dst_mac, src, ETHERTYPE_IPV4, &p),
+                frame: packet::frame(Mac(dst_mac), Mac(src), ETHERTYPE_IPV4, &p),
             });
         }
     }

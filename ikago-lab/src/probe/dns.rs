@@ -4,9 +4,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::{LabError, Netns, Result};
-
-/// DNS header length, RFC 1035 §4.1.1
-const HEADER_LEN: usize = 12;
+use ikago_proto::wire::dns::{self, HEADER_LEN};
 /// QTYPE A and QCLASS IN, RFC 1035 §3.2.2 and §3.2.4
 const TYPE_A: u16 = 1;
 const CLASS_IN: u16 = 1;
@@ -54,44 +52,12 @@ fn encode(id: u16, name: &str) -> Vec<u8> {
 
 /// The first A record of a response to `id`; `None` for a datagram that is not that response
 fn decode(id: u16, msg: &[u8]) -> Option<Result<Ipv4Addr>> {
-    let be16 = |at: usize| {
-        msg.get(at..at + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    if be16(0)? != id || msg[2] & 0x80 == 0 {
-        return None;
-    }
-    let rcode = msg[3] & 0x0f;
-    if rcode != 0 {
-        return Some(Err(LabError::Check(format!("dns answered rcode {rcode}"))));
-    }
-    let (questions, answers) = (be16(4)?, be16(6)?);
-    let mut at = HEADER_LEN;
-    for _ in 0..questions {
-        at = skip_name(msg, at)? + 4;
-    }
-    for _ in 0..answers {
-        at = skip_name(msg, at)?;
-        let (rtype, rdlen) = (be16(at)?, usize::from(be16(at + 8)?));
-        let data = msg.get(at + 10..at + 10 + rdlen)?;
-        if rtype == TYPE_A && rdlen == 4 {
-            return Some(Ok(Ipv4Addr::new(data[0], data[1], data[2], data[3])));
-        }
-        at += 10 + rdlen;
-    }
-    Some(Err(LabError::Check("dns answer has no A record".into())))
-}
-
-/// The offset after the (possibly compressed) name at `at`
-fn skip_name(msg: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => return Some(at + 2),
-            l => at += 1 + usize::from(l),
-        }
-    }
+    let answer = dns::parse_response(msg).filter(|a| a.id == id)?;
+    Some(match (answer.rcode, answer.addrs.first()) {
+        (0, Some(&ip)) => Ok(ip),
+        (0, None) => Err(LabError::Check("dns answer has no A record".into())),
+        (rcode, _) => Err(LabError::Check(format!("dns answered rcode {rcode}"))),
+    })
 }
 
 #[cfg(test)]
@@ -107,5 +73,11 @@ mod tests {
         let ip = decode(7, &msg).expect("a response").expect("an A record");
         assert_eq!(ip, Ipv4Addr::new(198, 18, 24, 2));
         assert!(decode(8, &msg).is_none());
+        assert!(decode(7, &encode(7, "echo.lab.test")).is_none(), "a query");
+        msg[3] = 3;
+        assert!(
+            decode(7, &msg).expect("a response").is_err(),
+            "no such name"
+        );
     }
 }

@@ -5,29 +5,29 @@ use etherparse::{ArpHardwareId, ArpOperation, ArpPacketSlice, EtherType};
 use std::net::Ipv4Addr;
 
 /// Length of an Ethernet/IPv4 ARP packet
-pub(crate) const LEN: usize = 28;
+pub const LEN: usize = 28;
 /// ARP operation: request
-pub(crate) const OP_REQUEST: u16 = 1;
+pub const OP_REQUEST: u16 = 1;
 /// ARP operation: reply
-pub(crate) const OP_REPLY: u16 = 2;
+pub const OP_REPLY: u16 = 2;
 
 /// An Ethernet/IPv4 ARP packet
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Arp {
+pub struct Arp {
     /// Operation ([`OP_REQUEST`] or [`OP_REPLY`]; others are kept as is)
-    pub(crate) op: u16,
+    pub op: u16,
     /// Sender hardware address
-    pub(crate) sha: Mac,
+    pub sha: Mac,
     /// Sender protocol address
-    pub(crate) spa: Ipv4Addr,
+    pub spa: Ipv4Addr,
     /// Target hardware address
-    pub(crate) tha: Mac,
+    pub tha: Mac,
     /// Target protocol address
-    pub(crate) tpa: Ipv4Addr,
+    pub tpa: Ipv4Addr,
 }
 
 /// Parses an ARP packet; `None` unless it is a complete Ethernet/IPv4 one
-pub(crate) fn parse(bytes: &[u8]) -> Option<Arp> {
+pub fn parse(bytes: &[u8]) -> Option<Arp> {
     let s = ArpPacketSlice::from_slice(bytes).ok()?;
     if s.hw_addr_type() != ArpHardwareId::ETHERNET
         || s.proto_addr_type() != EtherType::IPV4
@@ -52,7 +52,7 @@ impl Arp {
     ///
     /// # Panics
     /// If `buf` is shorter than [`LEN`].
-    pub(crate) fn write(&self, buf: &mut [u8]) -> usize {
+    pub fn write(&self, buf: &mut [u8]) -> usize {
         buf[0..2].copy_from_slice(&ArpHardwareId::ETHERNET.0.to_be_bytes());
         buf[2..4].copy_from_slice(&EtherType::IPV4.0.to_be_bytes());
         buf[4] = 6;

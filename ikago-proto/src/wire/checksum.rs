@@ -1,7 +1,27 @@
 //! Internet checksums (RFC 1071) and their incremental update (RFC 1624)
-
 //!
-//! The accumulator adds native-endian 32-bit words into a `u64` (no carry handling in the loop,
+//! [`of`] sums one buffer (an IPv4 header, an ICMP message); [`sum`], [`pseudo_header`] and
+//! [`finish`] sum pieces (a TCP or UDP segment over its pseudo-header); [`update16`] and
+//! [`update32`] fix a checksum after a field changed, without reading the rest. The checksums are
+//! values to store big-endian (`to_be_bytes`); data that carries a valid checksum sums to zero.
+//!
+//! ```
+//! use ikago_proto::wire::checksum;
+//!
+//! // RFC 1071 §3: these words sum to 0xddf2, the checksum is its complement
+//! let mut data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7, 0, 0];
+//! let c = checksum::of(&data);
+//! assert_eq!(c, !0xddf2);
+//! data[8..].copy_from_slice(&c.to_be_bytes());
+//! assert_eq!(checksum::of(&data), 0);
+//! // a field changes: the stored checksum is fixed from the old and new values alone
+//! data[2..4].copy_from_slice(&0xbeefu16.to_be_bytes());
+//! let fixed = checksum::update16(c, 0xf203, 0xbeef);
+//! data[8..].copy_from_slice(&fixed.to_be_bytes());
+//! assert_eq!(checksum::of(&data), 0);
+//! ```
+//!
+//! None of these panics. The accumulator adds native-endian 32-bit words into a `u64` (no carry handling in the loop,
 //! so it vectorises); the one's-complement sum is byte-order independent (RFC 1071 §2(B)), so
 //! folding and swapping once at the end gives the network-order checksum.
 
@@ -10,7 +30,7 @@ use std::net::Ipv4Addr;
 /// Adds `data` to the accumulator `start`; pieces must start at even offsets of the checksummed
 /// data (an odd-length piece is zero-padded at its end, so only the last piece may be odd)
 #[inline]
-pub(crate) fn sum(start: u64, data: &[u8]) -> u64 {
+pub fn sum(start: u64, data: &[u8]) -> u64 {
     // four independent accumulators over 32-byte blocks keep the adders busy
     let mut acc = [start, 0, 0, 0];
     let mut blocks = data.chunks_exact(32);
@@ -38,7 +58,7 @@ pub(crate) fn sum(start: u64, data: &[u8]) -> u64 {
 /// Folds an accumulator from [`sum`] into the final one's-complement checksum (network order
 /// value: write it with `to_be_bytes`)
 #[inline]
-pub(crate) fn finish(acc: u64) -> u16 {
+pub fn finish(acc: u64) -> u16 {
     let mut a = (acc & 0xffff_ffff) + (acc >> 32);
     a = (a & 0xffff_ffff) + (a >> 32);
     let mut b = (a & 0xffff) + (a >> 16);
@@ -50,13 +70,13 @@ pub(crate) fn finish(acc: u64) -> u16 {
 
 /// The checksum of `data` alone (IPv4 header, ICMP message)
 #[inline]
-pub(crate) fn of(data: &[u8]) -> u16 {
+pub fn of(data: &[u8]) -> u16 {
     finish(sum(0, data))
 }
 
 /// The accumulator of the TCP/UDP pseudo-header (RFC 793 §3.1, RFC 768)
 #[inline]
-pub(crate) fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u64 {
+pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u64 {
     let [l0, l1] = len.to_be_bytes();
     u64::from(u32::from_ne_bytes(src.octets()))
         + u64::from(u32::from_ne_bytes(dst.octets()))
@@ -65,7 +85,7 @@ pub(crate) fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16
 
 /// Updates checksum `csum` after a 16-bit field changed from `old` to `new` (RFC 1624 eq. 3)
 #[inline]
-pub(crate) fn update16(csum: u16, old: u16, new: u16) -> u16 {
+pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
     let mut acc = u32::from(!csum) + u32::from(!old) + u32::from(new);
     acc = (acc & 0xffff) + (acc >> 16);
     acc = (acc & 0xffff) + (acc >> 16);
@@ -74,7 +94,7 @@ pub(crate) fn update16(csum: u16, old: u16, new: u16) -> u16 {
 
 /// Updates checksum `csum` after a 32-bit field (an address) changed from `old` to `new`
 #[inline]
-pub(crate) fn update32(csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+pub fn update32(csum: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
     let c = update16(
         csum,
         u16::from_be_bytes([old[0], old[1]]),

@@ -1,9 +1,25 @@
 //! Just enough DNS (RFC 1035) to learn names from answers: the question name and the A records
+//!
+//! ```
+//! use ikago_proto::wire::dns;
+//! use std::net::Ipv4Addr;
+//!
+//! // a response to id 7 for "echo.lab.test" with one A record that points back at the question
+//! let mut msg = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+//! msg.extend_from_slice(b"\x04echo\x03lab\x04test\x00\x00\x01\x00\x01");
+//! msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 13, 2]);
+//! let a = dns::parse_answer(&msg).expect("a response with an A record");
+//! assert_eq!((a.id, a.name.as_str()), (7, "echo.lab.test"));
+//! assert_eq!(a.addrs, [Ipv4Addr::new(198, 18, 13, 2)]);
+//! assert_eq!(dns::parse_answer(&msg[..40]), None, "truncated");
+//! ```
+//!
+//! Nothing here panics, whatever the bytes.
 
 use std::net::Ipv4Addr;
 
-/// Length of the DNS header
-const HEADER_LEN: usize = 12;
+/// Length of the DNS header (RFC 1035 §4.1.1)
+pub const HEADER_LEN: usize = 12;
 /// Most A records taken from one answer
 const MAX_ADDRS: usize = 16;
 /// Longest name kept (RFC 1035 §2.3.4: 255 octets)
@@ -13,15 +29,23 @@ const MAX_JUMPS: usize = 16;
 
 /// The names and addresses of one DNS response
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Answer {
+pub struct Answer {
+    /// The transaction id
+    pub id: u16,
+    /// The response code (0: no error, 3: no such name)
+    pub rcode: u8,
     /// The first question's name, dotted, lower-case
-    pub(crate) name: String,
-    /// The IPv4 addresses of its A records
-    pub(crate) addrs: Vec<Ipv4Addr>,
+    pub name: String,
+    /// The IPv4 addresses of its A records (at most 16)
+    pub addrs: Vec<Ipv4Addr>,
 }
 
-/// Reads a name at `at`; returns it (dotted, lower-case) and the offset after it in place
-fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+/// Reads the name at offset `at` of `msg`; returns it (dotted, lower-case) and the offset after
+/// it in place
+///
+/// Compression pointers are followed (a few, so that loops end); `None` for a name that runs past
+/// the message or is longer than 255 octets.
+pub fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     let mut name = String::new();
     let mut end = None;
     for _ in 0..=MAX_JUMPS {
@@ -50,14 +74,22 @@ fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     None
 }
 
-/// Parses a DNS response; `None` for queries, errors and anything malformed
-pub(crate) fn parse_answer(msg: &[u8]) -> Option<Answer> {
+/// Parses a DNS response with at least one A record; `None` for queries, errors, answers
+/// without an address and anything malformed
+pub fn parse_answer(msg: &[u8]) -> Option<Answer> {
+    parse_response(msg).filter(|a| a.rcode == 0 && !a.addrs.is_empty())
+}
+
+/// Parses any DNS response to a question, errors (no such name...) and empty answers included;
+/// `None` for queries and anything malformed
+pub fn parse_response(msg: &[u8]) -> Option<Answer> {
     let header = msg.get(..HEADER_LEN)?;
     let is_response = header[2] & 0x80 != 0;
+    let id = u16::from_be_bytes([header[0], header[1]]);
     let rcode = header[3] & 0x0f;
     let qd = u16::from_be_bytes([header[4], header[5]]);
     let an = u16::from_be_bytes([header[6], header[7]]);
-    if !is_response || rcode != 0 || qd == 0 || an == 0 {
+    if !is_response || qd == 0 {
         return None;
     }
     let (name, mut at) = read_name(msg, HEADER_LEN)?;
@@ -80,7 +112,12 @@ pub(crate) fn parse_answer(msg: &[u8]) -> Option<Answer> {
         }
         at += 10 + len;
     }
-    (!addrs.is_empty()).then_some(Answer { name, addrs })
+    Some(Answer {
+        id,
+        rcode,
+        name,
+        addrs,
+    })
 }
 
 #[cfg(test)]
@@ -105,6 +142,7 @@ mod tests {
     #[test]
     fn names_and_addresses() {
         let a = parse_answer(&answer()).unwrap();
+        assert_eq!((a.id, a.rcode), (0x1234, 0));
         assert_eq!(a.name, "echo.lab.test");
         assert_eq!(
             a.addrs,
@@ -127,10 +165,45 @@ mod tests {
         assert_eq!(parse_answer(&looped), None);
     }
 
+    #[test]
+    fn errors_and_empty_answers_are_responses_without_addresses() {
+        let mut nx = answer();
+        nx[3] = 0x83;
+        nx[7] = 0;
+        nx.truncate(HEADER_LEN + 15 + 4);
+        let r = parse_response(&nx).unwrap();
+        assert_eq!(
+            (r.id, r.rcode, r.name.as_str()),
+            (0x1234, 3, "echo.lab.test")
+        );
+        assert!(r.addrs.is_empty());
+        assert_eq!(parse_answer(&nx), None, "no address to learn");
+        nx[3] = 0x80;
+        assert_eq!(parse_response(&nx).unwrap().rcode, 0);
+        assert_eq!(parse_answer(&nx), None, "an empty answer");
+    }
+
+    #[test]
+    fn names_of_queries() {
+        let q = answer();
+        assert_eq!(
+            read_name(&q, HEADER_LEN),
+            Some(("echo.lab.test".into(), HEADER_LEN + 15))
+        );
+        // the answer's name is a pointer to the question's: two bytes in place
+        assert_eq!(
+            read_name(&q, HEADER_LEN + 19),
+            Some(("echo.lab.test".into(), HEADER_LEN + 21))
+        );
+        assert_eq!(read_name(&q, q.len()), None);
+    }
+
     proptest::proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..300)) {
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..300), at in 0usize..300) {
             let _ = parse_answer(&bytes);
+            let _ = parse_response(&bytes);
+            let _ = read_name(&bytes, at);
         }
     }
 }

@@ -4,29 +4,29 @@ use super::Mac;
 use etherparse::Ethernet2HeaderSlice;
 
 /// Length of an Ethernet II header
-pub(crate) const HEADER_LEN: usize = 14;
+pub const HEADER_LEN: usize = 14;
 /// Shortest frame on the wire without the FCS: shorter frames are zero-padded (IEEE 802.3 §3.2.8)
-pub(crate) const MIN_FRAME_LEN: usize = 60;
+pub const MIN_FRAME_LEN: usize = 60;
 /// EtherType of IPv4
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP
-pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// A parsed Ethernet II frame
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Frame<'a> {
+pub struct Frame<'a> {
     /// Destination MAC
-    pub(crate) dst: Mac,
+    pub dst: Mac,
     /// Source MAC
-    pub(crate) src: Mac,
+    pub src: Mac,
     /// EtherType
-    pub(crate) ethertype: u16,
+    pub ethertype: u16,
     /// What follows the header, link padding included
-    pub(crate) payload: &'a [u8],
+    pub payload: &'a [u8],
 }
 
-/// Parses an Ethernet II frame; `None` when it is shorter than the header
-pub(crate) fn parse(frame: &[u8]) -> Option<Frame<'_>> {
+/// Parses an Ethernet II frame; `None` when it is shorter than the header (never panics)
+pub fn parse(frame: &[u8]) -> Option<Frame<'_>> {
     let h = Ethernet2HeaderSlice::from_slice(frame).ok()?;
     Some(Frame {
         dst: Mac(h.destination()),
@@ -41,7 +41,7 @@ pub(crate) fn parse(frame: &[u8]) -> Option<Frame<'_>> {
 /// # Panics
 /// If `buf` is shorter than [`HEADER_LEN`].
 #[inline]
-pub(crate) fn write(buf: &mut [u8], dst: Mac, src: Mac, ethertype: u16) -> usize {
+pub fn write(buf: &mut [u8], dst: Mac, src: Mac, ethertype: u16) -> usize {
     buf[0..6].copy_from_slice(&dst.0);
     buf[6..12].copy_from_slice(&src.0);
     buf[12..14].copy_from_slice(&ethertype.to_be_bytes());
@@ -49,8 +49,11 @@ pub(crate) fn write(buf: &mut [u8], dst: Mac, src: Mac, ethertype: u16) -> usize
 }
 
 /// Zero-pads a frame of `len` bytes to the Ethernet minimum; returns the padded length
+///
+/// # Panics
+/// If `len` is below [`MIN_FRAME_LEN`] and `buf` is shorter than [`MIN_FRAME_LEN`].
 #[inline]
-pub(crate) fn pad(buf: &mut [u8], len: usize) -> usize {
+pub fn pad(buf: &mut [u8], len: usize) -> usize {
     if len < MIN_FRAME_LEN {
         buf[len..MIN_FRAME_LEN].fill(0);
         MIN_FRAME_LEN

@@ -4,26 +4,30 @@ use super::checksum;
 use super::ipv4::Packet;
 
 /// Echo reply
-pub(crate) const ECHO_REPLY: u8 = 0;
+pub const ECHO_REPLY: u8 = 0;
 /// Destination unreachable
-pub(crate) const DEST_UNREACHABLE: u8 = 3;
+pub const DEST_UNREACHABLE: u8 = 3;
 /// Echo request
-pub(crate) const ECHO_REQUEST: u8 = 8;
+pub const ECHO_REQUEST: u8 = 8;
 /// Time exceeded
-pub(crate) const TIME_EXCEEDED: u8 = 11;
+pub const TIME_EXCEEDED: u8 = 11;
 /// Parameter problem
-pub(crate) const PARAMETER_PROBLEM: u8 = 12;
+pub const PARAMETER_PROBLEM: u8 = 12;
 /// Code of "fragmentation needed and DF set" under [`DEST_UNREACHABLE`] (RFC 1191)
-pub(crate) const CODE_FRAG_NEEDED: u8 = 4;
+pub const CODE_FRAG_NEEDED: u8 = 4;
 /// Length of the ICMP header (type, code, checksum, rest-of-header)
-pub(crate) const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 8;
 /// Bytes of the offending datagram quoted after its IP header (RFC 792: 64 bits)
 const QUOTED_DATA: usize = 8;
 
 /// Writes a "fragmentation needed" message about `original` advertising `mtu` (RFC 1191 §4)
 ///
 /// Returns the ICMP message length; the caller wraps it in an IPv4 header back to the sender.
-pub(crate) fn write_frag_needed(buf: &mut [u8], original: &Packet<'_>, mtu: u16) -> usize {
+///
+/// # Panics
+/// If `buf` is shorter than the message: [`HEADER_LEN`] plus the quoted header and 8 bytes, at
+/// most 76 bytes.
+pub fn write_frag_needed(buf: &mut [u8], original: &Packet<'_>, mtu: u16) -> usize {
     let quoted = (original.header_len() + QUOTED_DATA).min(original.bytes().len());
     buf[0] = DEST_UNREACHABLE;
     buf[1] = CODE_FRAG_NEEDED;

@@ -4,19 +4,19 @@ use super::checksum;
 use std::net::Ipv4Addr;
 
 /// Length of an IPv4 header without options
-pub(crate) const HEADER_LEN: usize = 20;
+pub const HEADER_LEN: usize = 20;
 /// Largest IPv4 packet
-pub(crate) const MAX_LEN: usize = 65535;
+pub const MAX_LEN: usize = 65535;
 /// Flag bit "don't fragment" in the flags/offset word
-pub(crate) const FLAG_DF: u16 = 0x4000;
+pub const FLAG_DF: u16 = 0x4000;
 /// Flag bit "more fragments" in the flags/offset word
-pub(crate) const FLAG_MF: u16 = 0x2000;
+pub const FLAG_MF: u16 = 0x2000;
 /// Mask of the fragment offset (in 8-byte units) in the flags/offset word
-pub(crate) const OFFSET_MASK: u16 = 0x1fff;
+pub const OFFSET_MASK: u16 = 0x1fff;
 
 /// A validated IPv4 packet: version 4, sane IHL, total length within the bytes, good header checksum
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Packet<'a> {
+pub struct Packet<'a> {
     /// The packet, trimmed to its total length (link padding removed)
     bytes: &'a [u8],
     header_len: usize,
@@ -24,7 +24,7 @@ pub(crate) struct Packet<'a> {
 
 /// Why bytes are not a usable IPv4 packet
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Error {
+pub enum Error {
     /// Not version 4, bad IHL, or shorter than its headers claim
     Malformed,
     /// The header checksum does not match
@@ -32,8 +32,9 @@ pub(crate) enum Error {
 }
 
 impl<'a> Packet<'a> {
-    /// Validates `bytes` as one IPv4 packet (trailing link padding is allowed and cut off)
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+    /// Validates `bytes` as one IPv4 packet (trailing link padding is allowed and cut off);
+    /// never panics, and the accessors of the view read within what was validated
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         // the checks of etherparse's Ipv4HeaderSlice, done once on the hot path
         let (&first, rest) = bytes.split_first().ok_or(Error::Malformed)?;
         let header_len = usize::from(first & 0x0f) * 4;
@@ -56,42 +57,42 @@ impl<'a> Packet<'a> {
 
     /// The whole packet
     #[inline]
-    pub(crate) fn bytes(&self) -> &'a [u8] {
+    pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
     /// The header, options included
     #[inline]
-    pub(crate) fn header(&self) -> &'a [u8] {
+    pub fn header(&self) -> &'a [u8] {
         &self.bytes[..self.header_len]
     }
     /// The header length in bytes
     #[inline]
-    pub(crate) fn header_len(&self) -> usize {
+    pub fn header_len(&self) -> usize {
         self.header_len
     }
     /// What follows the header
     #[inline]
-    pub(crate) fn payload(&self) -> &'a [u8] {
+    pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header_len..]
     }
     /// Source address
     #[inline]
-    pub(crate) fn src(&self) -> Ipv4Addr {
+    pub fn src(&self) -> Ipv4Addr {
         addr(self.bytes, 12)
     }
     /// Destination address
     #[inline]
-    pub(crate) fn dst(&self) -> Ipv4Addr {
+    pub fn dst(&self) -> Ipv4Addr {
         addr(self.bytes, 16)
     }
     /// Protocol number
     #[inline]
-    pub(crate) fn protocol(&self) -> u8 {
+    pub fn protocol(&self) -> u8 {
         self.bytes[9]
     }
     /// Identification
     #[inline]
-    pub(crate) fn id(&self) -> u16 {
+    pub fn id(&self) -> u16 {
         u16::from_be_bytes([self.bytes[4], self.bytes[5]])
     }
     /// The flags/offset word
@@ -101,22 +102,22 @@ impl<'a> Packet<'a> {
     }
     /// Whether "don't fragment" is set
     #[inline]
-    pub(crate) fn dont_fragment(&self) -> bool {
+    pub fn dont_fragment(&self) -> bool {
         self.flags_offset() & FLAG_DF != 0
     }
     /// Whether "more fragments" is set
     #[inline]
-    pub(crate) fn more_fragments(&self) -> bool {
+    pub fn more_fragments(&self) -> bool {
         self.flags_offset() & FLAG_MF != 0
     }
     /// Fragment offset in bytes
     #[inline]
-    pub(crate) fn fragment_offset(&self) -> usize {
+    pub fn fragment_offset(&self) -> usize {
         usize::from(self.flags_offset() & OFFSET_MASK) * 8
     }
     /// Whether this is a fragment (MF set or a non-zero offset)
     #[inline]
-    pub(crate) fn is_fragment(&self) -> bool {
+    pub fn is_fragment(&self) -> bool {
         self.flags_offset() & (FLAG_MF | OFFSET_MASK) != 0
     }
 }
@@ -127,28 +128,29 @@ fn addr(b: &[u8], at: usize) -> Ipv4Addr {
 
 /// Fields of an IPv4 header without options, for [`write_header`]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Header {
+pub struct Header {
     /// Source address
-    pub(crate) src: Ipv4Addr,
+    pub src: Ipv4Addr,
     /// Destination address
-    pub(crate) dst: Ipv4Addr,
+    pub dst: Ipv4Addr,
     /// Protocol number
-    pub(crate) protocol: u8,
+    pub protocol: u8,
     /// Identification
-    pub(crate) id: u16,
+    pub id: u16,
     /// Time to live
-    pub(crate) ttl: u8,
+    pub ttl: u8,
     /// Flags and fragment offset word ([`FLAG_DF`], [`FLAG_MF`], offset in 8-byte units)
-    pub(crate) flags_offset: u16,
+    pub flags_offset: u16,
     /// Length of what follows the header
-    pub(crate) payload_len: usize,
+    pub payload_len: usize,
 }
 
 /// Writes a 20-byte IPv4 header with its checksum into `buf[..20]`
 ///
 /// # Panics
-/// If `buf` is shorter than 20 bytes or `payload_len + 20` exceeds 65535 (caller bugs).
-pub(crate) fn write_header(buf: &mut [u8], h: &Header) -> usize {
+/// If `buf` is shorter than [`HEADER_LEN`] or `payload_len + 20` exceeds [`MAX_LEN`] (caller
+/// bugs).
+pub fn write_header(buf: &mut [u8], h: &Header) -> usize {
     let total = u16::try_from(HEADER_LEN + h.payload_len).expect("callers bound packets to 65535");
     buf[0] = 0x45;
     buf[1] = 0;
@@ -166,12 +168,18 @@ pub(crate) fn write_header(buf: &mut [u8], h: &Header) -> usize {
 }
 
 /// Rewrites the source address of the IPv4 header at the start of `pkt`, fixing its checksum
-pub(crate) fn set_src(pkt: &mut [u8], ip: Ipv4Addr) {
+///
+/// # Panics
+/// If `pkt` is shorter than [`HEADER_LEN`].
+pub fn set_src(pkt: &mut [u8], ip: Ipv4Addr) {
     set_addr(pkt, 12, ip);
 }
 
 /// Rewrites the destination address of the IPv4 header at the start of `pkt`, fixing its checksum
-pub(crate) fn set_dst(pkt: &mut [u8], ip: Ipv4Addr) {
+///
+/// # Panics
+/// If `pkt` is shorter than [`HEADER_LEN`].
+pub fn set_dst(pkt: &mut [u8], ip: Ipv4Addr) {
     set_addr(pkt, 16, ip);
 }
 

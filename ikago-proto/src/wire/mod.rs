@@ -1,15 +1,48 @@
-//! Views and writers for the headers the tunnel touches: Ethernet, ARP, IPv4, TCP, UDP, ICMPv4
+//! Views and writers for the headers the tunnel touches: Ethernet, ARP, IPv4, TCP, ICMPv4, the
+//! DNS answers the client learns names from, and the Internet checksum they share
 //!
-//! Parsing validates with etherparse's zero-copy slices; rewrites are done in place on the
-//! caller's bytes with incremental checksums. Nothing here allocates or keeps state.
+//! The machines use these on every packet, and so can drivers, tests and tools that read or build
+//! frames: one implementation of each header. Views validate once (Ethernet and ARP with
+//! etherparse's zero-copy slices, IPv4 and TCP by hand on the hot path) and then read fields
+//! without further checks; writers fill the caller's buffer and rewrites are done in place with
+//! incremental checksums (RFC 1624). Nothing here keeps state, and only [`dns`] allocates (the
+//! name and addresses it returns).
+//!
+//! # Panics
+//! Parsers take any bytes and never panic: what is not a usable header is `None` or an error.
+//! Writers panic only when the caller's buffer is shorter than what they are documented to write,
+//! a caller bug like an out-of-range slice index; each says how much it needs.
+//!
+//! ```
+//! use ikago_proto::wire::{checksum, ipv4, proto};
+//! use std::net::Ipv4Addr;
+//!
+//! let mut packet = [0u8; ipv4::HEADER_LEN + 8];
+//! let header = ipv4::Header {
+//!     src: Ipv4Addr::new(198, 18, 11, 2),
+//!     dst: Ipv4Addr::new(198, 18, 13, 2),
+//!     protocol: proto::UDP,
+//!     id: 1,
+//!     ttl: 64,
+//!     flags_offset: ipv4::FLAG_DF,
+//!     payload_len: 8,
+//! };
+//! ipv4::write_header(&mut packet, &header);
+//! let view = ipv4::Packet::parse(&packet).expect("a valid header was written");
+//! assert_eq!((view.src(), view.payload().len()), (header.src, 8));
+//! assert_eq!(checksum::of(view.header()), 0, "a valid header sums to zero");
+//! ipv4::set_dst(&mut packet, Ipv4Addr::new(198, 18, 13, 3));
+//! assert!(ipv4::Packet::parse(&packet).is_ok(), "the rewrite kept the checksum valid");
+//! assert!(ipv4::Packet::parse(&packet[..19]).is_err());
+//! ```
 
-pub(crate) mod arp;
-pub(crate) mod checksum;
-pub(crate) mod dns;
-pub(crate) mod ethernet;
-pub(crate) mod icmp;
-pub(crate) mod ipv4;
-pub(crate) mod tcp;
+pub mod arp;
+pub mod checksum;
+pub mod dns;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
 
 use std::fmt;
 
@@ -67,13 +100,13 @@ impl std::str::FromStr for Mac {
 pub struct ParseMacError;
 
 /// IP protocol numbers the tunnel handles (IANA "Assigned Internet Protocol Numbers")
-pub(crate) mod proto {
+pub mod proto {
     /// ICMPv4
-    pub(crate) const ICMP: u8 = 1;
+    pub const ICMP: u8 = 1;
     /// TCP
-    pub(crate) const TCP: u8 = 6;
+    pub const TCP: u8 = 6;
     /// UDP
-    pub(crate) const UDP: u8 = 17;
+    pub const UDP: u8 = 17;
 }
 
 #[cfg(test)]

@@ -5,34 +5,38 @@ use super::proto;
 use std::net::Ipv4Addr;
 
 /// Length of a TCP header without options
-pub(crate) const HEADER_LEN: usize = 20;
+pub const HEADER_LEN: usize = 20;
 /// FIN flag
-pub(crate) const FIN: u8 = 0x01;
+pub const FIN: u8 = 0x01;
 /// SYN flag
-pub(crate) const SYN: u8 = 0x02;
+pub const SYN: u8 = 0x02;
 /// RST flag
-pub(crate) const RST: u8 = 0x04;
+pub const RST: u8 = 0x04;
 /// PSH flag
-pub(crate) const PSH: u8 = 0x08;
+pub const PSH: u8 = 0x08;
 /// ACK flag
-pub(crate) const ACK: u8 = 0x10;
+pub const ACK: u8 = 0x10;
 
 /// The TCP options the tunnel reads and writes (RFC 9293 §3.2, RFC 7323, RFC 2018)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Options {
+pub struct Options {
     /// Maximum segment size
-    pub(crate) mss: Option<u16>,
+    pub mss: Option<u16>,
     /// Window scale shift
-    pub(crate) window_scale: Option<u8>,
+    pub window_scale: Option<u8>,
     /// SACK permitted
-    pub(crate) sack_permitted: bool,
+    pub sack_permitted: bool,
     /// Timestamps: (TSval, TSecr)
-    pub(crate) timestamps: Option<(u32, u32)>,
+    pub timestamps: Option<(u32, u32)>,
 }
 
 impl Options {
+    /// Longest options area [`Options::write`] writes (all four options)
+    pub const MAX_LEN: usize = 20;
+
     /// Parses the options area of a header; malformed trailing options are ignored like Linux does
-    pub(crate) fn parse(mut b: &[u8]) -> Self {
+    /// (never panics)
+    pub fn parse(mut b: &[u8]) -> Self {
         let mut o = Self::default();
         while let Some((&kind, rest)) = b.split_first() {
             match kind {
@@ -66,7 +70,10 @@ impl Options {
     /// Writes the options in Linux's order and padding; returns the length (a multiple of 4)
     ///
     /// A SYN from Linux carries `MSS, SACK_PERM, TS, NOP, WS` (20 bytes); a data segment `NOP, NOP, TS`.
-    pub(crate) fn write(&self, buf: &mut [u8]) -> usize {
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the options: at most [`Options::MAX_LEN`] bytes.
+    pub fn write(&self, buf: &mut [u8]) -> usize {
         let mut n = 0;
         if let Some(mss) = self.mss {
             buf[n..n + 4].copy_from_slice(&[2, 4, (mss >> 8) as u8, mss as u8]);
@@ -103,8 +110,8 @@ impl Options {
 }
 
 /// Whether the TCP segment `bytes` (an IPv4 payload of at most 65535 bytes) sums to zero over
-/// the pseudo-header of `src` and `dst`
-pub(crate) fn checksum_ok(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+/// the pseudo-header of `src` and `dst` (never panics: a longer one is `false`)
+pub fn checksum_ok(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
     let Ok(len) = u16::try_from(bytes.len()) else {
         return false;
     };
@@ -114,15 +121,15 @@ pub(crate) fn checksum_ok(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
 
 /// A validated TCP segment inside an IPv4 packet
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Segment<'a> {
+pub struct Segment<'a> {
     bytes: &'a [u8],
     header_len: usize,
 }
 
 impl<'a> Segment<'a> {
     /// Validates `bytes` (the IPv4 payload) as a TCP segment, checking the checksum over the
-    /// pseudo-header of `src` and `dst`
-    pub(crate) fn parse(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+    /// pseudo-header of `src` and `dst`; `None` when it is not one (never panics)
+    pub fn parse(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -137,7 +144,7 @@ impl<'a> Segment<'a> {
     /// the checksum, since the AEAD tag authenticates the payload and summing every byte twice
     /// is the largest cost of the receive path; control segments are still checked. Without an
     /// AEAD (plain) the caller checks [`checksum_ok`] itself.
-    pub(crate) fn parse_tunnel(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+    pub fn parse_tunnel(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -153,66 +160,72 @@ impl<'a> Segment<'a> {
 
     /// Source port
     #[inline]
-    pub(crate) fn src_port(&self) -> u16 {
+    pub fn src_port(&self) -> u16 {
         u16::from_be_bytes([self.bytes[0], self.bytes[1]])
     }
     /// Destination port
     #[inline]
-    pub(crate) fn dst_port(&self) -> u16 {
+    pub fn dst_port(&self) -> u16 {
         u16::from_be_bytes([self.bytes[2], self.bytes[3]])
     }
     /// Sequence number
     #[inline]
-    pub(crate) fn seq(&self) -> u32 {
+    pub fn seq(&self) -> u32 {
         u32::from_be_bytes(self.bytes[4..8].try_into().expect("header length checked"))
     }
     /// Acknowledgment number
     #[inline]
-    pub(crate) fn ack(&self) -> u32 {
+    pub fn ack(&self) -> u32 {
         u32::from_be_bytes(self.bytes[8..12].try_into().expect("header length checked"))
     }
     /// Flags (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR)
     #[inline]
-    pub(crate) fn flags(&self) -> u8 {
+    pub fn flags(&self) -> u8 {
         self.bytes[13]
     }
     /// Window field (unscaled)
     #[inline]
-    pub(crate) fn window(&self) -> u16 {
+    pub fn window(&self) -> u16 {
         u16::from_be_bytes([self.bytes[14], self.bytes[15]])
     }
     /// Parsed options
-    pub(crate) fn options(&self) -> Options {
+    pub fn options(&self) -> Options {
         Options::parse(&self.bytes[HEADER_LEN..self.header_len])
     }
     /// The payload
     #[inline]
-    pub(crate) fn payload(&self) -> &'a [u8] {
+    pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header_len..]
     }
 }
 
 /// Fields of a TCP header for [`write_header`]
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Header {
+pub struct Header {
     /// Source port
-    pub(crate) src_port: u16,
+    pub src_port: u16,
     /// Destination port
-    pub(crate) dst_port: u16,
+    pub dst_port: u16,
     /// Sequence number
-    pub(crate) seq: u32,
+    pub seq: u32,
     /// Acknowledgment number
-    pub(crate) ack: u32,
+    pub ack: u32,
     /// Flags
-    pub(crate) flags: u8,
+    pub flags: u8,
     /// Window field
-    pub(crate) window: u16,
+    pub window: u16,
     /// Options to write
-    pub(crate) options: Options,
+    pub options: Options,
 }
 
 /// Writes a TCP header with options into `buf`; the checksum is left zero for [`fill_checksum`]
-pub(crate) fn write_header(buf: &mut [u8], h: &Header) -> usize {
+///
+/// Returns the header length.
+///
+/// # Panics
+/// If `buf` is shorter than the header: [`HEADER_LEN`] plus the options (at most
+/// [`Options::MAX_LEN`]).
+pub fn write_header(buf: &mut [u8], h: &Header) -> usize {
     let opt_len = h.options.write(&mut buf[HEADER_LEN..]);
     let len = HEADER_LEN + opt_len;
     buf[0..2].copy_from_slice(&h.src_port.to_be_bytes());
@@ -227,7 +240,10 @@ pub(crate) fn write_header(buf: &mut [u8], h: &Header) -> usize {
 }
 
 /// Computes and stores the checksum of the TCP segment `seg` (header and payload)
-pub(crate) fn fill_checksum(seg: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+///
+/// # Panics
+/// If `seg` is shorter than [`HEADER_LEN`] or longer than 65535 bytes (caller bugs).
+pub fn fill_checksum(seg: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     let len = u16::try_from(seg.len()).expect("segments are bounded by the IPv4 length");
     seg[16..18].fill(0);
     let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
@@ -251,7 +267,7 @@ mod tests {
             timestamps: Some((0x1234_5678, 0)),
         };
         let mut buf = [0u8; 40];
-        assert_eq!(o.write(&mut buf), 20);
+        assert_eq!(o.write(&mut buf), Options::MAX_LEN, "all four options");
         // Linux: MSS, SACK_PERM, TS, NOP, WS
         assert_eq!(&buf[..4], &[2, 4, 0x05, 0xb4]);
         assert_eq!(&buf[4..8], &[4, 2, 8, 10]);

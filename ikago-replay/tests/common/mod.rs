@@ -67,7 +67,7 @@ pub fn ipv4_packets(
         .filter(|f| {
             f.interface == interface && f.data.len() > 14 && f.data[12..14] == [8, 0] && keep(f)
         })
-        .filter_map(|f| d.push(&f.data[14..]))
+        .filter_map(|f| d.push(f.time, &f.data[14..]).map(<[u8]>::to_vec))
         .collect()
 }
 
