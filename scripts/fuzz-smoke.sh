@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Fuzz smoke test, called by CI: builds every cargo-fuzz target and runs each for a bounded time
-# with nightly (FUZZ_SECONDS, default 20). Where nightly is missing it replays the checked-in
-# corpus and crash artifacts with stable and `--sanitizer none`; where cargo-fuzz cannot be had
-# either, it runs the plain test that replays them (`cargo test -p ikago-replay --test fuzz_corpus`).
-# New inputs found go to a scratch folder, not into fuzz/corpus; a crash writes its input to
+# Fuzz smoke test, called by CI: builds every cargo-fuzz target (`cargo fuzz list`) and runs each
+# for a bounded time with nightly (FUZZ_SECONDS, default 20). Where nightly is missing it replays
+# the checked-in corpus and crash artifacts with stable and `--sanitizer none`; where cargo-fuzz
+# cannot be had either, it runs the plain test that replays them
+# (`cargo test -p ikago-replay --test fuzz_corpus`). New inputs found go to a scratch folder, not
+# into fuzz/corpus (scripts/fuzz-long.sh merges them); a crash writes its input to
 # fuzz/artifacts/<target>/ and fails the script.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${FUZZ_SECONDS:-20}"
-targets=(open_frame client_input server_input reassembly pcapng_reader kcp_datagrams)
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "fuzz-smoke: installing cargo-fuzz"
@@ -21,6 +21,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 cd "$root/fuzz"
+mapfile -t targets < <(cargo fuzz list)
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
