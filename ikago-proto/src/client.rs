@@ -6,6 +6,12 @@
 //! Inner packets coming back are delivered to the source that owns their destination address,
 //! with the MAC and device it was last seen with. Until the handshake completes, inner packets
 //! wait in a bounded queue.
+//!
+//! With fallback servers the client fails over: when the server resets the connection, stays
+//! silent for the peer timeout, leaves data unacknowledged for [`STALL_TIMEOUT`], or does not
+//! answer [`FAILOVER_SYN_RETRIES`] SYN retransmissions, the next server in the list is tried
+//! (the same local address; UDP flows resume through the new server's NAT). With `failback`,
+//! the first server is tried again after that long on another.
 
 use crate::config::{ClientConfig, ConfigError, Ipv4Net, Roles, TcpTuning, check_common};
 use crate::event::{Event, PeerLostReason};
@@ -29,6 +35,10 @@ const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 const MAX_REMOTES: usize = 1024;
 /// Reassembly scope of inner fragments that arrive through the tunnel (devices use 0-255)
 const TUNNEL_SCOPE: u32 = 256;
+/// With fallback servers: data unacknowledged this long means the server is gone
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// With fallback servers: SYN retransmissions before the next server is tried
+pub(crate) const FAILOVER_SYN_RETRIES: u32 = 1;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
@@ -37,8 +47,10 @@ enum Timer {
     Keepalive,
     PeerTimeout,
     Ack,
+    Stall,
+    Failback,
 }
-const TIMERS: usize = 4;
+const TIMERS: usize = 6;
 
 /// A LAN source seen on a listen device
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +64,13 @@ struct Source {
 #[derive(Debug)]
 pub struct Client {
     core: Core,
+    /// The server in use
     server: SocketAddrV4,
+    /// Every server, the preferred first
+    servers: Vec<SocketAddrV4>,
+    /// The index of `server` in `servers`
+    active: usize,
+    failback: Option<Duration>,
     server_hop: Ipv4Addr,
     sources: Vec<Ipv4Net>,
     publish: Vec<Ipv4Addr>,
@@ -115,10 +133,12 @@ impl Client {
             return Err(ConfigError::Zero("pending packets"));
         }
         let up = &config.devices[roles.upstream];
-        let server_ip = *config.server.ip();
-        if !up.on_link(server_ip) && up.gateway.is_none() {
-            return Err(ConfigError::NoGateway(up.name.clone(), server_ip));
+        for server in std::iter::once(&config.server).chain(&config.fallback) {
+            if !up.on_link(*server.ip()) && up.gateway.is_none() {
+                return Err(ConfigError::NoGateway(up.name.clone(), *server.ip()));
+            }
         }
+        let server_ip = *config.server.ip();
         let mut core = Core::new(
             config.devices.clone(),
             roles.upstream,
@@ -147,6 +167,11 @@ impl Client {
         let mut client = Self {
             core,
             server: config.server,
+            servers: std::iter::once(config.server)
+                .chain(config.fallback.iter().copied())
+                .collect(),
+            active: 0,
+            failback: config.failback,
             server_hop,
             sources: config.sources,
             publish: config.publish,
@@ -209,6 +234,7 @@ impl Client {
         s.remotes = self.remotes.values().copied().collect();
         s.peers.sort_by_key(|p| p.peer);
         s.unopenable = usize::from(self.opening.flagged() || self.answered.flagged());
+        s.server = Some(self.server);
         s
     }
 
@@ -666,8 +692,13 @@ impl Client {
     }
 
     /// Counts a data segment sent toward the server's silence: a server that cannot open our
-    /// payloads never answers them
+    /// payloads never answers them; with fallbacks, watches for a server that stopped
+    /// acknowledging
     fn note_sent(&mut self) {
+        if self.servers.len() > 1 {
+            self.timers
+                .set_earliest(Timer::Stall as usize, self.core.now + STALL_TIMEOUT);
+        }
         if let Some(packets) = self.answered.failure(self.core.now) {
             self.core.tx.event(Event::Unopenable {
                 peer: self.server,
@@ -706,6 +737,9 @@ impl Client {
             reason,
         });
         self.core.stats.reconnects += 1;
+        if self.servers.len() > 1 {
+            return self.switch_to((self.active + 1) % self.servers.len());
+        }
         let now = self.core.now;
         self.conn.restart(now, &mut self.core.rng);
         if let Some(tuning) = self.kcp_tuning {
@@ -727,6 +761,32 @@ impl Client {
         if reason == PeerLostReason::Reset {
             self.last_reset = Some(now);
         }
+        self.start_handshake();
+    }
+
+    /// Moves the tunnel to server `next` and starts its handshake at once
+    fn switch_to(&mut self, next: usize) {
+        let now = self.core.now;
+        let from = self.server;
+        self.active = next;
+        self.server = self.servers[next];
+        self.server_hop = self.core.next_hop(self.core.upstream, *self.server.ip());
+        self.core.stats.server_switches += 1;
+        self.core.tx.event(Event::ServerSwitched {
+            from,
+            to: self.server,
+        });
+        self.conn.retarget(self.server, now, &mut self.core.rng);
+        if let Some(tuning) = self.kcp_tuning {
+            self.kcp = Some(new_session(&tuning, None, &mut self.core.rng, now));
+        }
+        self.timers.stop(Timer::Stall as usize);
+        match self.failback {
+            Some(after) if next != 0 => self.timers.set(Timer::Failback as usize, now + after),
+            _ => self.timers.stop(Timer::Failback as usize),
+        }
+        self.last_reset = None;
+        self.reset_backoff = Duration::ZERO;
         self.start_handshake();
     }
 }
@@ -767,7 +827,22 @@ impl Machine for Client {
                 self.syn_retries += 1;
                 self.syn_rto = (self.syn_rto * 2).min(self.tuning.syn_rto_max);
             }
+            if self.servers.len() > 1 && self.syn_retries > FAILOVER_SYN_RETRIES {
+                return self.switch_to((self.active + 1) % self.servers.len());
+            }
             self.send_syn();
+        }
+        if self.timers.expire(Timer::Stall as usize, now) && self.conn.can_send() {
+            match self.conn.stalled_since() {
+                Some(t) if now.saturating_duration_since(t) >= STALL_TIMEOUT => {
+                    return self.on_lost(PeerLostReason::Timeout);
+                }
+                Some(t) => self.timers.set(Timer::Stall as usize, t + STALL_TIMEOUT),
+                None => {}
+            }
+        }
+        if self.timers.expire(Timer::Failback as usize, now) && self.active != 0 {
+            return self.switch_to(0);
         }
         if self.timers.expire(Timer::Ack as usize, now)
             && self.conn.can_send()

@@ -235,8 +235,13 @@ pub struct ClientConfig {
     pub sources: Vec<Ipv4Net>,
     /// Addresses answered by proxy ARP on the listen devices
     pub publish: Vec<Ipv4Addr>,
-    /// The server's tunnel address
+    /// The server's tunnel address (the preferred one when there are fallbacks)
     pub server: SocketAddrV4,
+    /// More servers, tried in turn when the current one goes silent, resets or does not answer
+    /// the handshake (failover); empty for one server
+    pub fallback: Vec<SocketAddrV4>,
+    /// With fallbacks: after this long on another server, try `server` again
+    pub failback: Option<Duration>,
     /// Local FakeTCP port; 0 draws one from 49152-65535
     pub port: u16,
     /// Encryption method
@@ -271,6 +276,8 @@ impl ClientConfig {
             sources,
             publish: Vec::new(),
             server,
+            fallback: Vec::new(),
+            failback: None,
             port: 0,
             method: Method::Plain,
             password: String::new(),

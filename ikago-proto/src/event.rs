@@ -30,6 +30,13 @@ pub enum Event {
         /// 0 for the first SYN of an attempt, then 1, 2, ... for retransmissions
         retry: u32,
     },
+    /// Client: the tunnel moved to another server (failover, or back to the preferred one)
+    ServerSwitched {
+        /// The server left
+        from: SocketAddrV4,
+        /// The server now tried
+        to: SocketAddrV4,
+    },
     /// Server: a client completed (or restarted) its handshake
     ClientConnected {
         /// The client's tunnel address

@@ -145,6 +145,9 @@ pub(crate) struct Conn {
     rtt_sample: Option<Duration>,
     /// A SYN+ACK of this connection carries the peer's window scale in its TSval (a cookie)
     cookie: bool,
+    /// When the oldest data the peer has not acknowledged was sent (or the latest ACK that
+    /// left some unacknowledged arrived)
+    stall_since: Option<Instant>,
 }
 
 /// `a` is after `b` in sequence space (RFC 9293 §3.4)
@@ -190,6 +193,7 @@ impl Conn {
             probe: None,
             rtt_sample: None,
             cookie: false,
+            stall_since: None,
         }
     }
 
@@ -309,6 +313,19 @@ impl Conn {
         self.ack_due = None;
         self.syn_at = now;
         self.last_rx = now;
+        self.stall_since = None;
+    }
+
+    /// Client: start a new handshake with another server, from the same local address
+    pub(crate) fn retarget(&mut self, remote: SocketAddrV4, now: Instant, rng: &mut impl RngCore) {
+        self.remote = remote;
+        self.restart(now, rng);
+    }
+
+    /// Since when data has waited for an acknowledgment, with a peer that acknowledges (one
+    /// that echoes timestamps; a Go peer never sends pure ACKs)
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
+        self.stall_since.filter(|_| self.opts.timestamps)
     }
 
     /// Whether inner frames may be sent
@@ -322,6 +339,7 @@ impl Conn {
         let ack = seg.ack();
         if seq_gt(ack, self.snd_una) && !seq_gt(ack, self.snd_nxt) {
             self.snd_una = ack;
+            self.stall_since = (self.snd_una != self.snd_nxt).then_some(self.last_rx);
         }
         self.peer_window = u32::from(seg.window())
             << if self.opts.scaling {
@@ -533,6 +551,9 @@ impl Conn {
             options: self.data_options(now),
         };
         let n = self.write_packet(buf, &h, payload_len);
+        if self.snd_una == self.snd_nxt {
+            self.stall_since = Some(now);
+        }
         self.snd_nxt = self.snd_nxt.wrapping_add(payload_len as u32);
         self.last_tx = now;
         n

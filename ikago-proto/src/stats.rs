@@ -212,6 +212,10 @@ pub struct Stats {
     pub reconnects: u64,
     /// Client: the latest RTT to the server (handshake or timestamp echo)
     pub rtt: Option<Duration>,
+    /// Client: the server in use
+    pub server: Option<SocketAddrV4>,
+    /// Client: times the tunnel moved to another server
+    pub server_switches: u64,
     /// Server: NAT mappings in use
     pub nat_mappings: usize,
     /// Server: size of the NAT pools (TCP + UDP + ICMP)

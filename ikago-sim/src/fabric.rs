@@ -29,6 +29,8 @@ pub(crate) enum Owner {
     Router(Side),
     /// A station that only sends (a spoofer); what reaches it is discarded
     Spoofer,
+    /// A fallback server's device: server index, device index
+    Fallback(usize, usize),
 }
 
 /// Which machine reported an event
@@ -38,6 +40,8 @@ pub enum Origin {
     Client(usize),
     /// The server (whichever instance ran at the time)
     Server,
+    /// A fallback server, by the order it was added in
+    Fallback(usize),
 }
 
 /// An event of a machine, stamped with the virtual time it came out

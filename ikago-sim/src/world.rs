@@ -42,6 +42,8 @@ const STREAM_SERVER: u64 = 2;
 const STREAM_CLIENT: u64 = 0x100;
 /// Random streams of the hosts' stacks (plus the host's index)
 const STREAM_HOST: u64 = 0x1000;
+/// Random streams of the fallback servers' CSPRNG seeds (plus the server's index)
+const STREAM_FALLBACK: u64 = 0x200;
 
 /// 32 seed bytes for one purpose of the World's seed
 fn seed32(seed: u64, stream: u64) -> [u8; 32] {
@@ -153,6 +155,10 @@ pub struct World {
     router_ports: [PortId; 2],
     server: Node,
     server_config: ServerConfig,
+    /// The server was stopped: it neither receives nor sends
+    server_down: bool,
+    /// Fallback servers, beside the server on both of its segments
+    fallbacks: Vec<Node>,
     clients: Vec<Node>,
     client_configs: Vec<ClientConfig>,
     lans: Vec<usize>,
@@ -205,6 +211,8 @@ impl World {
             router_ports,
             server,
             server_config: config.server,
+            server_down: false,
+            fallbacks: Vec::new(),
             clients: Vec::new(),
             client_configs: Vec::new(),
             lans: Vec::new(),
@@ -321,14 +329,73 @@ impl World {
         self.add_host(config, self.internet, TAG_INTERNET)
     }
 
-    /// Drops the server and starts a new one with the same configuration and a CSPRNG seeded
-    /// from `seed`
+    /// Adds a fallback server with the server's configuration on 198.18.14.(3 + n), public
+    /// address 198.18.13.(201 + n); returns its tunnel address for a client's `fallback` list
+    pub fn add_fallback_server(&mut self) -> SocketAddrV4 {
+        let n = self.fallbacks.len();
+        let wan = Ipv4Addr::new(198, 18, 14, 3 + n as u8);
+        let public = Ipv4Addr::new(198, 18, 13, 201 + n as u8);
+        let mut cfg = self.server_config.clone();
+        cfg.devices = vec![
+            device(
+                &format!("fallback{n}.wan"),
+                DeviceRole::Listen,
+                TAG_SERVER_WAN,
+                wan,
+                Some(ROUTER_OUTSIDE),
+            ),
+            device(
+                &format!("fallback{n}.upstream"),
+                DeviceRole::Upstream,
+                TAG_INTERNET,
+                public,
+                None,
+            ),
+        ];
+        cfg.rng_seed = seed32(self.seed, STREAM_FALLBACK + n as u64);
+        let ports = [self.server_wan, self.internet]
+            .into_iter()
+            .enumerate()
+            .map(|(d, segment)| {
+                let tap = Some(cfg.devices[d].name.clone());
+                self.fabric.attach(segment, Owner::Fallback(n, d), tap)
+            })
+            .collect();
+        let server = Server::new(cfg.clone(), self.fabric.instant())
+            .unwrap_or_else(|e| panic!("fallback server config: {e}"));
+        self.fallbacks.push(Node::new(
+            server.into(),
+            &cfg.devices,
+            ports,
+            Origin::Fallback(n),
+            &mut self.fabric,
+        ));
+        SocketAddrV4::new(wan, cfg.port)
+    }
+
+    /// Fallback server `n`
+    pub fn fallback_server(&self, n: usize) -> &Server {
+        self.fallbacks[n]
+            .machine
+            .as_server()
+            .expect("a fallback's node holds a server")
+    }
+
+    /// Stops the server, as a crash or a power cut would: from now on it neither receives nor
+    /// sends
+    pub fn stop_server(&mut self) {
+        self.server_down = true;
+    }
+
+    /// Drops the server (running or stopped) and starts a new one with the same configuration
+    /// and a CSPRNG seeded from `seed`
     pub fn restart_server(&mut self, seed: u64) {
         let mut cfg = self.server_config.clone();
         cfg.rng_seed = seed32(seed, STREAM_SERVER);
         let server = Server::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
         self.server.replace(server.into(), &mut self.fabric);
+        self.server_down = false;
     }
 
     /// Virtual time since creation
@@ -393,11 +460,13 @@ impl World {
     /// The earliest instant something is due
     fn next_due(&mut self) -> Option<Duration> {
         let now = self.fabric.now;
+        let server = (!self.server_down).then_some(self.server.deadline);
         let machines = self
             .clients
             .iter()
+            .chain(&self.fallbacks)
             .map(|c| c.deadline)
-            .chain([self.server.deadline]);
+            .chain(server);
         let hosts: Vec<Option<Duration>> = self
             .hosts
             .iter_mut()
@@ -419,12 +488,12 @@ impl World {
             self.deliver(port, frame);
         }
         let now = self.fabric.now;
-        for c in &mut self.clients {
+        for c in self.clients.iter_mut().chain(&mut self.fallbacks) {
             if c.deadline <= now {
                 c.timeout(&mut self.fabric);
             }
         }
-        if self.server.deadline <= now {
+        if !self.server_down && self.server.deadline <= now {
             self.server.timeout(&mut self.fabric);
         }
         for (host, port) in &mut self.hosts {
@@ -440,7 +509,9 @@ impl World {
         match self.fabric.owner(port) {
             Owner::Host(h) => self.hosts[h].0.deliver(frame),
             Owner::Client(c, d) => self.clients[c].frame(d, &frame, &mut self.fabric),
+            Owner::Server(_) if self.server_down => {}
             Owner::Server(d) => self.server.frame(d, &frame, &mut self.fabric),
+            Owner::Fallback(n, d) => self.fallbacks[n].frame(d, &frame, &mut self.fabric),
             Owner::Spoofer => {}
             Owner::Router(side) => {
                 for e in self
