@@ -4,15 +4,18 @@
 //! dashes (`--listen-devices`, `--kcp-sndwnd`, ...) while `-r -s -p -c -v` stay short. A JSON
 //! config file given with `-c` uses the original's keys unchanged (`listen-devices`,
 //! `kcp-tuning` {`mtu`, `sndwnd`, ...}); `#` comment lines are dropped, `$VAR` and `${VAR}` are
-//! expanded, and unknown keys are ignored. One option is ours alone: `--monitor-address` (key
+//! expanded, and unknown keys are ignored. Some options are ours alone: `--monitor-address` (key
 //! `monitor-address`), where the monitor of `--monitor PORT` listens; [`DEFAULT_MONITOR_ADDRESS`]
-//! (127.0.0.1) unless given, where the original listened on every interface.
+//! (127.0.0.1) unless given, where the original listened on every interface; and the flight
+//! recorder's `--record FILE` and `--record-max-mb N` ([`RecordArgs`], keys `record` and
+//! `record-max-mb`), which the live runners take beside the role's options.
 //!
 //! The flow is: parse [`ClientArgs`] or [`ServerArgs`] with clap, [`ClientArgs::load`] the config
 //! file (command-line values win over the file, the file over the defaults),
 //! [`ClientSettings::resolve`] them into validated [`ClientSettings`], then build the core's [`ikago_proto::ClientConfig`] from the
 //! devices the runner discovered with [`ClientSettings::client_config`]. Every mistake is one
-//! lower-case [`Error`] line.
+//! lower-case [`Error`] line. [`ClientSettings::machine_keys`] goes back: the config-file keys that
+//! give the same machine, without the password, which a recording's scenario holds.
 
 #![forbid(unsafe_code)]
 

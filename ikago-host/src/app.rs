@@ -4,10 +4,12 @@
 //! devices, builds the machine, opens pcap, catches SIGINT/SIGTERM and installs the `--rule`
 //! firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
 //! that, and next it reserves the tunnel port (the server's, or the client's when fixed) for the
-//! process's lifetime ([`crate::port`]). Then it hands a [`Session`] to the runner's loop and,
-//! when that returns, removes the rules and logs the counters. A mistake before the loop (a
-//! monitor or tunnel port in use among them) is one `error: ...` line on stderr and exit code 2;
-//! a graceful shutdown exits 0.
+//! process's lifetime ([`crate::port`]). With `--record` it starts the flight recorder
+//! ([`crate::record`]) with the machine's scenario and the seed it drew. Then it hands a
+//! [`Session`] to the runner's loop and, when that returns, removes the rules and logs the
+//! counters. A mistake before the loop (a monitor or tunnel port in use, a recording that cannot
+//! be created among them) is one `error: ...` line on stderr and exit code 2; a graceful shutdown
+//! exits 0.
 
 use crate::capture::{self, DeviceIo, ReadMode};
 use crate::cli::{Cli, Command};

@@ -66,8 +66,9 @@ pub struct Replay {
     pub events: Vec<(Duration, Event)>,
     /// The machine's counters at the end
     pub stats: Stats,
-    /// Peer frames rewritten by the adapter (see [`crate::adapt`])
-    pub adapted: u64,
+    /// Peer frames rewritten by the adapter (see [`crate::adapt`]); `None` for a recording,
+    /// whose inputs are fed as recorded
+    pub adapted: Option<u64>,
     /// When the machine started (time since the Unix epoch)
     pub start: Duration,
 }
@@ -146,7 +147,7 @@ pub fn replay(
     if let Some(end) = frames.last().map(|f| clock.instant(f.time)) {
         d.run_timers(&mut deadline, |t| t <= end)?;
     }
-    Ok(d.finish(devices, start))
+    Ok(d.finish(devices, start, adapt))
 }
 
 /// Feeds a recording's inputs (see [`crate::recording`]) exactly as the live machine was fed them:
@@ -187,7 +188,7 @@ pub fn replay_recorded(
         }
         d.drain(now)?;
     }
-    Ok(d.finish(devices, start))
+    Ok(d.finish(devices, start, false))
 }
 
 /// The index of the device a frame's interface names
@@ -249,11 +250,11 @@ impl Driver {
         })
     }
 
-    /// What the replay produced
-    fn finish(self, devices: Vec<DeviceConfig>, start: Duration) -> Replay {
+    /// What the replay produced; `adapted` says whether peer frames went through the adapter
+    fn finish(self, devices: Vec<DeviceConfig>, start: Duration, adapted: bool) -> Replay {
         Replay {
             stats: self.machine.stats(),
-            adapted: self.adapter.adapted(),
+            adapted: adapted.then(|| self.adapter.adapted()),
             devices,
             counts: self.counts,
             output: self.output,

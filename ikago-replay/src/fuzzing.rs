@@ -1,8 +1,10 @@
 //! The body of the `pcapng_reader` fuzz target, shared with the test that replays its corpus
 
-use crate::capture::read_pcapng;
+use crate::capture::{Capture, read_capture_bytes, read_pcapng};
 use crate::compare::compare;
-use crate::drive::replay;
+use crate::drive::{replay, replay_recorded};
+use crate::recording::{Fed, Recording};
+use crate::scenario;
 use crate::summary::Summary;
 use crate::{Role, seed_bytes};
 use ikago_proto::{
@@ -65,10 +67,24 @@ fn server(method: Method) -> MachineConfig {
     MachineConfig::Server(s)
 }
 
+/// The four machines a fuzz input is replayed through
+fn machines() -> [(Role, MachineConfig); 4] {
+    [
+        (Role::Client, client(Method::Plain)),
+        (Role::Client, client(Method::Aes256Gcm)),
+        (Role::Server, server(Method::Plain)),
+        (Role::Server, server(Method::Aes256Gcm)),
+    ]
+}
+
 /// Parses `data` as pcapng; if it parses, replays it through the captures' client and server
 /// (plain and AES-256-GCM with the 02 scenario's password) whose interfaces it names, then
-/// summarises and compares the output with itself. Must never panic.
+/// summarises and compares the output with itself. A recording (see [`crate::recording`]) has its
+/// scenario parsed and its inputs fed as recorded to the same machines. Must never panic.
 pub fn pcapng_reader(data: &[u8]) {
+    if let Ok(Capture::Recording(rec)) = read_capture_bytes(data) {
+        recording(&rec);
+    }
     let Ok(mut frames) = read_pcapng(data) else {
         return;
     };
@@ -76,12 +92,7 @@ pub fn pcapng_reader(data: &[u8]) {
     if let Some(first) = frames.first().map(|f| f.time) {
         frames.retain(|f| f.time.saturating_sub(first) <= MAX_FUZZ_SPAN);
     }
-    for (role, config) in [
-        (Role::Client, client(Method::Plain)),
-        (Role::Client, client(Method::Aes256Gcm)),
-        (Role::Server, server(Method::Plain)),
-        (Role::Server, server(Method::Aes256Gcm)),
-    ] {
+    for (role, config) in machines() {
         for adapt in [true, false] {
             if let Ok(r) = replay(config.clone(), &frames, None, adapt) {
                 let _ = Summary::new(&r, role, 18081, true).to_string();
@@ -90,6 +101,26 @@ pub fn pcapng_reader(data: &[u8]) {
                     "a replay's output equals itself"
                 );
             }
+        }
+    }
+}
+
+/// The recording half of [`pcapng_reader`]
+fn recording(rec: &Recording) {
+    let _ = rec.describe();
+    let _ = scenario::recorded_role(&rec.scenario)
+        .and_then(|role| scenario::parse_recorded(&rec.scenario, role));
+    let Some(start) = rec.inputs.first().map(Fed::time) else {
+        return;
+    };
+    let within = rec
+        .inputs
+        .iter()
+        .take_while(|i| i.time().saturating_sub(start) <= MAX_FUZZ_SPAN)
+        .count();
+    for (role, config) in machines() {
+        if let Ok(r) = replay_recorded(config, &rec.inputs[..within], start) {
+            let _ = Summary::new(&r, role, 18081, true).to_string();
         }
     }
 }

@@ -255,11 +255,10 @@ impl fmt::Display for Summary<'_> {
                 r.events.len() - shown
             )?;
         }
-        writeln!(f, "drops: {}", st.drops)?;
-        write!(
-            f,
-            "peer frames adapted to our ISNs and ports: {}",
-            r.adapted
-        )
+        write!(f, "drops: {}", st.drops)?;
+        match r.adapted {
+            Some(n) => write!(f, "\npeer frames adapted to our ISNs and ports: {n}"),
+            None => Ok(()),
+        }
     }
 }

@@ -83,6 +83,14 @@ fn bad_input_is_one_line_and_exit_code_2() {
             "unknown listen device \"nope0\"",
         ),
         (client.to_vec(), "no usable network device"),
+        (
+            with(&["--record", "r.pcapng", "--record-max-mb", "0"]),
+            "record-max-mb 0 out of range",
+        ),
+        (
+            vec!["list-devices", "--record", "r.pcapng"],
+            "--record and --record-max-mb record a client or a server",
+        ),
     ];
     std::fs::write(
         dir.join("bad.json"),
@@ -163,5 +171,15 @@ fn bad_input_is_one_line_and_exit_code_2() {
     assert!(list.status.success());
     assert!(
         String::from_utf8_lossy(&list.stdout).contains("lo: 127.0.0.1/8 (up, running, loopback")
+    );
+
+    // a recording that cannot be created: found once the devices are open, before any traffic
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    ns.ip(&["route", "add", "default", "via", "198.18.1.254"])
+        .unwrap();
+    let unwritable = with(&["--record", "no-such-folder/r.pcapng"]);
+    fails(
+        &run(&ns, &dir, &[], &unwritable),
+        "cannot record to no-such-folder/r.pcapng: No such file or directory",
     );
 }
