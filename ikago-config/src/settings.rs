@@ -291,7 +291,8 @@ impl ClientSettings {
     }
 
     /// The core's configuration for these settings over `devices` (roles already set, see
-    /// [`CommonSettings::apply_device_roles`]), seeding its CSPRNG with `rng_seed`
+    /// [`CommonSettings::apply_device_roles`]), seeding its CSPRNG with `rng_seed`; every setting
+    /// it reads must be in [`Self::machine_keys`] too, or recordings would not replay
     pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
         let c = &self.common;
         let mut config = ClientConfig::new(devices, self.sources.clone(), self.server);
@@ -326,7 +327,7 @@ impl ServerSettings {
     }
 
     /// The core's configuration for these settings over `devices` (roles already set), seeding
-    /// its CSPRNG with `rng_seed`
+    /// its CSPRNG with `rng_seed`; every setting it reads must be in [`Self::machine_keys`] too
     pub fn server_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ServerConfig {
         let c = &self.common;
         let mut config = ServerConfig::new(devices, c.port);
