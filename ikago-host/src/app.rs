@@ -1,8 +1,8 @@
 //! The program both runners share, up to and after the run loop
 //!
-//! [`main`] parses the command line, loads the config file, checks privileges, discovers the
-//! devices, builds the machine, opens pcap, catches SIGINT/SIGTERM and installs the `--rule`
-//! firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
+//! [`main`] parses the command line, loads the config file, acquires the capabilities it needs
+//! ([`crate::privilege`]), discovers the devices, builds the machine, opens pcap, catches
+//! SIGINT/SIGTERM and installs the `--rule` firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
 //! that, and next it reserves the tunnel port (the server's, or the client's when fixed) for the
 //! process's lifetime ([`crate::port`]). With `--record` it starts the flight recorder
 //! ([`crate::record`]) with the machine's scenario and the seed it drew. Then it hands a
@@ -166,9 +166,7 @@ fn start(
         settings.name(),
         env!("CARGO_PKG_VERSION")
     );
-    if !privilege::can_capture() {
-        return Err(StartError(privilege::missing_message()));
-    }
+    privilege::acquire(common.rule)?;
     // first, so that a port in use stops the start before anything else is set up
     let monitor = match common.monitor_addr() {
         Some(addr) => Some(Monitor::start(addr)?),

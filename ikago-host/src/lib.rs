@@ -11,7 +11,7 @@
 //! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
 //! - [`record`]: `--record`, the flight recorder the engines feed every input and output;
 //! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
-//! - [`privilege`]: the root or CAP_NET_RAW check;
+//! - [`privilege`]: CAP_NET_RAW and CAP_NET_ADMIN, for root and unprivileged users alike;
 //! - [`app`]: the program around the runner's loop;
 //! - [`netns`] and [`smoke`]: throwaway namespaces and the smoke test both runners run (root).
 

@@ -1,48 +1,193 @@
-//! Whether this process may capture: root, or the CAP_NET_RAW capability
+//! What this process may do without root: CAP_NET_RAW to capture and inject, CAP_NET_ADMIN for
+//! `--rule`, and handing them on to the firewall tools that `--rule` runs
+//!
+//! A process holds the two capabilities as root, through file capabilities (`setcap
+//! cap_net_raw,cap_net_admin+ep` on the binary) or as ambient capabilities (systemd's
+//! `AmbientCapabilities=`). [`acquire`] makes the ones a role needs effective and, for a process
+//! that is not root, ambient too: `iptables`, `nft` and `ethtool` carry no file capabilities, so
+//! without that they would start with none and fail.
 
-/// Bit of CAP_NET_RAW in the capability sets (linux/capability.h)
-const CAP_NET_RAW: u32 = 13;
+use rustix::thread::{
+    CapabilitySet, CapabilitySets, capabilities, configure_capability_in_ambient_set, no_new_privs,
+    set_capabilities,
+};
 
-/// The one-line error for a process that may not capture, naming the binary to `setcap`
-pub fn missing_message() -> String {
+/// The capabilities a role uses: CAP_NET_RAW always, CAP_NET_ADMIN with `--rule`
+pub fn needed(rule: bool) -> CapabilitySet {
+    if rule {
+        CapabilitySet::NET_RAW | CapabilitySet::NET_ADMIN
+    } else {
+        CapabilitySet::NET_RAW
+    }
+}
+
+/// The capabilities this thread holds and whether it runs as root
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// Effective, permitted and inheritable sets
+    pub sets: CapabilitySets,
+    /// Whether the effective user is root
+    pub root: bool,
+}
+
+impl Held {
+    /// The calling thread's capabilities
+    pub fn current() -> Result<Self, String> {
+        let sets = capabilities(None).map_err(|e| format!("cannot read capabilities: {e}"))?;
+        Ok(Self {
+            sets,
+            root: rustix::process::geteuid().is_root(),
+        })
+    }
+
+    /// Which of `needed` this process cannot have: those not in its permitted set
+    pub fn missing(&self, needed: CapabilitySet) -> CapabilitySet {
+        needed - self.sets.permitted
+    }
+
+    /// `root`, or `uid N with CAP_NET_RAW, CAP_NET_ADMIN` (the two network capabilities held)
+    pub fn describe(&self) -> String {
+        if self.root {
+            return "root".to_owned();
+        }
+        let held: Vec<&str> = [CapabilitySet::NET_RAW, CapabilitySet::NET_ADMIN]
+            .into_iter()
+            .filter(|&c| self.sets.permitted.contains(c))
+            .map(name)
+            .collect();
+        let uid = rustix::process::geteuid().as_raw();
+        match held.is_empty() {
+            true => format!("uid {uid} without network capabilities"),
+            false => format!("uid {uid} with {}", held.join(", ")),
+        }
+    }
+}
+
+/// The capability's name as the man pages write it
+fn name(cap: CapabilitySet) -> &'static str {
+    if cap == CapabilitySet::NET_ADMIN {
+        "CAP_NET_ADMIN"
+    } else {
+        "CAP_NET_RAW"
+    }
+}
+
+/// Makes the capabilities of a role (`rule`: with `--rule`) effective, and for a process that is
+/// not root also inheritable and ambient, so that the firewall tools it starts hold them; `Err`
+/// is the one line naming what is missing and how to grant it
+///
+/// Capabilities belong to threads: call it on the main thread before any other starts.
+pub fn acquire(rule: bool) -> Result<(), String> {
+    let held = Held::current()?;
+    let needed = needed(rule);
+    let missing = held.missing(needed);
+    if !missing.is_empty() {
+        return Err(missing_message(missing, no_new_privs().unwrap_or(false)));
+    }
+    let mut sets = held.sets;
+    sets.effective |= needed;
+    let pass_on = rule && !held.root;
+    if pass_on {
+        sets.inheritable |= needed;
+    }
+    if sets != held.sets {
+        set_capabilities(None, sets).map_err(|e| format!("cannot raise capabilities: {e}"))?;
+    }
+    if pass_on {
+        for cap in needed.iter() {
+            configure_capability_in_ambient_set(cap, true).map_err(|e| {
+                format!(
+                    "cannot hand {} on to the firewall tools (ambient set): {e}",
+                    name(cap)
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The one-line error for a process lacking `missing`, naming the binary to `setcap`;
+/// `no_new_privs` adds that file capabilities do not apply under it
+pub fn missing_message(missing: CapabilitySet, no_new_privs: bool) -> String {
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "<binary>".to_owned());
+    let (raw, admin) = (
+        missing.contains(CapabilitySet::NET_RAW),
+        missing.contains(CapabilitySet::NET_ADMIN),
+    );
+    let what = match (raw, admin) {
+        (true, true) => {
+            "capturing needs CAP_NET_RAW and --rule CAP_NET_ADMIN, which this process lacks"
+        }
+        (true, false) => "capturing needs CAP_NET_RAW, which this process lacks",
+        _ => "--rule needs CAP_NET_ADMIN, which this process lacks",
+    };
+    let them = if raw && admin { "them" } else { "it" };
+    let nnp = if no_new_privs {
+        " (file capabilities do not apply to it: it runs with no_new_privs)"
+    } else {
+        ""
+    };
     format!(
-        "capturing needs root or CAP_NET_RAW: run as root or `setcap cap_net_raw,cap_net_admin+ep {exe}`"
+        "{what}{nnp}: run as root, or grant {them} with `sudo setcap cap_net_raw,cap_net_admin+ep \
+         {exe}`, or with AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in a systemd unit"
     )
-}
-
-/// Whether the process has CAP_NET_RAW in its effective set (root normally has every capability)
-pub fn can_capture() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| has_net_raw(&s))
-}
-
-/// Whether the `CapEff` line of a `/proc/PID/status` text holds CAP_NET_RAW
-fn has_net_raw(status: &str) -> bool {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_the_effective_set() {
-        assert!(has_net_raw("Name:\tx\nCapEff:\t000001ffffffffff\n"));
-        assert!(has_net_raw("CapEff:\t0000000000002000\n"));
-        assert!(!has_net_raw("CapEff:\t0000000000001000\n"));
-        assert!(!has_net_raw("CapInh:\t0000000000002000\n"));
-        assert!(!has_net_raw("CapEff:\tzz\n"));
+    fn held(permitted: CapabilitySet, root: bool) -> Held {
+        Held {
+            sets: CapabilitySets {
+                effective: CapabilitySet::empty(),
+                permitted,
+                inheritable: CapabilitySet::empty(),
+            },
+            root,
+        }
     }
 
     #[test]
-    fn message_says_how() {
-        let m = missing_message();
-        assert!(m.starts_with("capturing needs root or CAP_NET_RAW: run as root or `setcap cap_net_raw,cap_net_admin+ep /"));
+    fn missing_is_what_is_not_permitted() {
+        let raw = held(CapabilitySet::NET_RAW, false);
+        assert!(raw.missing(needed(false)).is_empty());
+        assert_eq!(raw.missing(needed(true)), CapabilitySet::NET_ADMIN);
+        let none = held(CapabilitySet::empty(), false);
+        assert_eq!(none.missing(needed(true)), needed(true));
+        assert!(
+            held(CapabilitySet::all(), true)
+                .missing(needed(true))
+                .is_empty()
+        );
+        assert_eq!(held(CapabilitySet::all(), true).describe(), "root");
+        assert!(
+            raw.describe().ends_with(" with CAP_NET_RAW"),
+            "{}",
+            raw.describe()
+        );
+        assert!(none.describe().ends_with(" without network capabilities"));
+    }
+
+    #[test]
+    fn messages_say_which_and_how() {
+        let m = missing_message(CapabilitySet::NET_RAW, false);
+        assert!(
+            m.starts_with("capturing needs CAP_NET_RAW, which this process lacks: run as root, or grant it with `sudo setcap cap_net_raw,cap_net_admin+ep /"),
+            "{m}"
+        );
+        assert!(m.ends_with("AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN in a systemd unit"));
+        let m = missing_message(CapabilitySet::NET_ADMIN, false);
+        assert!(
+            m.starts_with(
+                "--rule needs CAP_NET_ADMIN, which this process lacks: run as root, or grant it"
+            ),
+            "{m}"
+        );
+        let m = missing_message(needed(true), true);
+        assert!(m.starts_with("capturing needs CAP_NET_RAW and --rule CAP_NET_ADMIN, which this process lacks (file capabilities do not apply to it: it runs with no_new_privs): run as root, or grant them"), "{m}");
+        assert!(!m.contains('\n'));
     }
 }

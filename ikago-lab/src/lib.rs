@@ -14,8 +14,9 @@
 //!
 //! Build a [`Lab`] with a [`FirewallPolicy`], start the runners with [`Lab::start_server`] and
 //! [`Lab::start_client`], and measure with [`probe`] (the runners' monitor with [`probe::http`]
-//! and, in headless Chromium, [`browser`]). Lab work needs root: call
-//! [`require_root`] first, which prints `skipped: lab tests need root` elsewhere.
+//! and, in headless Chromium, [`browser`]); [`unprivileged`] runs them as `nobody` with
+//! capabilities. Lab work needs root: call [`require_root`] first, which prints `skipped: lab
+//! tests need root` elsewhere.
 
 pub mod addr;
 pub mod bench;
@@ -32,6 +33,7 @@ mod process;
 pub mod runner;
 mod services;
 mod topology;
+pub mod unprivileged;
 mod watchdog;
 
 pub use error::{LabError, Result};

@@ -20,4 +20,5 @@ common::lab_tests!(ikago_lab::Runner::Sync =>
     shaped_udp_variant,
     lossy_variant,
     monitor_end_to_end,
+    unprivileged_with_capabilities,
 );

@@ -12,6 +12,7 @@ use ikago_lab::browser::{self, Chromium};
 use ikago_lab::probe::udp::{Direction, StreamSpec};
 use ikago_lab::probe::{dns, http, ping, raw, tcp, udp};
 use ikago_lab::runner::CONNECTED;
+use ikago_lab::unprivileged::{Grant, NOBODY, Unprivileged, effective_uid};
 use ikago_lab::{
     Blocking, CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner,
     STOP_TIMEOUT, TunnelOptions, stop,
@@ -944,4 +945,125 @@ fn dashboard(t: &Tunnel) {
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "a real screenshot: {size} bytes");
     println!("dashboard screenshot: {}", png.display());
+}
+
+/// Both ends as `nobody` with CAP_NET_RAW and CAP_NET_ADMIN, `--rule` included: the server's by
+/// ambient capabilities (as systemd's `AmbientCapabilities=` gives them), the client's by file
+/// capabilities on its binary. The tunnel carries UDP echoes, the rules are there while they run
+/// and gone after SIGTERM; without the capabilities each says which one it lacks and exits 2
+/// before touching anything.
+pub(crate) fn unprivileged_with_capabilities(runner: Runner) {
+    // first: it may build the binary, which the lab's watchdog would count
+    let copies = Unprivileged::prepare(runner).expect("copies of the binary");
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let hosts = [Host::Client, Host::Server];
+    let before = hosts.map(|h| lab.firewall_rules(h).expect("rules"));
+    let options = TunnelOptions::default();
+
+    // missing capabilities: one line each, exit 2, no rule touched
+    for (grant, want) in [
+        (
+            Grant::Nothing,
+            "error: capturing needs CAP_NET_RAW and --rule CAP_NET_ADMIN, which this process \
+             lacks: run as root, or grant them with `sudo setcap cap_net_raw,cap_net_admin+ep",
+        ),
+        (
+            Grant::AmbientRawOnly,
+            "error: --rule needs CAP_NET_ADMIN, which this process lacks: run as root, or grant \
+             it with `sudo setcap cap_net_raw,cap_net_admin+ep",
+        ),
+    ] {
+        let mut refused = copies
+            .spawn(
+                lab.ns(Host::Server),
+                "refused",
+                grant,
+                &options.server_args(),
+            )
+            .expect("the server starts");
+        let status = refused.wait_exit(STOP_TIMEOUT).expect("it exits at once");
+        let lines = refused.lines();
+        assert_eq!(status.code(), Some(2), "{grant:?}: {lines:#?}");
+        let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{grant:?}: {lines:#?}");
+        let binary = copies.binary(grant);
+        assert!(
+            errors[0].starts_with(want) && errors[0].contains(&*binary.to_string_lossy()),
+            "{grant:?}: {}",
+            errors[0]
+        );
+        assert_eq!(lab.firewall_rules(Host::Server).expect("rules"), before[1]);
+    }
+
+    // what --rule changes besides the rules: forwarding (a sysctl) and GRO (ethtool, a child)
+    let c = lab.ns(Host::Client);
+    c.sysctl("net.ipv4.ip_forward", "1").expect("forwarding on");
+    c.exec("ethtool", &["-K", "wan0", "gro", "on"])
+        .expect("GRO on");
+    let mut server = copies
+        .spawn(
+            lab.ns(Host::Server),
+            &format!("{}-server-nobody", runner.name()),
+            Grant::Ambient,
+            &options.server_args(),
+        )
+        .expect("the server starts");
+    let mut client = copies
+        .spawn(
+            lab.ns(Host::Client),
+            &format!("{}-client-nobody", runner.name()),
+            Grant::File,
+            &options.client_args(ClientSite::Main),
+        )
+        .expect("the client starts");
+    client
+        .wait_for_line(CONNECTED, 0, CONNECT_TIMEOUT)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: client {:#?}\nserver {:#?}",
+                client.lines(),
+                server.lines()
+            )
+        });
+    for daemon in [&client, &server] {
+        assert_eq!(
+            effective_uid(daemon.pid()).expect("uid"),
+            NOBODY,
+            "the runner itself runs as nobody"
+        );
+    }
+    udp::echo_retry(lab.ns(Host::HostA), echo_addr(), 1300, WAIT, 2)
+        .expect("a UDP echo through the tunnel of two unprivileged runners");
+    assert_eq!(c.read_sysctl("net.ipv4.ip_forward").expect("sysctl"), "0");
+    assert_eq!(gro(c, "wan0"), "off", "the client turned GRO off");
+    let during = hosts.map(|h| lab.firewall_rules(h).expect("rules"));
+    for (host, (during, before)) in hosts.iter().zip(during.iter().zip(&before)) {
+        assert!(
+            during.len() > before.len() && during.iter().any(|r| r.contains("IKAGO-")),
+            "{host:?}: --rule installed its chain: {during:#?}"
+        );
+    }
+    for (name, daemon) in [("client", &mut client), ("server", &mut server)] {
+        let status = stop(daemon).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(status.code(), Some(0), "{name}: {:#?}", daemon.lines());
+    }
+    let after = hosts.map(|h| lab.firewall_rules(h).expect("rules"));
+    assert_eq!(after, before, "no firewall rule is left behind");
+    assert_eq!(
+        c.read_sysctl("net.ipv4.ip_forward").expect("sysctl"),
+        "1",
+        "forwarding is back on"
+    );
+    assert_eq!(gro(c, "wan0"), "on", "GRO is back on");
+}
+
+/// `on` or `off`: the GRO state of `device` in `ns` from `ethtool -k`
+fn gro(ns: &Netns, device: &str) -> String {
+    let features = ns.exec("ethtool", &["-k", device]).expect("ethtool -k");
+    features
+        .lines()
+        .find_map(|l| l.strip_prefix("generic-receive-offload:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no GRO line in {features}"))
+        .to_owned()
 }
