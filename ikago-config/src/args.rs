@@ -185,9 +185,14 @@ pub struct ClientArgs {
     #[arg(short = 'r', long, value_delimiter = ',', value_name = "ADDRS")]
     pub sources: Option<Vec<String>>,
 
-    /// The server's tunnel address (required)
-    #[arg(short = 's', long, value_name = "HOST:PORT")]
-    pub server: Option<String>,
+    /// The server's tunnel address (required); a comma list for failover: the first that
+    /// completes a handshake is used, the next when it goes silent or resets
+    #[arg(short = 's', long, value_delimiter = ',', value_name = "HOST:PORT")]
+    pub server: Option<Vec<String>>,
+
+    /// With several servers: after this many seconds on another, try the first again
+    #[arg(long, value_name = "SECS")]
+    pub failback: Option<u64>,
 
     /// Answer ARP for these addresses on the listen devices (proxy ARP), a comma list
     #[arg(long, value_name = "IPS")]
@@ -201,7 +206,9 @@ pub struct ClientArgs {
 struct ClientKeys {
     #[serde(deserialize_with = "list::de")]
     sources: Option<Vec<String>>,
-    server: Option<String>,
+    #[serde(deserialize_with = "list::de")]
+    server: Option<Vec<String>>,
+    failback: Option<u64>,
     publish: Option<String>,
 }
 
@@ -227,6 +234,7 @@ impl FileLayer for ClientArgs {
             common,
             sources: keys.sources,
             server: keys.server,
+            failback: keys.failback,
             publish: keys.publish,
         })
     }
@@ -299,6 +307,7 @@ impl ClientArgs {
             common: self.common.or(other.common),
             sources: self.sources.or(other.sources),
             server: self.server.or(other.server),
+            failback: self.failback.or(other.failback),
             publish: self.publish.or(other.publish),
         }
     }

@@ -8,6 +8,7 @@ use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Meth
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The original's default tunnel MTU and fragment size (reference §9.1)
 const DEFAULT_MTU: u16 = 1500;
@@ -57,8 +58,12 @@ pub struct ClientSettings {
     pub common: CommonSettings,
     /// LAN sources to tunnel
     pub sources: Vec<Ipv4Net>,
-    /// The server's tunnel address
+    /// The server's tunnel address (the preferred one)
     pub server: SocketAddrV4,
+    /// Servers tried in turn after `server` (failover)
+    pub fallback: Vec<SocketAddrV4>,
+    /// With fallbacks: time on another server before the first is tried again
+    pub failback: Option<Duration>,
     /// Addresses answered by proxy ARP
     pub publish: Vec<Ipv4Addr>,
 }
@@ -251,10 +256,19 @@ impl ClientSettings {
         if sources.is_empty() {
             return Err(Error::NoSources);
         }
-        let server = match a.server.as_deref().map(str::trim) {
-            None | Some("") => return Err(Error::NoServer),
-            Some(s) => server_addr(s)?,
-        };
+        let mut servers = a
+            .server
+            .iter()
+            .flatten()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(server_addr)
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(Error::NoServer);
+        }
+        let server = servers.remove(0);
+        let failback = a.failback.map(Duration::from_secs);
         let publish = a
             .publish
             .iter()
@@ -267,6 +281,8 @@ impl ClientSettings {
             common,
             sources,
             server,
+            fallback: servers,
+            failback,
             publish,
         })
     }
@@ -279,7 +295,14 @@ impl ClientSettings {
         let mut m = self.common.machine_keys();
         let sources: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
         m.insert("sources".into(), sources.into());
-        m.insert("server".into(), self.server.to_string().into());
+        let servers: Vec<String> = std::iter::once(&self.server)
+            .chain(&self.fallback)
+            .map(ToString::to_string)
+            .collect();
+        m.insert("server".into(), servers.join(",").into());
+        if let Some(after) = self.failback {
+            m.insert("failback".into(), after.as_secs().into());
+        }
         if !self.publish.is_empty() {
             let publish: Vec<String> = self.publish.iter().map(ToString::to_string).collect();
             m.insert("publish".into(), publish.join(",").into());
@@ -296,6 +319,8 @@ impl ClientSettings {
     pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
         let c = &self.common;
         let mut config = ClientConfig::new(devices, self.sources.clone(), self.server);
+        config.fallback = self.fallback.clone();
+        config.failback = self.failback;
         config.publish = self.publish.clone();
         config.port = c.port;
         config.method = c.method;

@@ -383,6 +383,33 @@ fn lists_accept_a_string_or_an_array() {
     assert_eq!(a.common.listen_devices.unwrap(), vec!["a", "b"]);
 }
 
+#[test]
+fn several_servers_make_a_failover_list() {
+    let s = ClientSettings::resolve(&client(&[
+        "-r",
+        "198.18.11.2",
+        "-s",
+        "198.18.12.1:18081,198.18.12.9:18082",
+        "--failback",
+        "60",
+    ]))
+    .unwrap();
+    assert_eq!(s.server, "198.18.12.1:18081".parse().unwrap());
+    assert_eq!(s.fallback, ["198.18.12.9:18082".parse().unwrap()]);
+    assert_eq!(s.failback, Some(std::time::Duration::from_secs(60)));
+    let f: ClientArgs = parse_str(
+        r#"{"sources": "198.18.11.2", "server": ["198.18.12.1:18081", "198.18.12.9:18082"]}"#,
+        no_env,
+    )
+    .unwrap();
+    assert_eq!(ClientSettings::resolve(&f).unwrap().fallback, s.fallback);
+    let e = ClientSettings::resolve(&client(&["-r", "198.18.11.2", "-s", "198.18.12.1:1,x"]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"x\""), "{e}");
+    assert!(!e.contains('\n'));
+}
+
 fn device(name: &str, role: DeviceRole) -> DeviceConfig {
     DeviceConfig {
         name: name.into(),

@@ -101,7 +101,10 @@ mod tests {
             panic!("client expected");
         };
         assert_eq!(a.sources.unwrap(), ["198.18.1.2", "198.18.3.0/24"]);
-        assert_eq!(a.server.as_deref(), Some("198.19.0.1:18081"));
+        assert_eq!(
+            a.server.as_deref(),
+            Some(&["198.19.0.1:18081".to_owned()][..])
+        );
         assert_eq!(a.common.port, Some(5000));
         assert!(a.common.verbose);
         assert_eq!(a.common.rule, Some(true));

@@ -158,6 +158,7 @@ fn kind(role: Role, e: &Event) -> (Kind, Level) {
             reason: PeerLostReason::Timeout,
             ..
         } => ("Cannot receive response from server", Level::Error),
+        Event::ServerSwitched { .. } => ("Switch to server", Level::Warn),
         Event::ClientConnected { .. } => ("Connect from client", Level::Info),
         Event::ClientExpired { .. } => ("Disconnect from client", Level::Info),
         Event::SourceJoined { .. } => ("Device joined the network", Level::Info),
@@ -193,6 +194,7 @@ pub fn line(role: Role, e: &Event) -> (Level, String) {
             server,
             reason: PeerLostReason::Timeout,
         } => format!("Cannot receive response from server {server}, is your network down?"),
+        Event::ServerSwitched { from, to } => format!("Switch from server {from} to {to}"),
         Event::ClientConnected { client } => format!("Connect from client {client}"),
         Event::ClientExpired { client } => format!("Disconnect from client {client} (silent)"),
         Event::SourceJoined { ip, mac, device } => {

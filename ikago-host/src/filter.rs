@@ -20,16 +20,22 @@ use std::ops::RangeInclusive;
 /// Matches any IPv4 fragment, first or not (MF flag or a fragment offset)
 const ANY_FRAGMENT: &str = "ip[6:2] & 0x3fff != 0";
 
-/// One filter per device of a client whose FakeTCP address is `local`, in device order
+/// One filter per device of a client whose FakeTCP address is `local`, in device order; the
+/// upstream filter takes every server of the failover list
 pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
-    let server = config.server;
-    let upstream = format!(
-        "src host {} and dst host {} and ((tcp src port {} and tcp dst port {}) or {ANY_FRAGMENT})",
-        server.ip(),
-        local.ip(),
-        server.port(),
-        local.port()
-    );
+    let upstream = std::iter::once(&config.server)
+        .chain(&config.fallback)
+        .map(|server| {
+            format!(
+                "(src host {} and ((tcp src port {} and tcp dst port {}) or {ANY_FRAGMENT}))",
+                server.ip(),
+                server.port(),
+                local.port()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let upstream = format!("dst host {} and ({upstream})", local.ip());
     let sources = config
         .sources
         .iter()
@@ -183,8 +189,22 @@ mod tests {
         );
         assert_eq!(
             f[1],
-            "arp or (ip and src host 198.19.0.1 and dst host 198.18.2.1 and \
-             ((tcp src port 18081 and tcp dst port 50000) or ip[6:2] & 0x3fff != 0))"
+            "arp or (ip and dst host 198.18.2.1 and ((src host 198.19.0.1 and \
+             ((tcp src port 18081 and tcp dst port 50000) or ip[6:2] & 0x3fff != 0))))"
+        );
+    }
+
+    #[test]
+    fn client_filters_take_every_fallback_server() {
+        let mut config = client_config();
+        config.fallback = vec!["198.19.0.2:18082".parse().unwrap()];
+        let f = client(&config, "198.18.2.1:50000".parse().unwrap());
+        assert_eq!(
+            f[1],
+            "arp or (ip and dst host 198.18.2.1 and ((src host 198.19.0.1 and \
+             ((tcp src port 18081 and tcp dst port 50000) or ip[6:2] & 0x3fff != 0)) or \
+             (src host 198.19.0.2 and ((tcp src port 18082 and tcp dst port 50000) or \
+             ip[6:2] & 0x3fff != 0))))"
         );
     }
 

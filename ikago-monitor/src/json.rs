@@ -187,6 +187,8 @@ struct Api<'a> {
     rtt_ms: Option<f64>,
     handshakes: u64,
     reconnects: u64,
+    server: Option<String>,
+    server_switches: u64,
     unopenable: usize,
     traffic: BTreeMap<&'static str, Directions<Count>>,
     peers: Vec<Peer>,
@@ -198,7 +200,8 @@ struct Api<'a> {
 /// The dashboard's view (`GET /api/snapshot`)
 ///
 /// `uptime` (seconds, fractional) is when the snapshot was taken: the dashboard divides counter
-/// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server. `unopenable` counts the
+/// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server, and so is `server` (the
+/// client's server in use; `server_switches` counts its failovers). `unopenable` counts the
 /// peers whose payloads cannot be opened (wrong password or method).
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
@@ -251,6 +254,8 @@ pub fn api(s: &Snapshot) -> String {
         rtt_ms: st.rtt.filter(|_| client).map(ms),
         handshakes: st.handshakes,
         reconnects: st.reconnects,
+        server: st.server.map(|a| a.to_string()),
+        server_switches: st.server_switches,
         unopenable: st.unopenable,
         traffic,
         peers,

@@ -255,6 +255,20 @@ fn client(e: &mut Exposition, s: &Snapshot) {
         "Times the server was lost and a new handshake began",
         s.stats.reconnects,
     );
+    e.single(
+        "ikago_server_switches_total",
+        Kind::Counter,
+        "Times the tunnel moved to another server (failover)",
+        s.stats.server_switches,
+    );
+    if let Some(server) = s.stats.server {
+        e.family(
+            "ikago_active_server",
+            Kind::Gauge,
+            "The server in use (1 for its address)",
+        );
+        e.sample("ikago_active_server", &[("server", &server.to_string())], 1);
+    }
     if let (Some(rtt), Some(at)) = (s.stats.rtt, s.rtt_refreshed) {
         e.single(
             "ikago_rtt_seconds",

@@ -557,7 +557,10 @@ mod tests {
             panic!("client options")
         };
         assert_eq!(a.common.password.as_deref(), Some("pw"));
-        assert_eq!(a.server.as_deref(), Some("198.18.12.1:18081"));
+        assert_eq!(
+            a.server.as_deref(),
+            Some(&["198.18.12.1:18081".to_owned()][..])
+        );
     }
 
     #[test]

@@ -78,14 +78,17 @@ impl Rule {
     }
 }
 
-/// The client's rule: TCP from the server to our FakeTCP address
+/// The client's rules: TCP from each server (of the failover list) to our FakeTCP address
 pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
-    vec![Rule {
-        protocol: Protocol::Tcp,
-        from: Some(config.server),
-        to: *local.ip(),
-        ports: local.port()..=local.port(),
-    }]
+    std::iter::once(&config.server)
+        .chain(&config.fallback)
+        .map(|&server| Rule {
+            protocol: Protocol::Tcp,
+            from: Some(server),
+            to: *local.ip(),
+            ports: local.port()..=local.port(),
+        })
+        .collect()
 }
 
 /// The server's rules: TCP to the listening port on each listen address, TCP and UDP to the NAT
