@@ -33,11 +33,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Buffers in the pool: frames that may wait for the writer
-const POOL: usize = 2048;
+const POOL: usize = 8192;
 /// Entries that may wait for the writer (frames and timer wake-ups)
-const QUEUE: usize = POOL + 1024;
+const QUEUE: usize = POOL + 4096;
 /// Bytes each buffer holds from the start: a full Ethernet frame at any MTU up to 2034
 const BUFFER_BYTES: usize = 2048;
+/// Bytes the writer gathers before a write to the file (fewer system calls under load)
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// What the recorder needs to know about the machine when it starts
 #[derive(Debug, Clone)]
@@ -146,7 +148,7 @@ impl Recorder {
             .open(&settings.path)
             .map_err(err)?;
         Self::with_sink(
-            BufWriter::new(file),
+            BufWriter::with_capacity(WRITE_BUFFER, file),
             &settings.path,
             settings.max_bytes,
             machine,
