@@ -159,7 +159,8 @@ fn bad_input_is_one_line_and_exit_code_2() {
     let out = run(&ns, &dir, &nobody, &client);
     fails(
         &out,
-        "capturing needs root or CAP_NET_RAW: run as root or `setcap cap_net_raw,cap_net_admin+ep",
+        "capturing needs CAP_NET_RAW, which this process lacks: run as root, or grant it with \
+         `sudo setcap cap_net_raw,cap_net_admin+ep",
     );
 
     // no arguments: config.json in the working directory, its role from its keys
