@@ -42,6 +42,16 @@ pub const CLIENT2_LAN: Ipv4Addr = Ipv4Addr::new(198, 18, 25, 1);
 /// Host C: the LAN device behind the second client
 pub const HOST_C: Ipv4Addr = Ipv4Addr::new(198, 18, 25, 2);
 
+/// Firewall's second outside address (out1), facing the second server
+pub const FIREWALL_OUTSIDE2: Ipv4Addr = Ipv4Addr::new(198, 18, 26, 1);
+/// Second server's tunnel address (wan0): the failover target
+pub const SERVER2_WAN: Ipv4Addr = Ipv4Addr::new(198, 18, 26, 2);
+/// Second server's NAT address (dst0)
+pub const SERVER2_DST: Ipv4Addr = Ipv4Addr::new(198, 18, 27, 1);
+/// The destination's leg toward the second server (eth1), that server's gateway; the services
+/// listen on [`DESTINATION`], which this leg reaches too
+pub const DESTINATION2: Ipv4Addr = Ipv4Addr::new(198, 18, 27, 2);
+
 /// The tunnel port the server listens on
 pub const TUNNEL_PORT: u16 = 18081;
 /// DNS on the destination (dnsmasq): every name under [`DNS_DOMAIN`] is [`DESTINATION`]

@@ -1,7 +1,7 @@
 //! The firewall router between the clients and the server: strict conntrack, UDP and ICMP blocked
 //!
 //! Interfaces: `in0` faces the clients (198.18.22.0/24), `out0` faces the server
-//! (198.18.23.0/24). The rules are applied atomically with `iptables-restore`, so a policy can be
+//! (198.18.23.0/24) and `out1` the second server (198.18.26.0/24). The rules are applied atomically with `iptables-restore`, so a policy can be
 //! swapped on a running lab (the benchmark opens the firewall for the direct path).
 
 use crate::{Netns, Result};
@@ -10,6 +10,10 @@ use crate::{Netns, Result};
 pub const INSIDE: &str = "in0";
 /// The firewall's server-side interface
 pub const OUTSIDE: &str = "out0";
+/// The firewall's interface toward the second server
+pub const OUTSIDE2: &str = "out1";
+/// Both server-side interfaces, as iptables matches them
+const ANY_OUTSIDE: &str = "out+";
 
 /// What the firewall does to the clients' UDP and ICMP
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,20 +93,20 @@ impl FirewallPolicy {
             filter.push(format!("-A FORWARD -i {INSIDE} -p udp -j DROP"));
             filter.push(format!("-A FORWARD -i {INSIDE} -p icmp -j DROP"));
         }
-        filter.push(format!("-A FORWARD -i {INSIDE} -o {OUTSIDE} -j ACCEPT"));
+        filter.push(format!("-A FORWARD -i {INSIDE} -o {ANY_OUTSIDE} -j ACCEPT"));
         let back = match self.blocking {
             Blocking::Open => String::new(),
             _ => " -m conntrack --ctstate ESTABLISHED,RELATED".into(),
         };
         filter.push(format!(
-            "-A FORWARD -i {OUTSIDE} -o {INSIDE}{back} -j ACCEPT"
+            "-A FORWARD -i {ANY_OUTSIDE} -o {INSIDE}{back} -j ACCEPT"
         ));
         filter.push("COMMIT".into());
         filter
             .extend(["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]"].map(String::from));
         filter.extend([":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]"].map(String::from));
         if self.masquerade {
-            filter.push(format!("-A POSTROUTING -o {OUTSIDE} -j MASQUERADE"));
+            filter.push(format!("-A POSTROUTING -o {ANY_OUTSIDE} -j MASQUERADE"));
         }
         filter.push("COMMIT".into());
         filter.join("\n") + "\n"
@@ -114,7 +118,7 @@ impl FirewallPolicy {
         // The conntrack sysctls exist once a conntrack rule loaded the module in this namespace
         fw.sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")?;
         fw.sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", "0")?;
-        for dev in [INSIDE, OUTSIDE] {
+        for dev in [INSIDE, OUTSIDE, OUTSIDE2] {
             // Absent when no shaping was set: nothing to delete
             let _ = fw.attempt("tc", &["qdisc", "del", "dev", dev, "root"]);
             if let Blocking::ShapeUdp { kbit } = self.blocking {

@@ -9,7 +9,7 @@
 //!  host A .21.2 ─┐                                                             ┌ destination .24.2
 //!  host B .21.3 ─┤ LAN bridge ── client lan0 .21.1 │ wan0 .22.2 ─┐              │ DNS, echo, iperf3
 //!                                                               ├ WAN bridge ─ firewall .22.1 │ .23.1 ─ server wan0 .23.2 │ dst0 .24.1 ┘
-//!  host C .25.2 ──────────────── client2 lan0 .25.1 │ wan0 .22.3 ─┘
+//!  host C .25.2 ──────────────── client2 lan0 .25.1 │ wan0 .22.3 ─┘                           └ .26.1 ─ server2 wan0 .26.2 │ dst0 .27.1 ─ destination .27.2
 //! ```
 //!
 //! Build a [`Lab`] with a [`FirewallPolicy`], start the runners with [`Lab::start_server`] and
@@ -41,5 +41,5 @@ pub use firewall::{Blocking, FirewallPolicy};
 pub use netns::{Netns, namespaces_with_prefix, sweep_stale};
 pub use privilege::require_root;
 pub use process::{Daemon, STOP_TIMEOUT, stop};
-pub use runner::{ClientSite, Runner, TunnelOptions};
+pub use runner::{ClientSite, Runner, ServerSite, TunnelOptions};
 pub use topology::{CONNECT_TIMEOUT, Host, Lab};

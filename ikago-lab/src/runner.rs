@@ -1,10 +1,13 @@
 //! The live runners under test (`ikago-sync`, `ikago-async`): finding them and their command lines
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::addr::{HOST_A, HOST_B, HOST_C, PUBLISHED_GATEWAY, SERVER_WAN, TUNNEL_PORT};
+use crate::addr::{
+    HOST_A, HOST_B, HOST_C, PUBLISHED_GATEWAY, SERVER_WAN, SERVER2_WAN, TUNNEL_PORT,
+};
 use crate::{Host, LabError, Result};
 
 /// What a client prints once its tunnel is up
@@ -125,6 +128,41 @@ impl ClientSite {
     }
 }
 
+/// Which server machine a server runs on
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerSite {
+    /// The server machine (198.18.23.2)
+    Main,
+    /// The second server machine (198.18.26.2), for failover
+    Second,
+}
+
+impl ServerSite {
+    /// The machine
+    pub fn host(self) -> Host {
+        match self {
+            Self::Main => Host::Server,
+            Self::Second => Host::Server2,
+        }
+    }
+
+    /// Short name, for labels
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Main => "server",
+            Self::Second => "server2",
+        }
+    }
+
+    /// The tunnel address the clients reach it at
+    pub fn addr(self) -> Ipv4Addr {
+        match self {
+            Self::Main => SERVER_WAN,
+            Self::Second => SERVER2_WAN,
+        }
+    }
+}
+
 /// The tunnel's settings, shared by server and client unless a test makes them differ
 #[derive(Clone, Debug)]
 pub struct TunnelOptions {
@@ -134,6 +172,8 @@ pub struct TunnelOptions {
     pub password: Option<String>,
     /// The server's tunnel port
     pub port: u16,
+    /// The servers a client is given (`-s`), the preferred first
+    pub servers: Vec<ServerSite>,
     /// Extra arguments appended to both command lines
     pub extra: Vec<String>,
 }
@@ -144,6 +184,7 @@ impl Default for TunnelOptions {
             method: "plain".into(),
             password: None,
             port: TUNNEL_PORT,
+            servers: vec![ServerSite::Main],
             extra: Vec::new(),
         }
     }
@@ -166,14 +207,19 @@ impl TunnelOptions {
         self.common(args)
     }
 
-    /// `client -r SOURCES -s SERVER:PORT --listen-devices lan0 --upstream-device wan0 ...`
+    /// `client -r SOURCES -s SERVER:PORT[,SERVER:PORT] --listen-devices lan0 --upstream-device wan0 ...`
     pub fn client_args(&self, site: ClientSite) -> Vec<String> {
         let sources = match site {
             ClientSite::Main => format!("{HOST_A},{HOST_B}"),
             ClientSite::Second => HOST_C.to_string(),
         };
         let mut args = vec!["client".to_owned(), "-r".into(), sources];
-        args.extend(["-s".into(), format!("{SERVER_WAN}:{}", self.port)]);
+        let servers = self
+            .servers
+            .iter()
+            .map(|s| format!("{}:{}", s.addr(), self.port))
+            .collect::<Vec<_>>();
+        args.extend(["-s".into(), servers.join(",")]);
         args.extend(["--listen-devices", "lan0", "--upstream-device", "wan0"].map(String::from));
         if site == ClientSite::Main {
             args.extend(["--publish".into(), PUBLISHED_GATEWAY.to_string()]);

@@ -4,10 +4,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::addr::*;
-use crate::firewall::{INSIDE, OUTSIDE};
+use crate::firewall::{INSIDE, OUTSIDE, OUTSIDE2};
 use crate::link::{End, bridge, veth};
 use crate::netns::new_lab_id;
-use crate::runner::{ClientSite, Runner, TunnelOptions};
+use crate::runner::{ClientSite, Runner, ServerSite, TunnelOptions};
 use crate::watchdog::{LAB_DEADLINE, Watchdog};
 use crate::{Daemon, FirewallPolicy, Netns, Result, services, sweep_stale};
 
@@ -30,11 +30,14 @@ pub enum Host {
     Client2,
     /// The LAN device behind the second client (198.18.25.2)
     HostC,
-    /// The firewall router: in0 198.18.22.1, out0 198.18.23.1
+    /// The firewall router: in0 198.18.22.1, out0 198.18.23.1, out1 198.18.26.1
     Firewall,
     /// The server: wan0 198.18.23.2, dst0 198.18.24.1 (NAT address)
     Server,
-    /// The destination: DNS, UDP/TCP echo and iperf3 on 198.18.24.2
+    /// The second server, for failover: wan0 198.18.26.2, dst0 198.18.27.1 (NAT address)
+    Server2,
+    /// The destination: DNS, UDP/TCP echo and iperf3 on 198.18.24.2 (eth0), reached from the
+    /// second server through eth1 198.18.27.2
     Destination,
     /// The LAN switch (a bridge) joining host A, host B and the client
     LanSwitch,
@@ -44,7 +47,7 @@ pub enum Host {
 
 impl Host {
     /// Every host, in creation order
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::LanSwitch,
         Self::WanSwitch,
         Self::HostA,
@@ -54,6 +57,7 @@ impl Host {
         Self::HostC,
         Self::Firewall,
         Self::Server,
+        Self::Server2,
         Self::Destination,
     ];
 
@@ -67,6 +71,7 @@ impl Host {
             Self::HostC => "c",
             Self::Firewall => "fw",
             Self::Server => "server",
+            Self::Server2 => "server2",
             Self::Destination => "dst",
             Self::LanSwitch => "lansw",
             Self::WanSwitch => "wansw",
@@ -147,7 +152,7 @@ impl Lab {
     /// On, the LAN hosts reach the destination without the tunnel (the direct path, through the
     /// firewall); off (the default), only IkaGo moves packets between their legs.
     pub fn set_direct_routing(&self, on: bool) -> Result<()> {
-        for host in [Host::Client, Host::Client2, Host::Server] {
+        for host in [Host::Client, Host::Client2, Host::Server, Host::Server2] {
             self.ns(host)
                 .sysctl("net.ipv4.ip_forward", if on { "1" } else { "0" })?;
         }
@@ -156,12 +161,22 @@ impl Lab {
 
     /// Starts the server of `runner` on the server machine
     pub fn start_server(&self, runner: Runner, tunnel: &TunnelOptions) -> Result<Daemon> {
+        self.start_server_at(runner, ServerSite::Main, tunnel)
+    }
+
+    /// Starts the server of `runner` on the server machine `site`
+    pub fn start_server_at(
+        &self,
+        runner: Runner,
+        site: ServerSite,
+        tunnel: &TunnelOptions,
+    ) -> Result<Daemon> {
         let args = tunnel.server_args();
         let args = args.iter().map(String::as_str).collect::<Vec<_>>();
         let binary = runner.binary()?;
         Daemon::spawn(
-            self.ns(Host::Server),
-            &format!("{}-server", runner.name()),
+            self.ns(site.host()),
+            &format!("{}-{}", runner.name(), site.name()),
             &binary,
             &args,
         )
@@ -225,7 +240,7 @@ impl Lab {
         Ok(rules)
     }
 
-    /// Creates the links: two bridges, four point-to-point veths
+    /// Creates the links: two bridges, six point-to-point veths
     fn wire(&self) -> Result<()> {
         let end = |host, name, addr: Option<std::net::Ipv4Addr>| End {
             ns: self.ns(host),
@@ -270,6 +285,14 @@ impl Lab {
         veth(
             &end(Host::Server, "dst0", Some(SERVER_DST)),
             &end(Host::Destination, "eth0", Some(DESTINATION)),
+        )?;
+        veth(
+            &end(Host::Firewall, OUTSIDE2, Some(FIREWALL_OUTSIDE2)),
+            &end(Host::Server2, "wan0", Some(SERVER2_WAN)),
+        )?;
+        veth(
+            &end(Host::Server2, "dst0", Some(SERVER2_DST)),
+            &end(Host::Destination, "eth1", Some(DESTINATION2)),
         )
     }
 
@@ -287,6 +310,7 @@ impl Lab {
         default_via(Host::Client2, FIREWALL_INSIDE)?;
         // The server's upstream is dst0 with the destination as gateway (the original's model)
         default_via(Host::Server, DESTINATION)?;
+        default_via(Host::Server2, DESTINATION2)?;
         default_via(Host::Destination, SERVER_DST)?;
         // The firewall's way out is the server: used only by the direct path (server forwarding on)
         default_via(Host::Firewall, SERVER_WAN)?;
@@ -307,9 +331,14 @@ impl Lab {
             "via",
             &CLIENT2_WAN.to_string(),
         ])?;
-        let server = self.ns(Host::Server);
-        for net in ["198.18.21.0/24", "198.18.22.0/24", "198.18.25.0/24"] {
-            server.ip(&["route", "add", net, "via", &FIREWALL_OUTSIDE.to_string()])?;
+        for (server, firewall) in [
+            (Host::Server, FIREWALL_OUTSIDE),
+            (Host::Server2, FIREWALL_OUTSIDE2),
+        ] {
+            for net in ["198.18.21.0/24", "198.18.22.0/24", "198.18.25.0/24"] {
+                self.ns(server)
+                    .ip(&["route", "add", net, "via", &firewall.to_string()])?;
+            }
         }
         self.set_direct_routing(false)
     }

@@ -15,7 +15,7 @@ use ikago_lab::runner::CONNECTED;
 use ikago_lab::unprivileged::{Grant, NOBODY, Unprivileged, effective_uid};
 use ikago_lab::{
     Blocking, CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner,
-    STOP_TIMEOUT, TunnelOptions, stop,
+    STOP_TIMEOUT, ServerSite, TunnelOptions, stop,
 };
 use serde_json::Value;
 
@@ -40,6 +40,8 @@ const WAIT: Duration = Duration::from_secs(2);
 const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 /// The wrong-password and restart deadlines
 const RECOVERY: Duration = Duration::from_secs(10);
+/// How soon after the active server is killed the echoes must come back through the other
+const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
 /// How long a client with a wrong password may take, once its LAN host sends, to say so (the
 /// server too)
 const UNOPENABLE_LIMIT: Duration = Duration::from_secs(10);
@@ -418,6 +420,68 @@ pub(crate) fn recovers_after_server_restart(runner: Runner) {
     println!("recovered {:?} after the restart", restarted.elapsed());
 }
 
+/// Two servers, the client given both (`-s A:P,B:P`): the first carries host A's echoes; killed,
+/// the echoes resume through the second within [`FAILOVER_LIMIT`], the client says `Switch from
+/// server A to B` and its `/metrics` names the second as active, with one switch
+pub(crate) fn fails_over_to_the_second_server(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let options = TunnelOptions {
+        servers: vec![ServerSite::Main, ServerSite::Second],
+        extra: vec!["--monitor".into(), MONITOR_PORT.to_string()],
+        ..TunnelOptions::default()
+    };
+    let first = lab
+        .start_server_at(runner, ServerSite::Main, &options)
+        .expect("the first server starts");
+    let _second = lab
+        .start_server_at(runner, ServerSite::Second, &options)
+        .expect("the second server starts");
+    let client = lab
+        .start_client(runner, ClientSite::Main, &options)
+        .expect("client connects");
+    let [a_server, b_server] = [ServerSite::Main, ServerSite::Second]
+        .map(|s| SocketAddrV4::new(s.addr(), TUNNEL_PORT).to_string());
+    assert!(
+        client
+            .lines()
+            .iter()
+            .any(|l| l.contains(CONNECTED) && l.contains(&a_server)),
+        "the first server is preferred: {:#?}",
+        client.lines()
+    );
+    let (c, a) = (lab.ns(Host::Client), lab.ns(Host::HostA));
+    udp::echo_retry(a, echo_addr(), 100, WAIT, 2).expect("echo through the first server");
+    let active = |server: &str| format!("ikago_active_server{{server=\"{server}\"}}");
+    metrics_until(c, "the first server is active", |m| {
+        m.get(&active(&a_server)) == Some(&1.0)
+            && m.get("ikago_server_switches_total") == Some(&0.0)
+    });
+
+    drop(first); // SIGKILL, by its pid's process group
+    let killed = Instant::now();
+    while udp::echo(a, echo_addr(), 100, Duration::from_millis(300)).is_err() {
+        assert!(
+            killed.elapsed() < FAILOVER_LIMIT,
+            "no echo through the second server within {FAILOVER_LIMIT:?}: {:#?}",
+            client.lines()
+        );
+    }
+    println!(
+        "echoes resumed {:?} after the first server was killed",
+        killed.elapsed()
+    );
+    let switch = format!("Switch from server {a_server} to {b_server}");
+    client
+        .wait_for_line(&switch, 0, WAIT)
+        .expect("the client logs the switch");
+    metrics_until(c, "the second server is active", |m| {
+        m.get(&active(&b_server)) == Some(&1.0)
+            && !m.contains_key(&active(&a_server))
+            && m.get("ikago_server_switches_total") == Some(&1.0)
+    });
+    udp::echo_retry(a, echo_addr(), 1300, WAIT, 2).expect("echo through the second server");
+}
+
 /// A second server on the tunnel port of a running one: one `error:` line naming the port and
 /// the first server, exit code 2 before any rule, and the first one keeps serving
 pub(crate) fn second_server_on_the_port_exits_2(runner: Runner) {
@@ -599,6 +663,23 @@ fn samples(text: &str) -> BTreeMap<String, f64> {
             (key.to_owned(), value)
         })
         .collect()
+}
+
+/// Polls `/metrics` of the runner in `ns` until `check` holds of its samples, at most
+/// [`SNAPSHOT_WAIT`]
+fn metrics_until(ns: &Netns, what: &str, check: impl Fn(&BTreeMap<String, f64>) -> bool) {
+    let deadline = Instant::now() + SNAPSHOT_WAIT;
+    loop {
+        let m = samples(&fetch(ns, "/metrics").body);
+        if check(&m) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {SNAPSHOT_WAIT:?}: {m:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The `count` of `node` in `monitor.<side>.<dir>` of the original's JSON, 0 when absent
