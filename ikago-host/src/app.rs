@@ -82,7 +82,7 @@ struct Started {
 
 /// A mistake found before the run: one line, exit code 2
 #[derive(Debug)]
-struct StartError(String);
+pub(crate) struct StartError(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for StartError {
     fn from(e: E) -> Self {
@@ -106,6 +106,10 @@ pub fn main(
             return usage_error("--record and --record-max-mb record a client or a server");
         }
         Command::ListDevices => return list_devices(),
+        Command::Check(_) if cli.record != RecordArgs::default() => {
+            return usage_error("--record and --record-max-mb record a client or a server");
+        }
+        Command::Check(check) => return crate::check::run(runner, check.role),
         Command::Role(role) => role,
     };
     let Started {
@@ -181,14 +185,7 @@ fn start(
         Some((what, p)) => port::reserve(what, p)?,
         None => None,
     };
-    let found = discover::candidates(
-        &discover::list().map_err(|e| format!("cannot list devices: {e}"))?,
-        &Routes::read(),
-        &Neighbors::read(),
-        settings.reach(),
-    );
-    let devices = common.apply_device_roles(found)?;
-    discover::check_upstream(&devices, settings.reach())?;
+    let devices = devices(&settings)?;
     let built = settings.build(devices.clone())?;
     describe(common, &devices);
     let mut open = Vec::with_capacity(devices.len());
@@ -291,8 +288,22 @@ fn start_recorder(
     )?)
 }
 
+/// The devices of `settings`: those discovered, with the roles the options give them, the
+/// upstream one checked to reach the peer
+pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartError> {
+    let found = discover::candidates(
+        &discover::list().map_err(|e| format!("cannot list devices: {e}"))?,
+        &Routes::read(),
+        &Neighbors::read(),
+        settings.reach(),
+    );
+    let devices = settings.common().apply_device_roles(found)?;
+    discover::check_upstream(&devices, settings.reach())?;
+    Ok(devices)
+}
+
 /// The validated settings of the role the command line chose
-enum Settings {
+pub(crate) enum Settings {
     /// `client`
     Client(ClientSettings),
     /// `server`
@@ -300,12 +311,12 @@ enum Settings {
 }
 
 /// A machine with what goes around it
-struct Built {
-    machine: Machine,
+pub(crate) struct Built {
+    pub(crate) machine: Machine,
     /// One BPF filter per device, in device order
-    filters: Vec<String>,
+    pub(crate) filters: Vec<String>,
     /// What `--rule` changes
-    plan: Plan,
+    pub(crate) plan: Plan,
     /// How often the client probes the server, which the monitor's `ping` follows
     probe_interval: Duration,
     /// The seed of the machine's CSPRNG, drawn from the OS
@@ -317,21 +328,21 @@ struct Built {
 
 impl Settings {
     /// Merges the config file under the options and validates them
-    fn load(role: RoleCommand) -> Result<Self, StartError> {
+    pub(crate) fn load(role: RoleCommand) -> Result<Self, StartError> {
         Ok(match role {
             RoleCommand::Client(args) => Self::Client(ClientSettings::resolve(&args.load()?)?),
             RoleCommand::Server(args) => Self::Server(ServerSettings::resolve(&args.load()?)?),
         })
     }
 
-    fn common(&self) -> &CommonSettings {
+    pub(crate) fn common(&self) -> &CommonSettings {
         match self {
             Self::Client(c) => &c.common,
             Self::Server(s) => &s.common,
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Client(_) => "client",
             Self::Server(_) => "server",
@@ -340,7 +351,7 @@ impl Settings {
 
     /// The tunnel port this process must own, with its name for messages: the server's, or the
     /// client's local port when one is given
-    fn fixed_port(&self) -> Option<(&'static str, u16)> {
+    pub(crate) fn fixed_port(&self) -> Option<(&'static str, u16)> {
         match self {
             Self::Client(c) => (c.common.port != 0).then_some(("local port", c.common.port)),
             Self::Server(s) => Some(("tunnel port", s.common.port)),
@@ -348,7 +359,7 @@ impl Settings {
     }
 
     /// What the upstream device must reach: the server, or for a server the default route
-    fn reach(&self) -> Reach {
+    pub(crate) fn reach(&self) -> Reach {
         Reach {
             peer: match self {
                 Self::Client(c) => Some(*c.server.ip()),
@@ -359,7 +370,7 @@ impl Settings {
     }
 
     /// The machine over `devices`, seeded from the OS, with its filters and firewall plan
-    fn build(&self, devices: Vec<DeviceConfig>) -> Result<Built, StartError> {
+    pub(crate) fn build(&self, devices: Vec<DeviceConfig>) -> Result<Built, StartError> {
         let (seed, now, wall) = (os_seed()?, Instant::now(), SystemTime::now());
         Ok(match self {
             Self::Client(c) => {
@@ -451,7 +462,7 @@ fn describe_monitor(addr: SocketAddr) {
 }
 
 /// 32 bytes from the OS for the machine's CSPRNG
-fn os_seed() -> Result<[u8; 32], StartError> {
+pub(crate) fn os_seed() -> Result<[u8; 32], StartError> {
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut seed))

@@ -1,4 +1,6 @@
-//! The command line every runner shares: `client`, `server` and `list-devices`
+//! The command line every runner shares: `client`, `server`, `check` and `list-devices`
+//!
+//! `check client ...` and `check server ...` take exactly the options of `client` and `server`.
 //!
 //! The role options come from `ikago-config` (the original's options with two dashes, `-r -s -p
 //! -c -v` short). Run with no arguments at all, the binary reads `config.json` from the working
@@ -33,6 +35,18 @@ pub enum Command {
     Role(Box<RoleCommand>),
     /// Print every network device: name, MAC, IPv4 addresses and flags
     ListDevices,
+    /// Say, without changing anything, what will and will not work for `client` or `server`
+    /// with these options, one line each; exit code 0 when all is well, 1 when something will
+    /// fail
+    Check(Box<CheckArgs>),
+}
+
+/// `check client OPTIONS` or `check server OPTIONS`: the role to check, with its options
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The role and its options, as they would be given to run it
+    #[command(subcommand)]
+    pub role: RoleCommand,
 }
 
 impl Cli {
@@ -129,6 +143,20 @@ mod tests {
             parse("ikago list-devices").command,
             Command::ListDevices
         ));
+        let Command::Check(check) =
+            parse("ikago check client -r 198.18.1.2 -s 198.19.0.1:18081 --rule").command
+        else {
+            panic!("check expected");
+        };
+        let RoleCommand::Client(a) = check.role else {
+            panic!("a client to check");
+        };
+        assert_eq!(a.common.rule, Some(true));
+        assert!(matches!(
+            parse("ikago check server -p 18081").command,
+            Command::Check(c) if matches!(c.role, RoleCommand::Server(_))
+        ));
+        assert!(Cli::try_parse_from(["ikago", "check"]).is_err());
         assert!(Cli::try_parse_from(["ikago", "client", "--bogus"]).is_err());
     }
 

@@ -1,6 +1,7 @@
 //! What the live runners `ikago-sync` and `ikago-async` share
 //!
-//! - [`cli`]: the `client`, `server` and `list-devices` subcommands over `ikago-config`;
+//! - [`cli`]: the `client`, `server`, `check` and `list-devices` subcommands over `ikago-config`;
+//! - [`check`]: `check client|server ...`, what will and will not work, changing nothing;
 //! - [`discover`]: interfaces, routes and neighbours into the core's device list;
 //! - [`filter`]: per-device BPF filters that admit only what the machine wants;
 //! - [`capture`]: pcap capture and inject handles;
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod discover;
 pub mod events;

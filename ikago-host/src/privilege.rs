@@ -72,29 +72,34 @@ fn name(cap: CapabilitySet) -> &'static str {
     }
 }
 
-/// Makes the capabilities of a role (`rule`: with `--rule`) effective, and for a process that is
-/// not root also inheritable and ambient, so that the firewall tools it starts hold them; `Err`
-/// is the one line naming what is missing and how to grant it
+/// Makes the capabilities of a role (`rule`: with `--rule`) effective, and with `--rule` hands
+/// them on to the firewall tools it starts ([`raise`]); `Err` is the one line naming what is
+/// missing and how to grant it
 ///
 /// Capabilities belong to threads: call it on the main thread before any other starts.
 pub fn acquire(rule: bool) -> Result<(), String> {
     let held = Held::current()?;
-    let needed = needed(rule);
-    let missing = held.missing(needed);
+    let missing = held.missing(needed(rule));
     if !missing.is_empty() {
         return Err(missing_message(missing, no_new_privs().unwrap_or(false)));
     }
+    raise(&held, needed(rule), rule)
+}
+
+/// Makes `caps`, which `held` must permit, effective; with `pass_on`, for a process that is not
+/// root, also inheritable and ambient, so that the programs it starts hold them too
+pub fn raise(held: &Held, caps: CapabilitySet, pass_on: bool) -> Result<(), String> {
     let mut sets = held.sets;
-    sets.effective |= needed;
-    let pass_on = rule && !held.root;
+    sets.effective |= caps;
+    let pass_on = pass_on && !held.root;
     if pass_on {
-        sets.inheritable |= needed;
+        sets.inheritable |= caps;
     }
     if sets != held.sets {
         set_capabilities(None, sets).map_err(|e| format!("cannot raise capabilities: {e}"))?;
     }
     if pass_on {
-        for cap in needed.iter() {
+        for cap in caps.iter() {
             configure_capability_in_ambient_set(cap, true).map_err(|e| {
                 format!(
                     "cannot hand {} on to the firewall tools (ambient set): {e}",

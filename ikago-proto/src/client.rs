@@ -30,7 +30,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
-const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
+pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// Remote addresses counted at once; the least recently active is forgotten beyond this
 const MAX_REMOTES: usize = 1024;
 /// Reassembly scope of inner fragments that arrive through the tunnel (devices use 0-255)

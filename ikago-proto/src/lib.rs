@@ -77,7 +77,7 @@ mod timer;
 mod txq;
 pub mod wire;
 
-pub use client::Client;
+pub use client::{Client, DYNAMIC_PORTS};
 pub use config::{
     ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ipv4Net, LinkType, MIN_MTU, NatConfig,
     ReassemblyLimits, ServerConfig, TcpTuning,

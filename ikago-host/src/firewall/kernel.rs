@@ -7,7 +7,7 @@ use std::path::Path;
 /// The IPv4 forwarding switch
 pub(crate) const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 /// The range the kernel draws ephemeral ports from
-const LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+pub(crate) const LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
 /// Reads a sysctl file, trimmed
 pub(crate) fn read_sysctl(path: &str) -> std::io::Result<String> {
@@ -38,7 +38,26 @@ pub(crate) fn overlap(a: &RangeInclusive<u16>, b: &RangeInclusive<u16>) -> bool 
 /// GRO state of a device from `ethtool -k`: `Some(true)` when on and changeable
 pub(crate) fn gro_changeable_on(device: &str) -> Result<bool, ExecError> {
     let out = run("ethtool", &["-k", device], None)?;
-    Ok(parse_gro(&out) == Some(true))
+    Ok(feature(&out, GRO).is_some_and(|f| f.on && !f.fixed))
+}
+
+/// `ethtool -k`'s name of generic receive offload
+pub(crate) const GRO: &str = "generic-receive-offload";
+/// `ethtool -k`'s name of large receive offload
+pub(crate) const LRO: &str = "large-receive-offload";
+
+/// One offload feature of a device
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Feature {
+    /// Whether it is on
+    pub(crate) on: bool,
+    /// Whether the driver does not let it change (`[fixed]`)
+    pub(crate) fixed: bool,
+}
+
+/// The output of `ethtool -k DEVICE`
+pub(crate) fn features(device: &str) -> Result<String, ExecError> {
+    run("ethtool", &["-k", device], None)
 }
 
 /// Turns GRO of `device` on or off
@@ -51,13 +70,16 @@ pub(crate) fn set_gro(device: &str, on: bool) -> Result<(), ExecError> {
     .map(drop)
 }
 
-/// `Some(true)` if `generic-receive-offload` is on and not fixed, `Some(false)` otherwise
-fn parse_gro(ethtool_k: &str) -> Option<bool> {
+/// Feature `name` in the text of `ethtool -k` (`name: on [fixed]`), `None` when not listed
+pub(crate) fn feature(ethtool_k: &str, name: &str) -> Option<Feature> {
     let v = ethtool_k
         .lines()
-        .find_map(|l| l.trim().strip_prefix("generic-receive-offload:"))?
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))?
         .trim();
-    Some(v == "on")
+    Some(Feature {
+        on: v.starts_with("on"),
+        fixed: v.ends_with("[fixed]"),
+    })
 }
 
 #[cfg(test)]
@@ -70,13 +92,19 @@ mod tests {
         assert_eq!(parse_port_range("x"), None);
         assert!(overlap(&(32768..=60999), &(49152..=65535)));
         assert!(!overlap(&(32768..=49151), &(49152..=65535)));
-        let k = "Features for veth0:\nrx-checksumming: on\ngeneric-receive-offload: on\n";
-        assert_eq!(parse_gro(k), Some(true));
+        let k = "Features for veth0:\nrx-checksumming: on\ngeneric-receive-offload: on\n\
+                 large-receive-offload: off [fixed]\n";
+        let f = |on, fixed| Some(Feature { on, fixed });
+        assert_eq!(feature(k, GRO), f(true, false));
+        assert_eq!(feature(k, LRO), f(false, true));
         assert_eq!(
-            parse_gro("generic-receive-offload: on [fixed]"),
-            Some(false)
+            feature("generic-receive-offload: on [fixed]", GRO),
+            f(true, true)
         );
-        assert_eq!(parse_gro("generic-receive-offload: off"), Some(false));
-        assert_eq!(parse_gro("nothing"), None);
+        assert_eq!(
+            feature("generic-receive-offload: off", GRO),
+            f(false, false)
+        );
+        assert_eq!(feature("nothing", GRO), None);
     }
 }

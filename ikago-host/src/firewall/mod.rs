@@ -7,8 +7,8 @@
 //! the host's other rules.
 
 mod backend;
-mod exec;
-mod kernel;
+pub(crate) mod exec;
+pub(crate) mod kernel;
 pub mod rules;
 
 pub use backend::Backend;
