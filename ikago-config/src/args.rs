@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::file::{FileLayer, load_file};
 use crate::list;
+use crate::log_format::LogFormat;
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ pub struct CommonArgs {
     /// Write the log to this file as well
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+
+    /// Log line layout: text, or json for log collectors (one object per line with time, level,
+    /// message and the event's fields) [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     /// Largest FakeTCP frame in IPv4 bytes, 576-65535; bigger frames leave as IPv4 fragments
     /// [default: 1500]
@@ -203,7 +209,7 @@ pub struct ClientArgs {
 /// positions stay exact (`#[serde(flatten)]` would report the end of the object)
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct ClientKeys {
+pub(crate) struct ClientKeys {
     #[serde(deserialize_with = "list::de")]
     sources: Option<Vec<String>>,
     #[serde(deserialize_with = "list::de")]
@@ -291,6 +297,7 @@ impl CommonArgs {
             monitor_address: self.monitor_address.or(other.monitor_address),
             verbose: self.verbose || other.verbose,
             log: self.log.or(other.log),
+            log_format: self.log_format.or(other.log_format),
             mtu: self.mtu.or(other.mtu),
             kcp: self.kcp.or(other.kcp),
             kcp_tuning: self.kcp_tuning.or(other.kcp_tuning),

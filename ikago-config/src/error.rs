@@ -48,7 +48,9 @@ pub enum Error {
     )]
     UnknownMethod(String),
     /// A method other than plain without a password
-    #[error("method {0} needs a password (--password)")]
+    #[error(
+        "method {0} needs a password (--password, IKAGO_PASSWORD or the config file's \"password\")"
+    )]
     MissingPassword(Method),
     /// An option that must be an IPv4 address is not one
     #[error("invalid {option} address {value:?} (expected an IPv4 address like 198.18.0.1)")]

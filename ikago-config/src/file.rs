@@ -1,11 +1,13 @@
 //! Config files: `#` comment lines, `$VAR` expansion, then JSON (reference §9.1)
 
 use crate::error::Error;
+use crate::keys;
 use std::path::Path;
 
 /// Options that a config file can hold: parsed from the preprocessed JSON text
 pub trait FileLayer: Sized {
-    /// Parses JSON text (comments already blanked, variables expanded); unknown keys are ignored
+    /// Parses JSON text (comments already blanked, variables expanded), taking the keys of these
+    /// options and passing over the others
     fn from_json(text: &str) -> Result<Self, serde_json::Error>;
 }
 
@@ -21,12 +23,15 @@ pub fn load_file<T: FileLayer>(path: &Path) -> Result<T, Error> {
     })
 }
 
-/// Parses config text after [`preprocess`], looking variables up with `env`
+/// Parses config text after [`preprocess`], looking variables up with `env`; a key that no
+/// option of either role has is an error (see [`keys`](crate::keys)), with its line and column
 pub fn parse_str<T: FileLayer>(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<T, serde_json::Error> {
-    T::from_json(&preprocess(text, env))
+    let text = preprocess(text, env);
+    keys::check(&text)?;
+    T::from_json(&text)
 }
 
 /// Blanks the lines whose first non-blank character is `#` (keeping line numbers for error

@@ -4,11 +4,13 @@
 //! dashes (`--listen-devices`, `--kcp-sndwnd`, ...) while `-r -s -p -c -v` stay short. A JSON
 //! config file given with `-c` uses the original's keys unchanged (`listen-devices`,
 //! `kcp-tuning` {`mtu`, `sndwnd`, ...}); `#` comment lines are dropped, `$VAR` and `${VAR}` are
-//! expanded, and unknown keys are ignored. Some options are ours alone: `--monitor-address` (key
+//! expanded, and a key that no option has is an error naming it (the original ignored it, so a
+//! typo went unnoticed). Some options are ours alone: `--monitor-address` (key
 //! `monitor-address`), where the monitor of `--monitor PORT` listens; [`DEFAULT_MONITOR_ADDRESS`]
-//! (127.0.0.1) unless given, where the original listened on every interface; and the flight
-//! recorder's `--record FILE` and `--record-max-mb N` ([`RecordArgs`], keys `record` and
-//! `record-max-mb`), which the live runners take beside the role's options.
+//! (127.0.0.1) unless given, where the original listened on every interface; `--log-format`
+//! ([`LogFormat`], key `log-format`); and the flight recorder's `--record FILE` and
+//! `--record-max-mb N` ([`RecordArgs`], keys `record` and `record-max-mb`), which the live
+//! runners take beside the role's options.
 //!
 //! The flow is: parse [`ClientArgs`] or [`ServerArgs`] with clap, [`ClientArgs::load`] the config
 //! file (command-line values win over the file, the file over the defaults),
@@ -23,7 +25,9 @@ mod args;
 mod error;
 mod file;
 mod kcp;
+mod keys;
 mod list;
+mod log_format;
 mod record;
 mod settings;
 
@@ -31,5 +35,6 @@ pub use args::{ClientArgs, CommonArgs, KcpArgs, RoleCommand, ServerArgs};
 pub use error::Error;
 pub use file::{FileLayer, load_file, parse_str, preprocess};
 pub use kcp::tuning_from_args;
+pub use log_format::LogFormat;
 pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
 pub use settings::{ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, ServerSettings};

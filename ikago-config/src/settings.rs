@@ -3,6 +3,7 @@
 use crate::args::{ClientArgs, CommonArgs, ServerArgs};
 use crate::error::Error;
 use crate::kcp::{tuning_from_args, tuning_keys};
+use crate::log_format::LogFormat;
 use ikago_proto::KcpTuning;
 use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, ServerConfig};
 use serde_json::{Map, Value};
@@ -39,6 +40,8 @@ pub struct CommonSettings {
     pub verbose: bool,
     /// Log file, if any
     pub log: Option<PathBuf>,
+    /// Layout of the log lines
+    pub log_format: LogFormat,
     /// Largest FakeTCP frame (IPv4 bytes)
     pub mtu: u16,
     /// Largest IPv4 packet toward the local side
@@ -160,6 +163,7 @@ impl CommonSettings {
             monitor_address,
             verbose: a.verbose,
             log: a.log.clone().filter(|p| !p.as_os_str().is_empty()),
+            log_format: a.log_format.unwrap_or_default(),
             mtu,
             fragment,
             kcp,

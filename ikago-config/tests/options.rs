@@ -2,8 +2,8 @@
 
 use clap::{CommandFactory, Parser};
 use ikago_config::{
-    ClientArgs, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RoleCommand, ServerArgs,
-    ServerSettings, parse_str,
+    ClientArgs, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, LogFormat, RoleCommand,
+    ServerArgs, ServerSettings, parse_str,
 };
 use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -188,7 +188,7 @@ fn errors_are_one_clear_line() {
                 "--method",
                 "aes-128-gcm",
             ],
-            "method aes-128-gcm needs a password (--password)",
+            "method aes-128-gcm needs a password (--password, IKAGO_PASSWORD or the config file's \"password\")",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mode", "tcp"],
@@ -278,8 +278,7 @@ const FILE: &str = r#"
   "publish": "10.6.0.1",
   "sources": ["10.6.0.2", "10.6.0.3"],
   "server": "$SERVER",
-  "destination": "unused",
-  "some-future-key": {"x": 1}
+  "destination": "unused"
 }
 "#;
 
@@ -363,6 +362,15 @@ fn load_reads_the_file_named_by_c() {
     );
     assert!(!e.contains('\n'));
 
+    std::fs::write(&path, "{\n  \"port\": 18081,\n  \"pasword\": \"x\"\n}\n").unwrap();
+    let e = server(&["-c", p]).load().unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "bad config file {p}: unknown key \"pasword\" (did you mean \"password\"?) at line 3 column 11"
+        )
+    );
+
     let missing = dir.join("missing.json");
     let e = server(&["-c", missing.to_str().unwrap()])
         .load()
@@ -370,6 +378,28 @@ fn load_reads_the_file_named_by_c() {
         .to_string();
     assert!(e.starts_with("cannot read config file"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn log_format_from_the_command_line_or_the_file() {
+    let format = |a: &ServerArgs| CommonSettings::resolve(&a.common).unwrap().log_format;
+    assert_eq!(format(&server(&[])), LogFormat::Text);
+    assert_eq!(format(&server(&["--log-format", "json"])), LogFormat::Json);
+    let file: ServerArgs = parse_str(r#"{"log-format": "json"}"#, no_env).unwrap();
+    assert_eq!(format(&file), LogFormat::Json);
+    assert_eq!(
+        format(&server(&["--log-format", "text"]).or(file)),
+        LogFormat::Text
+    );
+    let e = parse_str::<ServerArgs>(r#"{"log-format": "xml"}"#, no_env).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown variant `xml`, expected `text` or `json` at line 1 column 20"
+    );
+    assert!(
+        Cli::try_parse_from(["ikago", "server", "--log-format", "xml"]).is_err(),
+        "clap refuses other formats"
+    );
 }
 
 #[test]

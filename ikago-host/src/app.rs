@@ -9,7 +9,8 @@
 //! [`Session`] to the runner's loop and, when that returns, removes the rules and logs the
 //! counters. A mistake before the loop (a monitor or tunnel port in use, a recording that cannot
 //! be created among them) is one `error: ...` line on stderr and exit code 2; a graceful shutdown
-//! exits 0.
+//! exits 0. Started by systemd, it tells the service manager when it is ready and when it stops
+//! ([`notify`]).
 
 use crate::capture::{self, DeviceIo, ReadMode};
 use crate::cli::{Cli, Command};
@@ -19,7 +20,7 @@ use crate::machine::{self, summary};
 use crate::monitor::Feed;
 use crate::port::{self, Reservation};
 use crate::shutdown::{self, Shutdown};
-use crate::{events, filter, logging, privilege, record};
+use crate::{events, filter, logging, notify, privilege, record};
 use ikago_config::{
     ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
     RoleCommand, ServerSettings, load_file,
@@ -78,6 +79,8 @@ struct Started {
     firewall: Option<Firewall>,
     /// Held until the process exits
     _port: Option<Reservation>,
+    /// What the service manager hears about
+    service: notify::Role,
 }
 
 /// A mistake found before the run: one line, exit code 2
@@ -116,11 +119,16 @@ pub fn main(
         session,
         firewall,
         _port,
+        service,
     } = match start(runner, *role, cli.record, mode) {
         Ok(started) => started,
         Err(StartError(e)) => return usage_error(&e),
     };
+    if let Err(e) = notify::started(service) {
+        log::warn!("Cannot notify the service manager: {e}");
+    }
     let outcome = run(session);
+    notify::stopping();
     events::flush();
     let removed = firewall.is_none_or(Firewall::remove);
     log::info!("{}", summary(&outcome.stats));
@@ -135,7 +143,7 @@ pub fn main(
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("error: {message}");
+    logging::error(&format!("error: {message}"));
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -163,7 +171,7 @@ fn start(
     let record = record_settings(&role, record)?;
     let settings = Settings::load(role)?;
     let common = settings.common();
-    logging::init(common.verbose, common.log.as_deref())
+    logging::init(common.verbose, common.log.as_deref(), common.log_format)
         .map_err(|e| format!("cannot open log file: {e}"))?;
     log::info!(
         "IkaGo-rs {} {} ({runner})",
@@ -235,6 +243,7 @@ fn start(
         session,
         firewall,
         _port: reservation,
+        service: settings.service(),
     })
 }
 
@@ -355,6 +364,16 @@ impl Settings {
         match self {
             Self::Client(c) => (c.common.port != 0).then_some(("local port", c.common.port)),
             Self::Server(s) => Some(("tunnel port", s.common.port)),
+        }
+    }
+
+    /// What the service manager is told about ([`notify`])
+    fn service(&self) -> notify::Role {
+        match self {
+            Self::Client(c) => notify::Role::Client { server: c.server },
+            Self::Server(s) => notify::Role::Server {
+                port: s.common.port,
+            },
         }
     }
 

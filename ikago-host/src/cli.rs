@@ -15,9 +15,42 @@ use std::path::{Path, PathBuf};
 /// The config file read when the program gets no arguments
 const DEFAULT_CONFIG: &str = "config.json";
 
+/// The long help, which is also the man page's description
+const LONG_ABOUT: &str = "\
+IkaGo-rs carries the TCP, UDP and ICMP traffic of LAN devices through networks that block or
+throttle UDP, and through NAT firewalls, by wrapping every packet in a fake TCP connection. The
+client runs on a LAN machine that the devices use as their gateway; the server runs on a public
+host, opens the packets and NATs them to the Internet (full cone). ikago-async and ikago-sync are
+the same program, on async tasks or on blocking threads.
+
+CONFIG FILE. -c FILE reads a JSON file whose keys are the long options (\"sources\", \"server\",
+\"method\", \"password\", \"kcp-tuning\": {\"sndwnd\": ...}), with # comment lines and $VAR or
+${VAR} expanded from the environment; options on the command line override it, and a key that no
+option has is an error. With no arguments at all, config.json in the working directory is read.
+
+PRIVILEGES. Capturing and injecting need root or CAP_NET_RAW, --rule also CAP_NET_ADMIN.
+
+LOG. Info on stdout, warnings and errors on stderr, verbose lines with -v; --log FILE appends every
+line to FILE with a timestamp; --log-format json writes one JSON object per line (time, level,
+message, and the event's fields). Under systemd, when stderr is the journal, every line goes to
+stderr with its syslog priority and no timestamp of its own.
+
+SYSTEMD. The Debian package's units run `ikago-async server -c /etc/ikago/server.json`
+(ikago-server.service) and `ikago-async client -c /etc/ikago/NAME.json` (ikago-client@NAME.service)
+as the user ikago with CAP_NET_RAW and CAP_NET_ADMIN. Started with NOTIFY_SOCKET set, the program
+tells the service manager it is ready (the server once it captures, the client once its handshake
+with the server has completed), how the tunnel is doing (STATUS=) and when it stops.
+
+ENVIRONMENT. IKAGO_PASSWORD: the password, unless --password or the config file gives one.
+NOTIFY_SOCKET, JOURNAL_STREAM: set by systemd, see above.
+
+EXIT CODES. 0: stopped by SIGINT or SIGTERM, the rules removed; 1: a failure while running (a
+device went away, a rule that could not be removed); 2: a mistake found before the run (options,
+config file, devices, privileges, a port in use), said in one line.";
+
 /// IkaGo-rs: carry LAN devices' TCP, UDP and ICMP through fake TCP to a server
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// What to do
     #[command(subcommand)]
@@ -49,6 +82,12 @@ pub struct CheckArgs {
     pub role: RoleCommand,
 }
 
+/// The command line of the binary `name` (`ikago-sync` or `ikago-async`): what it parses, and
+/// what its man pages and shell completions are generated from (`ikago-dist`)
+pub fn command(name: &'static str) -> clap::Command {
+    Cli::command().name(name).bin_name(name)
+}
+
 impl Cli {
     /// Parses `args` (the program name first) for the binary `name`; with no arguments and a
     /// `config.json` in the working directory, that file; clap exits with code 2 on a usage error
@@ -63,10 +102,7 @@ impl Cli {
                 record: RecordArgs::default(),
             });
         }
-        let matches = Self::command()
-            .name(name)
-            .bin_name(name)
-            .get_matches_from(args);
+        let matches = command(name).get_matches_from(args);
         Ok(Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
     }
 }

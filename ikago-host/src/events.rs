@@ -9,6 +9,7 @@
 use ikago_monitor::Role;
 use ikago_proto::{DropReason, Event, PeerLostReason};
 use log::Level;
+use log::kv::Value;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ pub fn log(role: Role, e: &Event) {
     let (kind, level) = kind(role, e);
     if limiter.admit(kind, level, Instant::now(), &mut emit) {
         let (level, line) = line(role, e);
-        log::log!(level, "{line}");
+        crate::logging::with_fields(level, &line, &fields(e));
     }
 }
 
@@ -231,6 +232,126 @@ pub fn line(role: Role, e: &Event) -> (Level, String) {
     (kind(role, e).1, text)
 }
 
+/// The fields of an event's line, which `--log-format json` writes apart from its text: `event`
+/// (the kind, in snake case) and the event's own values (addresses as text, counts as numbers)
+pub fn fields(e: &Event) -> Vec<(&'static str, Value<'_>)> {
+    let (event, mut fields): (&str, Vec<(&str, Value<'_>)>) = match e {
+        Event::Connecting { server, retry } => (
+            "connecting",
+            vec![
+                ("server", Value::from_display(server)),
+                ("retry", (*retry).into()),
+            ],
+        ),
+        Event::Connected { server, rtt } => (
+            "connected",
+            vec![
+                ("server", Value::from_display(server)),
+                (
+                    "rtt_ms",
+                    u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX).into(),
+                ),
+            ],
+        ),
+        Event::PeerLost { server, reason } => (
+            "peer_lost",
+            vec![
+                ("server", Value::from_display(server)),
+                (
+                    "reason",
+                    match reason {
+                        PeerLostReason::Reset => "reset",
+                        PeerLostReason::Timeout => "timeout",
+                    }
+                    .into(),
+                ),
+            ],
+        ),
+        Event::ServerSwitched { from, to } => (
+            "server_switched",
+            vec![
+                ("from", Value::from_display(from)),
+                ("to", Value::from_display(to)),
+            ],
+        ),
+        Event::ClientConnected { client } => (
+            "client_connected",
+            vec![("client", Value::from_display(client))],
+        ),
+        Event::ClientExpired { client } => (
+            "client_expired",
+            vec![("client", Value::from_display(client))],
+        ),
+        Event::SourceJoined { ip, mac, device } => (
+            "source_joined",
+            vec![
+                ("ip", Value::from_display(ip)),
+                ("mac", Value::from_display(mac)),
+                ("device", device.as_str().into()),
+            ],
+        ),
+        Event::ArpReplied { publish, requester } => (
+            "arp_replied",
+            vec![
+                ("publish", Value::from_display(publish)),
+                ("requester", Value::from_display(requester)),
+            ],
+        ),
+        Event::NeighborResolved { ip, mac } => (
+            "neighbor_resolved",
+            vec![
+                ("ip", Value::from_display(ip)),
+                ("mac", Value::from_display(mac)),
+            ],
+        ),
+        Event::NatMapped {
+            client,
+            protocol,
+            inner,
+            public,
+        } => (
+            "nat_mapped",
+            vec![
+                ("client", Value::from_display(client)),
+                ("protocol", (*protocol).into()),
+                ("inner", Value::from_display(inner)),
+                ("public", Value::from_display(public)),
+            ],
+        ),
+        Event::NatExpired { protocol, public } => (
+            "nat_expired",
+            vec![
+                ("protocol", (*protocol).into()),
+                ("public", Value::from_display(public)),
+            ],
+        ),
+        Event::DnsRecord { name, ip } => (
+            "dns_record",
+            vec![
+                ("name", name.as_str().into()),
+                ("ip", Value::from_display(ip)),
+            ],
+        ),
+        Event::Unopenable { peer, packets } => (
+            "unopenable",
+            vec![
+                ("peer", Value::from_display(peer)),
+                ("packets", (*packets).into()),
+            ],
+        ),
+        Event::Dropped { reason, count } => (
+            "dropped",
+            vec![
+                ("reason", reason.label().into()),
+                ("count", (*count).into()),
+            ],
+        ),
+        _ => ("other", Vec::new()),
+    };
+    fields.insert(0, ("event", event.into()));
+    fields
+}
+
 /// `TCP`, `UDP`, `ICMP` or the number
 fn protocol_name(p: u8) -> String {
     match p {
@@ -289,6 +410,47 @@ mod tests {
             line(Role::Server, &e),
             (Level::Warn, "Drop 3 packet(s): decrypt_failed".into())
         );
+    }
+
+    #[test]
+    fn fields_name_the_event_and_its_values() {
+        let shown = |e: &Event| -> Vec<(String, String)> {
+            fields(e)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect()
+        };
+        let e = Event::Connected {
+            server: "198.18.0.1:18081".parse().unwrap(),
+            rtt: Duration::from_micros(12_400),
+        };
+        let f = fields(&e);
+        assert_eq!(f[2].1.to_u64(), Some(12), "rtt_ms is a number");
+        assert_eq!(
+            shown(&e),
+            [
+                ("event".into(), "connected".into()),
+                ("server".into(), "198.18.0.1:18081".into()),
+                ("rtt_ms".into(), "12".into())
+            ]
+        );
+        let e = Event::Dropped {
+            reason: DropReason::DecryptFailed,
+            count: 3,
+        };
+        assert_eq!(
+            shown(&e),
+            [
+                ("event".into(), "dropped".into()),
+                ("reason".into(), "decrypt_failed".into()),
+                ("count".into(), "3".into())
+            ]
+        );
+        let e = Event::PeerLost {
+            server: "198.18.0.1:18081".parse().unwrap(),
+            reason: PeerLostReason::Reset,
+        };
+        assert_eq!(shown(&e)[2], ("reason".into(), "reset".into()));
     }
 
     #[test]

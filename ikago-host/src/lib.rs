@@ -6,7 +6,9 @@
 //! - [`filter`]: per-device BPF filters that admit only what the machine wants;
 //! - [`capture`]: pcap capture and inject handles;
 //! - [`firewall`]: `--rule`, undone on exit;
-//! - [`logging`] and [`events`]: the log and the machines' events in it;
+//! - [`logging`] and [`events`]: the log (text, JSON, or the journal's priorities under systemd)
+//!   and the machines' events in it;
+//! - [`notify`]: readiness and status for systemd's `Type=notify` units;
 //! - [`machine`] and [`inject`]: the drain loop around [`ikago_proto::Machine`];
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
 //! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
@@ -29,6 +31,7 @@ pub mod logging;
 pub mod machine;
 pub mod monitor;
 pub mod netns;
+pub mod notify;
 pub mod port;
 pub mod privilege;
 pub mod record;

@@ -2,24 +2,53 @@
 //! every line (verbose ones too, as the original did) appended to the file with a timestamp
 //!
 //! Everything goes through the `log` facade: `info!` for what users expect to see, `debug!` for
-//! what `-v` adds, `warn!`/`error!` for trouble.
+//! what `-v` adds, `warn!`/`error!` for trouble. Two more layouts:
+//!
+//! - under systemd, when stderr is the journal's stream ([`journal`]), every line goes to stderr
+//!   with its syslog priority before it (`<3>` error, `<4>` warning, `<6>` info, `<7>` debug),
+//!   and no time of our own: the journal keeps the time, and the priority, of each line;
+//! - `--log-format json` ([`format`]) writes one JSON object per line, on stdout and in the file:
+//!   `time`, `level`, `message`, and the fields of the event the line is about ([`with_fields`]).
 
+pub mod format;
+pub mod journal;
+
+use ikago_config::LogFormat;
+use log::kv::Value;
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::fmt::Display;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+/// Whether [`init`] installed the logger
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Where the console lines go
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Console {
+    /// Info and verbose on stdout, warnings and errors on stderr (text, as the original)
+    Split,
+    /// Every line on stdout (JSON: one stream keeps the order)
+    Stdout,
+    /// Every line on stderr, which is the journal's stream, after its syslog priority
+    Journal,
+}
 
 /// The process-wide logger
 struct Logger {
     verbose: bool,
+    format: LogFormat,
+    console: Console,
     file: Option<Mutex<File>>,
 }
 
 /// Installs the logger: verbose lines on the console only with `verbose`; every line also in
-/// `file` when given (opened for append, created if missing)
-pub fn init(verbose: bool, file: Option<&Path>) -> std::io::Result<()> {
+/// `file` when given (opened for append, created if missing), laid out as `format` says
+pub fn init(verbose: bool, file: Option<&Path>, format: LogFormat) -> std::io::Result<()> {
     let file = match file {
         Some(p) => Some(Mutex::new(
             OpenOptions::new().create(true).append(true).open(p)?,
@@ -31,11 +60,69 @@ pub fn init(verbose: bool, file: Option<&Path>) -> std::io::Result<()> {
     } else {
         LevelFilter::Info
     };
+    let console = if journal::stderr_is_journal() {
+        Console::Journal
+    } else if format == LogFormat::Json {
+        Console::Stdout
+    } else {
+        Console::Split
+    };
+    let logger = Logger {
+        verbose,
+        format,
+        console,
+        file,
+    };
     // a second init (tests) keeps the first logger
-    if log::set_boxed_logger(Box::new(Logger { verbose, file })).is_ok() {
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(level);
+        INSTALLED.store(true, Ordering::Release);
     }
     Ok(())
+}
+
+/// Logs `message` at `level` with `fields` (name and value), which the JSON layout writes as
+/// members of the line's object and the text layouts leave out
+pub fn with_fields(level: Level, message: &str, fields: &[(&str, Value<'_>)]) {
+    if level > log::max_level() {
+        return;
+    }
+    log::logger().log(
+        &Record::builder()
+            .level(level)
+            .target(module_path!())
+            .args(format_args!("{message}"))
+            .key_values(&fields)
+            .build(),
+    );
+}
+
+/// Writes an error line: through the logger once [`init`] has installed it, else (a bad option,
+/// say) on stderr, after the error priority when that is the journal
+pub fn error(message: &str) {
+    if INSTALLED.load(Ordering::Acquire) {
+        log::error!("{message}");
+        return;
+    }
+    let priority = if journal::stderr_is_journal() {
+        journal::prefix(Level::Error)
+    } else {
+        ""
+    };
+    let _ = writeln!(std::io::stderr().lock(), "{priority}{message}");
+}
+
+impl Logger {
+    /// Writes `line` to the console stream of `level`
+    fn console(&self, level: Level, line: &dyn Display) {
+        let _ = match self.console {
+            Console::Journal => {
+                writeln!(std::io::stderr().lock(), "{}{line}", journal::prefix(level))
+            }
+            Console::Split if level <= Level::Warn => writeln!(std::io::stderr().lock(), "{line}"),
+            Console::Split | Console::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
+        };
+    }
 }
 
 impl Log for Logger {
@@ -47,15 +134,23 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
-        match r.level() {
-            Level::Error | Level::Warn => eprintln!("{}", r.args()),
-            Level::Info => println!("{}", r.args()),
-            _ if self.verbose => println!("{}", r.args()),
-            _ => {}
+        let now = SystemTime::now();
+        let json = match self.format {
+            LogFormat::Json => Some(format::json(now, r.level(), r.args(), r.key_values())),
+            LogFormat::Text => None,
+        };
+        if self.verbose || r.level() <= Level::Info {
+            match &json {
+                Some(j) => self.console(r.level(), j),
+                None => self.console(r.level(), r.args()),
+            }
         }
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(f, "{} {}", timestamp(SystemTime::now()), r.args());
+            let _ = match &json {
+                Some(j) => writeln!(f, "{j}"),
+                None => writeln!(f, "{} {}", format::timestamp(now), r.args()),
+            };
         }
     }
 
@@ -63,46 +158,5 @@ impl Log for Logger {
         if let Some(f) = &self.file {
             let _ = f.lock().unwrap_or_else(|p| p.into_inner()).flush();
         }
-    }
-}
-
-/// `YYYY/MM/DD HH:MM:SS` in UTC, the original's layout
-fn timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm)
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_in_the_originals_layout() {
-        assert_eq!(timestamp(UNIX_EPOCH), "1970/01/01 00:00:00");
-        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096); // leap day 2024
-        assert_eq!(timestamp(t), "2024/02/29 12:34:56");
-        let t = UNIX_EPOCH + Duration::from_secs(4_102_444_799);
-        assert_eq!(timestamp(t), "2099/12/31 23:59:59");
     }
 }

@@ -6,8 +6,8 @@ use ikago_monitor::Role;
 use ikago_proto::{Event, Machine, Output, Stats};
 use std::time::Instant;
 
-/// Polls `machine` until [`Output::Timeout`]: records and injects every frame, logs every event
-/// and hands it to `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and
+/// Polls `machine` until [`Output::Timeout`]: records and injects every frame, logs every event,
+/// reports it to the service manager ([`crate::notify::event`]) and hands it to `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and
 /// returns the instant the machine wants [`Input::Timeout`](ikago_proto::Input::Timeout) at; call
 /// after every input. `buf` must hold [`ikago_proto::MAX_FRAME_LEN`] bytes.
 pub fn drain(
@@ -26,6 +26,7 @@ pub fn drain(
             }
             Output::Event(e) => {
                 crate::events::log(role, &e);
+                crate::notify::event(&e);
                 on_event(&e);
             }
             Output::Timeout(at) => return at,

@@ -18,6 +18,7 @@ common::lab_tests!(ikago_lab::Runner::Async =>
     second_server_on_the_port_exits_2,
     syn_flood_locks_nobody_out,
     sigterm_exits_0_and_removes_rules,
+    tells_the_service_manager,
     shaped_udp_variant,
     lossy_variant,
     monitor_end_to_end,

@@ -79,6 +79,18 @@ fn bad_input_is_one_line_and_exit_code_2() {
         (with(&["-c", "missing.json"]), "cannot read config file"),
         (with(&["-c", "bad.json"]), "bad config file"),
         (
+            vec!["server", "-c", "syntax.json"],
+            "bad config file syntax.json: trailing comma at line 3 column 1",
+        ),
+        (
+            vec!["client", "-c", "typo.json"],
+            "bad config file typo.json: unknown key \"pasword\" (did you mean \"password\"?) at line 4 column 9",
+        ),
+        (
+            vec!["server", "-c", "nopass.json"],
+            "method aes-256-gcm needs a password",
+        ),
+        (
             with(&["--listen-devices", "nope0"]),
             "unknown listen device \"nope0\"",
         ),
@@ -95,6 +107,17 @@ fn bad_input_is_one_line_and_exit_code_2() {
     std::fs::write(
         dir.join("bad.json"),
         "{\n# a comment\n\"mtu\": \"big\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("syntax.json"), "{\n\"port\": 18081,\n}\n").unwrap();
+    std::fs::write(
+        dir.join("typo.json"),
+        "{\n\"sources\": [\"198.18.1.2\"],\n\"server\": \"198.19.0.1:18081\",\n\"pasword\": \"x\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nopass.json"),
+        "{\n# the password is missing\n\"port\": 18081,\n\"method\": \"aes-256-gcm\"\n}\n",
     )
     .unwrap();
     for (args, needle) in &cases {
@@ -182,5 +205,95 @@ fn bad_input_is_one_line_and_exit_code_2() {
     fails(
         &run(&ns, &dir, &[], &unwritable),
         "cannot record to no-such-folder/r.pcapng: No such file or directory",
+    );
+}
+
+/// Runs the binary in `ns` with stdout and stderr on one pipe, with `JOURNAL_STREAM` set to what
+/// `journal` returns for that pipe (its `DEV:INODE` when `Some`); the exit code and every line
+fn run_merged(
+    ns: &Netns,
+    cwd: &Path,
+    args: &[&str],
+    journal: impl Fn(String) -> Option<String>,
+) -> (Option<i32>, Vec<String>) {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let (mut reader, writer) = std::io::pipe().expect("a pipe");
+    let meta = std::fs::File::from(writer.as_fd().try_clone_to_owned().unwrap())
+        .metadata()
+        .unwrap();
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", ns.name(), BIN])
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("JOURNAL_STREAM")
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer);
+    if let Some(v) = journal(format!("{}:{}", meta.dev(), meta.ino())) {
+        c.env("JOURNAL_STREAM", v);
+    }
+    let mut child = c.spawn().expect("the binary runs");
+    // the parent's copies of the writer went with `c`
+    drop(c);
+    let mut out = String::new();
+    reader.read_to_string(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), out.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn log_lines_for_the_journal_and_for_collectors() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    // an empty namespace: the client logs its banner, then finds no device and stops
+    let ns = Netns::create("log").expect("a namespace");
+    let dir = std::env::temp_dir();
+    let client = ["client", "-r", "198.18.1.2", "-s", "198.19.0.1:18081"];
+    let banner = format!("IkaGo-rs client {} (ikago-sync)", env!("CARGO_PKG_VERSION"));
+
+    // under the journal: every line with its priority, no time of our own
+    let (code, lines) = run_merged(&ns, &dir, &client, Some);
+    assert_eq!(code, Some(2), "{lines:?}");
+    assert_eq!(lines[0], format!("<6>{banner}"));
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("<3>error: no usable network device"),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with('<')), "{lines:?}");
+    // a mistake found before the log is set up has the priority too
+    let (code, lines) = run_merged(&ns, &dir, &client[..3], Some);
+    assert_eq!(code, Some(2));
+    assert_eq!(lines, ["<3>error: no server given (-s HOST:PORT)"]);
+    // JOURNAL_STREAM naming another stream (a child of a service writing elsewhere): plain lines
+    let (_, lines) = run_merged(&ns, &dir, &client, |_| Some("1:1".into()));
+    assert_eq!(lines[0], banner);
+
+    // --log-format json: one object per line, the error among them
+    let args: Vec<&str> = client
+        .iter()
+        .copied()
+        .chain(["--log-format", "json"])
+        .collect();
+    let (code, lines) = run_merged(&ns, &dir, &args, |_| None);
+    assert_eq!(code, Some(2));
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects[0]["level"], "info");
+    assert_eq!(objects[0]["message"], banner.as_str());
+    assert!(objects[0]["time"].as_str().unwrap().ends_with('Z'));
+    let last = objects.last().unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: no usable network device"),
+        "{last}"
     );
 }

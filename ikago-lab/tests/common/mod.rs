@@ -534,6 +534,106 @@ pub(crate) fn sigterm_exits_0_and_removes_rules(runner: Runner) {
     assert_eq!(after, before, "no firewall rule is left behind");
 }
 
+/// A service manager's notification socket: a path (an abstract name would stay in this
+/// namespace), removed when dropped
+struct NotifySocket {
+    socket: std::os::unix::net::UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn bind(runner: Runner, role: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "ikago-lab-notify-{}-{}-{role}",
+            std::process::id(),
+            runner.name()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("a notify socket");
+        socket
+            .set_read_timeout(Some(CONNECT_TIMEOUT))
+            .expect("a read timeout");
+        Self { socket, path }
+    }
+
+    /// The next message
+    fn next(&self) -> String {
+        let mut buf = [0u8; 512];
+        let n = self.socket.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Starts the `role` command line of `runner` in `ns` with `NOTIFY_SOCKET` naming this socket
+    fn spawn(&self, ns: &Netns, runner: Runner, role: &str, args: &[String]) -> Daemon {
+        let variable = format!("NOTIFY_SOCKET={}", self.path.display());
+        let binary = runner.binary().expect("the runner's binary");
+        let args: Vec<&str> = [variable.as_str(), binary.as_str()]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        Daemon::spawn(ns, &format!("{}-{role}", runner.name()), "env", &args)
+            .expect("the runner starts")
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Started with `NOTIFY_SOCKET`, as by a `Type=notify` unit: the server is ready once it runs,
+/// the client once its handshake completed; status lines follow the tunnel, and both say when
+/// they stop
+pub(crate) fn tells_the_service_manager(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let options = TunnelOptions::default();
+    let server_manager = NotifySocket::bind(runner, "server");
+    let mut server = server_manager.spawn(
+        lab.ns(Host::Server),
+        runner,
+        "server",
+        &options.server_args(),
+    );
+    assert_eq!(
+        server_manager.next(),
+        format!("READY=1\nSTATUS=Proxy from :{TUNNEL_PORT}, 0 clients")
+    );
+    let client_manager = NotifySocket::bind(runner, "client");
+    let mut client = client_manager.spawn(
+        lab.ns(Host::Client),
+        runner,
+        "client",
+        &options.client_args(ClientSite::Main),
+    );
+    let server_addr = format!("{SERVER_WAN}:{TUNNEL_PORT}");
+    assert_eq!(
+        client_manager.next(),
+        format!("STATUS=Connecting to server {server_addr}")
+    );
+    let ready = client_manager.next();
+    assert!(
+        ready.starts_with(&format!(
+            "READY=1\nSTATUS=Connected to server {server_addr} ("
+        )),
+        "{ready}"
+    );
+    // ready means the tunnel works
+    udp::echo_retry(lab.ns(Host::HostA), echo_addr(), 100, WAIT, 2).expect("echo");
+    assert_eq!(
+        server_manager.next(),
+        format!("STATUS=Proxy from :{TUNNEL_PORT}, 1 client")
+    );
+    for (name, daemon, manager) in [
+        ("client", &mut client, &client_manager),
+        ("server", &mut server, &server_manager),
+    ] {
+        let status = stop(daemon).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(status.code(), Some(0), "{name} exits 0 on SIGTERM");
+        assert_eq!(manager.next(), "STOPPING=1\nSTATUS=Shutting down", "{name}");
+    }
+}
+
 pub(crate) fn shaped_udp_variant(runner: Runner) {
     let policy = FirewallPolicy {
         blocking: Blocking::ShapeUdp { kbit: 1000 },
