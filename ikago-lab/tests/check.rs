@@ -344,6 +344,32 @@ fn client_rules_of_others() {
     let mut undo = drop.to_vec();
     undo[0] = "-D";
     c.exec("iptables", &undo).expect("remove the drop rule");
+
+    // without --rule, a drop of the kernel's RSTs on their way out spares the server
+    let rsts = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--tcp-flags",
+        "RST",
+        "RST",
+        "-j",
+        "DROP",
+    ];
+    c.exec("iptables", &rsts).expect("RST drop rule");
+    let r = check(&lab, Host::Client, runner, &client_args(false, &[]));
+    r.exits(0);
+    r.has("ok", "rules", "chain OUTPUT, rule handle ");
+    r.has(
+        "ok",
+        "rules",
+        "drops the kernel's RSTs answering the server's segments (tcp from 198.18.23.2:18081 to \
+         198.18.22.2), so they do not reach the peer",
+    );
+    let mut undo = rsts.to_vec();
+    undo[0] = "-D";
+    c.exec("iptables", &undo).expect("remove the RST drop rule");
 }
 
 #[test]

@@ -4,13 +4,14 @@
 //! Capture reads frames before netfilter and injection bypasses it, so no rule stops the tunnel
 //! itself. What rules decide is whether the kernel answers those packets (no socket of its own
 //! owns them): with RSTs for TCP, with ICMP port unreachables for UDP, which reset the peers.
-//! `--rule` drops them in an input chain at priority 0; a rule that drops them as well keeps the
-//! kernel quiet without it, while one that rejects them before our drop, or redirects them
-//! (DNAT) so that our drop no longer matches, makes the kernel answer anyway.
+//! `--rule` drops them in an input chain at priority 0; a rule that drops them as well, or that
+//! drops the kernel's RSTs on their way out (output and postrouting hooks), keeps the peers safe
+//! without it, while one that rejects them before our drop, or redirects them (DNAT) so that our
+//! drop no longer matches, makes the kernel answer anyway.
 //!
 //! The ruleset comes from `nft -j list ruleset`, which shows native nftables tables and those of
-//! iptables-nft alike. Each base chain at the prerouting and input hooks (IPv4 and inet families)
-//! is followed, jumps included, for the packets in question; a match this reading does not know
+//! iptables-nft alike. Each base chain at the hooks the packets pass (IPv4 and inet families) is
+//! followed, jumps included, for the packets in question; a match this reading does not know
 //! (conntrack state, an xtables match, a rate limit) counts as one that may or may not hold. A
 //! finding names the chain and the rule's handle (`nft -a list ruleset` shows them). Rules of
 //! legacy iptables (x_tables) are not visible there and are only reported as present.
@@ -29,6 +30,19 @@ use std::ops::RangeInclusive;
 const LEGACY_TABLES: &str = "/proc/net/ip_tables_names";
 /// How deep jumps are followed
 const MAX_DEPTH: usize = 16;
+/// TCP flag bits by the names nft gives them
+const TCP_FLAGS: [(&str, u32); 8] = [
+    ("fin", 0x01),
+    ("syn", 0x02),
+    ("rst", 0x04),
+    ("psh", 0x08),
+    ("ack", 0x10),
+    ("urg", 0x20),
+    ("ecn", 0x40),
+    ("cwr", 0x80),
+];
+/// The flags of the kernel's RSTs: RST alone (to a segment with ACK), RST with ACK (otherwise)
+const RST_FLAGS: [u32; 2] = [0x04, 0x14];
 
 /// Whether a condition holds for the packets in question: for none, some or all of them
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +95,12 @@ pub(crate) struct Packets {
     pub(crate) sport: RangeInclusive<u32>,
     /// Destination ports
     pub(crate) dport: RangeInclusive<u32>,
-    /// The interface they arrive on
-    pub(crate) iif: String,
+    /// The interface they arrive on (incoming) or leave by (outgoing)
+    pub(crate) dev: String,
+    /// Whether the kernel sends them (output and postrouting hooks) rather than receives them
+    pub(crate) outgoing: bool,
+    /// The TCP flags they may carry, each a bit set; empty when any
+    pub(crate) flags: Vec<u32>,
 }
 
 /// What a chain does with the packets, in the end
@@ -114,7 +132,7 @@ pub(crate) struct Outcome {
 pub(crate) struct Decided {
     /// `table inet fw, chain input`
     pub(crate) chain: String,
-    /// 0 for prerouting, 1 for input
+    /// 0 for prerouting (output), 1 for input (postrouting)
     pub(crate) hook: u8,
     /// Its priority
     pub(crate) prio: i64,
@@ -141,8 +159,9 @@ impl Ruleset {
         Ok(Self { items })
     }
 
-    /// Every base chain at the prerouting or input hook of an IPv4 family, in the order the
-    /// kernel runs them, with what it does to `packets`
+    /// Every base chain of an IPv4 family at the hooks the packets pass (prerouting and input
+    /// for received ones, output and postrouting for sent ones), in the order the kernel runs
+    /// them, with what it does to `packets`
     pub(crate) fn decide(&self, packets: &Packets) -> Vec<Decided> {
         let mut chains: Vec<Decided> = self
             .items
@@ -150,9 +169,9 @@ impl Ruleset {
             .filter_map(|i| i.get("chain"))
             .filter(|c| matches!(c["family"].as_str(), Some("ip" | "inet")))
             .filter_map(|c| {
-                let hook = match c["hook"].as_str()? {
-                    "prerouting" => 0,
-                    "input" => 1,
+                let hook = match (c["hook"].as_str()?, packets.outgoing) {
+                    ("prerouting", false) | ("output", true) => 0,
+                    ("input", false) | ("postrouting", true) => 1,
                     _ => return None,
                 };
                 let (family, table, name) = (
@@ -362,10 +381,25 @@ fn match_one(m: &Value, p: &Packets) -> Tri {
             };
             return if negate { ipv4.not() } else { ipv4 };
         }
-        (_, _, Some("iifname")) => {
-            let t = name_in(&p.iif, right);
+        (_, _, Some(key @ ("iifname" | "oifname"))) => {
+            if (key == "oifname") != p.outgoing {
+                return Tri::Maybe;
+            }
+            let t = name_in(&p.dev, right);
             return if negate { t.not() } else { t };
         }
+        (Some("tcp"), Some("flags"), _) => {
+            let Some(v) = flag_bits(right) else {
+                return Tri::Maybe;
+            };
+            let op = m["op"].as_str().unwrap_or("");
+            return flags_match(&p.flags, |f| match op {
+                "in" => f & v != 0,
+                "!=" => f != v,
+                _ => f == v,
+            });
+        }
+        _ if left.get("&").is_some() => return masked_flags(m, p),
         _ => return Tri::Maybe,
     };
     let Some(set) = ranges(right, kind) else {
@@ -373,6 +407,49 @@ fn match_one(m: &Value, p: &Packets) -> Tri {
     };
     let t = compare(&value, &set);
     if negate { t.not() } else { t }
+}
+
+/// `tcp flags & MASK == VALUE` (and `!=`), as iptables' `--tcp-flags MASK VALUE` reads in nft
+fn masked_flags(m: &Value, p: &Packets) -> Tri {
+    let Some([field, mask]) = m["left"]["&"].as_array().map(Vec::as_slice) else {
+        return Tri::Maybe;
+    };
+    if field["payload"]["protocol"] != "tcp" || field["payload"]["field"] != "flags" {
+        return Tri::Maybe;
+    }
+    let (Some(mask), Some(value)) = (flag_bits(mask), flag_bits(&m["right"])) else {
+        return Tri::Maybe;
+    };
+    let negate = m["op"] == "!=";
+    flags_match(&p.flags, |f| (f & mask == value) != negate)
+}
+
+/// Whether `test` holds for all, some or none of the flag sets; `Maybe` when they are unknown
+fn flags_match(flags: &[u32], test: impl Fn(u32) -> bool) -> Tri {
+    let hits = flags.iter().filter(|&&f| test(f)).count();
+    match hits {
+        _ if flags.is_empty() => Tri::Maybe,
+        0 => Tri::Never,
+        n if n == flags.len() => Tri::Always,
+        _ => Tri::Maybe,
+    }
+}
+
+/// TCP flag bits from a name (`rst`), a number or an or-list of them (`{"|": ["syn", "rst"]}`)
+fn flag_bits(v: &Value) -> Option<u32> {
+    if let Some(n) = v.as_u64() {
+        return u32::try_from(n).ok();
+    }
+    if let Some(name) = v.as_str() {
+        return TCP_FLAGS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bit)| *bit);
+    }
+    v.get("|")
+        .and_then(Value::as_array)?
+        .iter()
+        .try_fold(0, |acc, x| Some(acc | flag_bits(x)?))
 }
 
 /// Whether interface `name` is matched by a name, a `prefix*` pattern or a set of them
@@ -482,8 +559,56 @@ fn packets_of(rule: &Rule, iif: &str, random_port: bool) -> Packets {
         daddr: to..=to,
         sport,
         dport,
-        iif: iif.to_owned(),
+        dev: iif.to_owned(),
+        outgoing: false,
+        flags: Vec::new(),
     }
+}
+
+/// The RSTs the kernel sends back for `packets` (TCP), out of the device they came in on
+fn rsts_for(packets: &Packets) -> Packets {
+    Packets {
+        protocol: Protocol::Tcp,
+        saddr: packets.daddr.clone(),
+        daddr: packets.saddr.clone(),
+        sport: packets.dport.clone(),
+        dport: packets.sport.clone(),
+        dev: packets.dev.clone(),
+        outgoing: true,
+        flags: RST_FLAGS.to_vec(),
+    }
+}
+
+/// The place of the first rule that drops all of the packets, past the chains that decide some
+/// of them otherwise
+fn dropped_by(chains: &[Decided]) -> Option<&str> {
+    let mut left = Tri::Always;
+    for c in chains {
+        for o in &c.outcomes {
+            let share = o.share.and(left);
+            if o.fate == Fate::Drop && share == Tri::Always {
+                return Some(&o.place);
+            }
+        }
+        left = left.minus(decided(c));
+        if left == Tri::Never {
+            return None;
+        }
+    }
+    None
+}
+
+/// Which share of the packets a chain decides for good: an accept ends that chain only, and the
+/// next ones still see the packets
+fn decided(c: &Decided) -> Tri {
+    c.outcomes
+        .iter()
+        .filter(|o| o.fate != Fate::Accept)
+        .fold(Tri::Never, |acc, o| match (acc, o.share) {
+            (Tri::Always, _) | (_, Tri::Always) => Tri::Always,
+            (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
+            _ => Tri::Never,
+        })
 }
 
 /// `the server's segments (tcp from 198.18.23.2:18081 to 198.18.22.2)`, and the like
@@ -569,7 +694,21 @@ pub(super) fn check(
         let packets = packets_of(r, iif, random_port);
         let what = describe(r, client, random_port);
         let chains = ruleset.decide(&packets);
-        for (level, text) in judge(&chains, &what, answer(r.protocol), rule, backend) {
+        // without --rule, a drop of the kernel's RSTs on their way out also keeps the peer safe
+        let rsts = ruleset.decide(&rsts_for(&packets));
+        let rsts_dropped = match r.protocol {
+            Protocol::Tcp if !rule => dropped_by(&rsts),
+            _ => None,
+        };
+        let judged = judge(
+            &chains,
+            &what,
+            answer(r.protocol),
+            rule,
+            backend,
+            rsts_dropped,
+        );
+        for (level, text) in judged {
             report.add(level, "rules", text);
         }
     }
@@ -582,11 +721,12 @@ fn judge(
     answer: &str,
     rule: bool,
     backend: Option<Backend>,
+    rsts_dropped: Option<&str>,
 ) -> Vec<(super::Level, String)> {
     use super::Level;
     let mut out = Vec::new();
     let mut left = Tri::Always;
-    let mut dropped_by: Option<&str> = None;
+    let mut dropped: Option<&str> = None;
     let mut may_drop: Option<&str> = None;
     for c in chains {
         let first = if rule {
@@ -621,22 +761,12 @@ fn judge(
                         o.place
                     ),
                 )),
-                Fate::Drop if share == Tri::Always => dropped_by = Some(&o.place),
+                Fate::Drop if share == Tri::Always => dropped = Some(&o.place),
                 Fate::Drop => may_drop = may_drop.or(Some(&o.place)),
                 _ => {}
             }
         }
-        // an accept ends one base chain only: the next ones still see the packets
-        let decided =
-            c.outcomes
-                .iter()
-                .filter(|o| o.fate != Fate::Accept)
-                .fold(Tri::Never, |acc, o| match (acc, o.share) {
-                    (Tri::Always, _) | (_, Tri::Always) => Tri::Always,
-                    (Tri::Maybe, _) | (_, Tri::Maybe) => Tri::Maybe,
-                    _ => Tri::Never,
-                });
-        left = left.minus(decided);
+        left = left.minus(decided(c));
         if left == Tri::Never {
             break;
         }
@@ -644,7 +774,13 @@ fn judge(
     if out.iter().any(|(l, _)| *l == Level::Fail) {
         return out;
     }
-    out.push(match (rule, dropped_by, may_drop) {
+    out.push(match (rule, dropped.or(rsts_dropped), may_drop) {
+        (false, Some(place), _) if dropped.is_none() => (
+            Level::Ok,
+            format!(
+                "{place} drops the kernel's RSTs answering {what}, so they do not reach the peer"
+            ),
+        ),
         (true, _, _) => (
             Level::Ok,
             format!("--rule will drop {what}, and no rule here answers them first"),
@@ -681,6 +817,8 @@ mod tests {
       {"table": {"family": "ip", "name": "filter", "handle": 1}},
       {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}},
       {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "198.18.23.2"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "sport"}}, "right": 18081}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
+      {"chain": {"family": "ip", "table": "filter", "name": "OUTPUT", "handle": 4, "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}},
+      {"rule": {"family": "ip", "table": "filter", "chain": "OUTPUT", "handle": 5, "expr": [{"match": {"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, "rst"]}, "right": "rst"}}, {"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}},
       {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 6, "expr": [{"xt": {"type": "match", "name": "conntrack"}}, {"drop": null}]}},
       {"table": {"family": "ip", "name": "nat", "handle": 2}},
       {"chain": {"family": "ip", "table": "nat", "name": "PREROUTING", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}},
@@ -702,7 +840,9 @@ mod tests {
                 ..=u32::from(Ipv4Addr::new(198, 18, 23, 2)),
             sport: 0..=65535,
             dport: u32::from(port)..=u32::from(port),
-            iif: iif.into(),
+            dev: iif.into(),
+            outgoing: false,
+            flags: Vec::new(),
         }
     }
 
@@ -760,6 +900,7 @@ mod tests {
                 "RSTs",
                 rule,
                 Some(Backend::Iptables),
+                None,
             )
         };
         let rejected = judged(18081, true);
@@ -797,6 +938,7 @@ mod tests {
             "RSTs",
             false,
             None,
+            None,
         );
         assert_eq!(dropped[0].0, Level::Ok);
         assert!(
@@ -804,7 +946,60 @@ mod tests {
                 .1
                 .starts_with("table inet fw, chain sub, rule handle 8 drops them")
         );
-        assert_eq!(judge(&[], "them", "RSTs", false, None)[0].0, Level::Fail);
+        assert_eq!(
+            judge(&[], "them", "RSTs", false, None, None)[0].0,
+            Level::Fail
+        );
+        // the kernel's RSTs dropped on their way out: quiet enough without --rule
+        let rsts = rs.decide(&rsts_for(&tcp_to(18083, "lan0")));
+        let place = dropped_by(&rsts).expect("the OUTPUT drop of RSTs");
+        assert_eq!(place, "table ip filter, chain OUTPUT, rule handle 5");
+        let spared = judge(&[], "them", "RSTs", false, None, Some(place));
+        assert_eq!(
+            spared,
+            [(
+                Level::Ok,
+                "table ip filter, chain OUTPUT, rule handle 5 drops the kernel's RSTs answering \
+                 them, so they do not reach the peer"
+                    .to_owned()
+            )]
+        );
+        // segments that are not RSTs pass it
+        let mut acks = rsts_for(&tcp_to(18083, "lan0"));
+        acks.flags = vec![0x10];
+        assert_eq!(dropped_by(&rs.decide(&acks)), None);
+        let mut unknown = acks;
+        unknown.flags.clear();
+        assert_eq!(rs.decide(&unknown)[0].outcomes[0].share, Tri::Maybe);
+    }
+
+    #[test]
+    fn reads_tcp_flags() {
+        let p = |flags: Vec<u32>| Packets {
+            flags,
+            outgoing: true,
+            ..tcp_to(1, "wan0")
+        };
+        let m = |mask: Value, value: Value| serde_json::json!({"op": "==", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, mask]}, "right": value});
+        let syn_rst = serde_json::json!({"|": ["syn", "rst"]});
+        assert_eq!(
+            match_one(&m(syn_rst.clone(), "rst".into()), &p(RST_FLAGS.to_vec())),
+            Tri::Always
+        );
+        assert_eq!(
+            match_one(&m(syn_rst, "syn".into()), &p(RST_FLAGS.to_vec())),
+            Tri::Never
+        );
+        assert_eq!(
+            match_one(&m("ack".into(), "ack".into()), &p(RST_FLAGS.to_vec())),
+            Tri::Maybe
+        );
+        let plain = serde_json::json!({"op": "in", "left": {"payload": {"protocol": "tcp", "field": "flags"}}, "right": "rst"});
+        assert_eq!(match_one(&plain, &p(RST_FLAGS.to_vec())), Tri::Always);
+        let oif =
+            serde_json::json!({"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "wan0"});
+        assert_eq!(match_one(&oif, &p(Vec::new())), Tri::Always);
+        assert_eq!(match_one(&oif, &tcp_to(1, "wan0")), Tri::Maybe);
     }
 
     #[test]
