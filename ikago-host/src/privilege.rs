@@ -8,8 +8,8 @@
 //! without that they would start with none and fail.
 
 use rustix::thread::{
-    CapabilitySet, CapabilitySets, capabilities, configure_capability_in_ambient_set, no_new_privs,
-    set_capabilities,
+    CapabilitySet, CapabilitySets, capabilities, capability_is_in_ambient_set,
+    configure_capability_in_ambient_set, no_new_privs, set_capabilities,
 };
 
 /// The capabilities a role uses: CAP_NET_RAW always, CAP_NET_ADMIN with `--rule`
@@ -99,7 +99,11 @@ pub fn raise(held: &Held, caps: CapabilitySet, pass_on: bool) -> Result<(), Stri
         set_capabilities(None, sets).map_err(|e| format!("cannot raise capabilities: {e}"))?;
     }
     if pass_on {
-        for cap in caps.iter() {
+        // already ambient under systemd's AmbientCapabilities=: nothing to raise
+        let raise = caps
+            .iter()
+            .filter(|&cap| !capability_is_in_ambient_set(cap).unwrap_or(false));
+        for cap in raise {
             configure_capability_in_ambient_set(cap, true).map_err(|e| {
                 format!(
                     "cannot hand {} on to the firewall tools (ambient set): {e}",
