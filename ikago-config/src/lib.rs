@@ -17,11 +17,14 @@
 //! [`ClientSettings::resolve`] them into validated [`ClientSettings`], then build the core's [`ikago_proto::ClientConfig`] from the
 //! devices the runner discovered with [`ClientSettings::client_config`]. Every mistake is one
 //! lower-case [`Error`] line. [`ClientSettings::machine_keys`] goes back: the config-file keys that
-//! give the same machine, without the password, which a recording's scenario holds.
+//! give the same machine, without the password, which a recording's scenario holds. On a reload,
+//! [`ClientSettings::changes`] says which keys changed and whether a running machine can take them
+//! ([`Changes`]).
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod changes;
 mod error;
 mod file;
 mod kcp;
@@ -32,6 +35,7 @@ mod record;
 mod settings;
 
 pub use args::{ClientArgs, CommonArgs, KcpArgs, RoleCommand, ServerArgs};
+pub use changes::Changes;
 pub use error::Error;
 pub use file::{FileLayer, load_file, parse_str, preprocess};
 pub use kcp::tuning_from_args;

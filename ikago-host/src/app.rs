@@ -2,15 +2,16 @@
 //!
 //! [`main`] parses the command line, loads the config file, acquires the capabilities it needs
 //! ([`crate::privilege`]), discovers the devices, builds the machine, opens pcap, catches
-//! SIGINT/SIGTERM and installs the `--rule` firewall, all before any traffic; with `--monitor` it binds the monitor's port first of all
-//! that, and next it reserves the tunnel port (the server's, or the client's when fixed) for the
-//! process's lifetime ([`crate::port`]). With `--record` it starts the flight recorder
-//! ([`crate::record`]) with the machine's scenario and the seed it drew. Then it hands a
-//! [`Session`] to the runner's loop and, when that returns, removes the rules and logs the
-//! counters. A mistake before the loop (a monitor or tunnel port in use, a recording that cannot
-//! be created among them) is one `error: ...` line on stderr and exit code 2; a graceful shutdown
-//! exits 0. Started by systemd, it tells the service manager when it is ready and when it stops
-//! ([`notify`]).
+//! SIGINT, SIGTERM and SIGHUP and installs the `--rule` firewall, all before any traffic; with
+//! `--monitor` it binds the monitor's port first of all that, and next it reserves the tunnel
+//! port (the server's, or the client's when fixed) for the process's lifetime ([`crate::port`]).
+//! With `--record` it starts the flight recorder ([`crate::record`]) with the machine's scenario
+//! and the seed it drew. Then it hands a [`Session`] to the runner's loop and, when that returns,
+//! removes the rules and logs the counters. On SIGHUP the loop applies the config read again
+//! ([`crate::reload`]). A mistake before the loop (a monitor or tunnel port in use, a recording
+//! that cannot be created among them) is one `error: ...` line on stderr and exit code 2; a
+//! graceful shutdown exits 0. Started by systemd, it tells the service manager when it is ready
+//! and when it stops ([`notify`]).
 
 use crate::capture::{self, DeviceIo, ReadMode};
 use crate::cli::{Cli, Command};
@@ -19,16 +20,17 @@ use crate::firewall::{Firewall, Plan};
 use crate::machine::{self, summary};
 use crate::monitor::Feed;
 use crate::port::{self, Reservation};
-use crate::shutdown::{self, Shutdown};
+use crate::reload::{Reader, Reload, Reread};
+use crate::shutdown::{self, Signals};
 use crate::{events, filter, logging, notify, privilege, record};
 use ikago_config::{
-    ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
+    Changes, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
     RoleCommand, ServerSettings, load_file,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
-use ikago_proto::{Client, DeviceConfig, Machine, Method, Server, Stats};
+use ikago_proto::{Client, DeviceConfig, Ipv4Net, Machine, Method, Server, Stats};
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,11 +46,14 @@ pub struct Session {
     pub machine: Machine,
     /// The open devices, indexed by [`ikago_proto::DeviceId`]
     pub devices: Vec<OpenDevice>,
-    /// One message per SIGINT or SIGTERM: stop and return
-    pub shutdown: Shutdown,
+    /// One message per SIGINT or SIGTERM (stop and return) and per SIGHUP (call
+    /// [`Reload::apply`])
+    pub signals: Signals<Reread>,
     /// The monitor's side of the loop: show it every event, publish when due (off without
     /// `--monitor`)
     pub monitor: Feed,
+    /// What a SIGHUP re-reads and applies
+    pub reload: Reload,
     /// The flight recorder: show it every input before the machine gets it, and pass it to
     /// [`machine::drain`] (off without `--record`)
     pub recorder: record::Recorder,
@@ -83,7 +88,7 @@ struct Started {
     service: notify::Role,
 }
 
-/// A mistake found before the run: one line, exit code 2
+/// A mistake found before the run (one line, exit code 2), or in a config reloaded
 #[derive(Debug)]
 pub(crate) struct StartError(pub(crate) String);
 
@@ -168,6 +173,7 @@ fn start(
     mode: ReadMode,
 ) -> Result<Started, StartError> {
     let (started, started_wall) = (Instant::now(), SystemTime::now());
+    let reader = Reader::new(role.clone(), record.clone());
     let record = record_settings(&role, record)?;
     let settings = Settings::load(role)?;
     let common = settings.common();
@@ -208,7 +214,8 @@ fn start(
         Some(r) => start_recorder(runner, r, &settings, &devices, &built)?,
         None => record::Recorder::off(),
     };
-    let shutdown = shutdown::catch().map_err(|e| format!("cannot catch signals: {e}"))?;
+    let signals =
+        shutdown::catch(move || reader.read()).map_err(|e| format!("cannot catch signals: {e}"))?;
     let firewall = if common.rule {
         Some(Firewall::install(&built.plan, None)?)
     } else {
@@ -218,37 +225,41 @@ fn start(
         );
         None
     };
-    let monitor = match monitor {
-        Some(monitor) => {
-            describe_monitor(monitor.local_addr());
-            let recorder = Recorder::new(
-                machine::role(&built.machine),
-                env!("CARGO_PKG_VERSION"),
-                started,
-                started_wall,
-            )
-            .with_probe_interval(built.probe_interval);
-            Feed::new(monitor, recorder, Instant::now())
-        }
-        None => Feed::off(),
+    if let Some(m) = &monitor {
+        describe_monitor(m.local_addr());
+    }
+    let monitor_recorder = Recorder::new(
+        machine::role(&built.machine),
+        env!("CARGO_PKG_VERSION"),
+        started,
+        started_wall,
+    )
+    .with_probe_interval(built.probe_interval);
+    let monitor = Feed::new(monitor, monitor_recorder, Instant::now());
+    let local = match &built.machine {
+        Machine::Client(c) => Some(c.local_addr()),
+        Machine::Server(_) => None,
     };
+    let service = settings.service();
+    let reload = Reload::new(settings, record, (devices, built.filters), local);
     let session = Session {
         machine: built.machine,
         devices: open,
-        shutdown,
+        signals,
         monitor,
+        reload,
         recorder,
     };
     Ok(Started {
         session,
         firewall,
         _port: reservation,
-        service: settings.service(),
+        service,
     })
 }
 
 /// The recorder's settings: the command line's over the config file's; `None` when off
-fn record_settings(
+pub(crate) fn record_settings(
     role: &RoleCommand,
     args: RecordArgs,
 ) -> Result<Option<RecordSettings>, StartError> {
@@ -312,7 +323,7 @@ pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartErr
 }
 
 /// The validated settings of the role the command line chose
-pub(crate) enum Settings {
+pub enum Settings {
     /// `client`
     Client(ClientSettings),
     /// `server`
@@ -342,6 +353,28 @@ impl Settings {
             RoleCommand::Client(args) => Self::Client(ClientSettings::resolve(&args.load()?)?),
             RoleCommand::Server(args) => Self::Server(ServerSettings::resolve(&args.load()?)?),
         })
+    }
+
+    /// How `new` (re-read for a reload) differs from these settings
+    pub(crate) fn changes(&self, new: &Self) -> Changes {
+        match (self, new) {
+            (Self::Client(old), Self::Client(new)) => old.changes(new),
+            (Self::Server(old), Self::Server(new)) => old.changes(new),
+            // the role comes from the command line, which a reload reads as it was
+            _ => Changes {
+                live: Vec::new(),
+                restart: vec!["role"],
+            },
+        }
+    }
+
+    /// Takes the settings of `new` that a running machine applies, keeping the others
+    pub(crate) fn adopt_live(&mut self, new: &Self) {
+        match (self, new) {
+            (Self::Client(old), Self::Client(new)) => old.adopt_live(new),
+            (Self::Server(old), Self::Server(new)) => old.adopt_live(new),
+            _ => {}
+        }
     }
 
     pub(crate) fn common(&self) -> &CommonSettings {
@@ -396,16 +429,7 @@ impl Settings {
                 let config = c.client_config(devices, seed);
                 let core = Client::new(config.clone(), now)?;
                 let local = core.local_addr();
-                let sources = config
-                    .sources
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>();
-                log::info!(
-                    "Proxy {} through {local} to {}",
-                    sources.join(", "),
-                    config.server
-                );
+                describe_proxy(&config.sources, local, config.server);
                 Built {
                     machine: core.into(),
                     filters: filter::client(&config, local),
@@ -468,8 +492,14 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
     }
 }
 
+/// The line saying what the client tunnels, at start and when a reload changes the sources
+pub(crate) fn describe_proxy(sources: &[Ipv4Net], local: SocketAddrV4, server: SocketAddrV4) {
+    let sources = sources.iter().map(ToString::to_string).collect::<Vec<_>>();
+    log::info!("Proxy {} through {local} to {server}", sources.join(", "));
+}
+
 /// The startup line of the monitor, and a warning when others than this host may reach it
-fn describe_monitor(addr: SocketAddr) {
+pub(crate) fn describe_monitor(addr: SocketAddr) {
     log::info!("Monitor on http://{addr}/ (/, /dns, /metrics, /dashboard)");
     if !addr.ip().is_loopback() {
         log::warn!(

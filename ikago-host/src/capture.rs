@@ -76,11 +76,6 @@ pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, Capt
         device: device.to_owned(),
         source,
     };
-    let filter_err = |filter: &str, source| CaptureError::Filter {
-        device: device.to_owned(),
-        filter: filter.to_owned(),
-        source,
-    };
     let mut capture = Capture::from_device(device)
         .map_err(open_err)?
         .immediate_mode(true)
@@ -97,9 +92,7 @@ pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, Capt
         });
     }
     capture.direction(Direction::In).map_err(open_err)?;
-    capture
-        .filter(filter, true)
-        .map_err(|e| filter_err(filter, e))?;
+    set_filter(&mut capture, device, filter)?;
     if mode == ReadMode::NonBlocking {
         capture = capture.setnonblock().map_err(open_err)?;
     }
@@ -109,8 +102,31 @@ pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, Capt
         .buffer_size(INJECT_BUFFER_BYTES)
         .open()
         .map_err(open_err)?;
-    inject
-        .filter(NOTHING, true)
-        .map_err(|e| filter_err(NOTHING, e))?;
+    set_filter(&mut inject, device, NOTHING)?;
     Ok(DeviceIo { capture, inject })
+}
+
+/// Sets `filter` on the handle of `device`, open or capturing already (libpcap swaps the kernel
+/// filter in place; on failure the old one stays)
+pub fn set_filter(
+    capture: &mut Capture<Active>,
+    device: &str,
+    filter: &str,
+) -> Result<(), CaptureError> {
+    capture
+        .filter(filter, true)
+        .map_err(|source| CaptureError::Filter {
+            device: device.to_owned(),
+            filter: filter.to_owned(),
+            source,
+        })
+}
+
+/// Sets a new `filter` on the live capture of `device` (a config reload changed it), saying so
+/// in the log; a failure is one error line and the old filter stays
+pub fn refilter(capture: &mut Capture<Active>, device: &str, filter: &str) {
+    match set_filter(capture, device, filter) {
+        Ok(()) => log::debug!("Filter on {device}: {filter}"),
+        Err(e) => log::error!("{e}"),
+    }
 }

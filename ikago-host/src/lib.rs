@@ -13,7 +13,8 @@
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
 //! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
 //! - [`record`]: `--record`, the flight recorder the engines feed every input and output;
-//! - [`shutdown`]: SIGINT/SIGTERM as a channel message;
+//! - [`shutdown`]: SIGINT/SIGTERM and SIGHUP as channel messages;
+//! - [`reload`]: SIGHUP's config re-read, applied where the running machine can take it;
 //! - [`privilege`]: CAP_NET_RAW and CAP_NET_ADMIN, for root and unprivileged users alike;
 //! - [`app`]: the program around the runner's loop;
 //! - [`netns`] and [`smoke`]: throwaway namespaces and the smoke test both runners run (root).
@@ -35,5 +36,6 @@ pub mod notify;
 pub mod port;
 pub mod privilege;
 pub mod record;
+pub mod reload;
 pub mod shutdown;
 pub mod smoke;

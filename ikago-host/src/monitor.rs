@@ -4,10 +4,13 @@
 //! The HTTP side runs on threads of its own ([`ikago_monitor::Monitor`]) and only ever reads the
 //! latest published snapshot, so nothing the monitor does holds a lock across the packet loop:
 //! the engine pays one comparison per wake-up, one `record` per event (events are per flow, not
-//! per packet) and one [`Machine::stats`] per second. Engines wake for the next snapshot as they
-//! wake for the machine's deadline: see [`Feed::wake_at`] and [`Feed::next_publish`].
+//! per packet) and, with the monitor on, one [`Machine::stats`] per second. Engines wake for the
+//! next snapshot as they wake for the machine's deadline: see [`Feed::wake_at`] and
+//! [`Feed::next_publish`]. A config reload moves, starts or stops the monitor
+//! ([`Feed::rebind`]); the recorder sees every event all along, so a monitor started late shows
+//! the NAT table and peers of the whole run.
 
-use ikago_monitor::{Monitor, Publisher, Recorder};
+use ikago_monitor::{Monitor, MonitorError, Publisher, Recorder};
 use ikago_proto::{Event, Machine};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,37 +18,39 @@ use std::time::{Duration, Instant};
 /// Time between two snapshots
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the engine thread does for the monitor; every method is a no-op when it is off
-#[derive(Debug, Default)]
+/// What the engine thread does for the monitor; publishing is a no-op when it is off
+#[derive(Debug)]
 pub struct Feed {
-    on: Option<Box<Running>>,
+    recorder: Box<Recorder>,
+    on: Option<Box<Serving>>,
 }
 
 /// A monitor that is on
 #[derive(Debug)]
-struct Running {
-    /// Serves until dropped with the feed
+struct Serving {
+    /// Serves until dropped
     monitor: Monitor,
     publisher: Publisher,
-    recorder: Recorder,
     next_publish: Instant,
 }
 
-impl Feed {
-    /// No monitor
-    pub fn off() -> Self {
-        Self::default()
+impl Serving {
+    fn new(monitor: Monitor, now: Instant) -> Box<Self> {
+        Box::new(Self {
+            publisher: monitor.publisher(),
+            monitor,
+            next_publish: now,
+        })
     }
+}
 
-    /// Feeds `monitor` (started already) from `recorder`; the first snapshot is due at `now`
-    pub fn new(monitor: Monitor, recorder: Recorder, now: Instant) -> Self {
+impl Feed {
+    /// Keeps `recorder` up to date and serves it on `monitor` (started already), if any; the
+    /// first snapshot is due at `now`
+    pub fn new(monitor: Option<Monitor>, recorder: Recorder, now: Instant) -> Self {
         Self {
-            on: Some(Box::new(Running {
-                publisher: monitor.publisher(),
-                monitor,
-                recorder,
-                next_publish: now,
-            })),
+            recorder: Box::new(recorder),
+            on: monitor.map(|m| Serving::new(m, now)),
         }
     }
 
@@ -59,13 +64,36 @@ impl Feed {
         self.on.as_ref().map(|r| r.monitor.local_addr())
     }
 
+    /// Moves the monitor to `addr`, starts it there, or stops it (`None`); nothing happens when
+    /// it listens there already. The old socket is closed first, so the same port may be taken
+    /// on another address; if `addr` cannot be bound, the monitor goes back to where it was
+    /// (when it can) and the error is returned. The first snapshot is due at `now`.
+    pub fn rebind(&mut self, addr: Option<SocketAddr>, now: Instant) -> Result<(), MonitorError> {
+        let old = self.local_addr();
+        if addr == old {
+            return Ok(());
+        }
+        self.on = None;
+        let Some(addr) = addr else { return Ok(()) };
+        match Monitor::start(addr) {
+            Ok(m) => {
+                self.on = Some(Serving::new(m, now));
+                Ok(())
+            }
+            Err(e) => {
+                self.on = old
+                    .and_then(|a| Monitor::start(a).ok())
+                    .map(|m| Serving::new(m, now));
+                Err(e)
+            }
+        }
+    }
+
     /// Shows an event from the machine's output to the recorder (the hook of
     /// [`drain`](crate::machine::drain)); `now` is the instant of the input that produced it
     #[inline]
     pub fn record(&mut self, event: &Event, now: Instant) {
-        if let Some(r) = &mut self.on {
-            r.recorder.record(event, now);
-        }
+        self.recorder.record(event, now);
     }
 
     /// When the next snapshot is due, when the monitor is on
@@ -88,7 +116,7 @@ impl Feed {
     pub fn publish_due(&mut self, machine: &Machine, now: Instant) -> bool {
         match &mut self.on {
             Some(r) if now >= r.next_publish => {
-                r.publish(machine, now);
+                publish(r, &mut self.recorder, machine, now);
                 true
             }
             _ => false,
@@ -96,13 +124,11 @@ impl Feed {
     }
 }
 
-impl Running {
-    #[cold]
-    fn publish(&mut self, machine: &Machine, now: Instant) {
-        let snapshot = self.recorder.snapshot(machine.stats(), now);
-        self.publisher.publish(snapshot);
-        self.next_publish = now + PUBLISH_INTERVAL;
-    }
+#[cold]
+fn publish(on: &mut Serving, recorder: &mut Recorder, machine: &Machine, now: Instant) {
+    let snapshot = recorder.snapshot(machine.stats(), now);
+    on.publisher.publish(snapshot);
+    on.next_publish = now + PUBLISH_INTERVAL;
 }
 
 #[cfg(test)]
@@ -146,29 +172,73 @@ mod tests {
         reply
     }
 
+    fn recorder(t0: Instant) -> Recorder {
+        Recorder::new(Role::Client, "t", t0, SystemTime::now())
+    }
+
+    fn dns_event() -> Event {
+        Event::DnsRecord {
+            name: "echo.lab.test".into(),
+            ip: Ipv4Addr::new(198, 18, 24, 2),
+        }
+    }
+
     #[test]
-    fn off_does_nothing() {
+    fn off_publishes_nothing() {
         let t0 = Instant::now();
-        let mut feed = Feed::off();
+        let mut feed = Feed::new(None, recorder(t0), t0);
         let machine = client(t0);
         assert!(!feed.is_on() && feed.local_addr().is_none());
         assert_eq!(feed.next_publish(), None);
         let later = t0 + Duration::from_secs(30);
         assert_eq!(feed.wake_at(later), later);
-        let event = Event::DnsRecord {
-            name: "x.test".into(),
-            ip: Ipv4Addr::new(198, 18, 24, 2),
-        };
-        feed.record(&event, t0);
+        feed.record(&dns_event(), t0);
         assert!(!feed.publish_due(&machine, later));
+    }
+
+    #[test]
+    fn rebinding_starts_moves_and_stops_the_monitor() {
+        let t0 = Instant::now();
+        let machine = client(t0);
+        let mut feed = Feed::new(None, recorder(t0), t0);
+        // seen while off, shown once on
+        feed.record(&dns_event(), t0);
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        feed.rebind(Some(any_port), t0).expect("binds");
+        let first = feed.local_addr().expect("on");
+        assert_eq!(feed.next_publish(), Some(t0), "a snapshot at once");
+        assert!(feed.publish_due(&machine, t0));
+        assert!(get(first, "/dns").contains("echo.lab.test"));
+
+        feed.rebind(Some(first), t0).expect("already there");
+        assert_eq!(feed.local_addr(), Some(first));
+        feed.rebind(Some(any_port), t0).expect("moves");
+        let second = feed.local_addr().expect("on");
+        assert_ne!(second, first);
+        assert!(TcpStream::connect(first).is_err(), "the old port is closed");
+        assert!(feed.publish_due(&machine, t0));
+        assert!(get(second, "/").contains("IkaGo-client"));
+
+        // a port held by another: an error, and the monitor stays where it was
+        let taken = std::net::TcpListener::bind(any_port).unwrap();
+        let busy = taken.local_addr().unwrap();
+        assert!(feed.rebind(Some(busy), t0).is_err());
+        let back = feed.local_addr().expect("still on");
+        assert_eq!(back, second);
+        assert!(feed.publish_due(&machine, t0));
+        assert!(get(back, "/").contains("IkaGo-client"));
+
+        feed.rebind(None, t0).expect("stops");
+        assert!(!feed.is_on());
+        assert!(TcpStream::connect(second).is_err(), "closed");
+        assert!(!feed.publish_due(&machine, t0 + Duration::from_secs(5)));
     }
 
     #[test]
     fn publishes_once_per_interval_with_the_events_seen() {
         let t0 = Instant::now();
         let monitor = Monitor::start("127.0.0.1:0".parse().unwrap()).unwrap();
-        let recorder = Recorder::new(Role::Client, "t", t0, SystemTime::now());
-        let mut feed = Feed::new(monitor, recorder, t0);
+        let mut feed = Feed::new(Some(monitor), recorder(t0), t0);
         let addr = feed.local_addr().expect("on");
         let machine = client(t0);
         assert!(
@@ -188,11 +258,7 @@ mod tests {
         assert!(reply.contains("\"name\":\"IkaGo-client\""), "{reply}");
 
         // events reach the next snapshot, not before it is due
-        let event = Event::DnsRecord {
-            name: "echo.lab.test".into(),
-            ip: Ipv4Addr::new(198, 18, 24, 2),
-        };
-        feed.record(&event, soon);
+        feed.record(&dns_event(), soon);
         assert!(!feed.publish_due(&machine, t0 + Duration::from_millis(999)));
         assert!(!get(addr, "/dns").contains("echo.lab.test"));
         assert!(feed.publish_due(&machine, t0 + PUBLISH_INTERVAL));

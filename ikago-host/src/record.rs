@@ -237,6 +237,24 @@ impl Recorder {
         }
     }
 
+    /// Stops recording before the next input, because the machine's settings were just changed
+    /// (a config reload): the recording stays replayable up to here, as its scenario says
+    pub fn stop_reconfigured(&mut self) {
+        let Some(r) = &mut self.on else { return };
+        if r.stopped_at.is_some() {
+            return;
+        }
+        // the inputs so far were drained before the reload: their groups are whole
+        r.stopped_at = Some(r.group + 1);
+        r.reason = StopReason::Reconfigured;
+        log::warn!(
+            "Recording to {} stopped after input {}: the config was reloaded, which a replay \
+             cannot follow; the tunnel goes on",
+            r.path.display(),
+            r.group
+        );
+    }
+
     /// Records a frame the machine transmitted on `device`
     #[inline]
     pub fn output(&mut self, device: DeviceId, data: &[u8]) {
@@ -524,5 +542,63 @@ mod tests {
         assert_eq!(end.whole_groups, kept as u64 + 1);
         assert_eq!(end.not_recorded, (fed - kept) as u64);
         assert_eq!(rec.left_out, 0);
+    }
+
+    /// A sink that keeps everything written
+    struct Kept(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Kept {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reload_ends_the_recording_after_the_inputs_before_it() {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let created = Instant::now();
+        let names = ["lan0".to_owned()];
+        let recorded = Recorded {
+            application: "test",
+            devices: &names,
+            scenario: r#"{"role":"client"}"#,
+            created,
+            created_wall: SystemTime::now(),
+        };
+        let sink = Kept(Arc::clone(&bytes));
+        let mut r = Recorder::with_sink(sink, Path::new("kept"), u64::MAX, &recorded).unwrap();
+        let frame = [7u8; 100];
+        let input = |r: &mut Recorder, i: u64| {
+            r.input(Input::Frame {
+                now: created + Duration::from_millis(i),
+                device: DeviceId(0),
+                data: &frame,
+            });
+            r.output(DeviceId(0), &frame);
+        };
+        for i in 0..3 {
+            input(&mut r, i);
+        }
+        r.stop_reconfigured();
+        r.stop_reconfigured();
+        for i in 3..5 {
+            input(&mut r, i);
+        }
+        drop(r);
+        let bytes = bytes.lock().unwrap().clone();
+        let Ok(Capture::Recording(rec)) = read_capture_bytes(&bytes) else {
+            panic!("a recording")
+        };
+        let Ending::Ended(end) = rec.ending else {
+            panic!("closed with an end block")
+        };
+        assert_eq!(end.reason, StopReason::Reconfigured);
+        assert_eq!(rec.inputs.len(), 3);
+        assert_eq!(end.whole_groups, 4, "group 0 and the three inputs");
+        assert_eq!(end.not_recorded, 4, "two inputs and two frames after it");
     }
 }

@@ -171,12 +171,22 @@ impl Lab {
         site: ServerSite,
         tunnel: &TunnelOptions,
     ) -> Result<Daemon> {
-        let args = tunnel.server_args();
+        self.spawn_runner(runner, site.host(), site.name(), &tunnel.server_args())
+    }
+
+    /// Starts `runner` with the command line `args` on `host`, labelled `name` in the output
+    pub fn spawn_runner(
+        &self,
+        runner: Runner,
+        host: Host,
+        name: &str,
+        args: &[String],
+    ) -> Result<Daemon> {
         let args = args.iter().map(String::as_str).collect::<Vec<_>>();
         let binary = runner.binary()?;
         Daemon::spawn(
-            self.ns(site.host()),
-            &format!("{}-{}", runner.name(), site.name()),
+            self.ns(host),
+            &format!("{}-{name}", runner.name()),
             &binary,
             &args,
         )
@@ -189,16 +199,7 @@ impl Lab {
         site: ClientSite,
         tunnel: &TunnelOptions,
     ) -> Result<Daemon> {
-        let args = tunnel.client_args(site);
-        let args = args.iter().map(String::as_str).collect::<Vec<_>>();
-        let binary = runner.binary()?;
-        let ns = self.ns(site.host());
-        Daemon::spawn(
-            ns,
-            &format!("{}-{}", runner.name(), site.name()),
-            &binary,
-            &args,
-        )
+        self.spawn_runner(runner, site.host(), site.name(), &tunnel.client_args(site))
     }
 
     /// Starts the client of `runner` at `site` and waits until it prints "Connected to server"

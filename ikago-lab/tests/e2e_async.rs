@@ -15,6 +15,7 @@ common::lab_tests!(ikago_lab::Runner::Async =>
     wrong_password_gets_nothing,
     recovers_after_server_restart,
     fails_over_to_the_second_server,
+    sighup_reloads_the_config,
     second_server_on_the_port_exits_2,
     syn_flood_locks_nobody_out,
     sigterm_exits_0_and_removes_rules,

@@ -213,6 +213,56 @@ impl Client {
         self.conn.can_send()
     }
 
+    /// The LAN sources tunnelled
+    pub fn sources(&self) -> &[Ipv4Net] {
+        &self.sources
+    }
+
+    /// Replaces the LAN sources to tunnel, for a config reload; the tunnel is untouched
+    ///
+    /// From the next frame on only the new sources are tunnelled. A source seen before that the
+    /// new list no longer covers is forgotten: the replies addressed to it are dropped
+    /// ([`DropReason::NoRoute`]), and its packets waiting for the handshake are dropped
+    /// ([`DropReason::NotForUs`]). An empty list is refused, as [`Client::new`] refuses it, and
+    /// changes nothing.
+    pub fn set_sources(&mut self, sources: Vec<Ipv4Net>) -> Result<(), ConfigError> {
+        if sources.is_empty() {
+            return Err(ConfigError::NoSources);
+        }
+        let covered = |ip: Ipv4Addr| sources.iter().any(|n| n.contains(ip));
+        self.known.retain(|&ip, _| covered(ip));
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for buf in std::mem::take(&mut self.pending) {
+            match ipv4::Packet::parse(&buf.bytes[..buf.len]) {
+                Ok(p) if covered(p.src()) => kept.push_back(buf),
+                _ => {
+                    self.core.tx.recycle(buf);
+                    self.core.drop(DropReason::NotForUs);
+                }
+            }
+        }
+        self.pending = kept;
+        self.sources = sources;
+        Ok(())
+    }
+
+    /// The addresses answered by proxy ARP
+    pub fn publish(&self) -> &[Ipv4Addr] {
+        &self.publish
+    }
+
+    /// Replaces the addresses answered by proxy ARP on the listen devices, for a config reload;
+    /// the next ARP request is answered (or not) by the new list
+    pub fn set_publish(&mut self, publish: Vec<Ipv4Addr>) {
+        self.publish = publish;
+    }
+
+    /// Turns the [`Event::DnsRecord`] events (names in DNS answers, for the monitor's `/dns`) on
+    /// or off, as [`ClientConfig::dns_records`] does at start
+    pub fn set_dns_records(&mut self, on: bool) {
+        self.dns_records = on;
+    }
+
     /// Feeds a captured frame or the passage of time; never fails on network bytes
     pub fn handle_input(&mut self, input: Input<'_>) {
         self.drive_input(input);

@@ -394,3 +394,198 @@ fn repeated_resets_back_off_like_syn_retransmissions() {
         ]
     );
 }
+
+const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 3);
+const OTHER_HOST_MAC: Mac = Mac([2, 0, 0, 0, 11, 3]);
+
+/// A UDP datagram from `host` on the LAN to the destination, fed to the client
+fn from_lan(p: &mut Pair, host: Ipv4Addr, mac: Mac, dport: u16, payload: &[u8]) {
+    let f = udp((host, 40000), (DST, dport), mac, CLIENT_LAN_MAC, payload);
+    p.client.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(0),
+        data: &f,
+    });
+    p.settle();
+}
+
+/// A UDP datagram from the destination's `sport` to the server's NAT port `to`, fed to the server
+fn from_internet(p: &mut Pair, sport: u16, to: u16, payload: &[u8]) {
+    let f = udp(
+        (DST, sport),
+        (PUBLIC, to),
+        DST_MAC,
+        Mac([2, 0, 0, 0, 13, 1]),
+        payload,
+    );
+    p.server.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(1),
+        data: &f,
+    });
+    p.settle();
+}
+
+fn connected_events(p: &Pair) -> usize {
+    p.events
+        .iter()
+        .filter(|e| matches!(e, Event::Connected { .. }))
+        .count()
+}
+
+#[test]
+fn sources_change_on_a_live_tunnel_without_a_new_handshake() {
+    let mut p = Pair::new(Method::Aes128Gcm, "right");
+    p.settle();
+    assert!(echo_round_trip(&mut p, 100));
+    from_lan(&mut p, OTHER_HOST, OTHER_HOST_MAC, 7, b"not yet");
+    assert!(p.internet.is_empty(), "not a source yet");
+    // host A's flow, mapped by the server, before the change
+    from_lan(&mut p, LAN_HOST, LAN_HOST_MAC, 7, b"mapped");
+    let (_, mapped, ..) = udp_payload(&p.internet.pop().unwrap()).unwrap();
+
+    let drops = |p: &Pair, r| p.client.stats().drops.get(r);
+    let not_for_us = drops(&p, DropReason::NotForUs);
+    p.client
+        .set_sources(vec!["198.18.11.3".parse().unwrap()])
+        .unwrap();
+    assert_eq!(p.client.sources(), ["198.18.11.3".parse().unwrap()]);
+    from_lan(&mut p, OTHER_HOST, OTHER_HOST_MAC, 7, b"now");
+    let (src, _, dst, _, got) = udp_payload(&p.internet.pop().expect("tunnelled")).unwrap();
+    assert_eq!((src, dst, &got[..]), (PUBLIC, DST, &b"now"[..]));
+    from_lan(&mut p, LAN_HOST, LAN_HOST_MAC, 7, b"no more");
+    assert!(p.internet.is_empty(), "no longer a source");
+    assert_eq!(drops(&p, DropReason::NotForUs), not_for_us + 1);
+    // a late reply to the old source is not delivered
+    let no_route = drops(&p, DropReason::NoRoute);
+    from_internet(&mut p, 7, mapped, b"late reply");
+    assert!(p.lan.is_empty(), "{:?}", p.lan);
+    assert_eq!(drops(&p, DropReason::NoRoute), no_route + 1);
+    let peers: Vec<_> = p.client.stats().peers.iter().map(|s| s.peer).collect();
+    assert_eq!(
+        peers,
+        [Peer::Source(OTHER_HOST)],
+        "the old source is forgotten"
+    );
+
+    assert_eq!(p.client.set_sources(vec![]), Err(ConfigError::NoSources));
+    assert_eq!(p.client.sources(), ["198.18.11.3".parse().unwrap()]);
+    assert_eq!(connected_events(&p), 1, "{:?}", p.events);
+    assert_eq!(p.client.stats().handshakes, 1);
+}
+
+#[test]
+fn packets_queued_for_the_handshake_follow_the_sources() {
+    let mut p = Pair::new(Method::Plain, "");
+    p.client
+        .set_sources(vec!["198.18.11.0/24".parse().unwrap()])
+        .unwrap();
+    // before the handshake completes: both wait in the queue
+    for (host, mac, payload) in [
+        (LAN_HOST, LAN_HOST_MAC, b"from A"),
+        (OTHER_HOST, OTHER_HOST_MAC, b"from B"),
+    ] {
+        let f = udp((host, 40000), (DST, 7), mac, CLIENT_LAN_MAC, payload);
+        p.client.handle_input(Input::Frame {
+            now: p.now,
+            device: DeviceId(0),
+            data: &f,
+        });
+    }
+    assert!(!p.client.is_connected());
+    p.client
+        .set_sources(vec!["198.18.11.3/32".parse().unwrap()])
+        .unwrap();
+    p.settle();
+    assert!(p.client.is_connected());
+    let sent: Vec<_> = p
+        .internet
+        .iter()
+        .map(|f| udp_payload(f).unwrap().4)
+        .collect();
+    assert_eq!(sent, [b"from B".to_vec()], "only the source's packet left");
+    assert_eq!(p.client.stats().drops.get(DropReason::NotForUs), 1);
+}
+
+/// An ARP request from host A for `ip`, fed to the client; the client's reply, if any
+fn arp_for(p: &mut Pair, ip: Ipv4Addr) -> Option<Vec<u8>> {
+    let mut req = Vec::new();
+    PacketBuilder::ethernet2(LAN_HOST_MAC.0, [0xff; 6])
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REQUEST,
+                &LAN_HOST_MAC.0,
+                &LAN_HOST.octets(),
+                &[0; 6],
+                &ip.octets(),
+            )
+            .unwrap(),
+        )
+        .write(&mut req)
+        .unwrap();
+    p.client.handle_input(Input::Frame {
+        now: p.now,
+        device: DeviceId(0),
+        data: &req,
+    });
+    p.settle();
+    p.lan.pop()
+}
+
+#[test]
+fn publish_changes_on_a_live_tunnel() {
+    let gateway = Ipv4Addr::new(198, 18, 11, 254);
+    let mut p = Pair::new(Method::Plain, "");
+    p.settle();
+    assert!(arp_for(&mut p, gateway).is_none(), "not published yet");
+    p.client.set_publish(vec![gateway]);
+    assert_eq!(p.client.publish(), [gateway]);
+    let reply = arp_for(&mut p, gateway).expect("answered by proxy ARP");
+    assert_eq!(&reply[0..6], &LAN_HOST_MAC.0);
+    assert_eq!(&reply[20..22], &[0, 2], "an ARP reply");
+    assert_eq!(&reply[22..28], &CLIENT_LAN_MAC.0, "with the client's MAC");
+    assert_eq!(&reply[28..32], &gateway.octets());
+    p.client.set_publish(vec![]);
+    assert!(arp_for(&mut p, gateway).is_none(), "no longer published");
+    assert_eq!(connected_events(&p), 1);
+}
+
+/// A DNS response naming `x.test` at 198.18.13.9
+fn dns_answer() -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    m.extend_from_slice(b"\x01x\x04test\x00\x00\x01\x00\x01");
+    m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 13, 9]);
+    m
+}
+
+#[test]
+fn dns_records_turn_on_and_off_on_a_live_tunnel() {
+    let mut p = Pair::new(Method::Plain, "");
+    p.settle();
+    let records = |p: &Pair| {
+        p.events
+            .iter()
+            .filter(|e| matches!(e, Event::DnsRecord { .. }))
+            .count()
+    };
+    let lookup = |p: &mut Pair| {
+        from_lan(p, LAN_HOST, LAN_HOST_MAC, 53, b"query");
+        let (_, mapped, ..) = udp_payload(&p.internet.pop().unwrap()).unwrap();
+        from_internet(p, 53, mapped, &dns_answer());
+        assert!(p.lan.pop().is_some(), "the answer is delivered");
+    };
+    lookup(&mut p);
+    assert_eq!(records(&p), 0, "off by default");
+    p.client.set_dns_records(true);
+    lookup(&mut p);
+    assert_eq!(records(&p), 1);
+    assert!(p.events.iter().any(|e| matches!(
+        e,
+        Event::DnsRecord { name, ip } if name == "x.test" && *ip == Ipv4Addr::new(198, 18, 13, 9)
+    )));
+    p.client.set_dns_records(false);
+    lookup(&mut p);
+    assert_eq!(records(&p), 1);
+}

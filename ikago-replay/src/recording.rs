@@ -114,6 +114,8 @@ pub enum StopReason {
     QueueFull,
     /// Writing the file failed
     WriteError,
+    /// The runner applied a reloaded config (SIGHUP), which a replay of the scenario cannot follow
+    Reconfigured,
 }
 
 impl StopReason {
@@ -123,6 +125,7 @@ impl StopReason {
             Self::SizeLimit => 1,
             Self::QueueFull => 2,
             Self::WriteError => 3,
+            Self::Reconfigured => 4,
         }
     }
 
@@ -132,6 +135,7 @@ impl StopReason {
             Self::SizeLimit,
             Self::QueueFull,
             Self::WriteError,
+            Self::Reconfigured,
         ]
         .into_iter()
         .find(|r| r.code() == code)
@@ -146,6 +150,7 @@ impl StopReason {
                 "stopped by the recorder: its queue was full (the disk was slower than the traffic)"
             }
             Self::WriteError => "stopped by the recorder: writing the file failed",
+            Self::Reconfigured => "stopped by the recorder: the runner reloaded its config",
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The engine task: readiness of every capture fd, the machine's deadline, the monitor's next
-//! snapshot and shutdown, in one future
+//! snapshot and signals (shutdown, config reload), in one future
 
 use async_io::{Async, Timer};
 use futures_lite::future;
 use ikago_host::app::{Outcome, Session};
+use ikago_host::capture::refilter;
 use ikago_host::inject::Injectors;
 use ikago_host::machine::drain;
+use ikago_host::reload::Reread;
+use ikago_host::shutdown::Signal;
 use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN};
 use pcap::{Active, Capture};
 use std::future::Future;
@@ -21,6 +24,8 @@ const BATCH: usize = 64;
 enum Wake {
     /// SIGINT or SIGTERM
     Shutdown,
+    /// SIGHUP, with the config read again
+    Reload(Box<Reread>),
     /// The machine's deadline passed
     Deadline,
     /// The monitor's next snapshot is due
@@ -36,8 +41,9 @@ pub(crate) async fn run(session: Session) -> Outcome {
     let Session {
         mut machine,
         devices,
-        shutdown,
+        signals,
         mut monitor,
+        mut reload,
         mut recorder,
     } = session;
     let mut captures: Vec<Capture<Active>> = Vec::with_capacity(devices.len());
@@ -72,12 +78,18 @@ pub(crate) async fn run(session: Session) -> Outcome {
     let mut armed = Some(deadline);
     // the monitor's own timer, re-armed after each snapshot; never fires with the monitor off
     let mut publish = monitor.next_publish().map_or_else(Timer::never, Timer::at);
-    let mut stop = pin!(shutdown.recv());
+    // one receive at a time, replaced once it completed (a reload)
+    let mut signal = pin!(signals.recv());
     let mut first = 0;
     while result.is_ok() {
         let wake = future::poll_fn(|cx| {
-            if stop.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Shutdown);
+            match signal.as_mut().poll(cx) {
+                Poll::Ready(Ok(Signal::Reload(reread))) => {
+                    return Poll::Ready(Wake::Reload(reread));
+                }
+                // a stop, or the signals thread is gone
+                Poll::Ready(_) => return Poll::Ready(Wake::Shutdown),
+                Poll::Pending => {}
             }
             // start with the device after the last one served, so that none starves
             for k in 0..ready.len() {
@@ -100,6 +112,16 @@ pub(crate) async fn run(session: Session) -> Outcome {
         let fired = matches!(wake, Wake::Publish);
         match wake {
             Wake::Shutdown => break,
+            Wake::Reload(reread) => {
+                signal.set(signals.recv());
+                let now = Instant::now();
+                let filters = reload.apply(*reread, &mut machine, &mut monitor, &mut recorder, now);
+                for (device, filter) in filters {
+                    refilter(&mut captures[device], &names[device], &filter);
+                }
+                // the monitor may have started, moved or stopped
+                publish = monitor.next_publish().map_or_else(Timer::never, Timer::at);
+            }
             Wake::Failed(i, e) => result = Err(format!("waiting on {} failed: {e}", names[i])),
             Wake::Deadline => {
                 armed = None;

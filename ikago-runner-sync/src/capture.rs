@@ -1,8 +1,15 @@
 //! The capture threads: one per device, frames into reused buffers, buffers into the engine
+//!
+//! A thread owns its pcap handle and blocks reading it. The engine reaches it through a
+//! [`Handle`]: `pcap_breakloop` wakes the read, and the thread then looks at what the engine
+//! asked: a new filter (a config reload), which it sets before reading on, or to stop.
 
+use ikago_host::reload::Reread;
 use ikago_proto::DeviceId;
-use pcap::{Active, Capture};
+use pcap::{Active, BreakLoop, Capture};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// What the engine thread receives
@@ -18,6 +25,8 @@ pub(crate) enum Msg {
     },
     /// SIGINT or SIGTERM: stop
     Shutdown,
+    /// SIGHUP: apply the config read again
+    Reload(Box<Reread>),
     /// A capture failed (the device went away): stop with this reason
     Failed(String),
 }
@@ -30,14 +39,52 @@ pub(crate) struct Wiring {
     pub(crate) free: Receiver<Vec<u8>>,
 }
 
+/// What the engine asked of a capture thread, read when `breakloop` wakes it
+#[derive(Default)]
+struct Requests {
+    /// Set this filter, then read on
+    filter: Mutex<Option<String>>,
+    /// Stop reading
+    stop: AtomicBool,
+}
+
+/// The engine's side of a capture thread
+pub(crate) struct Handle {
+    breaker: BreakLoop,
+    requests: Arc<Requests>,
+}
+
+impl Handle {
+    /// Has the thread set `filter` on its capture (it keeps reading)
+    pub(crate) fn refilter(&self, filter: String) {
+        *self
+            .requests
+            .filter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(filter);
+        self.breaker.breakloop();
+    }
+
+    /// Has the thread stop reading and return
+    pub(crate) fn stop(&self) {
+        self.requests.stop.store(true, Ordering::Release);
+        self.breaker.breakloop();
+    }
+}
+
 /// Starts the capture thread of `device` (named `name`); it stops when the engine calls
-/// `breakloop` on the capture or drops its end of the wiring
+/// [`Handle::stop`] or drops its end of the wiring
 pub(crate) fn spawn(
     device: DeviceId,
     name: String,
     mut cap: Capture<Active>,
     w: Wiring,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, Handle)> {
+    let requests = Arc::new(Requests::default());
+    let handle = Handle {
+        breaker: cap.breakloop_handle(),
+        requests: Arc::clone(&requests),
+    };
     std::thread::Builder::new()
         .name(format!("capture {name}"))
         .spawn(move || {
@@ -55,7 +102,19 @@ pub(crate) fn spawn(
                     }
                     Err(pcap::Error::TimeoutExpired) => {}
                     // what next_packet says after breakloop
-                    Err(pcap::Error::NoMorePackets) => return,
+                    Err(pcap::Error::NoMorePackets) => {
+                        if requests.stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        let filter = requests
+                            .filter
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take();
+                        if let Some(f) = filter {
+                            ikago_host::capture::refilter(&mut cap, &name, &f);
+                        }
+                    }
                     Err(e) => {
                         let _ = w
                             .frames
@@ -65,4 +124,5 @@ pub(crate) fn spawn(
                 }
             }
         })
+        .map(|thread| (thread, handle))
 }

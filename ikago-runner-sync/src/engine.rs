@@ -1,11 +1,12 @@
 //! The engine thread: owns the machine, feeds frames and deadlines in, injects what comes out,
-//! and publishes the monitor's snapshots
+//! publishes the monitor's snapshots and applies config reloads
 
 use crate::capture::{self, Msg, Wiring};
 use ikago_host::app::{Outcome, Session};
 use ikago_host::capture::SNAPLEN;
 use ikago_host::inject::Injectors;
 use ikago_host::machine::drain;
+use ikago_host::shutdown::Signal;
 use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::time::Instant;
@@ -18,14 +19,15 @@ pub(crate) fn run(session: Session) -> Outcome {
     let Session {
         mut machine,
         devices,
-        shutdown,
+        signals,
         mut monitor,
+        mut reload,
         mut recorder,
     } = session;
     let (frames, rx) = mpsc::sync_channel::<Msg>(POOL * devices.len() + 1);
     let mut free: Vec<SyncSender<Vec<u8>>> = Vec::with_capacity(devices.len());
     let mut threads = Vec::with_capacity(devices.len());
-    let mut breakers = Vec::with_capacity(devices.len());
+    let mut handles = Vec::with_capacity(devices.len());
     let mut inject = Vec::with_capacity(devices.len());
     let mut names = Vec::with_capacity(devices.len());
     let mut result = Ok(());
@@ -44,24 +46,31 @@ pub(crate) fn run(session: Session) -> Outcome {
             frames: frames.clone(),
             free: free_rx,
         };
-        let mut cap = d.io.capture;
-        breakers.push(cap.breakloop_handle());
-        match capture::spawn(id, d.name, cap, wiring) {
-            Ok(t) => threads.push(t),
+        match capture::spawn(id, d.name, d.io.capture, wiring) {
+            Ok((t, h)) => {
+                threads.push(t);
+                handles.push(h);
+            }
             Err(e) => result = Err(format!("cannot start a capture thread: {e}")),
         }
     }
     let on_signal = frames.clone();
-    // detached: it waits for a signal for as long as the process lives
+    // detached: it forwards signals until the first stop or the engine's end
     let forwarder = std::thread::Builder::new()
-        .name("shutdown".into())
+        .name("signal forwarder".into())
         .spawn(move || {
-            if shutdown.recv_blocking().is_ok() {
-                let _ = on_signal.send(Msg::Shutdown);
+            while let Ok(signal) = signals.recv_blocking() {
+                let (msg, last) = match signal {
+                    Signal::Stop => (Msg::Shutdown, true),
+                    Signal::Reload(reread) => (Msg::Reload(reread), false),
+                };
+                if on_signal.send(msg).is_err() || last {
+                    return;
+                }
             }
         });
     if let Err(e) = forwarder {
-        result = Err(format!("cannot start the shutdown thread: {e}"));
+        result = Err(format!("cannot start the signal forwarder: {e}"));
     }
     drop(frames);
     let mut inject = Injectors::new(inject, names);
@@ -93,6 +102,12 @@ pub(crate) fn run(session: Session) -> Outcome {
                 });
             }
             Ok(Msg::Shutdown) => break,
+            Ok(Msg::Reload(reread)) => {
+                let filters = reload.apply(*reread, &mut machine, &mut monitor, &mut recorder, now);
+                for (device, filter) in filters {
+                    handles[device].refilter(filter);
+                }
+            }
             Ok(Msg::Failed(e)) => result = Err(e),
             Err(RecvTimeoutError::Timeout) if now >= deadline => {
                 let input = Input::Timeout(now);
@@ -111,8 +126,8 @@ pub(crate) fn run(session: Session) -> Outcome {
         // one comparison per message; a snapshot once per second, also under a frame flood
         monitor.publish_due(&machine, now);
     }
-    for b in &breakers {
-        b.breakloop();
+    for h in &handles {
+        h.stop();
     }
     drop(free);
     drop(rx);

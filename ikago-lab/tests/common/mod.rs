@@ -17,7 +17,8 @@ use ikago_lab::{
     Blocking, CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner,
     STOP_TIMEOUT, ServerSite, TunnelOptions, stop,
 };
-use serde_json::Value;
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
 
 /// Generates one `#[test]` per scenario for `$runner`, each skipped (and passing) without root
 macro_rules! lab_tests {
@@ -42,6 +43,8 @@ const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 const RECOVERY: Duration = Duration::from_secs(10);
 /// How soon after the active server is killed the echoes must come back through the other
 const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
+/// How soon after a SIGHUP a newly configured source must get its echoes
+const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 /// How long a client with a wrong password may take, once its LAN host sends, to say so (the
 /// server too)
 const UNOPENABLE_LIMIT: Duration = Duration::from_secs(10);
@@ -480,6 +483,156 @@ pub(crate) fn fails_over_to_the_second_server(runner: Runner) {
             && m.get("ikago_server_switches_total") == Some(&1.0)
     });
     udp::echo_retry(a, echo_addr(), 1300, WAIT, 2).expect("echo through the second server");
+}
+
+/// The reload test's password
+const FIRST_PASSWORD: &str = "reload-pw-first";
+/// The password a reload logs as needing a restart
+const SECOND_PASSWORD: &str = "reload-pw-second";
+
+/// A config file of a test's own, removed when dropped
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("ikago-lab-{name}-{}.json", std::process::id())))
+    }
+
+    fn write(&self, text: &str) {
+        std::fs::write(&self.0, text).expect("the config file is written");
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The reload test's client config: these sources, published gateway and monitor, or not
+fn reload_config(sources: &[Ipv4Addr], extra: bool, password: &str) -> String {
+    let mut config = json!({
+        "sources": sources.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "server": format!("{SERVER_WAN}:{TUNNEL_PORT}"),
+        "method": "aes-256-gcm",
+        "password": password,
+        "listen-devices": "lan0",
+        "upstream-device": "wan0",
+        "rule": true
+    });
+    if extra {
+        config["publish"] = PUBLISHED_GATEWAY.to_string().into();
+        config["monitor"] = MONITOR_PORT.into();
+    }
+    format!("# the lab's client\n{config:#}\n")
+}
+
+/// Sends SIGHUP to `client` and waits for its line containing `needle`; returns the lines
+/// printed from the signal on
+fn reload(client: &Daemon, needle: &str) -> Vec<String> {
+    let since = client.line_count();
+    client.signal(Signal::SIGHUP).expect("SIGHUP");
+    client
+        .wait_for_line(needle, since, WAIT)
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", &client.lines()[since..]));
+    // what the loop logs after the line waited for
+    std::thread::sleep(Duration::from_millis(200));
+    client.lines().split_off(since)
+}
+
+/// Echoes from `host` until one comes back, at most [`RELOAD_LIMIT`]; returns how long it took
+fn echoes_within_reload_limit(t: &Lab, host: Host, client: &Daemon) -> Duration {
+    let start = Instant::now();
+    while udp::echo(t.ns(host), echo_addr(), 100, Duration::from_millis(300)).is_err() {
+        assert!(
+            start.elapsed() < RELOAD_LIMIT,
+            "{host:?}: no echo within {RELOAD_LIMIT:?} of the reload: {:#?}",
+            client.lines()
+        );
+    }
+    start.elapsed()
+}
+
+/// The client's config file changed under it, then SIGHUP: host B, added to the sources with its
+/// gateway published, gets its echoes; the monitor starts; a new password is logged as needing
+/// a restart and not applied (host A's echoes still open at the server); there is no new
+/// handshake. A file that no longer parses is one error line, and the tunnel runs on as it
+/// was. Host B taken out of the sources again gets nothing more.
+pub(crate) fn sighup_reloads_the_config(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let _server = lab
+        .start_server(
+            runner,
+            &TunnelOptions::encrypted("aes-256-gcm", FIRST_PASSWORD),
+        )
+        .expect("server starts");
+    let file = ConfigFile::new(&format!("reload-{}", runner.name()));
+    file.write(&reload_config(&[HOST_A], false, FIRST_PASSWORD));
+    let args = ["client", "-c", file.path(), "-v"].map(String::from);
+    let client = lab
+        .spawn_runner(runner, Host::Client, "client", &args)
+        .expect("client starts");
+    client
+        .wait_for_line(CONNECTED, 0, CONNECT_TIMEOUT)
+        .expect("client connects");
+    let (a, b, c) = (Host::HostA, Host::HostB, lab.ns(Host::Client));
+    udp::echo_retry(lab.ns(a), echo_addr(), 100, WAIT, 2).expect("host A's echo");
+    assert!(
+        udp::echo(lab.ns(b), echo_addr(), 100, BLOCKED_WAIT).is_err(),
+        "host B is no source yet"
+    );
+    assert!(
+        http::get(c, monitor_addr(), "/metrics", BLOCKED_WAIT).is_err(),
+        "no monitor yet"
+    );
+
+    // host B and its gateway, the monitor, and a password that only a restart would apply
+    file.write(&reload_config(&[HOST_A, HOST_B], true, SECOND_PASSWORD));
+    let lines = reload(&client, "password changed: restart to apply");
+    println!("after the reload: {lines:#?}");
+    let took = echoes_within_reload_limit(&lab, b, &client);
+    println!("host B's first echo {took:?} after the reload");
+    udp::echo_retry(lab.ns(a), echo_addr(), 1300, WAIT, 2)
+        .expect("host A's echo: the password was not applied");
+    let m = http::wait_ok(c, monitor_addr(), "/metrics", MONITOR_READY).expect("the monitor");
+    assert!(m.body.contains("ikago_handshakes_total 1"), "{}", m.body);
+
+    // a file that no longer parses: one line, the running config is kept
+    file.write("{ \"sources\": [");
+    let lines = reload(&client, "Cannot reload the config");
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("Cannot reload"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:#?}");
+    udp::echo_retry(lab.ns(a), echo_addr(), 100, WAIT, 2).expect("host A's echo, still");
+    udp::echo_retry(lab.ns(b), echo_addr(), 100, WAIT, 2).expect("host B's echo, still");
+
+    // host B no longer a source, the password back to the one in force: nothing to restart
+    file.write(&reload_config(&[HOST_A], true, FIRST_PASSWORD));
+    let lines = reload(&client, &format!("Proxy {HOST_A} through"));
+    assert!(
+        !lines.iter().any(|l| l.contains("restart to apply")),
+        "{lines:#?}"
+    );
+    assert!(
+        udp::echo(lab.ns(b), echo_addr(), 100, BLOCKED_WAIT).is_err(),
+        "host B is no longer tunnelled"
+    );
+    udp::echo_retry(lab.ns(a), echo_addr(), 100, WAIT, 2).expect("host A's echo");
+
+    let all = client.lines();
+    let connected = all.iter().filter(|l| l.contains(CONNECTED)).count();
+    assert_eq!(connected, 1, "no new handshake: {all:#?}");
+    assert!(
+        all.iter()
+            .all(|l| !l.contains(FIRST_PASSWORD) && !l.contains(SECOND_PASSWORD)),
+        "no password in the log: {all:#?}"
+    );
 }
 
 /// A second server on the tunnel port of a running one: one `error:` line naming the port and
