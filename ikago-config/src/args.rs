@@ -16,7 +16,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct CommonArgs {
-    /// Read options from this JSON file (the original's keys); command-line options override it
+    /// Read options from this JSON file (the original's keys); command-line options override it.
+    /// SIGHUP reads it again: sources, publish and the monitor apply at once, other changes at
+    /// the next start
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
