@@ -1,8 +1,8 @@
 //! The Debian package of IkaGo-rs: what goes into it besides the binaries
 //!
-//! `scripts/package.sh` builds the binaries, runs this crate's `ikago-dist` to generate the man
-//! pages and shell completions, and packs everything with `cargo deb` (the metadata is in this
-//! crate's Cargo.toml). The files of the package that are not generated live beside this crate:
+//! `scripts/package.sh` builds the binaries and this crate's `ikago-dist`, runs it to generate
+//! the man pages and shell completions, and packs everything with `cargo deb` (the metadata is in
+//! this crate's Cargo.toml). The files of the package that are not generated live beside this crate:
 //!
 //! - `systemd/ikago-server.service` and `systemd/ikago-client@.service`: the units, run as the
 //!   user `ikago` with CAP_NET_RAW and CAP_NET_ADMIN only, `Type=notify`;

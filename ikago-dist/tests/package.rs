@@ -192,7 +192,7 @@ fn the_units_run_the_packaged_binary_on_the_example_configs() {
         assert_eq!(values(unit, "ProtectSystem"), ["strict"]);
         assert_eq!(
             values(unit, "SystemCallFilter"),
-            ["@system-service", "~@privileged @resources"]
+            ["@system-service", "~@resources"]
         );
     }
     // the maintainer scripts create the user the units run as
