@@ -43,6 +43,8 @@ const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 const RECOVERY: Duration = Duration::from_secs(10);
 /// How soon after the active server is killed the echoes must come back through the other
 const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
+/// What a server with `--rule` prints once its captures are open and its rules in place
+const SERVER_READY: &str = "Install firewall rules in";
 /// How soon after a SIGHUP a newly configured source must get its echoes
 const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 /// How long a client with a wrong password may take, once its LAN host sends, to say so (the
@@ -436,9 +438,15 @@ pub(crate) fn fails_over_to_the_second_server(runner: Runner) {
     let first = lab
         .start_server_at(runner, ServerSite::Main, &options)
         .expect("the first server starts");
-    let _second = lab
+    let second = lab
         .start_server_at(runner, ServerSite::Second, &options)
         .expect("the second server starts");
+    // both capturing, so that a slow start of the first is no reason to begin with the second
+    for server in [&first, &second] {
+        server
+            .wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)
+            .expect("the server is ready");
+    }
     let client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
