@@ -177,6 +177,7 @@ fn the_units_run_the_packaged_binary_on_the_example_configs() {
     assert!(here("etc/server.json").is_file() && here("etc/client.json").is_file());
     for unit in [&server, &client] {
         assert_eq!(values(unit, "Type"), ["notify"]);
+        assert_eq!(values(unit, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
         assert_eq!(values(unit, "User"), ["ikago"]);
         assert_eq!(values(unit, "Restart"), ["on-failure"]);
         for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
