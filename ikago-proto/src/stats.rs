@@ -93,6 +93,20 @@ drop_reasons! {
     Challenged => "challenged",
     /// A RST outside the receive window, or a challenge ACK over its rate limit
     BadReset => "bad_reset",
+    /// ikago2: a record whose counter was seen before or is too old for the anti-replay window,
+    /// an initiation seen before, or a SYN proof sent again from another address
+    Replayed => "replayed",
+    /// ikago2: a record or initiation that does not authenticate (wrong password, tampering,
+    /// or not ikago2 at all), or a transport record before the handshake
+    Unauthenticated => "unauthenticated",
+    /// ikago2: a record that does not parse (length past the segment, unknown type or kind, a
+    /// body shorter than its kind says, a counter at its maximum)
+    BadRecord => "bad_record",
+    /// ikago2: an initiation that authenticates but is refused (unknown version or cipher, a
+    /// clock too far off) or is over the per-second budget of initiations
+    HandshakeRefused => "handshake_refused",
+    /// ikago2-only server: a SYN without a valid proof of the key, not answered
+    SynUnproven => "syn_unproven",
 }
 
 impl From<ipv4::Error> for DropReason {
