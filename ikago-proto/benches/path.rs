@@ -14,6 +14,11 @@ use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+#[path = "common/scale.rs"]
+mod scale;
+
+use scale::Scaled;
+
 const PAYLOAD: usize = 1200;
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<u8>) -> DeviceConfig {
@@ -299,5 +304,45 @@ fn syn_flood(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, path, syn_flood);
+/// Per-packet cost of a server with many clients and flows against one with a single client:
+/// tunnel frames to the NAT, and those plus the Internet's replies sealed back
+fn server_scale(c: &mut Criterion) {
+    let mut g = c.benchmark_group("server_scale");
+    g.throughput(Throughput::Elements(1));
+    for (clients, flows) in [(1, 1), (1, 50), (1000, 50)] {
+        let mut s = Scaled::new(scale::server_config(clients), 0, clients, flows);
+        let mut i = 0;
+        g.bench_function(format!("{clients}x{flows}/request"), |b| {
+            b.iter(|| {
+                s.request(i);
+                i += 1;
+            })
+        });
+        g.bench_function(format!("{clients}x{flows}/round_trip"), |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    // a batch leaves every client's window far from full
+                    let batch = left.min(16_384);
+                    let start = Instant::now();
+                    for _ in 0..batch {
+                        s.request(i);
+                        s.reply(i);
+                        i += 1;
+                    }
+                    timed += start.elapsed();
+                    left -= batch;
+                    s.acknowledge();
+                }
+                timed
+            })
+        });
+        assert_eq!(s.drops(), 0, "{clients}x{flows}");
+        println!("{clients}x{flows}: {} packets fed", s.fed);
+    }
+    g.finish();
+}
+
+criterion_group!(benches, path, syn_flood, server_scale);
 criterion_main!(benches);

@@ -64,6 +64,7 @@ mod faketcp;
 pub mod fragment;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
+mod hashing;
 pub mod ikago2;
 mod io;
 mod kcp;

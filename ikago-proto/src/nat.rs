@@ -17,11 +17,11 @@
 //! its port can be handed out again (the original kept stale keys, §12 item 6).
 
 use crate::config::NatConfig;
+use crate::hashing::{self, Keyed, Map};
 use crate::stats::DropReason;
+use crate::timer::Queue;
 use crate::wire::{checksum, icmp, ipv4, proto, tcp};
 use rand_core::RngCore;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -68,14 +68,14 @@ pub(crate) struct Nat {
     pools: [Pool; 3],
     /// Idle timeouts
     timeouts: Timeouts,
-    /// Mapping key -> slot index (a BTreeMap: deterministic, no hasher seeded from the OS)
-    keys: BTreeMap<Key, u32>,
+    /// Mapping key -> slot index (hashed under a key from the machine's seed: deterministic)
+    keys: Map<Key, u32>,
     /// The mappings; `None` slots are listed in `free`
     slots: Vec<Option<Slot>>,
     /// Indices of empty slots
     free: Vec<u32>,
     /// Scheduled expiry checks, lazily invalidated (see [`Deadline`])
-    heap: BinaryHeap<Reverse<Deadline>>,
+    queue: Queue<Deadline>,
     /// Mappings found expired while translating, reported by the next `handle_timeout`
     pending: Vec<Mapping>,
     /// Earliest expiry among `pending`
@@ -85,7 +85,7 @@ pub(crate) struct Nat {
 }
 
 /// The key of a mapping (RFC 4787 endpoint-independent: no destination)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     /// The owning client
     client: u32,
@@ -115,21 +115,19 @@ struct Slot {
     generation: u64,
     /// When the mapping expires unless refreshed
     expires: Instant,
-    /// The deadline of this mapping's valid heap entry (never later than `expires`)
+    /// The deadline of this mapping's valid queue entry (never later than `expires`)
     scheduled: Instant,
     /// TCP: a FIN or RST was seen, the closing timeout applies
     closing: bool,
 }
 
-/// A heap entry: check slot `index` at `at`
+/// A queue entry: check slot `index` when it comes due
 ///
-/// Refreshing a mapping does not touch the heap; when the entry comes due and the mapping was
+/// Refreshing a mapping does not touch the queue; when the entry comes due and the mapping was
 /// refreshed it is pushed again at the new expiry. An entry is stale, and skipped, when its slot
 /// now holds another generation or the mapping was rescheduled earlier (a TCP FIN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Deadline {
-    /// When to check
-    at: Instant,
     /// Generation of the mapping it was pushed for
     generation: u64,
     /// Slot index
@@ -292,8 +290,8 @@ struct Quoted {
 }
 
 impl Nat {
-    /// An empty table for the public address `public`
-    pub(crate) fn new(config: &NatConfig, public: Ipv4Addr) -> Self {
+    /// An empty table for the public address `public`, hashing its keys under `keyed`
+    pub(crate) fn new(config: &NatConfig, public: Ipv4Addr, keyed: Keyed) -> Self {
         let cap = |d: Duration| d.min(MAX_TIMEOUT);
         Self {
             public,
@@ -308,10 +306,10 @@ impl Nat {
                 udp: cap(config.udp_timeout),
                 icmp: cap(config.icmp_timeout),
             },
-            keys: BTreeMap::new(),
+            keys: hashing::map(keyed),
             slots: Vec::new(),
             free: Vec::new(),
-            heap: BinaryHeap::new(),
+            queue: Queue::default(),
             pending: Vec::new(),
             pending_since: None,
             next_generation: 0,
@@ -410,8 +408,8 @@ impl Nat {
     /// `handle_timeout` at that instant then only reschedules. After `handle_timeout(now)` it is
     /// later than `now`.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let heap = self.heap.peek().map(|Reverse(d)| d.at);
-        match (heap, self.pending_since) {
+        let queue = self.queue.next();
+        match (queue, self.pending_since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -425,34 +423,47 @@ impl Nat {
             expired(&m);
         }
         self.pending_since = None;
-        while let Some(&Reverse(d)) = self.heap.peek() {
+        // due entries, and stale ones at the front so that `poll_timeout` shows a live one
+        while let Some((at, d)) = self.queue.peek() {
             let index = d.index as usize;
             let live = self
                 .slots
                 .get(index)
                 .and_then(Option::as_ref)
-                .filter(|s| s.generation == d.generation && s.scheduled == d.at)
+                .filter(|s| s.generation == d.generation && s.scheduled == at)
                 .map(|s| s.expires);
+            if live.is_some() && at > now {
+                break;
+            }
+            self.queue.pop();
             match live {
-                Some(_) if d.at > now => break,
                 Some(expires) if expires <= now => {
-                    self.heap.pop();
                     if let Some(slot) = self.remove(d.index) {
                         expired(&slot.mapping);
                     }
                 }
                 Some(expires) => {
-                    self.heap.pop();
                     if let Some(Some(slot)) = self.slots.get_mut(index) {
                         slot.scheduled = expires;
                     }
-                    self.heap.push(Reverse(Deadline { at: expires, ..d }));
+                    self.schedule(expires, d);
                 }
-                None => {
-                    self.heap.pop();
-                }
+                None => {}
             }
         }
+    }
+
+    /// Queues the check of `d` at `at` (its slot's `scheduled` is already `at`)
+    fn schedule(&mut self, at: Instant, d: Deadline) {
+        let Self {
+            queue, slots, keys, ..
+        } = self;
+        queue.push(at, d, keys.len(), |at, d| {
+            slots
+                .get(d.index as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.generation == d.generation && s.scheduled == at)
+        });
     }
 
     /// Mappings in use
@@ -571,11 +582,7 @@ impl Nat {
         };
         self.pools[pool].hold(port, index);
         self.keys.insert(key, index);
-        self.heap.push(Reverse(Deadline {
-            at: expires,
-            generation,
-            index,
-        }));
+        self.schedule(expires, Deadline { generation, index });
         Ok((index, mapping))
     }
 
@@ -593,16 +600,13 @@ impl Nat {
             }
         }
         slot.expires = deadline(now, self.timeouts.of(slot.mapping.protocol, slot.closing));
+        let mapping = slot.mapping;
         if slot.expires < slot.scheduled {
             slot.scheduled = slot.expires;
-            let d = Deadline {
-                at: slot.expires,
-                generation: slot.generation,
-                index,
-            };
-            self.heap.push(Reverse(d));
+            let (at, generation) = (slot.expires, slot.generation);
+            self.schedule(at, Deadline { generation, index });
         }
-        Some(slot.mapping)
+        Some(mapping)
     }
 
     /// Takes the mapping out of slot `index`, the key map and the port table
@@ -819,7 +823,7 @@ mod tests {
 
     /// A table with the default configuration
     fn nat() -> Nat {
-        Nat::new(&NatConfig::default(), PUBLIC)
+        Nat::new(&NatConfig::default(), PUBLIC, Keyed::new([0; 16]))
     }
 
     /// An endpoint
@@ -1083,7 +1087,10 @@ mod tests {
             udp_ports: 1000..=2000,
             ..NatConfig::default()
         };
-        let (mut nat, now) = (Nat::new(&config, PUBLIC), Instant::now());
+        let (mut nat, now) = (
+            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Instant::now(),
+        );
         let mut p = udp(ep(HOST, 1500), ep(REMOTE, 53), b"");
         assert_eq!(
             out(&mut nat, now, 1, &mut p).created.unwrap().public.port(),
@@ -1107,7 +1114,10 @@ mod tests {
             icmp_ids: 9..=9,
             ..NatConfig::default()
         };
-        let (mut nat, now) = (Nat::new(&config, PUBLIC), Instant::now());
+        let (mut nat, now) = (
+            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Instant::now(),
+        );
         assert_eq!(nat.capacity(), 4);
         let mut ports = Vec::new();
         for inner in [5001, 5002] {
@@ -1140,7 +1150,10 @@ mod tests {
             udp_ports: 1000..=1000,
             ..NatConfig::default()
         };
-        let (mut nat, t0) = (Nat::new(&config, PUBLIC), Instant::now());
+        let (mut nat, t0) = (
+            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Instant::now(),
+        );
         let s = Duration::from_secs;
         assert_eq!(nat.poll_timeout(), None);
         let mut p = udp(ep(HOST, 5000), ep(REMOTE, 53), b"");

@@ -13,22 +13,23 @@ use crate::admission::{Admission, SynAdmission};
 use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, check_common};
 use crate::event::Event;
 use crate::faketcp::{Change, Conn, Control, Received, Reply};
+use crate::hashing::{self, Keyed, Map};
 use crate::io::{DeviceId, Input, Output};
 use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
-use crate::timer::Timers;
+use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-/// Interval of the sweep that forgets silent clients
+/// Interval of the sweep that forgets stale half-open handshakes (at most
+/// [`crate::admission::HALF_OPEN_MAX`])
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Reassembly scopes of inner fragments are per client, above the device scopes (0-255)
 const CLIENT_SCOPE_BASE: u32 = 256;
@@ -37,10 +38,8 @@ const CLIENT_SCOPE_BASE: u32 = 256;
 #[repr(usize)]
 enum Timer {
     Sweep,
-    Ack,
-    Kcp,
 }
-const TIMERS: usize = 3;
+const TIMERS: usize = 1;
 
 /// One client of the server
 #[derive(Debug)]
@@ -54,6 +53,11 @@ struct Slot {
     kcp: Option<KcpSession>,
     /// Whether its payloads open (a wrong password or method shows here)
     opening: Watch,
+    /// The deadline of its valid entry in [`Server::kcp_due`], if any
+    kcp_scheduled: Option<Instant>,
+    /// The deadline of its valid entry in [`Server::idle_due`]: when it may have been silent
+    /// for the client timeout (never later than that)
+    idle_scheduled: Instant,
 }
 
 /// The server side of the tunnel
@@ -66,9 +70,17 @@ pub struct Server {
     tuning: TcpTuning,
     max_clients: usize,
     client_timeout: Duration,
-    clients: BTreeMap<SocketAddrV4, Slot>,
-    by_id: BTreeMap<u32, SocketAddrV4>,
+    /// Established clients by tunnel address (never iterated where order shows)
+    clients: Map<SocketAddrV4, Slot>,
+    /// Tunnel addresses by client id
+    by_id: Map<u32, SocketAddrV4>,
     next_id: u32,
+    /// Clients' delayed ACKs (valid while it is the client's `conn.ack_due`)
+    ack_due: Queue<SocketAddrV4>,
+    /// Clients' KCP clocks (valid while it is the client's `kcp_scheduled`)
+    kcp_due: Queue<SocketAddrV4>,
+    /// Clients' idle timeouts (valid while it is the client's `idle_scheduled`)
+    idle_due: Queue<SocketAddrV4>,
     /// Half-open handshakes, cookies and the SYN budget
     admission: Admission,
     timers: Timers<TIMERS>,
@@ -115,6 +127,11 @@ impl Server {
         let mut keys = ChaCha20Rng::from_seed(config.rng_seed);
         keys.set_stream(1);
         keys.fill_bytes(&mut cookie_key);
+        // and the tables' hash key from another
+        let mut hash_key = [0u8; 16];
+        keys.set_stream(2);
+        keys.fill_bytes(&mut hash_key);
+        let keyed = Keyed::new(hash_key);
         let core = Core::new(
             config.devices,
             roles.upstream,
@@ -131,13 +148,16 @@ impl Server {
             core,
             port: config.port,
             public,
-            nat: Nat::new(&config.nat, public),
+            nat: Nat::new(&config.nat, public, keyed),
             tuning: config.tcp,
             max_clients: config.max_clients,
             client_timeout: config.client_timeout,
-            clients: BTreeMap::new(),
-            by_id: BTreeMap::new(),
+            clients: hashing::map(keyed),
+            by_id: hashing::map(keyed),
             next_id: 0,
+            ack_due: Queue::default(),
+            kcp_due: Queue::default(),
+            idle_due: Queue::default(),
             timers: Timers::default(),
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
@@ -154,9 +174,11 @@ impl Server {
         self.public
     }
 
-    /// Clients with an established connection
+    /// Clients with an established connection, in address order
     pub fn clients(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
-        self.clients.keys().copied()
+        let mut v: Vec<SocketAddrV4> = self.clients.keys().copied().collect();
+        v.sort_unstable();
+        v.into_iter()
     }
 
     /// Handshakes waiting for the client's ACK (bounded, expiring in seconds)
@@ -387,13 +409,18 @@ impl Server {
             stats,
             kcp: None,
             opening: Watch::new(openwatch::CLIENT_PAYLOADS),
+            kcp_scheduled: None,
+            idle_scheduled: now + self.client_timeout,
         };
         self.clients.insert(peer, slot);
         self.by_id.insert(id, peer);
         self.core.stats.handshakes += 1;
         self.core.tx.event(Event::ClientConnected { client: peer });
-        self.timers
-            .set_earliest(Timer::Sweep as usize, now + SWEEP_INTERVAL);
+        let clients = &self.clients;
+        self.idle_due
+            .push(now + self.client_timeout, peer, clients.len(), |at, p| {
+                clients.get(&p).is_some_and(|s| s.idle_scheduled == at)
+            });
         true
     }
 
@@ -465,7 +492,10 @@ impl Server {
         } else if slot.conn.unacked > 0 && slot.conn.ack_due.is_none() {
             let at = self.core.now + self.tuning.ack_delay;
             slot.conn.ack_due = Some(at);
-            self.timers.set_earliest(Timer::Ack as usize, at);
+            let clients = &self.clients;
+            self.ack_due.push(at, peer, clients.len(), |at, p| {
+                clients.get(&p).is_some_and(|s| s.conn.ack_due == Some(at))
+            });
         }
     }
 
@@ -715,8 +745,14 @@ impl Server {
                 );
             }
         }
-        self.timers
-            .set_earliest(Timer::Kcp as usize, session.poll_timeout());
+        let at = session.poll_timeout();
+        if slot.kcp_scheduled.is_none_or(|s| at < s) {
+            slot.kcp_scheduled = Some(at);
+            let clients = &self.clients;
+            self.kcp_due.push(at, peer, clients.len(), |at, p| {
+                clients.get(&p).is_some_and(|s| s.kcp_scheduled == Some(at))
+            });
+        }
     }
 }
 
@@ -744,28 +780,20 @@ impl Machine for Server {
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
         let now = self.core.now;
-        if self.timers.expire(Timer::Kcp as usize, now) {
-            let due: Vec<SocketAddrV4> = self
-                .clients
-                .iter()
-                .filter(|(_, s)| s.kcp.as_ref().is_some_and(|k| k.poll_timeout() <= now))
-                .map(|(&k, _)| k)
-                .collect();
-            for peer in due {
-                if let Some(k) = self.clients.get_mut(&peer).and_then(|s| s.kcp.as_mut()) {
-                    k.handle_timeout(now);
-                }
-                self.flush_kcp(peer);
+        while let Some((at, peer)) = self.kcp_due.pop_due(now) {
+            let Some(slot) = self.clients.get_mut(&peer) else {
+                continue;
+            };
+            if slot.kcp_scheduled != Some(at) {
+                continue;
             }
-            if let Some(next) = self
-                .clients
-                .values()
-                .filter_map(|s| s.kcp.as_ref())
-                .map(|k| k.poll_timeout())
-                .min()
+            slot.kcp_scheduled = None;
+            if let Some(k) = slot.kcp.as_mut()
+                && k.poll_timeout() <= now
             {
-                self.timers.set_earliest(Timer::Kcp as usize, next);
+                k.handle_timeout(now);
             }
+            self.flush_kcp(peer);
         }
         let Self { nat, core, .. } = self;
         nat.handle_timeout(now, |m| {
@@ -774,34 +802,38 @@ impl Machine for Server {
                 public: m.public,
             });
         });
-        if self.timers.expire(Timer::Ack as usize, now) {
-            let due: Vec<SocketAddrV4> = self
+        while let Some((at, peer)) = self.ack_due.pop_due(now) {
+            if self
                 .clients
-                .iter()
-                .filter(|(_, s)| s.conn.ack_due.is_some_and(|t| t <= now))
-                .map(|(&k, _)| k)
-                .collect();
-            for peer in due {
+                .get(&peer)
+                .is_some_and(|s| s.conn.ack_due == Some(at))
+            {
                 self.send_control(peer, Control::Ack);
             }
-            if let Some(next) = self.clients.values().filter_map(|s| s.conn.ack_due).min() {
-                self.timers.set(Timer::Ack as usize, next);
+        }
+        while let Some((at, peer)) = self.idle_due.pop_due(now) {
+            let timeout = self.client_timeout;
+            let Some(slot) = self.clients.get_mut(&peer) else {
+                continue;
+            };
+            if slot.idle_scheduled != at {
+                continue;
+            }
+            let due = slot.conn.last_rx + timeout;
+            if due <= now {
+                self.forget(peer);
+                self.core.tx.event(Event::ClientExpired { client: peer });
+            } else {
+                slot.idle_scheduled = due;
+                let clients = &self.clients;
+                self.idle_due.push(due, peer, clients.len(), |at, p| {
+                    clients.get(&p).is_some_and(|s| s.idle_scheduled == at)
+                });
             }
         }
         if self.timers.expire(Timer::Sweep as usize, now) {
-            let timeout = self.client_timeout;
-            let silent: Vec<SocketAddrV4> = self
-                .clients
-                .iter()
-                .filter(|(_, s)| now.saturating_duration_since(s.conn.last_rx) >= timeout)
-                .map(|(&k, _)| k)
-                .collect();
-            for peer in silent {
-                self.forget(peer);
-                self.core.tx.event(Event::ClientExpired { client: peer });
-            }
             self.admission.expire(now);
-            if !self.clients.is_empty() || self.admission.len() > 0 {
+            if self.admission.len() > 0 {
                 self.timers.set(Timer::Sweep as usize, now + SWEEP_INTERVAL);
             }
         }
@@ -812,6 +844,9 @@ impl Machine for Server {
             self.timers.next(),
             self.core.poll_timeout(),
             self.nat.poll_timeout(),
+            self.ack_due.next(),
+            self.kcp_due.next(),
+            self.idle_due.next(),
         ]
         .into_iter()
         .flatten()
