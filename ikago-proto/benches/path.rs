@@ -310,7 +310,9 @@ fn server_scale(c: &mut Criterion) {
     let mut g = c.benchmark_group("server_scale");
     g.throughput(Throughput::Elements(1));
     for (clients, flows) in [(1, 1), (1, 50), (1000, 50)] {
-        let mut s = Scaled::new(scale::server_config(clients), 0, clients, flows);
+        let ids: Vec<usize> = (0..clients).collect();
+        let config = scale::server_config(clients, Shard::WHOLE);
+        let mut s = Scaled::new(config, &ids, flows);
         let mut i = 0;
         g.bench_function(format!("{clients}x{flows}/request"), |b| {
             b.iter(|| {
@@ -344,5 +346,45 @@ fn server_scale(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, path, syn_flood, server_scale);
+/// Packets per second of a server of 1, then 2 engines on as many threads (`--threads`), each
+/// engine with its shard of 1,000 clients x 50 flows and its own pre-generated frames
+fn server_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("server_threads");
+    g.throughput(Throughput::Elements(1));
+    let (clients, flows) = (1000, 50);
+    for n in [1u16, 2] {
+        let mut engines: Vec<Scaled> = (0..n)
+            .map(|k| {
+                let shard = Shard::new(k, n).expect("a valid shard");
+                let ids: Vec<usize> = (0..clients)
+                    .filter(|&i| shard.owns(scale::client_peer(i)))
+                    .collect();
+                Scaled::new(scale::server_config(clients, shard), &ids, flows)
+            })
+            .collect();
+        g.bench_function(n.to_string(), |b| {
+            b.iter_custom(|iters| {
+                // each engine takes its share of the packets on its own thread
+                let share = iters.div_ceil(u64::from(n));
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for e in &mut engines {
+                        scope.spawn(move || {
+                            for i in 0..share {
+                                e.request(i as usize);
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+        for e in &engines {
+            assert_eq!(e.drops(), 0, "{n} engines");
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, path, syn_flood, server_scale, server_threads);
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 
 use crate::crypto::Method;
 use crate::kcp::{KcpConfigError, KcpTuning};
+use crate::shard::Shard;
 use crate::wire::Mac;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -320,6 +321,9 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// KCP with FEC over the tunnel (the original's `-kcp`); both sides must agree
     pub kcp: Option<KcpTuning>,
+    /// Which engine of a sharded server this is: it serves only its clients and its slice of
+    /// each NAT pool ([`Shard::WHOLE`] for a server of one engine)
+    pub shard: Shard,
     /// Seed of the machine's CSPRNG
     pub rng_seed: [u8; 32],
 }
@@ -340,6 +344,7 @@ impl ServerConfig {
             max_clients: 1024,
             client_timeout: Duration::from_secs(600),
             kcp: None,
+            shard: Shard::WHOLE,
             rng_seed: [0; 32],
         }
     }
@@ -396,6 +401,12 @@ pub enum ConfigError {
     /// A zero limit
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// A shard index not below the shard count
+    #[error("shard {0} of {1} does not exist (shards are numbered from 0)")]
+    ShardOutOfRange(u16, u16),
+    /// A NAT range with fewer ports than the server has engines
+    #[error("NAT range {0} has fewer ports than the {1} engines")]
+    NatRangeTooSmall(&'static str, u16),
     /// A KCP tuning out of range
     #[error(transparent)]
     Kcp(#[from] KcpConfigError),

@@ -19,6 +19,7 @@ use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
+use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
@@ -70,6 +71,8 @@ pub struct Server {
     tuning: TcpTuning,
     max_clients: usize,
     client_timeout: Duration,
+    /// The clients (and NAT ports) this engine serves
+    shard: Shard,
     /// Established clients by tunnel address (never iterated where order shows)
     clients: Map<SocketAddrV4, Slot>,
     /// Tunnel addresses by client id
@@ -90,17 +93,22 @@ pub struct Server {
     datagram: Vec<u8>,
 }
 
-fn check_nat(nat: &NatConfig) -> Result<(), ConfigError> {
+/// Checks the NAT pools and returns this engine's slice of them
+fn check_nat(nat: &NatConfig, shard: &Shard) -> Result<NatConfig, ConfigError> {
+    let mut mine = nat.clone();
     for (name, r) in [
-        ("tcp", &nat.tcp_ports),
-        ("udp", &nat.udp_ports),
-        ("icmp", &nat.icmp_ids),
+        ("tcp", &mut mine.tcp_ports),
+        ("udp", &mut mine.udp_ports),
+        ("icmp", &mut mine.icmp_ids),
     ] {
-        if r.is_empty() {
+        if r.start() > r.end() {
             return Err(ConfigError::EmptyNatRange(name));
         }
+        *r = shard
+            .slice(r)
+            .ok_or(ConfigError::NatRangeTooSmall(name, shard.count))?;
     }
-    Ok(())
+    Ok(mine)
 }
 
 impl Server {
@@ -117,7 +125,8 @@ impl Server {
         if config.port == 0 {
             return Err(ConfigError::PortZero);
         }
-        check_nat(&config.nat)?;
+        config.shard.check()?;
+        let nat = check_nat(&config.nat, &config.shard)?;
         if config.max_clients == 0 {
             return Err(ConfigError::Zero("max clients"));
         }
@@ -148,7 +157,8 @@ impl Server {
             core,
             port: config.port,
             public,
-            nat: Nat::new(&config.nat, public, keyed),
+            nat: Nat::new(&nat, public, keyed),
+            shard: config.shard,
             tuning: config.tcp,
             max_clients: config.max_clients,
             client_timeout: config.client_timeout,
@@ -260,6 +270,10 @@ impl Server {
             return;
         };
         let peer = SocketAddrV4::new(pkt.src(), seg.src_port());
+        if !self.shard.owns(peer) {
+            // another engine's client: no answer, not even a RST
+            return self.core.drop(DropReason::OtherShard);
+        }
         let local = SocketAddrV4::new(pkt.dst(), self.port);
         if self.clients.contains_key(&peer) {
             self.core.stats.tunnel_rx.add(pkt.bytes().len());

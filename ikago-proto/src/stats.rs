@@ -107,6 +107,9 @@ drop_reasons! {
     HandshakeRefused => "handshake_refused",
     /// ikago2-only server: a SYN without a valid proof of the key, not answered
     SynUnproven => "syn_unproven",
+    /// Server engine of several: a segment from a client that another engine owns (the host's
+    /// capture filter normally keeps those away)
+    OtherShard => "other_shard",
 }
 
 impl From<ipv4::Error> for DropReason {

@@ -6,13 +6,15 @@ use ikago_proto::wire::{ethernet, ipv4, tcp};
 use ikago_proto::*;
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 /// UDP payload of every packet of the case (small, so that table work is not hidden by bytes)
 const PAYLOAD: usize = 64;
 /// The server's tunnel address and port
 const SERVER: ([u8; 4], u16) = ([198, 18, 12, 1], 18081);
+/// Every client's FakeTCP port (so that its shard is known before it connects)
+const CLIENT_PORT: u16 = 40000;
 /// The destination every flow talks to, beyond the server's upstream device
 const REMOTE: [u8; 4] = [198, 18, 13, 2];
 /// The server's public (NAT) address
@@ -71,8 +73,8 @@ fn client_addr(i: usize) -> [u8; 4] {
     [198, 18, 16 + (i / 250) as u8, 1 + (i % 250) as u8]
 }
 
-/// The configuration of the case's server
-pub(crate) fn server_config(clients: usize) -> ServerConfig {
+/// The configuration of the case's server: engine `shard`, serving `clients` clients at most
+pub(crate) fn server_config(clients: usize, shard: Shard) -> ServerConfig {
     let mut s = ServerConfig::new(
         vec![
             device("wan0", DeviceRole::Listen, SERVER_MAC, SERVER.0, 24, None),
@@ -89,7 +91,13 @@ pub(crate) fn server_config(clients: usize) -> ServerConfig {
     );
     s.max_clients = clients.max(1);
     s.nat.udp_ports = 1024..=65535;
+    s.shard = shard;
     s
+}
+
+/// The tunnel address of client `i`
+pub(crate) fn client_peer(i: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::from(client_addr(i)), CLIENT_PORT)
 }
 
 /// Runs `out` until it asks to be called back, handing each frame to `f`
@@ -129,9 +137,10 @@ fn connect(server: &mut Server, i: usize, now: Instant, buf: &mut [u8]) -> Clien
             ),
         ],
         vec!["198.18.11.0/24".parse().expect("valid")],
-        std::net::SocketAddrV4::new(Ipv4Addr::from(SERVER.0), SERVER.1),
+        SocketAddrV4::new(Ipv4Addr::from(SERVER.0), SERVER.1),
     );
     c.rng_seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    c.port = CLIENT_PORT;
     let mut client = Client::new(c, now).expect("valid client");
     for _ in 0..3 {
         let mut to_server = Vec::new();
@@ -201,14 +210,14 @@ fn reply(up: &[u8]) -> Vec<u8> {
 }
 
 impl Scaled {
-    /// `clients` clients (numbered from `first`) of a server configured by `config`, with
-    /// `flows` mapped UDP flows each
-    pub(crate) fn new(config: ServerConfig, first: usize, clients: usize, flows: usize) -> Self {
+    /// Clients `ids` of a server configured by `config`, with `flows` mapped UDP flows each
+    pub(crate) fn new(config: ServerConfig, ids: &[usize], flows: usize) -> Self {
+        let clients = ids.len();
         let now = Instant::now();
         let mut server = Server::new(config, now).expect("valid server");
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut per_client = Vec::with_capacity(clients);
-        for i in first..first + clients {
+        for &i in ids {
             let mut client = connect(&mut server, i, now, &mut buf);
             let frames: Vec<Vec<u8>> = (0..flows)
                 .map(|f| request(&mut client, f, now, &mut buf))
@@ -240,8 +249,10 @@ impl Scaled {
             replies.extend(up);
         }
         let last = per_client.iter().map(|f| f[flows - 1].clone()).collect();
-        let by_addr = (0..clients)
-            .map(|c| (Ipv4Addr::from(client_addr(first + c)), c))
+        let by_addr = ids
+            .iter()
+            .enumerate()
+            .map(|(c, &i)| (Ipv4Addr::from(client_addr(i)), c))
             .collect();
         let mut s = Self {
             server,

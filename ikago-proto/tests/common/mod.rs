@@ -1,0 +1,147 @@
+//! Clients of a server played by hand-built segments (plain method: a payload is the inner
+//! packet itself), for tests that need many clients without a client machine each
+//!
+//! Client `i` talks from 198.18.16.1 on (250 per /24), port 40000, to 198.18.12.1:18081.
+
+#![allow(dead_code, reason = "each test file uses a part")]
+
+use etherparse::PacketBuilder;
+use ikago_proto::wire::{ethernet, ipv4, tcp};
+use ikago_proto::*;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+/// The server's tunnel address and port
+pub(crate) const SERVER: ([u8; 4], u16) = ([198, 18, 12, 1], 18081);
+/// The Internet host the clients' inner packets go to
+pub(crate) const REMOTE: [u8; 4] = [198, 18, 13, 2];
+/// The server's public (NAT) address
+pub(crate) const PUBLIC: [u8; 4] = [198, 18, 13, 1];
+
+/// A device of the test server
+fn dev(name: &str, role: DeviceRole, addr: [u8; 4], gw: Option<[u8; 4]>) -> DeviceConfig {
+    DeviceConfig {
+        name: name.into(),
+        role,
+        link: LinkType::Ethernet,
+        mac: Mac([2, 0, 0, 0, addr[2], addr[3]]),
+        addr: Ipv4Addr::from(addr),
+        prefix_len: 24,
+        gateway: gw.map(Ipv4Addr::from),
+        gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, g[2], g[3]])),
+    }
+}
+
+/// A plain server at [`SERVER`], NATing onto [`PUBLIC`]
+pub(crate) fn server_config() -> ServerConfig {
+    ServerConfig::new(
+        vec![
+            dev("wan0", DeviceRole::Listen, SERVER.0, None),
+            dev("dst0", DeviceRole::Upstream, PUBLIC, Some(REMOTE)),
+        ],
+        SERVER.1,
+    )
+}
+
+/// The tunnel address of client `i`
+pub(crate) fn client(i: usize) -> SocketAddrV4 {
+    let ip = Ipv4Addr::new(198, 18, 16 + (i / 250) as u8, 1 + (i % 250) as u8);
+    SocketAddrV4::new(ip, 40000)
+}
+
+/// A segment from client `i`: a SYN without `ack`, else an ACK carrying `payload`
+pub(crate) fn segment(i: usize, seq: u32, ack: Option<u32>, payload: &[u8]) -> Vec<u8> {
+    let c = client(i);
+    let b = PacketBuilder::ethernet2([2, 0, 1, 0, 0, 1], [2, 0, 0, 0, 12, 1])
+        .ipv4(c.ip().octets(), SERVER.0, 64)
+        .tcp(c.port(), SERVER.1, seq, 64240);
+    let b = match ack {
+        Some(a) => b.ack(a).psh(),
+        None => b.syn(),
+    };
+    let mut f = Vec::new();
+    b.write(&mut f, payload).expect("writes to a Vec");
+    f
+}
+
+/// The frames `server` sends, by device
+pub(crate) fn drain(server: &mut Server, buf: &mut [u8]) -> Vec<(DeviceId, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        match server.poll_output(buf) {
+            Output::Transmit(t) => out.push((t.device, buf[..t.len].to_vec())),
+            Output::Event(_) => {}
+            Output::Timeout(_) => return out,
+        }
+    }
+}
+
+/// The TCP segment in a tunnel frame: (destination, sequence number, payload length)
+pub(crate) fn tunnel_segment(frame: &[u8]) -> Option<(SocketAddrV4, u32, usize)> {
+    let p = ipv4::Packet::parse(frame.get(ethernet::HEADER_LEN..)?).ok()?;
+    let s = tcp::Segment::parse(p.payload(), p.src(), p.dst())?;
+    Some((
+        SocketAddrV4::new(p.dst(), s.dst_port()),
+        s.seq(),
+        s.payload().len(),
+    ))
+}
+
+/// Sends client `i`'s SYN; the server's initial sequence number if it answered
+pub(crate) fn syn(server: &mut Server, i: usize, now: Instant, buf: &mut [u8]) -> Option<u32> {
+    let f = segment(i, 1000, None, &[]);
+    server.handle_input(Input::Frame {
+        now,
+        device: DeviceId(0),
+        data: &f,
+    });
+    drain(server, buf)
+        .iter()
+        .find_map(|(_, f)| tunnel_segment(f))
+        .map(|(_, seq, _)| seq)
+}
+
+/// Connects client `i` (SYN, then the ACK of the server's SYN+ACK); the server's initial
+/// sequence number
+pub(crate) fn connect(server: &mut Server, i: usize, now: Instant, buf: &mut [u8]) -> u32 {
+    let isn = syn(server, i, now, buf).expect("a SYN+ACK");
+    let ack = segment(i, 1001, Some(isn.wrapping_add(1)), &[]);
+    server.handle_input(Input::Frame {
+        now,
+        device: DeviceId(0),
+        data: &ack,
+    });
+    drain(server, buf);
+    isn
+}
+
+/// A UDP packet from 198.18.11.2:`port` to the remote's port 7
+pub(crate) fn inner_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    PacketBuilder::ipv4([198, 18, 11, 2], REMOTE, 64)
+        .udp(port, 7)
+        .write(&mut p, payload)
+        .expect("writes to a Vec");
+    p
+}
+
+/// The remote's UDP reply to the public endpoint `public`, as a frame to the server
+pub(crate) fn reply_to(public: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 13, 2], [2, 0, 0, 0, 13, 1])
+        .ipv4(REMOTE, public.ip().octets(), 64)
+        .udp(7, public.port())
+        .write(&mut f, payload)
+        .expect("writes to a Vec");
+    f
+}
+
+/// The UDP source of an IPv4 packet in a frame
+pub(crate) fn udp_source(frame: &[u8]) -> Option<SocketAddrV4> {
+    let p = ipv4::Packet::parse(frame.get(ethernet::HEADER_LEN..)?).ok()?;
+    let t = p.payload();
+    Some(SocketAddrV4::new(
+        p.src(),
+        u16::from_be_bytes([*t.first()?, *t.get(1)?]),
+    ))
+}
