@@ -104,6 +104,22 @@ pub struct CommonArgs {
     /// Client: local tunnel port, 0 for a random one; server: the listening port (required)
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
+
+    /// Kernel buffer of each device's capture, 1-1024 MiB: a burst larger than it while the
+    /// runner is busy is dropped (and counted in the monitor and the exit summary) [default: 8]
+    #[arg(long, value_name = "MIB")]
+    pub capture_buffer_mb: Option<u32>,
+
+    /// Injected frames skip the devices' queueing disciplines (PACKET_QDISC_BYPASS): less work
+    /// per frame, but no tc shaping, no tcpdump on the device of what we send, and a full device
+    /// queue drops [default: false]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub qdisc_bypass: Option<bool>,
+
+    /// Before sleeping, keep polling the devices for this long (0-1000000 microseconds): lower
+    /// latency for game traffic, at the cost of CPU while traffic comes and goes [default: 0, off]
+    #[arg(long, value_name = "MICROS")]
+    pub busy_poll: Option<u32>,
 }
 
 /// KCP tuning: flags `--kcp-*` on the command line, object `kcp-tuning` in a file (reference §5.2)
@@ -305,6 +321,9 @@ impl CommonArgs {
             kcp_tuning: self.kcp_tuning.or(other.kcp_tuning),
             fragment: self.fragment.or(other.fragment),
             port: self.port.or(other.port),
+            capture_buffer_mb: self.capture_buffer_mb.or(other.capture_buffer_mb),
+            qdisc_bypass: self.qdisc_bypass.or(other.qdisc_bypass),
+            busy_poll: self.busy_poll.or(other.busy_poll),
         }
     }
 }

@@ -56,6 +56,9 @@ impl CommonSettings {
             kcp,
             kcp_tuning,
             port,
+            capture_buffer_mb,
+            qdisc_bypass,
+            busy_poll,
         } = self;
         let restart = [
             ("listen-devices", *listen_devices != new.listen_devices),
@@ -72,6 +75,12 @@ impl CommonSettings {
             ("kcp", *kcp != new.kcp),
             ("kcp-tuning", *kcp_tuning != new.kcp_tuning),
             ("port", *port != new.port),
+            (
+                "capture-buffer-mb",
+                *capture_buffer_mb != new.capture_buffer_mb,
+            ),
+            ("qdisc-bypass", *qdisc_bypass != new.qdisc_bypass),
+            ("busy-poll", *busy_poll != new.busy_poll),
         ];
         for (key, changed) in restart {
             changes.note(false, key, changed);

@@ -86,6 +86,12 @@ pub enum Error {
     /// A tunnel MTU below 576
     #[error("mtu {0} out of range 576-65535")]
     MtuRange(u16),
+    /// A capture buffer outside 1-1024 MiB
+    #[error("capture-buffer-mb {0} out of range 1-1024")]
+    CaptureBufferRange(u32),
+    /// A busy-poll budget above one second
+    #[error("busy-poll {0} out of range 0-1000000 microseconds")]
+    BusyPollRange(u32),
     /// A fragment size below 576
     #[error("fragment {0} out of range 576-65535")]
     FragmentRange(u16),

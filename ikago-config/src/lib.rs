@@ -41,4 +41,7 @@ pub use file::{FileLayer, load_file, parse_str, preprocess};
 pub use kcp::tuning_from_args;
 pub use log_format::LogFormat;
 pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
-pub use settings::{ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, ServerSettings};
+pub use settings::{
+    ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
+    ServerSettings,
+};

@@ -11,6 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Kernel buffer of each capture unless `--capture-buffer-mb` says otherwise, MiB
+pub const DEFAULT_CAPTURE_BUFFER_MB: u32 = 8;
+
 /// The original's default tunnel MTU and fragment size (reference §9.1)
 const DEFAULT_MTU: u16 = 1500;
 
@@ -52,6 +55,12 @@ pub struct CommonSettings {
     pub kcp_tuning: KcpTuning,
     /// Client: local port (0 = random); server: listening port
     pub port: u16,
+    /// Kernel buffer of each capture, MiB
+    pub capture_buffer_mb: u32,
+    /// Injected frames skip the devices' queueing disciplines
+    pub qdisc_bypass: bool,
+    /// How long to keep polling the devices before sleeping; `None` sleeps at once
+    pub busy_poll: Option<Duration>,
 }
 
 /// Client settings, validated
@@ -141,6 +150,15 @@ impl CommonSettings {
             return Err(Error::FragmentRange(fragment));
         }
         let kcp_tuning = tuning_from_args(&a.kcp_tuning)?;
+        let capture_buffer_mb = a.capture_buffer_mb.unwrap_or(DEFAULT_CAPTURE_BUFFER_MB);
+        if !(1..=1024).contains(&capture_buffer_mb) {
+            return Err(Error::CaptureBufferRange(capture_buffer_mb));
+        }
+        let busy_poll = match a.busy_poll.unwrap_or(0) {
+            0 => None,
+            us @ 1..=1_000_000 => Some(Duration::from_micros(us.into())),
+            us => return Err(Error::BusyPollRange(us)),
+        };
         let kcp = a.kcp == Some(true);
         let gateway = match a.gateway.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -169,6 +187,9 @@ impl CommonSettings {
             kcp,
             kcp_tuning,
             port: a.port.unwrap_or(0),
+            capture_buffer_mb,
+            qdisc_bypass: a.qdisc_bypass.unwrap_or(false),
+            busy_poll,
         })
     }
 

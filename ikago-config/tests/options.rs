@@ -2,11 +2,12 @@
 
 use clap::{CommandFactory, Parser};
 use ikago_config::{
-    ClientArgs, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, LogFormat, RoleCommand,
-    ServerArgs, ServerSettings, parse_str,
+    ClientArgs, ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
+    LogFormat, RoleCommand, ServerArgs, ServerSettings, parse_str,
 };
 use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
 
 /// A runner's command line, as every binary builds it
 #[derive(Debug, Parser)]
@@ -403,6 +404,54 @@ fn log_format_from_the_command_line_or_the_file() {
 }
 
 #[test]
+fn io_options_from_the_command_line_or_the_file() {
+    let common = |a: &ServerArgs| CommonSettings::resolve(&a.common);
+    let s = common(&server(&[])).unwrap();
+    assert_eq!(
+        (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
+        (DEFAULT_CAPTURE_BUFFER_MB, false, None)
+    );
+    let s = common(&server(&[
+        "--capture-buffer-mb",
+        "32",
+        "--qdisc-bypass",
+        "--busy-poll",
+        "50",
+    ]))
+    .unwrap();
+    assert_eq!(
+        (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
+        (32, true, Some(Duration::from_micros(50)))
+    );
+    let file: ServerArgs = parse_str(
+        r#"{"capture-buffer-mb": 16, "qdisc-bypass": true, "busy-poll": 0}"#,
+        no_env,
+    )
+    .unwrap();
+    let s = common(&server(&["--qdisc-bypass=false"]).or(file)).unwrap();
+    assert_eq!(
+        (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
+        (16, false, None)
+    );
+    for (args, message) in [
+        (
+            &["--capture-buffer-mb", "0"][..],
+            "capture-buffer-mb 0 out of range 1-1024",
+        ),
+        (
+            &["--capture-buffer-mb", "4096"][..],
+            "capture-buffer-mb 4096 out of range 1-1024",
+        ),
+        (
+            &["--busy-poll", "2000000"][..],
+            "busy-poll 2000000 out of range 0-1000000 microseconds",
+        ),
+    ] {
+        assert_eq!(common(&server(args)).unwrap_err().to_string(), message);
+    }
+}
+
+#[test]
 fn lists_accept_a_string_or_an_array() {
     let a: ClientArgs = parse_str(
         r#"{"sources": "1.2.3.4, 1.2.3.5", "listen-devices": "a,b"}"#,
@@ -426,7 +475,7 @@ fn several_servers_make_a_failover_list() {
     .unwrap();
     assert_eq!(s.server, "198.18.12.1:18081".parse().unwrap());
     assert_eq!(s.fallback, ["198.18.12.9:18082".parse().unwrap()]);
-    assert_eq!(s.failback, Some(std::time::Duration::from_secs(60)));
+    assert_eq!(s.failback, Some(Duration::from_secs(60)));
     let f: ClientArgs = parse_str(
         r#"{"sources": "198.18.11.2", "server": ["198.18.12.1:18081", "198.18.12.9:18082"]}"#,
         no_env,

@@ -13,11 +13,11 @@
 //! graceful shutdown exits 0. Started by systemd, it tells the service manager when it is ready
 //! and when it stops ([`notify`]).
 
-use crate::capture::{self, DeviceIo, ReadMode};
+use crate::capture::{self, DeviceIo, IoOptions};
 use crate::cli::{Cli, Command};
 use crate::discover::{self, Neighbors, Reach, Routes};
 use crate::firewall::{Firewall, Plan};
-use crate::machine::{self, summary};
+use crate::machine::{self, device_summary, summary};
 use crate::monitor::Feed;
 use crate::port::{self, Reservation};
 use crate::reload::{Reader, Reload, Reread};
@@ -57,6 +57,8 @@ pub struct Session {
     /// The flight recorder: show it every input before the machine gets it, and pass it to
     /// [`machine::drain`] (off without `--record`)
     pub recorder: record::Recorder,
+    /// How long to keep polling the devices before sleeping (`--busy-poll`), when on
+    pub busy_poll: Option<Duration>,
 }
 
 /// A device with its pcap handles
@@ -73,6 +75,8 @@ pub struct OpenDevice {
 pub struct Outcome {
     /// The machine's counters at the end
     pub stats: Stats,
+    /// The capture and injection counters of each device at the end
+    pub devices: Vec<ikago_monitor::DeviceCounters>,
     /// `Err` with a one-line reason when the loop stopped for a failure rather than a signal
     pub result: Result<(), String>,
 }
@@ -98,13 +102,8 @@ impl<E: std::fmt::Display> From<E> for StartError {
     }
 }
 
-/// Runs the program: `runner` names the binary in the banner, `mode` says how captures read, and
-/// `run` is the runner's loop
-pub fn main(
-    runner: &'static str,
-    mode: ReadMode,
-    run: impl FnOnce(Session) -> Outcome,
-) -> ExitCode {
+/// Runs the program: `runner` names the binary in the banner, and `run` is the runner's loop
+pub fn main(runner: &'static str, run: impl FnOnce(Session) -> Outcome) -> ExitCode {
     let cli = match Cli::parse_args(runner, std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e.to_string()),
@@ -125,7 +124,7 @@ pub fn main(
         firewall,
         _port,
         service,
-    } = match start(runner, *role, cli.record, mode) {
+    } = match start(runner, *role, cli.record) {
         Ok(started) => started,
         Err(StartError(e)) => return usage_error(&e),
     };
@@ -137,6 +136,9 @@ pub fn main(
     events::flush();
     let removed = firewall.is_none_or(Firewall::remove);
     log::info!("{}", summary(&outcome.stats));
+    for d in &outcome.devices {
+        log::info!("{}", device_summary(d));
+    }
     match outcome.result {
         Ok(()) if removed => ExitCode::SUCCESS,
         Ok(()) => ExitCode::from(EXIT_FAILURE),
@@ -166,12 +168,7 @@ fn list_devices() -> ExitCode {
 }
 
 /// Everything before the loop; the firewall guard undoes its changes if a later step fails
-fn start(
-    runner: &str,
-    role: RoleCommand,
-    record: RecordArgs,
-    mode: ReadMode,
-) -> Result<Started, StartError> {
+fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started, StartError> {
     let (started, started_wall) = (Instant::now(), SystemTime::now());
     let reader = Reader::new(role.clone(), record.clone());
     let record = record_settings(&role, record)?;
@@ -207,7 +204,7 @@ fn start(
         log::debug!("Filter on {}: {f}", d.name);
         open.push(OpenDevice {
             name: d.name.clone(),
-            io: capture::open(&d.name, f, mode)?,
+            io: capture::open(&d.name, f, IoOptions::of(common))?,
         });
     }
     let recorder = match &record {
@@ -241,6 +238,7 @@ fn start(
         Machine::Server(_) => None,
     };
     let service = settings.service();
+    let busy_poll = common.busy_poll;
     let reload = Reload::new(settings, record, (devices, built.filters), local);
     let session = Session {
         machine: built.machine,
@@ -249,6 +247,7 @@ fn start(
         monitor,
         reload,
         recorder,
+        busy_poll,
     };
     Ok(Started {
         session,

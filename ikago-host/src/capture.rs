@@ -1,28 +1,64 @@
-//! pcap handles: one capture handle and one inject handle per device
+//! pcap capture handles, one per device, and the device's injection [`Sink`]
 //!
 //! Captures use immediate mode (a frame is delivered as soon as it arrives, crates.md §1),
-//! snaplen 65535, promiscuous mode, a 4 MiB ring, inbound direction only (the frames we inject are
-//! outbound, so we never read them back) and the device's BPF filter. Injection goes through a
-//! second handle whose filter admits nothing, so that its ring stays empty.
+//! snaplen 65535, promiscuous mode, a kernel ring of `--capture-buffer-mb` (a burst that finds it
+//! full is dropped by the kernel and counted: [`DropCounters`]), inbound direction only (the
+//! frames we inject are outbound, so we never read them back), the device's BPF filter, and
+//! nonblocking reads: the engine waits on the handle's fd, then reads every frame that is ready.
+//! On Linux, libpcap maps the ring into memory (`TPACKET_V2` in immediate mode: `TPACKET_V3`
+//! hands frames over in blocks that wait for a block timeout, which immediate mode avoids), so a
+//! ready frame costs no system call. Injection goes through [`Sink::open`].
 
+use crate::inject::Sink;
 use pcap::{Active, Capture, Direction, Linktype};
 
 /// Largest frame captured, libpcap's usual snapshot length (tunnel frames are far smaller)
 pub const SNAPLEN: usize = 65535;
-/// Kernel ring size of each capture handle
-const BUFFER_BYTES: i32 = 4 << 20;
-/// Kernel ring size of each inject handle, which captures nothing
-const INJECT_BUFFER_BYTES: i32 = 64 << 10;
+/// Kernel ring size of each pcap inject handle, which captures nothing
+pub(crate) const INJECT_BUFFER_BYTES: i32 = 64 << 10;
 /// A filter no frame passes (a frame is never at most one byte long)
-const NOTHING: &str = "less 1";
+pub(crate) const NOTHING: &str = "less 1";
 
-/// How the capture handle reads
+/// How a device is opened
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadMode {
-    /// `next_packet` blocks until a frame arrives or `breakloop` is called from another thread
-    Blocking,
-    /// `next_packet` returns `TimeoutExpired` at once when no frame waits; wait on the fd
-    NonBlocking,
+pub struct IoOptions {
+    /// Kernel ring size of the capture, MiB
+    pub buffer_mb: u32,
+    /// Injected frames skip the device's queueing discipline ([`crate::packet`])
+    pub qdisc_bypass: bool,
+}
+
+impl IoOptions {
+    /// The options `settings` give
+    pub fn of(settings: &ikago_config::CommonSettings) -> Self {
+        Self {
+            buffer_mb: settings.capture_buffer_mb,
+            qdisc_bypass: settings.qdisc_bypass,
+        }
+    }
+}
+
+/// What the kernel and libpcap counted for a capture since it opened (`pcap_stats`)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    /// Frames that passed the filter (`ps_recv`)
+    pub received: u64,
+    /// Frames dropped because the ring was full (`ps_drop`)
+    pub dropped: u64,
+    /// Frames the interface or its driver dropped (`ps_ifdrop`)
+    pub if_dropped: u64,
+}
+
+/// The counters of `capture`; zeros when libpcap cannot tell
+pub fn drop_counters(capture: &mut Capture<Active>) -> DropCounters {
+    capture.stats().map_or_else(
+        |_| DropCounters::default(),
+        |s| DropCounters {
+            received: s.received.into(),
+            dropped: s.dropped.into(),
+            if_dropped: s.if_dropped.into(),
+        },
+    )
 }
 
 /// Why a device could not be opened
@@ -56,12 +92,12 @@ pub enum CaptureError {
     },
 }
 
-/// The two pcap handles of one device
+/// The capture handle and the injection sink of one device
 pub struct DeviceIo {
-    /// Reads the frames the filter admits
+    /// Reads the frames the filter admits, nonblocking
     pub capture: Capture<Active>,
     /// Injects frames
-    pub inject: Capture<Active>,
+    pub inject: Sink,
 }
 
 impl std::fmt::Debug for DeviceIo {
@@ -70,8 +106,8 @@ impl std::fmt::Debug for DeviceIo {
     }
 }
 
-/// Opens the capture and inject handles of `device` with `filter`
-pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, CaptureError> {
+/// Opens the capture handle of `device` with `filter`, and its injection sink
+pub fn open(device: &str, filter: &str, options: IoOptions) -> Result<DeviceIo, CaptureError> {
     let open_err = |source| CaptureError::Open {
         device: device.to_owned(),
         source,
@@ -81,7 +117,7 @@ pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, Capt
         .immediate_mode(true)
         .snaplen(SNAPLEN as i32)
         .promisc(true)
-        .buffer_size(BUFFER_BYTES)
+        .buffer_size(i32::try_from(u64::from(options.buffer_mb) << 20).unwrap_or(i32::MAX))
         .open()
         .map_err(open_err)?;
     let link = capture.get_datalink();
@@ -93,16 +129,8 @@ pub fn open(device: &str, filter: &str, mode: ReadMode) -> Result<DeviceIo, Capt
     }
     capture.direction(Direction::In).map_err(open_err)?;
     set_filter(&mut capture, device, filter)?;
-    if mode == ReadMode::NonBlocking {
-        capture = capture.setnonblock().map_err(open_err)?;
-    }
-    let mut inject = Capture::from_device(device)
-        .map_err(open_err)?
-        .snaplen(64)
-        .buffer_size(INJECT_BUFFER_BYTES)
-        .open()
-        .map_err(open_err)?;
-    set_filter(&mut inject, device, NOTHING)?;
+    let capture = capture.setnonblock().map_err(open_err)?;
+    let inject = Sink::open(device, options.qdisc_bypass)?;
     Ok(DeviceIo { capture, inject })
 }
 

@@ -2,27 +2,29 @@
 
 use crate::inject::Injectors;
 use crate::record::Recorder;
-use ikago_monitor::Role;
+use ikago_monitor::{DeviceCounters, Role};
 use ikago_proto::{Event, Machine, Output, Stats};
 use std::time::Instant;
 
-/// Polls `machine` until [`Output::Timeout`]: records and injects every frame, logs every event,
-/// reports it to the service manager ([`crate::notify::event`]) and hands it to `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and
-/// returns the instant the machine wants [`Input::Timeout`](ikago_proto::Input::Timeout) at; call
-/// after every input. `buf` must hold [`ikago_proto::MAX_FRAME_LEN`] bytes.
+/// Polls `machine` until [`Output::Timeout`]: records every frame and queues it for injection
+/// (the machine writes it straight into the injection slot; [`Injectors::flush`] sends it at the
+/// end of the turn), logs every event, reports it to the service manager
+/// ([`crate::notify::event`]) and hands it to `on_event` (the monitor's
+/// [`Feed::record`](crate::monitor::Feed::record)), and returns the instant the machine wants
+/// [`Input::Timeout`](ikago_proto::Input::Timeout) at; call after every input.
 pub fn drain(
     machine: &mut Machine,
-    buf: &mut [u8],
     inject: &mut Injectors,
     recorder: &mut Recorder,
     mut on_event: impl FnMut(&Event),
 ) -> Instant {
     let role = role(machine);
     loop {
-        match machine.poll_output(buf) {
+        let slot = inject.slot();
+        match machine.poll_output(slot) {
             Output::Transmit(t) => {
-                recorder.output(t.device, &buf[..t.len]);
-                inject.send(t.device, &buf[..t.len]);
+                recorder.output(t.device, &slot[..t.len]);
+                inject.commit(t.device, t.len);
             }
             Output::Event(e) => {
                 crate::events::log(role, &e);
@@ -40,6 +42,21 @@ pub fn role(machine: &Machine) -> Role {
         Machine::Client(_) => Role::Client,
         Machine::Server(_) => Role::Server,
     }
+}
+
+/// One line per device for the log at exit: where frames died outside the machine
+pub fn device_summary(d: &DeviceCounters) -> String {
+    format!(
+        "Device {}: {} frames captured, {} dropped (capture buffer full), {} dropped by the \
+         interface; {} injected, {} refused, {} short batches",
+        d.device,
+        d.captured,
+        d.capture_dropped,
+        d.interface_dropped,
+        d.injected,
+        d.inject_failed,
+        d.inject_short
+    )
 }
 
 /// One line of counters for the log at exit

@@ -10,7 +10,7 @@
 //! ([`Feed::rebind`]); the recorder sees every event all along, so a monitor started late shows
 //! the NAT table and peers of the whole run.
 
-use ikago_monitor::{Monitor, MonitorError, Publisher, Recorder};
+use ikago_monitor::{DeviceCounters, Monitor, MonitorError, Publisher, Recorder};
 use ikago_proto::{Event, Machine};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -110,13 +110,18 @@ impl Feed {
         }
     }
 
-    /// Publishes a snapshot of `machine` if one is due at `now`; returns whether it did (the
-    /// next one is then due [`PUBLISH_INTERVAL`] later)
+    /// Publishes a snapshot of `machine`, with the runner's `devices` counters, if one is due at
+    /// `now`; returns whether it did (the next one is then due [`PUBLISH_INTERVAL`] later)
     #[inline]
-    pub fn publish_due(&mut self, machine: &Machine, now: Instant) -> bool {
+    pub fn publish_due(
+        &mut self,
+        machine: &Machine,
+        now: Instant,
+        devices: impl FnOnce() -> Vec<DeviceCounters>,
+    ) -> bool {
         match &mut self.on {
             Some(r) if now >= r.next_publish => {
-                publish(r, &mut self.recorder, machine, now);
+                publish(r, &mut self.recorder, machine, now, devices());
                 true
             }
             _ => false,
@@ -125,8 +130,15 @@ impl Feed {
 }
 
 #[cold]
-fn publish(on: &mut Serving, recorder: &mut Recorder, machine: &Machine, now: Instant) {
-    let snapshot = recorder.snapshot(machine.stats(), now);
+fn publish(
+    on: &mut Serving,
+    recorder: &mut Recorder,
+    machine: &Machine,
+    now: Instant,
+    devices: Vec<DeviceCounters>,
+) {
+    let mut snapshot = recorder.snapshot(machine.stats(), now);
+    snapshot.devices = devices.into();
     on.publisher.publish(snapshot);
     on.next_publish = now + PUBLISH_INTERVAL;
 }
@@ -193,7 +205,7 @@ mod tests {
         let later = t0 + Duration::from_secs(30);
         assert_eq!(feed.wake_at(later), later);
         feed.record(&dns_event(), t0);
-        assert!(!feed.publish_due(&machine, later));
+        assert!(!feed.publish_due(&machine, later, Vec::new));
     }
 
     #[test]
@@ -207,7 +219,7 @@ mod tests {
         feed.rebind(Some(any_port), t0).expect("binds");
         let first = feed.local_addr().expect("on");
         assert_eq!(feed.next_publish(), Some(t0), "a snapshot at once");
-        assert!(feed.publish_due(&machine, t0));
+        assert!(feed.publish_due(&machine, t0, Vec::new));
         assert!(get(first, "/dns").contains("echo.lab.test"));
 
         feed.rebind(Some(first), t0).expect("already there");
@@ -216,7 +228,7 @@ mod tests {
         let second = feed.local_addr().expect("on");
         assert_ne!(second, first);
         assert!(TcpStream::connect(first).is_err(), "the old port is closed");
-        assert!(feed.publish_due(&machine, t0));
+        assert!(feed.publish_due(&machine, t0, Vec::new));
         assert!(get(second, "/").contains("IkaGo-client"));
 
         // a port held by another: an error, and the monitor stays where it was
@@ -225,13 +237,13 @@ mod tests {
         assert!(feed.rebind(Some(busy), t0).is_err());
         let back = feed.local_addr().expect("still on");
         assert_eq!(back, second);
-        assert!(feed.publish_due(&machine, t0));
+        assert!(feed.publish_due(&machine, t0, Vec::new));
         assert!(get(back, "/").contains("IkaGo-client"));
 
         feed.rebind(None, t0).expect("stops");
         assert!(!feed.is_on());
         assert!(TcpStream::connect(second).is_err(), "closed");
-        assert!(!feed.publish_due(&machine, t0 + Duration::from_secs(5)));
+        assert!(!feed.publish_due(&machine, t0 + Duration::from_secs(5), Vec::new));
     }
 
     #[test]
@@ -249,7 +261,7 @@ mod tests {
         // the first snapshot is due at once, and the engine wakes for it
         let far = t0 + Duration::from_secs(5);
         assert_eq!(feed.wake_at(far), t0);
-        assert!(feed.publish_due(&machine, t0));
+        assert!(feed.publish_due(&machine, t0, Vec::new));
         assert_eq!(feed.next_publish(), Some(t0 + PUBLISH_INTERVAL));
         assert_eq!(feed.wake_at(far), t0 + PUBLISH_INTERVAL);
         let soon = t0 + Duration::from_millis(300);
@@ -259,9 +271,9 @@ mod tests {
 
         // events reach the next snapshot, not before it is due
         feed.record(&dns_event(), soon);
-        assert!(!feed.publish_due(&machine, t0 + Duration::from_millis(999)));
+        assert!(!feed.publish_due(&machine, t0 + Duration::from_millis(999), Vec::new));
         assert!(!get(addr, "/dns").contains("echo.lab.test"));
-        assert!(feed.publish_due(&machine, t0 + PUBLISH_INTERVAL));
+        assert!(feed.publish_due(&machine, t0 + PUBLISH_INTERVAL, Vec::new));
         let reply = get(addr, "/dns");
         assert!(
             reply.ends_with(r#"[{"ip":"198.18.24.2","name":"echo.lab.test"}]"#),
@@ -269,7 +281,7 @@ mod tests {
         );
         // late wake-ups do not pile snapshots up: the next is an interval after the last
         let late = t0 + Duration::from_millis(3500);
-        assert!(feed.publish_due(&machine, late));
+        assert!(feed.publish_due(&machine, late, Vec::new));
         assert_eq!(feed.next_publish(), Some(late + PUBLISH_INTERVAL));
     }
 }

@@ -64,6 +64,8 @@ pub const ECHO_PORT: u16 = 7;
 pub const IPERF_PORT: u16 = 5201;
 /// Port of the in-process bulk TCP and UDP stream receivers on the destination
 pub const BULK_PORT: u16 = 9000;
+/// Port of the benchmark's in-process UDP echo reflector on the destination
+pub const RTT_PORT: u16 = 9007;
 /// Port of the runners' monitor (`--monitor`) in the lab, on each runner's loopback
 pub const MONITOR_PORT: u16 = 18080;
 

@@ -1,132 +1,302 @@
-//! The lab benchmark: the direct path against the tunnel, latency and UDP throughput side by side
+//! The lab benchmark: the direct path against the tunnel, throughput, loss, latency and the
+//! tunnel's CPU cost side by side
 //!
 //! A command, not a timed test: it prints figures and judges nothing but the stated targets.
+//! Each path gets iperf3 UDP (1200-byte datagrams) at every offered rate, three runs each (the
+//! median is reported), the client's and server's CPU time over each run divided by the payload
+//! bytes carried (seconds per GB), and UDP echo round trips (p50 and p99) against an in-process
+//! reflector on the destination, on an otherwise idle path.
 
+use std::net::{SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::addr::DESTINATION;
-use crate::probe::iperf::{self, UdpReport};
-use crate::probe::ping::{self, PingReport};
-use crate::{ClientSite, FirewallPolicy, Host, Lab, Result, Runner, TunnelOptions};
+use crate::addr::{DESTINATION, RTT_PORT};
+use crate::probe::iperf;
+use crate::probe::median;
+use crate::probe::udp;
+use crate::{
+    ClientSite, Daemon, FirewallPolicy, Host, Lab, LabError, Result, Runner, TunnelOptions,
+};
 
 /// Offered UDP rates, bits per second
-pub const OFFERED_BPS: [u64; 2] = [200_000_000, 400_000_000];
+pub const OFFERED_BPS: [u64; 4] = [100_000_000, 200_000_000, 400_000_000, 800_000_000];
 /// iperf3 datagram payload, bytes
 pub const DATAGRAM: usize = 1200;
+/// Runs per offered rate; the median is reported
+const RUNS: usize = 3;
 /// Duration of each iperf3 run
 const IPERF_TIME: Duration = Duration::from_secs(3);
-/// Pings per latency measurement, and their spacing
-const PINGS: u32 = 100;
-const PING_INTERVAL: Duration = Duration::from_millis(10);
+/// UDP echoes per latency measurement, their spacing, size and timeout
+const ECHOES: u32 = 1000;
+const ECHO_INTERVAL: Duration = Duration::from_millis(1);
+const ECHO_SIZE: usize = 64;
+const ECHO_TIMEOUT: Duration = Duration::from_millis(500);
 /// Password of the encrypted rows
 const PASSWORD: &str = "ikago-lab-bench";
 /// Tunnel methods measured for each runner
 pub const METHODS: [&str; 2] = ["plain", "aes-256-gcm"];
 
+/// What to measure
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The runners, each with every method of [`METHODS`]
+    pub runners: Vec<Runner>,
+    /// Extra row: the first runner, plain, with `--busy-poll MICROS`
+    pub busy_poll: Option<u32>,
+}
+
+/// The median figures of one offered rate
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    /// Offered rate, bits per second
+    pub offered_bps: u64,
+    /// Received payload rate, bits per second
+    pub received_bps: f64,
+    /// Fraction of datagrams lost
+    pub loss: f64,
+    /// Client and server CPU seconds per GB of payload carried (tunnel rows only)
+    pub cpu_s_per_gb: Option<f64>,
+}
+
 /// One measured path
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// "direct" or "<runner> <method>"
+    /// "direct" or "<runner> <method>[ busy-poll N]"
     pub label: String,
-    /// Latency from host A to the destination
-    pub ping: PingReport,
-    /// One report per [`OFFERED_BPS`]
-    pub udp: Vec<UdpReport>,
+    /// Runner and method, for comparing the runners (`None` for the direct path)
+    pub tunnel: Option<(Runner, &'static str)>,
+    /// UDP echo round trips, p50 and p99, milliseconds
+    pub rtt_ms: Option<(f64, f64)>,
+    /// Echoes that never came back, of [`ECHOES`]
+    pub echoes_lost: u32,
+    /// One entry per [`OFFERED_BPS`]
+    pub rates: Vec<Rate>,
 }
 
 /// Measures the direct path (firewall open, kernel forwarding) then each runner's tunnel
-pub fn run(runners: &[Runner]) -> Result<Vec<Row>> {
+pub fn run(plan: &Plan) -> Result<Vec<Row>> {
     let mut lab = Lab::build(FirewallPolicy::open())?;
+    let reflector = lab
+        .ns(Host::Destination)
+        .enter(|| UdpSocket::bind(SocketAddrV4::new(DESTINATION, RTT_PORT)))?
+        .map_err(LabError::io("bind the echo reflector"))?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reflecting = scope.spawn(|| udp::reflect(&reflector, &stop));
+        let rows = measure_all(&mut lab, plan);
+        stop.store(true, Ordering::Relaxed);
+        reflecting.join().expect("the reflector does not panic")?;
+        rows
+    })
+}
+
+fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
     lab.set_direct_routing(true)?;
-    let mut rows = vec![measure(&lab, "direct".into())?];
+    let mut rows = vec![measure(lab, "direct".into(), None, None)?];
     lab.set_direct_routing(false)?;
     lab.set_policy(FirewallPolicy::default())?;
-    for &runner in runners {
-        for method in METHODS {
-            let tunnel = match method {
-                "plain" => TunnelOptions::default(),
-                _ => TunnelOptions::encrypted(method, PASSWORD),
-            };
-            let mut server = lab.start_server(runner, &tunnel)?;
-            let mut client = lab.start_client(runner, ClientSite::Main, &tunnel)?;
-            rows.push(measure(&lab, format!("{} {method}", runner.name()))?);
-            for (side, daemon) in [("client", &mut client), ("server", &mut server)] {
-                if let Err(e) = crate::stop(daemon) {
-                    eprintln!("ikago-lab bench: {} {side}: {e}; killed", runner.name());
-                }
+    let mut tunnels = plan
+        .runners
+        .iter()
+        .flat_map(|&r| METHODS.map(|m| (r, m, None)))
+        .collect::<Vec<_>>();
+    if let (Some(micros), Some(&runner)) = (plan.busy_poll, plan.runners.first()) {
+        tunnels.push((runner, "plain", Some(micros)));
+    }
+    for (runner, method, busy_poll) in tunnels {
+        let mut tunnel = match method {
+            "plain" => TunnelOptions::default(),
+            _ => TunnelOptions::encrypted(method, PASSWORD),
+        };
+        let mut label = format!("{} {method}", runner.name());
+        if let Some(micros) = busy_poll {
+            tunnel.extra = vec!["--busy-poll".into(), micros.to_string()];
+            label += &format!(" busy-poll {micros}");
+        }
+        let mut server = lab.start_server(runner, &tunnel)?;
+        let mut client = lab.start_client(runner, ClientSite::Main, &tunnel)?;
+        let row = measure(lab, label, Some((runner, method)), Some([&client, &server]));
+        for (side, daemon) in [("client", &mut client), ("server", &mut server)] {
+            if let Err(e) = crate::stop(daemon) {
+                eprintln!("ikago-lab bench: {} {side}: {e}; killed", runner.name());
             }
         }
+        rows.push(row?);
     }
     Ok(rows)
 }
 
-fn measure(lab: &Lab, label: String) -> Result<Row> {
+fn measure(
+    lab: &Lab,
+    label: String,
+    tunnel: Option<(Runner, &'static str)>,
+    daemons: Option<[&Daemon; 2]>,
+) -> Result<Row> {
     let host = lab.ns(Host::HostA);
-    let ping = ping::ping(
-        host,
-        DESTINATION,
-        PINGS,
-        PING_INTERVAL,
-        Duration::from_secs(1),
-    )?;
-    let udp = OFFERED_BPS
+    let to = SocketAddrV4::new(DESTINATION, RTT_PORT);
+    let rtts = udp::rtts(host, to, ECHO_SIZE, ECHOES, ECHO_INTERVAL, ECHO_TIMEOUT)?;
+    let mut ms = rtts
         .iter()
-        .map(|&rate| iperf::udp(host, DESTINATION, rate, DATAGRAM, IPERF_TIME))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Row { label, ping, udp })
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect::<Vec<_>>();
+    ms.sort_by(f64::total_cmp);
+    let rtt_ms = median(&ms).zip(percentile(&ms, 0.99));
+    let echoes_lost = ECHOES - u32::try_from(rtts.len()).expect("at most ECHOES replies");
+    let cpu =
+        || -> Option<Duration> { daemons.map(|d| d.iter().filter_map(|d| d.cpu_time()).sum()) };
+    let mut rates = Vec::new();
+    for offered_bps in OFFERED_BPS {
+        let (mut received, mut loss, mut s_per_gb) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let before = cpu();
+            let report = iperf::udp(host, DESTINATION, offered_bps, DATAGRAM, IPERF_TIME)?;
+            let used = cpu().zip(before).map(|(after, before)| after - before);
+            let carried_gb = (report.packets - report.lost) as f64 * DATAGRAM as f64 / 1e9;
+            received.push(report.received_bps);
+            loss.push(report.loss());
+            if let Some(used) = used.filter(|_| carried_gb > 0.0) {
+                s_per_gb.push(used.as_secs_f64() / carried_gb);
+            }
+        }
+        rates.push(Rate {
+            offered_bps,
+            received_bps: median(&received).unwrap_or(0.0),
+            loss: median(&loss).unwrap_or(1.0),
+            cpu_s_per_gb: median(&s_per_gb),
+        });
+    }
+    Ok(Row {
+        label,
+        tunnel,
+        rtt_ms,
+        echoes_lost,
+        rates,
+    })
 }
 
-/// The table: one line per path, latency and the UDP figures at each offered rate
+/// The `q` quantile of sorted `values` (nearest rank); `None` when empty
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
+/// The table: one line per path; received rate and loss at each offered rate, echo round trips,
+/// and CPU seconds per GB at each offered rate
 pub fn table(rows: &[Row]) -> String {
-    let direct = rows.first().and_then(|r| r.ping.median_ms());
-    let mut out = format!(
-        "{:<20} {:>10} {:>10} {:>6}",
-        "path", "ping ms", "added ms", "lost"
-    );
+    let mut out = format!("{:<26} {:>15}", "path", "echo p50/p99 ms");
     for rate in OFFERED_BPS {
-        let mbit = rate / 1_000_000;
-        out += &format!(" {:>12} {:>8}", format!("rx@{mbit}M"), "loss");
+        out += &format!(" {:>15}", format!("rx,loss@{}M", rate / 1_000_000));
+    }
+    for rate in OFFERED_BPS {
+        out += &format!(" {:>8}", format!("s/GB@{}", rate / 1_000_000));
     }
     out += "\n";
     for row in rows {
-        let median = row.ping.median_ms();
-        let added = median.zip(direct).map(|(m, d)| m - d);
-        let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
-        out += &format!(
-            "{:<20} {:>10} {:>10} {:>6}",
-            row.label,
-            fmt(median),
-            fmt(added),
-            format!("{}/{}", row.ping.sent - row.ping.received(), row.ping.sent)
-        );
-        for udp in &row.udp {
+        let rtt = row
+            .rtt_ms
+            .map_or("-".to_owned(), |(p50, p99)| format!("{p50:.2}/{p99:.2}"));
+        let lost = match row.echoes_lost {
+            0 => String::new(),
+            n => format!(" ({n} lost)"),
+        };
+        out += &format!("{:<26} {:>15}", row.label, rtt + &lost);
+        for rate in &row.rates {
             out += &format!(
-                " {:>12} {:>7.2}%",
-                format!("{:.1} Mbit/s", udp.received_bps / 1e6),
-                udp.loss() * 100.0
+                " {:>15}",
+                format!("{:.0}, {:.1}%", rate.received_bps / 1e6, rate.loss * 100.0)
             );
+        }
+        for rate in &row.rates {
+            let cpu = rate.cpu_s_per_gb.map_or("-".into(), |s| format!("{s:.1}"));
+            out += &format!(" {cpu:>8}");
         }
         out += "\n";
     }
     out
 }
 
-/// Targets of the issue: added median latency at most 1 ms, at least 98% delivered at 200 Mbit/s
+/// The targets of the issue, per tunnel row: CPU at most 13 s/GB at 400 Mbit/s and 18 at 100;
+/// at 800 Mbit/s at least 92% of what the direct path received; echo p50 at most 1.5× and p99
+/// at most 2× the direct path's; and each sync row within 10% of the async row of its method
 pub fn verdicts(rows: &[Row]) -> Vec<String> {
-    let direct = rows.first().and_then(|r| r.ping.median_ms());
+    let Some(direct) = rows.first() else {
+        return Vec::new();
+    };
+    let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
+    let fmt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     rows.iter()
         .skip(1)
         .map(|row| {
-            let added = row.ping.median_ms().zip(direct).map(|(m, d)| m - d);
-            let latency_ok = added.is_some_and(|a| a <= 1.0);
-            let delivered = row.udp.first().map_or(0.0, |u| 1.0 - u.loss());
-            format!(
-                "{}: added latency {} (target <= 1 ms), delivered at 200 Mbit/s {:.2}% {} (target >= 98%)",
+            let cpu400 = at(row, 400).and_then(|r| r.cpu_s_per_gb);
+            let cpu100 = at(row, 100).and_then(|r| r.cpu_s_per_gb);
+            let share800 = at(row, 800)
+                .zip(at(direct, 800))
+                .map(|(t, d)| t.received_bps / d.received_bps.max(1.0));
+            let ratios = row.rtt_ms.zip(direct.rtt_ms).map(|(t, d)| (t.0 / d.0, t.1 / d.1));
+            let mut line = format!(
+                "{}: {} s/GB at 400 {} (<= 13), {} at 100 {} (<= 18); {} of direct at 800 {} (>= 0.92); echo p50 {}x {} (<= 1.5), p99 {}x {} (<= 2)",
                 row.label,
-                added.map_or("-".into(), |a| format!("{a:.3} ms {}", if latency_ok { "ok" } else { "MISSED" })),
-                delivered * 100.0,
-                if delivered >= 0.98 { "ok" } else { "MISSED" },
-            )
+                fmt(cpu400),
+                mark(cpu400.is_some_and(|c| c <= 13.0)),
+                fmt(cpu100),
+                mark(cpu100.is_some_and(|c| c <= 18.0)),
+                fmt(share800),
+                mark(share800.is_some_and(|s| s >= 0.92)),
+                fmt(ratios.map(|r| r.0)),
+                mark(ratios.is_some_and(|r| r.0 <= 1.5)),
+                fmt(ratios.map(|r| r.1)),
+                mark(ratios.is_some_and(|r| r.1 <= 2.0)),
+            );
+            if let Some((Runner::Sync, method)) = row.tunnel
+                && let Some(peer) = rows.iter().find(|r| {
+                    r.tunnel == Some((Runner::Async, method)) && !r.label.contains("busy")
+                })
+                && !row.label.contains("busy")
+            {
+                line += &format!("; against async: {}", against(row, peer));
+            }
+            line
         })
         .collect()
+}
+
+/// The figures of `row` at `mbit` Mbit/s offered
+fn at(row: &Row, mbit: u64) -> Option<Rate> {
+    row.rates
+        .iter()
+        .find(|r| r.offered_bps == mbit * 1_000_000)
+        .copied()
+}
+
+/// How far `sync` is from `async`: CPU at 400 and received at 800 within 10%
+fn against(sync: &Row, async_: &Row) -> String {
+    let cpu = at(sync, 400)
+        .and_then(|r| r.cpu_s_per_gb)
+        .zip(at(async_, 400).and_then(|r| r.cpu_s_per_gb))
+        .map(|(s, a)| s / a);
+    let rx = at(sync, 800)
+        .zip(at(async_, 800))
+        .map(|(s, a)| s.received_bps / a.received_bps.max(1.0));
+    let within = cpu.is_some_and(|c| c <= 1.1) && rx.is_some_and(|r| r >= 0.9);
+    format!(
+        "CPU {}x, rx@800 {}x {} (within 10%)",
+        cpu.map_or("-".into(), |c| format!("{c:.2}")),
+        rx.map_or("-".into(), |r| format!("{r:.2}")),
+        if within { "ok" } else { "MISSED" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_the_nearest_rank() {
+        let values = (1..=200).map(f64::from).collect::<Vec<_>>();
+        assert_eq!(percentile(&values, 0.99), Some(198.0));
+        assert_eq!(percentile(&values, 0.5), Some(100.0));
+        assert_eq!(percentile(&[3.0], 0.99), Some(3.0));
+        assert_eq!(percentile(&[], 0.99), None);
+    }
 }

@@ -84,6 +84,24 @@ impl Daemon {
         self.child.id()
     }
 
+    /// CPU time the process has used so far, user and system, all its threads (`/proc/PID/stat`
+    /// fields 14 and 15, in clock ticks); `None` once it is gone or reaped
+    pub fn cpu_time(&self) -> Option<Duration> {
+        if self.reaped {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The command name (field 2) may hold spaces: count fields after its closing ')'
+        let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+        let utime: u64 = fields.nth(11)?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+        let ticks = u64::try_from(ticks).ok().filter(|&t| t > 0)?;
+        Some(Duration::from_secs_f64(
+            (utime + stime) as f64 / ticks as f64,
+        ))
+    }
+
     /// How many lines the process has printed so far
     pub fn line_count(&self) -> usize {
         self.output

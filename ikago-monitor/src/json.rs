@@ -193,8 +193,21 @@ struct Api<'a> {
     traffic: BTreeMap<&'static str, Directions<Count>>,
     peers: Vec<Peer>,
     drops: Vec<Drop>,
+    devices: Vec<Device<'a>>,
     nat: Nat,
     kcp: Option<Kcp>,
+}
+
+/// One device's capture and injection counters
+#[derive(Serialize)]
+struct Device<'a> {
+    device: &'a str,
+    captured: u64,
+    capture_dropped: u64,
+    interface_dropped: u64,
+    injected: u64,
+    inject_failed: u64,
+    inject_short: u64,
 }
 
 /// The dashboard's view (`GET /api/snapshot`)
@@ -202,7 +215,9 @@ struct Api<'a> {
 /// `uptime` (seconds, fractional) is when the snapshot was taken: the dashboard divides counter
 /// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server, and so is `server` (the
 /// client's server in use; `server_switches` counts its failovers). `unopenable` counts the
-/// peers whose payloads cannot be opened (wrong password or method).
+/// peers whose payloads cannot be opened (wrong password or method). `devices` holds the
+/// runner's capture and injection counters per device (frames captured, dropped by the full
+/// capture buffer or the interface, injected, refused by the kernel, short batches).
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
     let client = s.role == Role::Client;
@@ -260,6 +275,19 @@ pub fn api(s: &Snapshot) -> String {
         traffic,
         peers,
         drops,
+        devices: s
+            .devices
+            .iter()
+            .map(|d| Device {
+                device: &d.device,
+                captured: d.captured,
+                capture_dropped: d.capture_dropped,
+                interface_dropped: d.interface_dropped,
+                injected: d.injected,
+                inject_failed: d.inject_failed,
+                inject_short: d.inject_short,
+            })
+            .collect(),
         nat: Nat {
             in_use: st.nat_mappings,
             capacity: st.nat_capacity,

@@ -58,6 +58,6 @@ mod snapshot;
 
 pub use http::{IO_TIMEOUT, MAX_CONNECTIONS, MAX_REQUEST_BYTES, Monitor, MonitorError, Publisher};
 pub use snapshot::{
-    DEFAULT_PROBE_INTERVAL, DNS_CAP, DnsRecord, NAT_TABLE_CAP, NatEntry, Ping, Recorder, Role,
-    STALE_GRACE, Snapshot,
+    DEFAULT_PROBE_INTERVAL, DNS_CAP, DeviceCounters, DnsRecord, NAT_TABLE_CAP, NatEntry, Ping,
+    Recorder, Role, STALE_GRACE, Snapshot,
 };

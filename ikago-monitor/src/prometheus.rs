@@ -97,6 +97,81 @@ impl<'a> Row<'a> {
     }
 }
 
+/// The runner's counters per device: captured, dropped before the machine saw them (the capture
+/// ring full, or the interface), injected and refused
+fn devices(e: &mut Exposition, s: &Snapshot) {
+    let d = &s.devices;
+    if d.is_empty() {
+        return;
+    }
+    e.family(
+        "ikago_capture_frames_total",
+        Kind::Counter,
+        "Frames the device's capture filter passed",
+    );
+    for c in d.iter() {
+        e.sample(
+            "ikago_capture_frames_total",
+            &[("device", &c.device)],
+            c.captured,
+        );
+    }
+    e.family(
+        "ikago_capture_drops_total",
+        Kind::Counter,
+        "Frames lost before the runner read them: its capture buffer was full (buffer) or the \
+         interface dropped them (interface)",
+    );
+    for c in d.iter() {
+        for (place, n) in [
+            ("buffer", c.capture_dropped),
+            ("interface", c.interface_dropped),
+        ] {
+            e.sample(
+                "ikago_capture_drops_total",
+                &[("device", &c.device), ("where", place)],
+                n,
+            );
+        }
+    }
+    e.family(
+        "ikago_inject_frames_total",
+        Kind::Counter,
+        "Frames injected on the device",
+    );
+    for c in d.iter() {
+        e.sample(
+            "ikago_inject_frames_total",
+            &[("device", &c.device)],
+            c.injected,
+        );
+    }
+    e.family(
+        "ikago_inject_failures_total",
+        Kind::Counter,
+        "Frames the kernel refused to inject on the device",
+    );
+    for c in d.iter() {
+        e.sample(
+            "ikago_inject_failures_total",
+            &[("device", &c.device)],
+            c.inject_failed,
+        );
+    }
+    e.family(
+        "ikago_inject_short_batches_total",
+        Kind::Counter,
+        "Injection batches the kernel took only in part (the rest followed in further calls)",
+    );
+    for c in d.iter() {
+        e.sample(
+            "ikago_inject_short_batches_total",
+            &[("device", &c.device)],
+            c.inject_short,
+        );
+    }
+}
+
 /// The metrics of `s`
 pub fn render(s: &Snapshot) -> String {
     let st = &s.stats;
@@ -168,6 +243,7 @@ pub fn render(s: &Snapshot) -> String {
             st.drops.get(r),
         );
     }
+    devices(&mut e, s);
     e.single(
         "ikago_handshakes_total",
         Kind::Counter,

@@ -98,6 +98,26 @@ impl Ping {
     }
 }
 
+/// What the runner counted for one device's capture and injection: where frames die outside the
+/// machine (the kernel's capture ring, the interface, the injection call)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// The interface name
+    pub device: String,
+    /// Frames the capture's filter passed (libpcap's `ps_recv`)
+    pub captured: u64,
+    /// Frames dropped because the capture ring was full (`ps_drop`)
+    pub capture_dropped: u64,
+    /// Frames the interface or its driver dropped (`ps_ifdrop`)
+    pub interface_dropped: u64,
+    /// Frames injected
+    pub injected: u64,
+    /// Frames the kernel refused to inject
+    pub inject_failed: u64,
+    /// Injection batches the kernel took only in part
+    pub inject_short: u64,
+}
+
 /// Everything the monitor shows, taken at one instant; immutable once published
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -122,6 +142,9 @@ pub struct Snapshot {
     pub dns: Arc<[DnsRecord]>,
     /// NAT mappings by protocol and public address (server)
     pub nat: Arc<[NatEntry]>,
+    /// The runner's capture and injection counters per device, in device order (empty until
+    /// the runner sets them)
+    pub devices: Arc<[DeviceCounters]>,
 }
 
 impl Snapshot {
@@ -285,6 +308,7 @@ impl Recorder {
             probe_interval: self.probe_interval,
             dns,
             nat,
+            devices: Arc::new([]),
         }
     }
 }

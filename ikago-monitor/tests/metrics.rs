@@ -229,3 +229,55 @@ fn promtool_accepts_the_metrics() {
         );
     }
 }
+
+#[test]
+fn device_counters_show_where_frames_died() {
+    let t0 = Instant::now();
+    let mut s = server_snapshot(t0);
+    assert!(
+        !prometheus::render(&s).contains("ikago_capture"),
+        "no families before the runner sets them"
+    );
+    s.devices = vec![
+        ikago_monitor::DeviceCounters {
+            device: "wan0".into(),
+            captured: 1000,
+            capture_dropped: 7,
+            interface_dropped: 2,
+            injected: 990,
+            inject_failed: 3,
+            inject_short: 1,
+        },
+        ikago_monitor::DeviceCounters {
+            device: "dst0".into(),
+            ..Default::default()
+        },
+    ]
+    .into();
+    let text = prometheus::render(&s);
+    let f = families(&text);
+    let wan = [("device", "wan0")];
+    assert_eq!(value(&f, "ikago_capture_frames_total", &wan), 1000.0);
+    let place = |p| [("device", "wan0"), ("where", p)];
+    assert_eq!(
+        value(&f, "ikago_capture_drops_total", &place("buffer")),
+        7.0
+    );
+    assert_eq!(
+        value(&f, "ikago_capture_drops_total", &place("interface")),
+        2.0
+    );
+    assert_eq!(value(&f, "ikago_inject_frames_total", &wan), 990.0);
+    assert_eq!(value(&f, "ikago_inject_failures_total", &wan), 3.0);
+    assert_eq!(value(&f, "ikago_inject_short_batches_total", &wan), 1.0);
+    assert_eq!(
+        value(&f, "ikago_inject_failures_total", &[("device", "dst0")]),
+        0.0
+    );
+    for name in ["ikago_capture_frames_total", "ikago_inject_failures_total"] {
+        assert_eq!(f[name].kind, "counter");
+    }
+    let api: serde_json::Value = serde_json::from_str(&ikago_monitor::json::api(&s)).unwrap();
+    assert_eq!(api["devices"][0]["capture_dropped"], 7);
+    assert_eq!(api["devices"][1]["device"], "dst0");
+}

@@ -1,24 +1,18 @@
 //! The engine task: readiness of every capture fd, the machine's deadline, the monitor's next
-//! snapshot and signals (shutdown, config reload), in one future
+//! snapshot and signals (shutdown, config reload), in one future, each wake-up one turn of the
+//! shared [`Engine`]
 
 use async_io::{Async, Timer};
 use futures_lite::future;
 use ikago_host::app::{Outcome, Session};
-use ikago_host::capture::refilter;
-use ikago_host::inject::Injectors;
-use ikago_host::machine::drain;
+use ikago_host::engine::Engine;
 use ikago_host::reload::Reread;
 use ikago_host::shutdown::Signal;
-use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN};
-use pcap::{Active, Capture};
 use std::future::Future;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Instant;
-
-/// Frames read from one device before the others get a turn
-const BATCH: usize = 64;
 
 /// What woke the engine
 enum Wake {
@@ -38,50 +32,35 @@ enum Wake {
 
 /// Runs until SIGINT/SIGTERM or a capture failure
 pub(crate) async fn run(session: Session) -> Outcome {
-    let Session {
-        mut machine,
-        devices,
-        signals,
-        mut monitor,
-        mut reload,
-        mut recorder,
-    } = session;
-    let mut captures: Vec<Capture<Active>> = Vec::with_capacity(devices.len());
-    let mut ready: Vec<Async<OwnedFd>> = Vec::with_capacity(devices.len());
-    let mut inject = Vec::with_capacity(devices.len());
-    let mut names = Vec::with_capacity(devices.len());
-    let mut result = Ok(());
-    for d in devices {
+    let (mut engine, signals) = Engine::new(session);
+    let mut ready: Vec<Async<OwnedFd>> = Vec::with_capacity(engine.devices());
+    for i in 0..engine.devices() {
         // a duplicate of the capture's fd: same socket, same readiness, and owned, so that the
         // reactor can watch it without unsafe code while libpcap keeps reading its own fd
-        match d
-            .io
-            .capture
-            .as_fd()
+        match engine
+            .capture_fd(i)
             .try_clone_to_owned()
             .and_then(Async::new_nonblocking)
         {
             Ok(fd) => ready.push(fd),
-            Err(e) => result = Err(format!("cannot watch {}: {e}", d.name)),
+            Err(e) => {
+                let reason = format!("cannot watch {}: {e}", engine.name(i));
+                engine.fail(reason);
+            }
         }
-        captures.push(d.io.capture);
-        inject.push(d.io.inject);
-        names.push(d.name);
     }
-    let mut inject = Injectors::new(inject, names.clone());
-    let mut out = vec![0u8; MAX_FRAME_LEN];
-    let start = Instant::now();
-    let mut deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
-        monitor.record(e, start)
-    });
-    let mut timer = Timer::at(deadline);
-    let mut armed = Some(deadline);
+    let mut timer = Timer::at(engine.deadline());
+    let mut armed = Some(engine.deadline());
     // the monitor's own timer, re-armed after each snapshot; never fires with the monitor off
-    let mut publish = monitor.next_publish().map_or_else(Timer::never, Timer::at);
+    let mut publish = engine.next_publish().map_or_else(Timer::never, Timer::at);
     // one receive at a time, replaced once it completed (a reload)
     let mut signal = pin!(signals.recv());
     let mut first = 0;
-    while result.is_ok() {
+    while engine.running() {
+        if engine.spin() {
+            engine.end_turn();
+            continue;
+        }
         let wake = future::poll_fn(|cx| {
             match signal.as_mut().poll(cx) {
                 Poll::Ready(Ok(Signal::Reload(reread))) => {
@@ -114,76 +93,43 @@ pub(crate) async fn run(session: Session) -> Outcome {
             Wake::Shutdown => break,
             Wake::Reload(reread) => {
                 signal.set(signals.recv());
-                let now = Instant::now();
-                let filters = reload.apply(*reread, &mut machine, &mut monitor, &mut recorder, now);
-                for (device, filter) in filters {
-                    refilter(&mut captures[device], &names[device], &filter);
-                }
+                engine.reload(*reread);
                 // the monitor may have started, moved or stopped
-                publish = monitor.next_publish().map_or_else(Timer::never, Timer::at);
+                publish = engine.next_publish().map_or_else(Timer::never, Timer::at);
             }
-            Wake::Failed(i, e) => result = Err(format!("waiting on {} failed: {e}", names[i])),
+            Wake::Failed(i, e) => {
+                let reason = format!("waiting on {} failed: {e}", engine.name(i));
+                engine.fail(reason);
+            }
             Wake::Deadline => {
                 armed = None;
-                let now = Instant::now();
-                let input = Input::Timeout(now);
-                recorder.input(input);
-                machine.handle_input(input);
-                deadline = drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
-                    monitor.record(e, now)
-                });
+                engine.tick(Instant::now());
             }
-            // published below
+            // published at the end of the turn
             Wake::Publish => {}
             Wake::Readable(i) => {
                 first = (i + 1) % ready.len();
-                let device = DeviceId(u8::try_from(i).expect("the core takes at most 255 devices"));
-                for _ in 0..BATCH {
-                    match captures[i].next_packet() {
-                        Ok(p) => {
-                            let now = Instant::now();
-                            let input = Input::Frame {
-                                now,
-                                device,
-                                data: p.data,
-                            };
-                            recorder.input(input);
-                            machine.handle_input(input);
-                            deadline =
-                                drain(&mut machine, &mut out, &mut inject, &mut recorder, |e| {
-                                    monitor.record(e, now)
-                                });
-                        }
-                        Err(pcap::Error::TimeoutExpired) => break,
-                        Err(e) => {
-                            result = Err(format!("capture on {} failed: {e}", names[i]));
-                            break;
-                        }
-                    }
-                }
+                engine.read(i);
             }
+        }
+        // sends what the turn produced; the monitor's timer is re-armed after a snapshot, or
+        // after it fired (a fired timer never fires again unless re-armed). Checked after every
+        // wake-up, so that a flood of frames, which the poll above serves before the timers,
+        // does not hold snapshots back
+        let published = engine.end_turn();
+        if (published || fired)
+            && let Some(at) = engine.next_publish()
+        {
+            publish.set_at(at);
         }
         // re-arming moves the timer in the reactor's table, so only for an earlier deadline or
         // after it fired; a later deadline lets the armed one fire early, which the machine
         // takes as a harmless early timeout
+        let deadline = engine.deadline();
         if armed.is_none_or(|t| deadline < t) {
             timer.set_at(deadline);
             armed = Some(deadline);
         }
-        // checked after every wake-up, so that a flood of frames, which the poll above serves
-        // before the timers, does not hold snapshots back; the monitor's timer is re-armed after
-        // a snapshot, or after it fired (a fired timer never fires again unless re-armed)
-        if monitor.is_on() {
-            let published = monitor.publish_due(&machine, Instant::now());
-            if (published || fired)
-                && let Some(at) = monitor.next_publish()
-            {
-                publish.set_at(at);
-            }
-        }
     }
-    Outcome {
-        stats: machine.stats(),
-        result,
-    }
+    engine.finish()
 }

@@ -1,20 +1,19 @@
 //! `ikago-sync`: IkaGo-rs over live pcap with blocking threads
 //!
-//! One capture thread per device copies each frame into a buffer from that device's free list and
-//! sends it through a bounded channel to the engine thread (here, the main thread), which owns
-//! the machine, feeds it, drains it after every input and at its deadlines, injects what comes
-//! out and hands the buffer back. The buffers are allocated once, so the steady state allocates
-//! nothing per packet. With `--monitor`, the engine also wakes once per second (it waits until the
-//! earlier of the machine's deadline and the next snapshot) to publish a snapshot of the counters,
-//! which the monitor's own HTTP threads serve. Everything around the loop (CLI, devices, pcap,
+//! One thread (the main thread) drives the shared `ikago_host::engine::Engine`: it blocks in one
+//! `poll(2)` over every device's nonblocking capture fd and a socket the signal forwarder writes
+//! to, until the earlier of the machine's deadline and the monitor's next snapshot; then it reads
+//! the ready frames straight from libpcap's ring into the machine, which writes its frames straight
+//! into the injection slots, sent at the end of the turn (one `sendmmsg` per device). No frame is
+//! copied between threads, and the steady state allocates nothing per packet. With `--monitor`,
+//! the monitor's own HTTP threads serve the snapshot the engine publishes once per second; with
+//! `--busy-poll`, the engine polls the devices for a while before it sleeps. Everything around the loop (CLI, devices, pcap,
 //! firewall, signals, the monitor's socket) is `ikago_host::app`.
 
-mod capture;
 mod engine;
 
-use ikago_host::capture::ReadMode;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ikago_host::app::main("ikago-sync", ReadMode::Blocking, engine::run)
+    ikago_host::app::main("ikago-sync", engine::run)
 }

@@ -10,7 +10,7 @@
 
 use super::Report;
 use crate::app::os_seed;
-use crate::capture::{self, ReadMode};
+use crate::capture::{self, IoOptions};
 use crate::filter;
 use crate::privilege::Held;
 use ikago_config::ClientSettings;
@@ -85,7 +85,8 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
     let mut upstream_only = config;
     upstream_only.devices[up].role = DeviceRole::Upstream;
     let filter = filter::client(&upstream_only, client.local_addr()).swap_remove(up);
-    let mut io = capture::open(&name, &filter, ReadMode::NonBlocking).map_err(|e| e.to_string())?;
+    let mut io = capture::open(&name, &filter, IoOptions::of(&settings.common))
+        .map_err(|e| e.to_string())?;
     let device = DeviceId(u8::try_from(up).map_err(|_| "too many devices")?);
     let deadline = start + LIMIT;
     let mut buf = vec![0u8; MAX_FRAME_LEN];
@@ -96,7 +97,7 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
             match client.poll_output(&mut buf) {
                 Output::Transmit(t) if t.device == device => {
                     io.inject
-                        .sendpacket(&buf[..t.len])
+                        .send_one(&buf[..t.len])
                         .map_err(|e| format!("cannot send on {name}: {e}"))?;
                 }
                 Output::Transmit(_) => {}

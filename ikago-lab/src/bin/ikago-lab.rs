@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
-//! ikago-lab bench [--runner sync|async]...  direct path vs tunnel: latency and UDP throughput
+//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS]
+//!                                           direct path vs tunnel: UDP throughput, loss, echo
+//!                                           round trips and the tunnel's CPU per GB
 //! ikago-lab sweep                           remove namespaces left by killed lab runs
 //! ```
 //! Runner binaries come from `IKAGO_LAB_BIN_DIR`, else are built into `target/lab`.
@@ -16,7 +18,7 @@ fn main() -> ExitCode {
     let Some((command, rest)) = args.split_first() else {
         return usage();
     };
-    let Some(runners) = runners(rest) else {
+    let Some(plan) = plan(rest) else {
         return usage();
     };
     if !nix::unistd::geteuid().is_root() {
@@ -24,8 +26,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let outcome = match command.as_str() {
-        "demo" => demo::run(runners[0]),
-        "bench" => bench::run(&runners).map(|rows| {
+        "demo" => demo::run(plan.runners[0]),
+        "bench" => bench::run(&plan).map(|rows| {
             // Other work on the 2 cores skews every figure, the direct path's too: say how busy
             println!("load average (1 min) after the run: {}", load_average());
             println!("{}", bench::table(&rows));
@@ -43,22 +45,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `--runner` options, both runners when none is given; `None` on a bad option
-fn runners(args: &[String]) -> Option<Vec<Runner>> {
-    let mut chosen = Vec::new();
+/// The `--runner` options (both runners when none is given) and `--busy-poll`; `None` on a bad
+/// option
+fn plan(args: &[String]) -> Option<bench::Plan> {
+    let mut plan = bench::Plan {
+        runners: Vec::new(),
+        busy_poll: None,
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next().map(String::as_str)) {
-            ("--runner", Some("sync")) => chosen.push(Runner::Sync),
-            ("--runner", Some("async")) => chosen.push(Runner::Async),
+            ("--runner", Some("sync")) => plan.runners.push(Runner::Sync),
+            ("--runner", Some("async")) => plan.runners.push(Runner::Async),
+            ("--busy-poll", Some(micros)) => plan.busy_poll = Some(micros.parse().ok()?),
             _ => return None,
         }
     }
-    Some(if chosen.is_empty() {
-        Runner::BOTH.to_vec()
-    } else {
-        chosen
-    })
+    if plan.runners.is_empty() {
+        plan.runners = Runner::BOTH.to_vec();
+    }
+    Some(plan)
 }
 
 /// The 1-minute load average, from /proc/loadavg
@@ -70,6 +76,8 @@ fn load_average() -> String {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ikago-lab demo|bench [--runner sync|async]... | ikago-lab sweep");
+    eprintln!(
+        "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS] | ikago-lab sweep"
+    );
     ExitCode::from(2)
 }

@@ -35,6 +35,54 @@ pub fn echo(ns: &Netns, to: SocketAddrV4, size: usize, timeout: Duration) -> Res
     )
 }
 
+/// Echoes every datagram that `socket` receives back to its sender until `stop` is set (checked
+/// every 100 ms): a latency reflector with no process start or fork per datagram
+pub fn reflect(socket: &UdpSocket, stop: &AtomicBool) -> Result<()> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(LabError::io("set timeout"))?;
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((len, from)) = socket.recv_from(&mut buf) {
+            // A full socket buffer is a lost echo, which the prober counts
+            let _ = socket.send_to(&buf[..len], from);
+        }
+    }
+    Ok(())
+}
+
+/// `count` numbered `size`-byte echoes to `to` from inside `ns`, one at a time, `interval`
+/// apart; returns the round-trip times of those that came back within `timeout` each
+pub fn rtts(
+    ns: &Netns,
+    to: SocketAddrV4,
+    size: usize,
+    count: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> Result<Vec<Duration>> {
+    let socket = ns
+        .enter(|| UdpSocket::bind("0.0.0.0:0"))?
+        .map_err(LabError::io("bind udp socket"))?;
+    let mut payload = vec![0u8; size.max(4)];
+    let mut rtts = Vec::with_capacity(count as usize);
+    for seq in 0..count {
+        payload[..4].copy_from_slice(&seq.to_be_bytes());
+        let start = Instant::now();
+        socket
+            .send_to(&payload, to)
+            .map_err(LabError::io(format!("send {size} bytes to {to}")))?;
+        let answer = super::recv_until(&socket, start, timeout, "udp echo", |datagram, from| {
+            (from == SocketAddr::V4(to) && datagram == payload).then(|| start.elapsed())
+        });
+        if let Ok(rtt) = answer {
+            rtts.push(rtt);
+        }
+        std::thread::sleep(interval);
+    }
+    Ok(rtts)
+}
+
 /// Echo with retries: up to `attempts` tries of `timeout` each
 pub fn echo_retry(
     ns: &Netns,

@@ -1136,6 +1136,24 @@ pub(crate) fn monitor_end_to_end(runner: Runner) {
     assert!(drops >= 5, "a drops line per reason:\n{}", reply.body);
     assert!(reply.body.contains("# TYPE ikago_drops_total counter"));
     assert!(m.get("ikago_handshakes_total").is_some_and(|&v| v >= 1.0));
+    // the runner's own counters per device: frames captured and injected on both legs, and the
+    // places they could die, zero on this quiet path
+    for device in ["lan0", "wan0"] {
+        for family in ["ikago_capture_frames_total", "ikago_inject_frames_total"] {
+            let key = format!("{family}{{device=\"{device}\"}}");
+            assert!(
+                m.get(&key).is_some_and(|&v| v >= 13.0),
+                "{key} >= 13 in:\n{}",
+                reply.body
+            );
+        }
+        for key in [
+            format!("ikago_capture_drops_total{{device=\"{device}\",where=\"buffer\"}}"),
+            format!("ikago_inject_failures_total{{device=\"{device}\"}}"),
+        ] {
+            assert_eq!(m.get(&key), Some(&0.0), "{key} in:\n{}", reply.body);
+        }
+    }
 
     // the server: its client as a local node, and the NAT mappings host A's traffic made
     let doc = fetch_json(s, "/");

@@ -1,0 +1,288 @@
+//! The engine both runners drive: one machine, its devices' nonblocking captures, the batched
+//! injection, the recorder and the monitor, advanced in turns
+//!
+//! A runner waits for whatever comes first (a capture fd turning readable, the machine's deadline
+//! [`Engine::deadline`], the monitor's next snapshot [`Engine::next_publish`], a signal), then
+//! does one turn: [`Engine::read`] for each readable device (every ready frame, up to [`BATCH`]
+//! per device so that none starves), [`Engine::tick`] for the deadline, [`Engine::reload`] for a
+//! SIGHUP, and always [`Engine::end_turn`], which sends every frame the turn produced (one
+//! `sendmmsg` per device) and publishes the monitor's snapshot when due. No frame waits for a
+//! later turn. With `--busy-poll`, [`Engine::spin`] keeps reading the devices for a while before
+//! the runner sleeps.
+//!
+//! The engine owns no thread and no wait: each instance is independent, so several can run on
+//! as many threads.
+
+use crate::app::{Outcome, Session};
+use crate::capture::{drop_counters, refilter};
+use crate::inject::{Injectors, Sink};
+use crate::machine::drain;
+use crate::monitor::Feed;
+use crate::record::Recorder;
+use crate::reload::{Reload, Reread};
+use crate::shutdown::Signals;
+use ikago_monitor::DeviceCounters;
+use ikago_proto::{DeviceId, Input, Machine};
+use pcap::{Active, Capture};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+/// Frames read from one device in a turn before the others get theirs
+pub const BATCH: usize = 64;
+
+/// The machine and everything around it that a turn touches
+pub struct Engine {
+    machine: Machine,
+    captures: Vec<Capture<Active>>,
+    names: Vec<String>,
+    inject: Injectors,
+    monitor: Feed,
+    reload: Reload,
+    recorder: Recorder,
+    deadline: Instant,
+    busy_poll: Option<Duration>,
+    result: Result<(), String>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("devices", &self.names)
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Takes the session's machine and devices (and hands back its signals), and lets the
+    /// machine say what it has to say at start
+    pub fn new(session: Session) -> (Self, Signals<Reread>) {
+        let Session {
+            machine,
+            devices,
+            signals,
+            monitor,
+            reload,
+            recorder,
+            busy_poll,
+        } = session;
+        let mut captures = Vec::with_capacity(devices.len());
+        let mut sinks: Vec<Sink> = Vec::with_capacity(devices.len());
+        let mut names = Vec::with_capacity(devices.len());
+        for d in devices {
+            captures.push(d.io.capture);
+            sinks.push(d.io.inject);
+            names.push(d.name);
+        }
+        let now = Instant::now();
+        let mut engine = Self {
+            machine,
+            captures,
+            inject: Injectors::new(sinks, names.clone()),
+            names,
+            monitor,
+            reload,
+            recorder,
+            deadline: now,
+            busy_poll,
+            result: Ok(()),
+        };
+        engine.deadline = drain(
+            &mut engine.machine,
+            &mut engine.inject,
+            &mut engine.recorder,
+            |e| engine.monitor.record(e, now),
+        );
+        engine.end_turn();
+        (engine, signals)
+    }
+
+    /// How many devices there are
+    pub fn devices(&self) -> usize {
+        self.captures.len()
+    }
+
+    /// The capture fd of device `i`, to wait on
+    pub fn capture_fd(&self, i: usize) -> BorrowedFd<'_> {
+        self.captures[i].as_fd()
+    }
+
+    /// The name of device `i`
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// When the machine wants [`Engine::tick`]
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// When the monitor's next snapshot is due, when it is on
+    pub fn next_publish(&self) -> Option<Instant> {
+        self.monitor.next_publish()
+    }
+
+    /// When the runner must wake at the latest: the deadline, or the next snapshot if earlier
+    pub fn wake_at(&self) -> Instant {
+        self.monitor.wake_at(self.deadline)
+    }
+
+    /// Whether no failure stopped the engine
+    pub fn running(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// Stops the engine with `reason` (a wait on a device failed)
+    pub fn fail(&mut self, reason: String) {
+        if self.result.is_ok() {
+            self.result = Err(reason);
+        }
+    }
+
+    /// Reads the frames ready on device `i` into the machine, at most [`BATCH`]; returns how
+    /// many. A capture error stops the engine.
+    pub fn read(&mut self, i: usize) -> usize {
+        let device = DeviceId(u8::try_from(i).expect("the core takes at most 255 devices"));
+        let mut n = 0;
+        while n < BATCH {
+            match self.captures[i].next_packet() {
+                Ok(p) => {
+                    let now = Instant::now();
+                    let input = Input::Frame {
+                        now,
+                        device,
+                        data: p.data,
+                    };
+                    self.recorder.input(input);
+                    self.machine.handle_input(input);
+                    self.deadline = drain(
+                        &mut self.machine,
+                        &mut self.inject,
+                        &mut self.recorder,
+                        |e| self.monitor.record(e, now),
+                    );
+                    n += 1;
+                }
+                Err(pcap::Error::TimeoutExpired) => break,
+                Err(e) => {
+                    self.fail(format!("capture on {} failed: {e}", self.names[i]));
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    /// Gives the machine its timeout if its deadline has passed at `now`
+    pub fn tick(&mut self, now: Instant) {
+        if now < self.deadline {
+            return;
+        }
+        let input = Input::Timeout(now);
+        self.recorder.input(input);
+        self.machine.handle_input(input);
+        self.deadline = drain(
+            &mut self.machine,
+            &mut self.inject,
+            &mut self.recorder,
+            |e| self.monitor.record(e, now),
+        );
+    }
+
+    /// Applies a config read again (SIGHUP): the machine's live settings, the monitor, the
+    /// recorder and the capture filters
+    pub fn reload(&mut self, reread: Reread) {
+        let now = Instant::now();
+        let filters = self.reload.apply(
+            reread,
+            &mut self.machine,
+            &mut self.monitor,
+            &mut self.recorder,
+            now,
+        );
+        for (device, filter) in filters {
+            refilter(&mut self.captures[device], &self.names[device], &filter);
+        }
+    }
+
+    /// Ends a turn: sends every queued frame and publishes the monitor's snapshot when due;
+    /// returns whether it published
+    pub fn end_turn(&mut self) -> bool {
+        self.inject.flush();
+        let Self {
+            machine,
+            captures,
+            names,
+            inject,
+            monitor,
+            ..
+        } = self;
+        monitor.publish_due(machine, Instant::now(), || {
+            counters(captures, names, inject)
+        })
+    }
+
+    /// The `--busy-poll` budget, when on
+    pub fn busy_poll(&self) -> Option<Duration> {
+        self.busy_poll
+    }
+
+    /// With `--busy-poll`, reads every device again and again until a frame comes, the budget
+    /// is spent or the engine must wake anyway; returns whether frames came (the turn then ends
+    /// with [`Engine::end_turn`]). Without, returns false at once.
+    pub fn spin(&mut self) -> bool {
+        let Some(budget) = self.busy_poll else {
+            return false;
+        };
+        let until = (Instant::now() + budget).min(self.wake_at());
+        while self.running() {
+            let mut read = 0;
+            for i in 0..self.devices() {
+                read += self.read(i);
+            }
+            if read > 0 {
+                return true;
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        false
+    }
+
+    /// Stops: the machine's counters, the devices' and how the run ended
+    pub fn finish(mut self) -> Outcome {
+        self.inject.flush();
+        Outcome {
+            stats: self.machine.stats(),
+            devices: counters(&mut self.captures, &self.names, &self.inject),
+            result: self.result,
+        }
+    }
+}
+
+/// The capture and injection counters of every device
+fn counters(
+    captures: &mut [Capture<Active>],
+    names: &[String],
+    inject: &Injectors,
+) -> Vec<DeviceCounters> {
+    captures
+        .iter_mut()
+        .zip(names)
+        .zip(inject.counters())
+        .map(|((capture, name), sent)| {
+            let c = drop_counters(capture);
+            DeviceCounters {
+                device: name.clone(),
+                captured: c.received,
+                capture_dropped: c.dropped,
+                interface_dropped: c.if_dropped,
+                injected: sent.sent,
+                inject_failed: sent.failed,
+                inject_short: sent.short,
+            }
+        })
+        .collect()
+}
