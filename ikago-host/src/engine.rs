@@ -222,11 +222,6 @@ impl Engine {
         })
     }
 
-    /// The `--busy-poll` budget, when on
-    pub fn busy_poll(&self) -> Option<Duration> {
-        self.busy_poll
-    }
-
     /// With `--busy-poll`, reads every device again and again until a frame comes, the budget
     /// is spent or the engine must wake anyway; returns whether frames came (the turn then ends
     /// with [`Engine::end_turn`]). Without, returns false at once.

@@ -203,11 +203,6 @@ impl Injectors {
     pub fn counters(&self) -> impl Iterator<Item = InjectCounters> + '_ {
         self.devices.iter().map(|d| d.counters)
     }
-
-    /// The sink of device `i`, for sending outside the machine's turns
-    pub fn sink(&mut self, i: usize) -> Option<&mut Sink> {
-        self.devices.get_mut(i).map(|d| &mut d.sink)
-    }
 }
 
 impl Device {

@@ -42,8 +42,8 @@ pub const METHODS: [&str; 2] = ["plain", "aes-256-gcm"];
 pub struct Plan {
     /// The runners, each with every method of [`METHODS`]
     pub runners: Vec<Runner>,
-    /// Extra row: the first runner, plain, with `--busy-poll MICROS`
-    pub busy_poll: Option<u32>,
+    /// Extra rows, each the first runner, plain, with these options (`--busy-poll 50`)
+    pub extra_rows: Vec<Vec<String>>,
 }
 
 /// The median figures of one offered rate
@@ -62,10 +62,12 @@ pub struct Rate {
 /// One measured path
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// "direct" or "<runner> <method>[ busy-poll N]"
+    /// "direct" or "<runner> <method>[ <extra options>]"
     pub label: String,
     /// Runner and method, for comparing the runners (`None` for the direct path)
     pub tunnel: Option<(Runner, &'static str)>,
+    /// Whether the row has extra options (it is compared with no other)
+    pub extra: bool,
     /// UDP echo round trips, p50 and p99, milliseconds
     pub rtt_ms: Option<(f64, f64)>,
     /// Echoes that never came back, of [`ECHOES`]
@@ -99,24 +101,29 @@ fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
     let mut tunnels = plan
         .runners
         .iter()
-        .flat_map(|&r| METHODS.map(|m| (r, m, None)))
+        .flat_map(|&r| METHODS.map(|m| (r, m, Vec::new())))
         .collect::<Vec<_>>();
-    if let (Some(micros), Some(&runner)) = (plan.busy_poll, plan.runners.first()) {
-        tunnels.push((runner, "plain", Some(micros)));
+    if let Some(&runner) = plan.runners.first() {
+        tunnels.extend(plan.extra_rows.iter().map(|o| (runner, "plain", o.clone())));
     }
-    for (runner, method, busy_poll) in tunnels {
+    for (runner, method, extra) in tunnels {
         let mut tunnel = match method {
             "plain" => TunnelOptions::default(),
             _ => TunnelOptions::encrypted(method, PASSWORD),
         };
         let mut label = format!("{} {method}", runner.name());
-        if let Some(micros) = busy_poll {
-            tunnel.extra = vec!["--busy-poll".into(), micros.to_string()];
-            label += &format!(" busy-poll {micros}");
+        for option in &extra {
+            label += " ";
+            label += option.trim_start_matches('-');
         }
+        tunnel.extra = extra;
         let mut server = lab.start_server(runner, &tunnel)?;
         let mut client = lab.start_client(runner, ClientSite::Main, &tunnel)?;
-        let row = measure(lab, label, Some((runner, method)), Some([&client, &server]));
+        let row =
+            measure(lab, label, Some((runner, method)), Some([&client, &server])).map(|row| Row {
+                extra: !tunnel.extra.is_empty(),
+                ..row
+            });
         for (side, daemon) in [("client", &mut client), ("server", &mut server)] {
             if let Err(e) = crate::stop(daemon) {
                 eprintln!("ikago-lab bench: {} {side}: {e}; killed", runner.name());
@@ -169,6 +176,7 @@ fn measure(
     Ok(Row {
         label,
         tunnel,
+        extra: false,
         rtt_ms,
         echoes_lost,
         rates,
@@ -250,9 +258,9 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
             );
             if let Some((Runner::Sync, method)) = row.tunnel
                 && let Some(peer) = rows.iter().find(|r| {
-                    r.tunnel == Some((Runner::Async, method)) && !r.label.contains("busy")
+                    r.tunnel == Some((Runner::Async, method)) && !r.extra
                 })
-                && !row.label.contains("busy")
+                && !row.extra
             {
                 line += &format!("; against async: {}", against(row, peer));
             }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
-//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS]
+//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass]
 //!                                           direct path vs tunnel: UDP throughput, loss, echo
 //!                                           round trips and the tunnel's CPU per GB
 //! ikago-lab sweep                           remove namespaces left by killed lab runs
@@ -45,19 +45,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `--runner` options (both runners when none is given) and `--busy-poll`; `None` on a bad
-/// option
+/// The `--runner` options (both runners when none is given), and `--busy-poll MICROS` and
+/// `--qdisc-bypass`, each an extra row; `None` on a bad option
 fn plan(args: &[String]) -> Option<bench::Plan> {
     let mut plan = bench::Plan {
         runners: Vec::new(),
-        busy_poll: None,
+        extra_rows: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
+        if arg == "--qdisc-bypass" {
+            plan.extra_rows.push(vec![arg.clone()]);
+            continue;
+        }
         match (arg.as_str(), args.next().map(String::as_str)) {
             ("--runner", Some("sync")) => plan.runners.push(Runner::Sync),
             ("--runner", Some("async")) => plan.runners.push(Runner::Async),
-            ("--busy-poll", Some(micros)) => plan.busy_poll = Some(micros.parse().ok()?),
+            ("--busy-poll", Some(micros)) => {
+                let micros: u32 = micros.parse().ok()?;
+                plan.extra_rows.push(vec![arg.clone(), micros.to_string()]);
+            }
             _ => return None,
         }
     }
@@ -77,7 +84,8 @@ fn load_average() -> String {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS] | ikago-lab sweep"
+        "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass] \
+         | ikago-lab sweep"
     );
     ExitCode::from(2)
 }
