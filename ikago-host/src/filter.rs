@@ -11,8 +11,11 @@
 //! | server, upstream | `dst host PUBLIC and (tcp dst portrange T or udp dst portrange U or icmp or FRAG)` |
 //!
 //! where `FRAG` is `ip[6:2] & 0x3fff != 0` (any IPv4 fragment: libpcap matches ports in first
-//! fragments only). A device with both roles gets `arp or (ip and (UPSTREAM or LISTEN))`.
+//! fragments only). A device with both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
+//! engine of a sharded server (`--threads`) admits only its share: `tcp dst port P and SHARE`,
+//! its slices of the port ranges and its ICMP echo ids ([`crate::shard`]).
 
+use crate::shard;
 use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, ServerConfig};
 use std::net::SocketAddrV4;
 use std::ops::RangeInclusive;
@@ -52,27 +55,29 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         .collect()
 }
 
-/// One filter per device of a server, in device order
+/// One filter per device of a server (of the engine its shard names), in device order
 pub fn server(config: &ServerConfig) -> Vec<String> {
-    let nat = &config.nat;
+    let nat = &shard::nat_share(&config.nat, config.shard);
     let public = config
         .devices
         .iter()
         .find(|d| d.role.is_upstream())
         .map_or(std::net::Ipv4Addr::UNSPECIFIED, |d| d.addr);
     let upstream = format!(
-        "dst host {public} and (tcp dst portrange {} or udp dst portrange {} or icmp or {ANY_FRAGMENT})",
+        "dst host {public} and (tcp dst portrange {} or udp dst portrange {} or {} or {ANY_FRAGMENT})",
         range(&nat.tcp_ports),
-        range(&nat.udp_ports)
+        range(&nat.udp_ports),
+        shard::icmp_share(config.shard, &nat.icmp_ids)
     );
+    let tunnel = match shard::tunnel_share(config.shard) {
+        Some(share) => format!("(tcp dst port {} and {share})", config.port),
+        None => format!("tcp dst port {}", config.port),
+    };
     config
         .devices
         .iter()
         .map(|d| {
-            let listen = format!(
-                "dst host {} and (tcp dst port {} or {ANY_FRAGMENT})",
-                d.addr, config.port
-            );
+            let listen = format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr);
             device_filter(d, &upstream, &listen)
         })
         .collect()

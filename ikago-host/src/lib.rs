@@ -15,6 +15,7 @@
 //! - [`monitor`]: `--monitor`, fed from the engine thread with a snapshot per second;
 //! - [`port`]: the tunnel port held for the process's lifetime, and who holds a port in use;
 //! - [`record`]: `--record`, the flight recorder the engines feed every input and output;
+//! - [`shard`]: each engine's share of the traffic when a server runs several (`--threads`);
 //! - [`shutdown`]: SIGINT/SIGTERM and SIGHUP as channel messages;
 //! - [`reload`]: SIGHUP's config re-read, applied where the running machine can take it;
 //! - [`privilege`]: CAP_NET_RAW and CAP_NET_ADMIN, for root and unprivileged users alike;
@@ -41,5 +42,6 @@ pub mod port;
 pub mod privilege;
 pub mod record;
 pub mod reload;
+pub mod shard;
 pub mod shutdown;
 pub mod smoke;
