@@ -120,6 +120,17 @@ pub struct CommonArgs {
     /// latency for game traffic, at the cost of CPU while traffic comes and goes [default: 0, off]
     #[arg(long, value_name = "MICROS")]
     pub busy_poll: Option<u32>,
+
+    /// Wire: ikago (the Go original's) or ikago2 (ours: Noise handshake, anti-replay, rekeying,
+    /// SYN proofs). Client [default: ikago2 with a password, else ikago]; server: both on one
+    /// port [default: both], ikago2 to answer only clients that prove the key
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<String>,
+
+    /// ikago2: pad records to 128-byte buckets, blurring the inner packets' lengths
+    /// [default: false]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub padding: Option<bool>,
 }
 
 /// KCP tuning: flags `--kcp-*` on the command line, object `kcp-tuning` in a file (reference §5.2)
@@ -324,6 +335,8 @@ impl CommonArgs {
             capture_buffer_mb: self.capture_buffer_mb.or(other.capture_buffer_mb),
             qdisc_bypass: self.qdisc_bypass.or(other.qdisc_bypass),
             busy_poll: self.busy_poll.or(other.busy_poll),
+            protocol: self.protocol.or(other.protocol),
+            padding: self.padding.or(other.padding),
         }
     }
 }

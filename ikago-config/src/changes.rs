@@ -59,6 +59,8 @@ impl CommonSettings {
             capture_buffer_mb,
             qdisc_bypass,
             busy_poll,
+            protocol,
+            padding,
         } = self;
         let restart = [
             ("listen-devices", *listen_devices != new.listen_devices),
@@ -81,6 +83,8 @@ impl CommonSettings {
             ),
             ("qdisc-bypass", *qdisc_bypass != new.qdisc_bypass),
             ("busy-poll", *busy_poll != new.busy_poll),
+            ("protocol", *protocol != new.protocol),
+            ("padding", *padding != new.padding),
         ];
         for (key, changed) in restart {
             changes.note(false, key, changed);
@@ -110,9 +114,17 @@ impl ClientSettings {
             fallback,
             failback,
             publish,
+            protocol,
         } = self;
         let mut changes = Changes::default();
         common.changes(&new.common, &mut changes);
+        // the default protocol follows the password: a change not already noted above
+        let default_changed = common.protocol == new.common.protocol;
+        changes.note(
+            false,
+            "protocol",
+            *protocol != new.protocol && default_changed,
+        );
         changes.note(true, "sources", *sources != new.sources);
         changes.note(
             false,

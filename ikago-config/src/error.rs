@@ -26,6 +26,17 @@ pub enum Error {
     /// A mode other than faketcp or tcp
     #[error("unknown mode {0:?} (expected faketcp)")]
     UnknownMode(String),
+    /// A protocol other than ikago, ikago2 (or both, on a server)
+    #[error("unknown protocol {0:?} (expected ikago or ikago2, or both on a server)")]
+    UnknownProtocol(String),
+    /// Protocol ikago2 without a password
+    #[error(
+        "protocol ikago2 needs a password (--password, IKAGO_PASSWORD or the config file's \"password\")"
+    )]
+    Ikago2NeedsPassword,
+    /// Protocol ikago2 with KCP
+    #[error("protocol ikago2 does not carry kcp (use --protocol ikago with --kcp)")]
+    Ikago2WithKcp,
     /// Mode tcp, which the original has but IkaGo-rs does not implement yet
     #[error("mode tcp is not supported yet (use faketcp)")]
     TcpModeNotSupported,

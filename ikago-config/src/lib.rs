@@ -43,5 +43,5 @@ pub use log_format::LogFormat;
 pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
 pub use settings::{
     ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
-    ServerSettings,
+    ServerSettings, fastest_record_method,
 };

@@ -5,7 +5,9 @@ use crate::error::Error;
 use crate::kcp::{tuning_from_args, tuning_keys};
 use crate::log_format::LogFormat;
 use ikago_proto::KcpTuning;
-use ikago_proto::{ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, ServerConfig};
+use ikago_proto::{
+    ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, Protocol, ServerConfig,
+};
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
@@ -61,6 +63,11 @@ pub struct CommonSettings {
     pub qdisc_bypass: bool,
     /// How long to keep polling the devices before sleeping; `None` sleeps at once
     pub busy_poll: Option<Duration>,
+    /// The wire chosen (`--protocol`); `None`: the role's default (see [`ClientSettings`] and
+    /// [`ServerSettings`])
+    pub protocol: Option<Protocol>,
+    /// ikago2: pad records to size buckets
+    pub padding: bool,
 }
 
 /// Client settings, validated
@@ -78,6 +85,8 @@ pub struct ClientSettings {
     pub failback: Option<Duration>,
     /// Addresses answered by proxy ARP
     pub publish: Vec<Ipv4Addr>,
+    /// The wire spoken: `--protocol`, else ikago2 with a password and ikago without
+    pub protocol: Protocol,
 }
 
 /// Server settings, validated (`common.port` is not 0)
@@ -160,6 +169,21 @@ impl CommonSettings {
             us => return Err(Error::BusyPollRange(us)),
         };
         let kcp = a.kcp == Some(true);
+        let protocol = match a.protocol.as_deref().map(str::trim) {
+            None | Some("both") => None,
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| Error::UnknownProtocol(p.to_owned()))?,
+            ),
+        };
+        if protocol == Some(Protocol::Ikago2) {
+            if password.is_empty() {
+                return Err(Error::Ikago2NeedsPassword);
+            }
+            if kcp {
+                return Err(Error::Ikago2WithKcp);
+            }
+        }
         let gateway = match a.gateway.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(g) => Some(address("gateway", g)?),
@@ -190,6 +214,8 @@ impl CommonSettings {
             capture_buffer_mb,
             qdisc_bypass: a.qdisc_bypass.unwrap_or(false),
             busy_poll,
+            protocol,
+            padding: a.padding.unwrap_or(false),
         })
     }
 
@@ -205,7 +231,20 @@ impl CommonSettings {
         if self.kcp {
             m.insert("kcp-tuning".into(), tuning_keys(&self.kcp_tuning));
         }
+        if self.padding {
+            m.insert("padding".into(), true.into());
+        }
         m
+    }
+
+    /// The ikago2 settings of the core's configuration; its wall clock (`unix_time`) is left
+    /// at 0 for the caller to set: the runner's clock at the machine's creation, or a
+    /// recording's start
+    fn ikago2_config(&self) -> ikago_proto::Ikago2Config {
+        ikago_proto::Ikago2Config {
+            padding: self.padding,
+            ..Default::default()
+        }
     }
 
     /// Where the monitor listens, when it is on (`--monitor` not 0)
@@ -302,6 +341,18 @@ impl ClientSettings {
             .filter(|p| !p.is_empty())
             .map(|p| address("publish", p))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut common = common;
+        let protocol = common
+            .protocol
+            .unwrap_or(if common.password.is_empty() || common.kcp {
+                Protocol::Ikago
+            } else {
+                Protocol::Ikago2
+            });
+        if protocol == Protocol::Ikago2 && common.method == Method::Plain {
+            // ikago2 always encrypts: with no method given, the cipher this CPU runs fastest
+            common.method = fastest_record_method();
+        }
         Ok(Self {
             common,
             sources,
@@ -309,6 +360,7 @@ impl ClientSettings {
             fallback: servers,
             failback,
             publish,
+            protocol,
         })
     }
 
@@ -335,6 +387,7 @@ impl ClientSettings {
         if let Some(port) = self.common.monitor {
             m.insert("monitor".into(), port.into());
         }
+        m.insert("protocol".into(), self.protocol.name().into());
         m
     }
 
@@ -355,6 +408,8 @@ impl ClientSettings {
         config.kcp = c.kcp.then_some(c.kcp_tuning);
         // the monitor's /dns lists the names in DNS answers, as the original's did
         config.dns_records = c.monitor.is_some();
+        config.protocol = self.protocol;
+        config.ikago2 = c.ikago2_config();
         config.rng_seed = rng_seed;
         config
     }
@@ -373,7 +428,10 @@ impl ServerSettings {
     /// The config-file keys that give the server of these settings again, never the password
     /// (see [`ClientSettings::machine_keys`])
     pub fn machine_keys(&self) -> Map<String, Value> {
-        self.common.machine_keys()
+        let mut m = self.common.machine_keys();
+        let protocol = self.common.protocol.map_or("both", Protocol::name);
+        m.insert("protocol".into(), protocol.into());
+        m
     }
 
     /// The core's configuration for these settings over `devices` (roles already set), seeding
@@ -386,7 +444,26 @@ impl ServerSettings {
         config.mtu = c.mtu;
         config.fragment = c.fragment;
         config.kcp = c.kcp.then_some(c.kcp_tuning);
+        config.protocol = c.protocol;
+        config.ikago2 = c.ikago2_config();
         config.rng_seed = rng_seed;
         config
+    }
+}
+
+/// The ikago2 record method this CPU runs fastest: AES-256-GCM with the AES instructions,
+/// ChaCha20-Poly1305 without
+pub fn fastest_record_method() -> Method {
+    #[cfg(target_arch = "x86_64")]
+    let aes = std::arch::is_x86_feature_detected!("aes")
+        && std::arch::is_x86_feature_detected!("pclmulqdq");
+    #[cfg(target_arch = "aarch64")]
+    let aes = std::arch::is_aarch64_feature_detected!("aes");
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let aes = false;
+    if aes {
+        Method::Aes256Gcm
+    } else {
+        Method::ChaCha20Poly1305
     }
 }

@@ -425,7 +425,8 @@ impl Settings {
         let (seed, now, wall) = (os_seed()?, Instant::now(), SystemTime::now());
         Ok(match self {
             Self::Client(c) => {
-                let config = c.client_config(devices, seed);
+                let mut config = c.client_config(devices, seed);
+                config.ikago2.unix_time = unix(wall);
                 let core = Client::new(config.clone(), now)?;
                 let local = core.local_addr();
                 describe_proxy(&config.sources, local, config.server);
@@ -440,7 +441,8 @@ impl Settings {
                 }
             }
             Self::Server(s) => {
-                let config = s.server_config(devices, seed);
+                let mut config = s.server_config(devices, seed);
+                config.ikago2.unix_time = unix(wall);
                 let core = Server::new(config.clone(), now)?;
                 log::info!("Proxy from :{}", config.port);
                 Built {
@@ -455,6 +457,12 @@ impl Settings {
             }
         })
     }
+}
+
+/// `wall` as time since the Unix epoch: the machine's wall clock at its creation, which a
+/// recording keeps for its replay
+fn unix(wall: SystemTime) -> Duration {
+    wall.duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// The startup lines about settings and devices

@@ -140,6 +140,7 @@ struct Peer {
     r#in: Count,
     first_seen: u64,
     last_seen: u64,
+    protocol: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -188,6 +189,7 @@ struct Api<'a> {
     handshakes: u64,
     reconnects: u64,
     server: Option<String>,
+    protocol: Option<&'static str>,
     server_switches: u64,
     unopenable: usize,
     traffic: BTreeMap<&'static str, Directions<Count>>,
@@ -214,10 +216,12 @@ struct Device<'a> {
 ///
 /// `uptime` (seconds, fractional) is when the snapshot was taken: the dashboard divides counter
 /// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server, and so is `server` (the
-/// client's server in use; `server_switches` counts its failovers). `unopenable` counts the
-/// peers whose payloads cannot be opened (wrong password or method). `devices` holds the
-/// runner's capture and injection counters per device (frames captured, dropped by the full
-/// capture buffer or the interface, injected, refused by the kernel, short batches).
+/// client's server in use; `server_switches` counts its failovers). `protocol` is the client's
+/// wire (`ikago` or `ikago2`), and each server peer's once its first payload told.
+/// `unopenable` counts the peers whose payloads cannot be opened (wrong password or method).
+/// `devices` holds the runner's capture and injection counters per device (frames captured,
+/// dropped by the full capture buffer or the interface, injected, refused by the kernel, short
+/// batches).
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
     let client = s.role == Role::Client;
@@ -239,6 +243,7 @@ pub fn api(s: &Snapshot) -> String {
             r#in: p.r#in.into(),
             first_seen: s.unix_secs(p.first_seen),
             last_seen: s.unix_secs(p.last_seen),
+            protocol: p.protocol.map(|p| p.name()),
         })
         .collect();
     let drops = DropReason::ALL
@@ -270,6 +275,7 @@ pub fn api(s: &Snapshot) -> String {
         handshakes: st.handshakes,
         reconnects: st.reconnects,
         server: st.server.map(|a| a.to_string()),
+        protocol: st.protocol.map(|p| p.name()),
         server_switches: st.server_switches,
         unopenable: st.unopenable,
         traffic,

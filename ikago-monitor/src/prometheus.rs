@@ -231,6 +231,29 @@ pub fn render(s: &Snapshot) -> String {
         })
         .collect();
     e.traffic(prefix, what, &rows);
+    let wires: Vec<(&str, &str)> = match s.role {
+        Role::Client => st.protocol.map(|p| ("", p.name())).into_iter().collect(),
+        Role::Server => ids
+            .iter()
+            .zip(&st.peers)
+            .filter_map(|(id, p)| Some((id.as_str(), p.protocol?.name())))
+            .collect(),
+    };
+    if !wires.is_empty() {
+        e.family(
+            "ikago_protocol",
+            Kind::Gauge,
+            "The wire spoken (1 for its name): the client's, or each client's on the server",
+        );
+        for (id, name) in wires {
+            match s.role {
+                Role::Client => e.sample("ikago_protocol", &[("protocol", name)], 1),
+                Role::Server => {
+                    e.sample("ikago_protocol", &[("client", id), ("protocol", name)], 1)
+                }
+            }
+        }
+    }
     e.family(
         "ikago_drops_total",
         Kind::Counter,

@@ -13,7 +13,9 @@
 //! (the same local address; UDP flows resume through the new server's NAT). With `failback`,
 //! the first server is tried again after that long on another.
 
-use crate::config::{ClientConfig, ConfigError, Ipv4Net, Roles, TcpTuning, check_common};
+mod ikago2;
+
+use crate::config::{ClientConfig, ConfigError, Ipv4Net, Protocol, Roles, TcpTuning, check_common};
 use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
 use crate::io::{DeviceId, Input, Output};
@@ -49,8 +51,10 @@ enum Timer {
     Ack,
     Stall,
     Failback,
+    /// The `ikago2` initiation's retransmission
+    Handshake,
 }
-const TIMERS: usize = 6;
+const TIMERS: usize = 7;
 
 /// A LAN source seen on a listen device
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +105,8 @@ pub struct Client {
     /// Whether anything comes back for the data we send
     answered: Watch,
     dns_records: bool,
+    /// The `ikago2` wire, when spoken
+    ikago2: Option<ikago2::Wire>,
 }
 
 /// A KCP session with conversation id `conv`, else a random one (the original reads 4 random
@@ -132,6 +138,14 @@ impl Client {
         if config.tcp.pending_packets == 0 {
             return Err(ConfigError::Zero("pending packets"));
         }
+        if config.protocol == Protocol::Ikago2 {
+            if config.password.is_empty() {
+                return Err(ConfigError::Ikago2NeedsPassword);
+            }
+            if config.kcp.is_some() {
+                return Err(ConfigError::Ikago2WithKcp);
+            }
+        }
         let up = &config.devices[roles.upstream];
         for server in std::iter::once(&config.server).chain(&config.fallback) {
             if !up.on_link(*server.ip()) && up.gateway.is_none() {
@@ -139,6 +153,7 @@ impl Client {
             }
         }
         let server_ip = *config.server.ip();
+        let wire = (config.protocol == Protocol::Ikago2).then(|| ikago2::Wire::new(&config, now));
         let mut core = Core::new(
             config.devices.clone(),
             roles.upstream,
@@ -193,6 +208,7 @@ impl Client {
             opening: Watch::new(openwatch::SERVER_PAYLOADS),
             answered: Watch::new(openwatch::SERVER_SILENT),
             dns_records: config.dns_records,
+            ikago2: wire,
         };
         client.start_handshake();
         Ok(client)
@@ -208,9 +224,17 @@ impl Client {
         self.server
     }
 
-    /// Whether the handshake with the server has completed
+    /// Whether the handshake with the server has completed (with `ikago2`, its session's too)
     pub fn is_connected(&self) -> bool {
-        self.conn.can_send()
+        self.tunnel_ready()
+    }
+
+    /// The wire spoken
+    pub fn protocol(&self) -> Protocol {
+        match self.ikago2 {
+            Some(_) => Protocol::Ikago2,
+            None => Protocol::Ikago,
+        }
     }
 
     /// The LAN sources tunnelled
@@ -285,6 +309,7 @@ impl Client {
         s.peers.sort_by_key(|p| p.peer);
         s.unopenable = usize::from(self.opening.flagged() || self.answered.flagged());
         s.server = Some(self.server);
+        s.protocol = Some(self.protocol());
         s
     }
 
@@ -367,6 +392,7 @@ impl Client {
                 r#in: Default::default(),
                 first_seen: now,
                 last_seen: now,
+                protocol: None,
             },
         });
         if entry.mac != mac || entry.device != device {
@@ -402,6 +428,7 @@ impl Client {
             r#in: Default::default(),
             first_seen: now,
             last_seen: now,
+            protocol: None,
         });
         if out {
             s.out.add(len)
@@ -432,7 +459,7 @@ impl Client {
 
     /// Sends an inner packet to the server, or queues it while the handshake runs
     fn tunnel_inner(&mut self, inner: &[u8]) {
-        if inner.len() + self.core.cipher.overhead() + self.conn.data_offset() > ipv4::MAX_LEN {
+        if inner.len() + self.wire_overhead() + self.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
         }
         if let Some(session) = self.kcp.as_mut() {
@@ -445,11 +472,15 @@ impl Client {
             }
             return self.flush_kcp();
         }
-        let sealed = inner.len() + self.core.cipher.overhead();
-        if self.conn.can_send() && self.pending.is_empty() && self.conn.window_allows(sealed) {
+        let sealed = inner.len() + self.wire_overhead();
+        if self.tunnel_ready() && self.pending.is_empty() && self.conn.window_allows(sealed) {
             let up = self.core.upstream;
-            self.core
-                .send_tunnel(&mut self.conn, up, Dest::NextHop(self.server_hop), inner);
+            if self.ikago2.is_some() {
+                self.send_record(crate::ikago2::Kind::Packet, inner);
+            } else {
+                self.core
+                    .send_tunnel(&mut self.conn, up, Dest::NextHop(self.server_hop), inner);
+            }
             self.core.stats.inner_tx.add(inner.len());
             self.note_sent();
         } else if self.pending.len() >= self.tuning.pending_packets {
@@ -525,6 +556,7 @@ impl Client {
                 self.core
                     .send_reset(up, hop, self.conn.local, self.server, seg);
                 if !std::mem::replace(&mut self.syn_repeated, true) {
+                    self.prove_syn();
                     self.send_control(Control::Syn);
                 }
             }
@@ -534,6 +566,9 @@ impl Client {
 
     /// Opens a tunnel payload and delivers the inner packet to its source
     fn deliver(&mut self, sealed: &[u8]) {
+        if self.ikago2.is_some() {
+            return self.ikago2_receive(sealed);
+        }
         let now = self.core.now;
         let mut buf = self.core.tx.take(ethernet::HEADER_LEN + sealed.len());
         let Ok(len) = self
@@ -690,6 +725,7 @@ impl Client {
 
     fn send_syn(&mut self) {
         self.syn_repeated = false;
+        self.prove_syn();
         self.send_control(Control::Syn);
         self.core.tx.event(Event::Connecting {
             server: self.server,
@@ -702,12 +738,15 @@ impl Client {
     fn on_connected(&mut self, rtt: Duration) {
         let now = self.core.now;
         self.timers.stop(Timer::Syn as usize);
-        self.core.stats.handshakes += 1;
-        self.core.stats.rtt = Some(rtt);
-        self.core.tx.event(Event::Connected {
-            server: self.server,
-            rtt,
-        });
+        if self.ikago2.is_none() {
+            // with ikago2 the tunnel is connected once its session is up
+            self.core.stats.handshakes += 1;
+            self.core.stats.rtt = Some(rtt);
+            self.core.tx.event(Event::Connected {
+                server: self.server,
+                rtt,
+            });
+        }
         self.timers
             .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
         self.timers
@@ -716,8 +755,10 @@ impl Client {
         self.answered.rearm();
         // the ACK completing the handshake goes out before the queued data
         self.send_control(Control::Ack);
-        self.flush_pending();
-        self.flush_kcp();
+        if !self.ikago2_connected() {
+            self.flush_pending();
+            self.flush_kcp();
+        }
     }
 
     /// Sends the datagrams the KCP session has ready, once the handshake is done
@@ -759,6 +800,9 @@ impl Client {
 
     /// Sends the packets waiting for the handshake or for the server's window, in order
     fn flush_pending(&mut self) {
+        if self.ikago2.is_some() {
+            return self.ikago2_flush();
+        }
         if !self.conn.can_send() {
             return;
         }
@@ -787,6 +831,7 @@ impl Client {
             reason,
         });
         self.core.stats.reconnects += 1;
+        self.ikago2_reset();
         if self.servers.len() > 1 {
             return self.switch_to((self.active + 1) % self.servers.len());
         }
@@ -816,6 +861,8 @@ impl Client {
 
     /// Moves the tunnel to server `next` and starts its handshake at once
     fn switch_to(&mut self, next: usize) {
+        self.ikago2_close();
+        self.ikago2_reset();
         let now = self.core.now;
         let from = self.server;
         self.active = next;
@@ -900,20 +947,24 @@ impl Machine for Client {
         {
             self.send_control(Control::Ack);
         }
+        if self.timers.expire(Timer::Handshake as usize, now) {
+            self.ikago2_resend();
+        }
         if self.timers.expire(Timer::PeerTimeout as usize, now) {
-            let silent = now.saturating_duration_since(self.conn.last_rx);
-            if silent >= self.tuning.peer_timeout {
+            let heard = self.last_heard();
+            if now.saturating_duration_since(heard) >= self.tuning.peer_timeout {
                 return self.on_lost(PeerLostReason::Timeout);
             }
             self.timers.set(
                 Timer::PeerTimeout as usize,
-                self.conn.last_rx + self.tuning.peer_timeout,
+                heard + self.tuning.peer_timeout,
             );
         }
         if self.timers.expire(Timer::Keepalive as usize, now) {
             // a probe every interval, busy or not: it keeps NAT and conntrack state alive and its
             // answer measures the RTT (peers that echo timestamps)
             self.send_control(Control::Keepalive);
+            self.ikago2_ping();
             self.timers
                 .set(Timer::Keepalive as usize, now + self.tuning.keepalive);
         }

@@ -1,6 +1,7 @@
 //! Configuration of the machines, validated by `Client::new` and `Server::new`
 
 use crate::crypto::Method;
+use crate::ikago2::{Psk, RecordCipher, Rekey};
 use crate::kcp::{KcpConfigError, KcpTuning};
 use crate::shard::Shard;
 use crate::wire::Mac;
@@ -139,6 +140,71 @@ impl FromStr for Ipv4Net {
     }
 }
 
+/// The wire spoken inside the FakeTCP connection
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// The Go original's wire (`nonce || ciphertext || tag` per segment)
+    Ikago,
+    /// Our hardened wire: Noise handshake, records with counters and anti-replay, rekeying,
+    /// SYN proofs (see [`crate::ikago2`] and `docs/protocol.md`)
+    Ikago2,
+}
+
+impl Protocol {
+    /// The name used on the command line and in config files
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ikago => "ikago",
+            Self::Ikago2 => "ikago2",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ikago" => Ok(Self::Ikago),
+            "ikago2" => Ok(Self::Ikago2),
+            _ => Err(ConfigError::UnknownProtocol(s.to_owned())),
+        }
+    }
+}
+
+/// What `ikago2` needs beyond the shared settings, for either machine
+#[derive(Debug, Clone, Default)]
+pub struct Ikago2Config {
+    /// Pad records to 128-byte buckets (`--padding`), blurring inner packet lengths
+    pub padding: bool,
+    /// The Unix time at the `now` given to `new` (runners: the wall clock; a replay: the
+    /// recorded start). SYN proofs and initiations carry the time
+    pub unix_time: Duration,
+    /// The PSK derived beforehand by [`Psk::derive`] for this password and the server's port
+    /// (a client's `server`; fallbacks on other ports derive theirs); `None` derives it in
+    /// `new` (tens of milliseconds)
+    pub psk: Option<Psk>,
+    /// Rekeying limits ([`Rekey::default`]: WireGuard's)
+    pub rekey: Rekey,
+}
+
+impl Ikago2Config {
+    /// The PSK for `password` and `port`: the one given when it is for `port` (the server's
+    /// own, `given_for`), else derived now
+    pub(crate) fn psk_for(&self, password: &str, port: u16, given_for: u16) -> Psk {
+        match &self.psk {
+            Some(p) if port == given_for => p.clone(),
+            _ => Psk::derive(password, port),
+        }
+    }
+}
+
 /// FakeTCP timing and shape; the defaults behave like a Linux TCP connection
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpTuning {
@@ -265,6 +331,11 @@ pub struct ClientConfig {
     /// Report the names in DNS answers to the sources as [`Event::DnsRecord`](crate::Event)
     /// (for a monitor's `/dns`)
     pub dns_records: bool,
+    /// The wire to speak; [`Protocol::Ikago2`] needs a password and uses `method` only to
+    /// choose its record cipher (see [`ClientConfig::record_cipher`])
+    pub protocol: Protocol,
+    /// `ikago2` settings
+    pub ikago2: Ikago2Config,
     /// Seed of the machine's CSPRNG (ISN, IP IDs, port, nonces); runners fill it from the OS
     pub rng_seed: [u8; 32],
 }
@@ -289,7 +360,18 @@ impl ClientConfig {
             kcp: None,
             kcp_conv: None,
             dns_records: false,
+            protocol: Protocol::Ikago,
+            ikago2: Ikago2Config::default(),
             rng_seed: [0; 32],
+        }
+    }
+
+    /// The `ikago2` record cipher `method` chooses: AES-256-GCM for the AES methods,
+    /// ChaCha20-Poly1305 otherwise (runners turn `plain` into the one the CPU runs fastest)
+    pub fn record_cipher(&self) -> RecordCipher {
+        match self.method {
+            Method::Aes128Gcm | Method::Aes192Gcm | Method::Aes256Gcm => RecordCipher::Aes256Gcm,
+            _ => RecordCipher::ChaCha20Poly1305,
         }
     }
 }
@@ -324,6 +406,12 @@ pub struct ServerConfig {
     /// Which engine of a sharded server this is: it serves only its clients and its slice of
     /// each NAT pool ([`Shard::WHOLE`] for a server of one engine)
     pub shard: Shard,
+    /// The wires accepted: `None` both on the same port (told apart per connection; `ikago2`
+    /// only with a password), `Some(p)` only `p`. An `ikago2`-only server answers no SYN
+    /// without a proof of the key and no unauthenticated data
+    pub protocol: Option<Protocol>,
+    /// `ikago2` settings
+    pub ikago2: Ikago2Config,
     /// Seed of the machine's CSPRNG
     pub rng_seed: [u8; 32],
 }
@@ -345,6 +433,8 @@ impl ServerConfig {
             client_timeout: Duration::from_secs(600),
             kcp: None,
             shard: Shard::WHOLE,
+            protocol: None,
+            ikago2: Ikago2Config::default(),
             rng_seed: [0; 32],
         }
     }
@@ -410,6 +500,15 @@ pub enum ConfigError {
     /// A KCP tuning out of range
     #[error(transparent)]
     Kcp(#[from] KcpConfigError),
+    /// An unknown protocol name
+    #[error("unknown protocol {0:?} (expected ikago or ikago2)")]
+    UnknownProtocol(String),
+    /// `ikago2` without a password
+    #[error("protocol ikago2 needs a password")]
+    Ikago2NeedsPassword,
+    /// `ikago2` with KCP, which it does not carry
+    #[error("protocol ikago2 does not carry KCP (use --protocol ikago with --kcp)")]
+    Ikago2WithKcp,
 }
 
 /// The devices split by role, shared by both machines' validation

@@ -505,8 +505,17 @@ impl Conn {
         r
     }
 
+    /// Client: makes `isn` the ISN of the SYN about to be sent (an ikago2 SYN proof)
+    pub(crate) fn set_syn_isn(&mut self, isn: u32) {
+        if self.state == State::SynSent {
+            self.iss = isn;
+            self.snd_nxt = isn;
+            self.snd_una = isn;
+        }
+    }
+
     /// Our timestamp clock: milliseconds since the machine started, from a random offset
-    fn ts_val(&self, now: Instant) -> u32 {
+    pub(crate) fn ts_val(&self, now: Instant) -> u32 {
         (now.saturating_duration_since(self.epoch).as_millis() as u32).wrapping_add(self.ts_offset)
     }
 

@@ -82,8 +82,8 @@ pub mod wire;
 
 pub use client::{Client, DYNAMIC_PORTS};
 pub use config::{
-    ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ipv4Net, LinkType, MIN_MTU, NatConfig,
-    ReassemblyLimits, ServerConfig, TcpTuning,
+    ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ikago2Config, Ipv4Net, LinkType, MIN_MTU,
+    NatConfig, Protocol, ReassemblyLimits, ServerConfig, TcpTuning,
 };
 pub use crypto::Method;
 pub use either::{Machine, MachineConfig};

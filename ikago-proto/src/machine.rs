@@ -37,6 +37,11 @@ pub(crate) enum Dest {
     NextHop(Ipv4Addr),
 }
 
+/// Where the payload of a FakeTCP data segment of `conn` starts in a frame buffer
+pub(crate) fn payload_offset(conn: &Conn) -> usize {
+    ethernet::HEADER_LEN + conn.data_offset()
+}
+
 /// The drive loop both machines share: their public `handle_input` and `poll_output` call
 /// [`Machine::drive_input`] and [`Machine::drive_output`]
 pub(crate) trait Machine {
@@ -373,16 +378,27 @@ impl Core {
         dest: Dest,
         inner: &[u8],
     ) -> usize {
-        let off = ethernet::HEADER_LEN + conn.data_offset();
-        let max = off + inner.len() + self.cipher.overhead();
-        let mut buf = self.tx.take(max);
+        let off = payload_offset(conn);
+        let mut buf = self.tx.take(off + inner.len() + self.cipher.overhead());
         let sealed = self
             .cipher
             .seal_from(inner, &mut buf.bytes[off..], &mut self.rng);
+        self.send_payload(conn, device, dest, buf, sealed)
+    }
+
+    /// Sends the FakeTCP data segment of `conn` whose `len` payload bytes are already at
+    /// `buf.bytes[payload_offset(conn)..]`; returns the IPv4 bytes put on the wire
+    pub(crate) fn send_payload(
+        &mut self,
+        conn: &mut Conn,
+        device: DeviceId,
+        dest: Dest,
+        mut buf: FrameBuf,
+        len: usize,
+    ) -> usize {
         let src_mac = self.device(device).mac;
         ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
-        let ip_len =
-            conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, sealed);
+        let ip_len = conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, len);
         self.finish_tunnel(device, dest, buf, ip_len)
     }
 

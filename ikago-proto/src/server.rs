@@ -9,6 +9,8 @@
 //! Inner packets are reassembled if fragmented, translated by the NAT onto the upstream address
 //! and sent to their next hop; replies are translated back and sealed to the owning client.
 
+mod ikago2;
+
 use crate::admission::{Admission, SynAdmission};
 use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, check_common};
 use crate::event::Event;
@@ -59,6 +61,8 @@ struct Slot {
     /// The deadline of its valid entry in [`Server::idle_due`]: when it may have been silent
     /// for the client timeout (never later than that)
     idle_scheduled: Instant,
+    /// The wire it speaks
+    wire: ikago2::SlotWire,
 }
 
 /// The server side of the tunnel
@@ -91,6 +95,8 @@ pub struct Server {
     kcp_tuning: Option<KcpTuning>,
     /// A work buffer for one KCP datagram
     datagram: Vec<u8>,
+    /// `ikago2`, when accepted
+    ikago2: Option<ikago2::Wire>,
 }
 
 /// Checks the NAT pools and returns this engine's slice of them
@@ -131,6 +137,7 @@ impl Server {
             return Err(ConfigError::Zero("max clients"));
         }
         let public = config.devices[roles.upstream].addr;
+        let wire = ikago2::Wire::new(&config, now)?;
         // the cookie key comes from its own stream of the seed, apart from the machine's draws
         let mut cookie_key = [0u8; 16];
         let mut keys = ChaCha20Rng::from_seed(config.rng_seed);
@@ -171,6 +178,7 @@ impl Server {
             timers: Timers::default(),
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
+            ikago2: wire,
         })
     }
 
@@ -275,6 +283,9 @@ impl Server {
             return self.core.drop(DropReason::OtherShard);
         }
         let local = SocketAddrV4::new(pkt.dst(), self.port);
+        if self.refuses_syn(local, peer, &seg) {
+            return;
+        }
         if self.clients.contains_key(&peer) {
             self.core.stats.tunnel_rx.add(pkt.bytes().len());
             return self.established_segment(device, from, peer, &seg);
@@ -312,8 +323,10 @@ impl Server {
             return;
         }
         self.core.drop(DropReason::UnknownPeer);
-        self.core
-            .send_reset(device, Dest::Mac(from), local, peer, &seg);
+        if self.answers_strangers() {
+            self.core
+                .send_reset(device, Dest::Mac(from), local, peer, &seg);
+        }
     }
 
     /// The MSS the server offers
@@ -408,12 +421,14 @@ impl Server {
         let now = self.core.now;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
+        let wire = self.new_slot_wire();
         let stats = PeerStats {
             peer: Peer::Client(peer),
             out: Default::default(),
             r#in: Default::default(),
             first_seen: now,
             last_seen: now,
+            protocol: wire.protocol(),
         };
         let slot = Slot {
             id,
@@ -425,6 +440,7 @@ impl Server {
             opening: Watch::new(openwatch::CLIENT_PAYLOADS),
             kcp_scheduled: None,
             idle_scheduled: now + self.client_timeout,
+            wire,
         };
         self.clients.insert(peer, slot);
         self.by_id.insert(id, peer);
@@ -515,6 +531,9 @@ impl Server {
 
     /// Opens a client's payload into a frame buffer and sends the inner packet through the NAT
     fn open_from_client(&mut self, peer: SocketAddrV4, sealed: &[u8]) {
+        if self.ikago2_payload(peer, sealed) {
+            return;
+        }
         let now = self.core.now;
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
@@ -533,6 +552,7 @@ impl Server {
             return self.core.drop(DropReason::DecryptFailed);
         };
         slot.opening.success();
+        self.compat_opened(peer);
         if self.kcp_tuning.is_some() {
             self.kcp_input(
                 peer,
@@ -727,7 +747,10 @@ impl Server {
             }
             return self.flush_kcp(peer);
         }
-        let sealed = inner.len() + self.core.cipher.overhead();
+        if matches!(slot.wire, ikago2::SlotWire::Undecided) {
+            return self.core.drop(DropReason::UnknownPeer);
+        }
+        let sealed = inner.len() + slot.wire.overhead(self.core.cipher.overhead());
         if !slot.conn.can_send() || sealed + slot.conn.data_offset() > ipv4::MAX_LEN {
             return self.core.drop(DropReason::TooBig);
         }
@@ -736,8 +759,12 @@ impl Server {
         }
         slot.stats.r#in.add(inner.len());
         slot.stats.last_seen = self.core.now;
-        self.core
-            .send_tunnel(&mut slot.conn, slot.device, Dest::Mac(slot.mac), inner);
+        if matches!(slot.wire, ikago2::SlotWire::Compat) {
+            self.core
+                .send_tunnel(&mut slot.conn, slot.device, Dest::Mac(slot.mac), inner);
+        } else {
+            self.send_record(peer, crate::ikago2::Kind::Packet, inner);
+        }
         self.core.stats.inner_tx.add(inner.len());
     }
 

@@ -1,5 +1,6 @@
 //! Plain counters: per direction, per peer and per drop reason
 
+use crate::config::Protocol;
 use crate::kcp::KcpStats;
 use crate::wire::ipv4;
 use std::fmt;
@@ -203,6 +204,8 @@ pub struct PeerStats {
     pub first_seen: Instant,
     /// When it was last seen, in either direction
     pub last_seen: Instant,
+    /// Server: the wire the client speaks, once its first payload told
+    pub protocol: Option<Protocol>,
 }
 
 /// A snapshot of a machine's counters
@@ -231,6 +234,8 @@ pub struct Stats {
     pub rtt: Option<Duration>,
     /// Client: the server in use
     pub server: Option<SocketAddrV4>,
+    /// Client: the wire spoken to it
+    pub protocol: Option<Protocol>,
     /// Client: times the tunnel moved to another server
     pub server_switches: u64,
     /// Server: NAT mappings in use

@@ -108,6 +108,7 @@ pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<P
                 Options::Client(f) => f.clone(),
                 Options::Server(_) => ClientArgs::default(),
             };
+
             let s = ClientSettings::resolve(&args.load()?.or(file))?;
             let devices = with_gateway(
                 s.common.apply_device_roles(scenario.devices.clone())?,
@@ -115,7 +116,12 @@ pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<P
             );
             Prepared {
                 role: Role::Client,
-                config: MachineConfig::Client(s.client_config(devices, rng_seed)),
+                config: MachineConfig::Client({
+                    let mut c = s.client_config(devices, rng_seed);
+                    // the recorded wall clock (ikago2's SYN proofs and initiations carry it)
+                    c.ikago2.unix_time = scenario.start.unwrap_or_default();
+                    c
+                }),
                 method: s.common.method,
                 password: s.common.password.clone(),
                 port: s.server.port(),
@@ -128,6 +134,7 @@ pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<P
                 Options::Server(f) => f.clone(),
                 Options::Client(_) => ServerArgs::default(),
             };
+
             let s = ServerSettings::resolve(&args.load()?.or(file))?;
             let devices = with_gateway(
                 s.common.apply_device_roles(scenario.devices.clone())?,
@@ -135,7 +142,11 @@ pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<P
             );
             Prepared {
                 role: Role::Server,
-                config: MachineConfig::Server(s.server_config(devices, rng_seed)),
+                config: MachineConfig::Server({
+                    let mut c = s.server_config(devices, rng_seed);
+                    c.ikago2.unix_time = scenario.start.unwrap_or_default();
+                    c
+                }),
                 method: s.common.method,
                 password: s.common.password.clone(),
                 port: s.common.port,

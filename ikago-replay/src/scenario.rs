@@ -181,10 +181,17 @@ fn parse_json(text: &str, role: Role) -> Result<Scenario, ScenarioError> {
     if devices.is_empty() {
         return Err(invalid("no interfaces"));
     }
-    let options = match role {
+    let mut options = match role {
         Role::Client => Options::Client(ClientArgs::from_json(text)?),
         Role::Server => Options::Server(ServerArgs::from_json(text)?),
     };
+    // a scenario without `protocol` was recorded before ikago2 existed: it spoke the Go
+    // original's wire (a client had no other, a server accepted only it)
+    let common = match &mut options {
+        Options::Client(a) => &mut a.common,
+        Options::Server(a) => &mut a.common,
+    };
+    common.protocol.get_or_insert_with(|| "ikago".to_owned());
     let start = keys.start.as_ref().map(start_time).transpose()?;
     Ok(Scenario {
         devices,
@@ -463,6 +470,8 @@ fn from_capture_scenario(v: &Value, role: Role) -> Result<Scenario, ScenarioErro
                 .map_err(|e| invalid(format!("{what}: {}", clap_line(&e))))?
                 .args;
             a.common.password = a.common.password.or(password);
+            // the Go original's captures: its wire
+            a.common.protocol = Some("ikago".to_owned());
             if a.common.port.is_none() {
                 a.common.port = v["tunnel"]
                     .get("client_upstream_port")
@@ -476,6 +485,7 @@ fn from_capture_scenario(v: &Value, role: Role) -> Result<Scenario, ScenarioErro
                 .map_err(|e| invalid(format!("{what}: {}", clap_line(&e))))?
                 .args;
             a.common.password = a.common.password.or(password);
+            a.common.protocol = Some("ikago".to_owned());
             if a.common.port.is_none() {
                 a.common.port = v["tunnel"]
                     .get("server_port")

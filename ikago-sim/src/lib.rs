@@ -42,4 +42,4 @@ pub use fabric::{LoggedEvent, Origin};
 pub use host::{Datagram, EchoReply, Host, HostConfig, TcpStream, Transfer, stream_bytes};
 pub use link::{LinkConfig, Oversize};
 pub use router::RouterConfig;
-pub use world::{ClientId, HostId, World, WorldConfig};
+pub use world::{ClientId, HostId, UNIX_EPOCH_OFFSET, World, WorldConfig, cached_psk};

@@ -22,14 +22,18 @@ use crate::host::{Host, HostConfig};
 use crate::link::LinkConfig;
 use crate::machine::Node;
 use crate::router::{Router, RouterConfig, Side};
+use ikago_proto::Ikago2Config;
+use ikago_proto::ikago2::Psk;
 use ikago_proto::{
     Client, ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, LinkType, Mac, Method, Server,
     ServerConfig, Stats,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Steps one `run_for` may take before the World is declared stuck
@@ -44,6 +48,28 @@ const STREAM_CLIENT: u64 = 0x100;
 const STREAM_HOST: u64 = 0x1000;
 /// Random streams of the fallback servers' CSPRNG seeds (plus the server's index)
 const STREAM_FALLBACK: u64 = 0x200;
+/// The Unix time at a World's creation: the machines' wall clock (ikago2's SYN proofs and
+/// initiations carry it) is this plus the virtual time
+pub const UNIX_EPOCH_OFFSET: Duration = Duration::from_secs(1_700_000_000);
+
+/// The ikago2 PSK of `password` for `port`, derived once per process (Argon2id takes tens of
+/// milliseconds; the simulation builds many machines with the same password)
+pub fn cached_psk(password: &str, port: u16) -> Psk {
+    static CACHE: Mutex<BTreeMap<(String, u16), Psk>> = Mutex::new(BTreeMap::new());
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry((password.to_owned(), port))
+        .or_insert_with(|| Psk::derive(password, port))
+        .clone()
+}
+
+/// Fills what ikago2 takes from the World: the wall clock now and the cached PSK
+fn ikago2_of(config: &mut Ikago2Config, password: &str, port: u16, now: Duration) {
+    config.unix_time = UNIX_EPOCH_OFFSET + now;
+    if config.psk.is_none() && !password.is_empty() {
+        config.psk = Some(cached_psk(password, port));
+    }
+}
 
 /// 32 seed bytes for one purpose of the World's seed
 fn seed32(seed: u64, stream: u64) -> [u8; 32] {
@@ -175,7 +201,9 @@ impl World {
     ///
     /// # Panics
     /// If the server configuration is refused.
-    pub fn new(config: WorldConfig) -> Self {
+    pub fn new(mut config: WorldConfig) -> Self {
+        let s = &mut config.server;
+        ikago2_of(&mut s.ikago2, &s.password, s.port, Duration::ZERO);
         let mut fabric = Fabric::new(Instant::now(), config.latency, config.capture);
         let client_wan = fabric.add_segment();
         let server_wan = fabric.add_segment();
@@ -259,6 +287,12 @@ impl World {
         cfg.password = self.server_config.password.clone();
         cfg.rng_seed = seed32(self.seed, STREAM_CLIENT + i as u64);
         configure(&mut cfg);
+        ikago2_of(
+            &mut cfg.ikago2,
+            &cfg.password,
+            server.port(),
+            self.fabric.now,
+        );
         let ports = vec![
             self.fabric
                 .attach(lan, Owner::Client(i, 0), Some(cfg.devices[0].name.clone())),
@@ -287,6 +321,7 @@ impl World {
     pub fn restart_client(&mut self, id: ClientId, seed: u64) {
         let mut cfg = self.client_configs[id.0].clone();
         cfg.rng_seed = seed32(seed, STREAM_CLIENT + id.0 as u64);
+        cfg.ikago2.unix_time = UNIX_EPOCH_OFFSET + self.fabric.now;
         let client = Client::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
         self.clients[id.0].replace(client.into(), &mut self.fabric);
@@ -353,6 +388,7 @@ impl World {
             ),
         ];
         cfg.rng_seed = seed32(self.seed, STREAM_FALLBACK + n as u64);
+        cfg.ikago2.unix_time = UNIX_EPOCH_OFFSET + self.fabric.now;
         let ports = [self.server_wan, self.internet]
             .into_iter()
             .enumerate()
@@ -392,6 +428,7 @@ impl World {
     pub fn restart_server(&mut self, seed: u64) {
         let mut cfg = self.server_config.clone();
         cfg.rng_seed = seed32(seed, STREAM_SERVER);
+        cfg.ikago2.unix_time = UNIX_EPOCH_OFFSET + self.fabric.now;
         let server = Server::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
         self.server.replace(server.into(), &mut self.fabric);

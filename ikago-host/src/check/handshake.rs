@@ -19,7 +19,7 @@ use ikago_proto::{
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::thread::CapabilitySet;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the server has to answer
 const LIMIT: Duration = Duration::from_secs(3);
@@ -79,7 +79,10 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
         .ok_or("no upstream device")?;
     let name = devices[up].name.clone();
     let seed = os_seed().map_err(|e| e.0)?;
-    let config = settings.client_config(devices, seed);
+    let mut config = settings.client_config(devices, seed);
+    config.ikago2.unix_time = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let start = Instant::now();
     let mut client = Client::new(config.clone(), start).map_err(|e| e.to_string())?;
     let mut upstream_only = config;

@@ -31,6 +31,7 @@ pub fn peer(
         r#in,
         first_seen: t0 + Duration::from_secs(first),
         last_seen: t0 + Duration::from_secs(last),
+        protocol: None,
     }
 }
 
