@@ -37,8 +37,8 @@ pub struct CommonArgs {
     #[arg(long, value_name = "IP")]
     pub gateway: Option<String>,
 
-    /// Transport: faketcp, the only one implemented; tcp (the original's kernel TCP connection)
-    /// is refused with an error [default: faketcp]
+    /// Transport: faketcp (segments no kernel socket owns), or tcp (a kernel TCP connection,
+    /// the original's framing: method plain only, no KCP, one server) [default: faketcp]
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
 
@@ -122,8 +122,9 @@ pub struct CommonArgs {
     pub busy_poll: Option<u32>,
 
     /// Wire: ikago (the Go original's) or ikago2 (ours: Noise handshake, anti-replay, rekeying,
-    /// SYN proofs). Client [default: ikago2 with a password, else ikago]; server: both on one
-    /// port [default: both], ikago2 to answer only clients that prove the key
+    /// SYN proofs). Client [default: ikago2 with a password in faketcp mode, else ikago]; server:
+    /// both on one port [default: both], ikago2 to answer only clients that prove the key; mode
+    /// tcp speaks ikago only
     #[arg(long, value_name = "PROTOCOL")]
     pub protocol: Option<String>,
 

@@ -24,7 +24,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// A mode other than faketcp or tcp
-    #[error("unknown mode {0:?} (expected faketcp)")]
+    #[error("unknown mode {0:?} (expected faketcp or tcp)")]
     UnknownMode(String),
     /// A protocol other than ikago, ikago2 (or both, on a server)
     #[error("unknown protocol {0:?} (expected ikago or ikago2, or both on a server)")]
@@ -37,9 +37,6 @@ pub enum Error {
     /// Protocol ikago2 with KCP
     #[error("protocol ikago2 does not carry kcp (use --protocol ikago with --kcp)")]
     Ikago2WithKcp,
-    /// Mode tcp, which the original has but IkaGo-rs does not implement yet
-    #[error("mode tcp is not supported yet (use faketcp)")]
-    TcpModeNotSupported,
     /// A KCP tuning the core refuses (e.g. too many shards)
     #[error(transparent)]
     Kcp(#[from] ikago_proto::KcpConfigError),

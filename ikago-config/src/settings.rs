@@ -7,6 +7,7 @@ use crate::log_format::LogFormat;
 use ikago_proto::KcpTuning;
 use ikago_proto::{
     ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, Protocol, ServerConfig,
+    Transport,
 };
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
@@ -31,6 +32,8 @@ pub struct CommonSettings {
     pub upstream_device: Option<String>,
     /// The gateway, when given
     pub gateway: Option<Ipv4Addr>,
+    /// FakeTCP or a kernel TCP connection (`mode`)
+    pub mode: Transport,
     /// Encryption method
     pub method: Method,
     /// Its password (empty for plain)
@@ -85,7 +88,8 @@ pub struct ClientSettings {
     pub failback: Option<Duration>,
     /// Addresses answered by proxy ARP
     pub publish: Vec<Ipv4Addr>,
-    /// The wire spoken: `--protocol`, else ikago2 with a password and ikago without
+    /// The wire spoken: `--protocol`, else ikago2 with a password in FakeTCP mode and ikago
+    /// otherwise (without a password, with KCP, in `tcp` mode)
     pub protocol: Protocol,
 }
 
@@ -137,11 +141,11 @@ fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
 impl CommonSettings {
     /// Validates the shared options and applies the defaults
     pub fn resolve(a: &CommonArgs) -> Result<Self, Error> {
-        match a.mode.as_deref().map(str::trim) {
-            None | Some("faketcp") => {}
-            Some("tcp") => return Err(Error::TcpModeNotSupported),
+        let mode = match a.mode.as_deref().map(str::trim) {
+            None | Some("faketcp") => Transport::FakeTcp,
+            Some("tcp") => Transport::Tcp,
             Some(other) => return Err(Error::UnknownMode(other.to_owned())),
-        }
+        };
         let method = match &a.method {
             None => Method::Plain,
             Some(m) => m.parse().map_err(|_| Error::UnknownMethod(m.clone()))?,
@@ -198,6 +202,7 @@ impl CommonSettings {
             listen_devices: a.listen_devices.clone().unwrap_or_default(),
             upstream_device: a.upstream_device.clone().filter(|s| !s.trim().is_empty()),
             gateway,
+            mode,
             method,
             password,
             rule: a.rule.unwrap_or(false),
@@ -219,10 +224,13 @@ impl CommonSettings {
         })
     }
 
-    /// The config-file keys of the settings the core's configuration takes from these (method,
+    /// The config-file keys of the settings the core's configuration takes from these (mode, method,
     /// sizes, port, KCP), never the password: see [`ClientSettings::machine_keys`]
     fn machine_keys(&self) -> Map<String, Value> {
         let mut m = Map::new();
+        if self.mode != Transport::FakeTcp {
+            m.insert("mode".into(), self.mode.name().into());
+        }
         m.insert("method".into(), self.method.name().into());
         m.insert("mtu".into(), self.mtu.into());
         m.insert("fragment".into(), self.fragment.into());
@@ -342,13 +350,13 @@ impl ClientSettings {
             .map(|p| address("publish", p))
             .collect::<Result<Vec<_>, _>>()?;
         let mut common = common;
-        let protocol = common
-            .protocol
-            .unwrap_or(if common.password.is_empty() || common.kcp {
+        let protocol = common.protocol.unwrap_or(
+            if common.password.is_empty() || common.kcp || common.mode == Transport::Tcp {
                 Protocol::Ikago
             } else {
                 Protocol::Ikago2
-            });
+            },
+        );
         if protocol == Protocol::Ikago2 && common.method == Method::Plain {
             // ikago2 always encrypts: with no method given, the cipher this CPU runs fastest
             common.method = fastest_record_method();
@@ -401,6 +409,7 @@ impl ClientSettings {
         config.failback = self.failback;
         config.publish = self.publish.clone();
         config.port = c.port;
+        config.transport = c.mode;
         config.method = c.method;
         config.password = c.password.clone();
         config.mtu = c.mtu;
@@ -439,6 +448,7 @@ impl ServerSettings {
     pub fn server_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ServerConfig {
         let c = &self.common;
         let mut config = ServerConfig::new(devices, c.port);
+        config.transport = c.mode;
         config.method = c.method;
         config.password = c.password.clone();
         config.mtu = c.mtu;

@@ -67,7 +67,10 @@ fn help_says_what_is_implemented() {
     let kcp = help_of("--kcp[=<BOOL>]");
     assert!(kcp.contains("KCP with FEC"), "{kcp}");
     let mode = help_of("--mode <MODE>");
-    assert!(mode.contains("tcp") && mode.contains("refused"), "{mode}");
+    assert!(
+        mode.contains("faketcp") && mode.contains("kernel TCP connection"),
+        "{mode}"
+    );
     for h in [kcp, mode] {
         assert!(!h.contains("not supported"), "{h}");
     }
@@ -192,12 +195,8 @@ fn errors_are_one_clear_line() {
             "method aes-128-gcm needs a password (--password, IKAGO_PASSWORD or the config file's \"password\")",
         ),
         (
-            &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mode", "tcp"],
-            "mode tcp is not supported yet (use faketcp)",
-        ),
-        (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mode", "udp"],
-            "unknown mode \"udp\" (expected faketcp)",
+            "unknown mode \"udp\" (expected faketcp or tcp)",
         ),
         (
             &[

@@ -22,13 +22,14 @@ use crate::monitor::Feed;
 use crate::port::{self, Reservation};
 use crate::reload::{Reader, Reload, Reread};
 use crate::shutdown::{self, Signals};
+use crate::stream::{self, Sink, Streams};
 use crate::{events, filter, logging, notify, privilege, record};
 use ikago_config::{
     Changes, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
     RoleCommand, ServerSettings, load_file,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
-use ikago_proto::{Client, DeviceConfig, Ipv4Net, Machine, Method, Server, Stats};
+use ikago_proto::{Client, DeviceConfig, Ipv4Net, Machine, Method, Server, Stats, Transport};
 use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
@@ -59,6 +60,32 @@ pub struct Session {
     pub recorder: record::Recorder,
     /// How long to keep polling the devices before sleeping (`--busy-poll`), when on
     pub busy_poll: Option<Duration>,
+    /// The tunnel's kernel TCP connections in `--mode tcp`: [`TunnelSockets::start`] them with
+    /// the runner's sink, and pass them to [`machine::drain`]
+    pub sockets: TunnelSockets,
+}
+
+/// The tunnel's sockets before the runner's loop starts: none (FakeTCP), a client's, or a
+/// server's listeners, bound at start so that a port in use is a start error
+#[derive(Debug)]
+pub enum TunnelSockets {
+    /// FakeTCP
+    Off,
+    /// A client's: connections are opened when the machine asks
+    Client,
+    /// A server's listeners
+    Server(Vec<std::net::TcpListener>),
+}
+
+impl TunnelSockets {
+    /// The connections, their events going to `sink`
+    pub fn start(self, sink: Sink) -> std::io::Result<Streams> {
+        match self {
+            Self::Off => Ok(Streams::off()),
+            Self::Client => Ok(Streams::client(sink)),
+            Self::Server(listeners) => Streams::server(listeners, sink),
+        }
+    }
 }
 
 /// A device with its pcap handles
@@ -192,7 +219,19 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
             None
         }
     };
-    let reservation = match settings.fixed_port() {
+    let transport = settings.common().mode;
+    if transport == Transport::Tcp && record.is_some() {
+        return Err(StartError(
+            "--record records FakeTCP machines only (the flight recorder has no place for the \
+             tunnel connection's bytes in tcp mode)"
+                .into(),
+        ));
+    }
+    // in tcp mode the tunnel's own socket holds the port
+    let reservation = match settings
+        .fixed_port()
+        .filter(|_| transport == Transport::FakeTcp)
+    {
         Some((what, p)) => port::reserve(what, p)?,
         None => None,
     };
@@ -213,8 +252,23 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
     };
     let signals =
         shutdown::catch(move || reader.read()).map_err(|e| format!("cannot catch signals: {e}"))?;
+    let sockets = match (&built.machine, transport) {
+        (_, Transport::FakeTcp) => TunnelSockets::Off,
+        (Machine::Client(_), Transport::Tcp) => TunnelSockets::Client,
+        (Machine::Server(_), Transport::Tcp) => {
+            let port = common.port;
+            let addrs: Vec<SocketAddrV4> = devices
+                .iter()
+                .filter(|d| d.role.listens())
+                .map(|d| SocketAddrV4::new(d.addr, port))
+                .collect();
+            TunnelSockets::Server(stream::listen(&addrs)?)
+        }
+    };
     let firewall = if common.rule {
         Some(Firewall::install(&built.plan, None)?)
+    } else if transport == Transport::Tcp {
+        None
     } else {
         log::warn!(
             "Without --rule the kernel answers tunnel segments with RSTs unless a firewall drops \
@@ -248,6 +302,7 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
         reload,
         recorder,
         busy_poll,
+        sockets,
     };
     Ok(Started {
         session,
@@ -467,6 +522,10 @@ fn unix(wall: SystemTime) -> Duration {
 
 /// The startup lines about settings and devices
 fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
+    match common.mode {
+        Transport::FakeTcp => log::info!("Use FakeTCP"),
+        Transport::Tcp => log::info!("Use standard TCP"),
+    }
     if common.method != Method::Plain {
         log::info!("Encrypt with {}", common.method);
     }

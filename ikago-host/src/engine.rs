@@ -8,12 +8,14 @@
 //! SIGHUP, and always [`Engine::end_turn`], which sends every frame the turn produced (one
 //! `sendmmsg` per device) and publishes the monitor's snapshot when due. No frame waits for a
 //! later turn. With `--busy-poll`, [`Engine::spin`] keeps reading the devices for a while before
-//! the runner sleeps.
+//! the runner sleeps. In `--mode tcp` the tunnel's connections ([`crate::stream`]) report to the
+//! engine through a channel and ring [`Engine::stream_fd`], which the runner watches too; it then
+//! calls [`Engine::read_streams`].
 //!
 //! The engine owns no thread and no wait: each instance is independent, so several can run on
 //! as many threads.
 
-use crate::app::{Outcome, Session};
+use crate::app::{Outcome, Session, TunnelSockets};
 use crate::capture::{drop_counters, refilter};
 use crate::inject::{Injectors, Sink};
 use crate::machine::drain;
@@ -21,14 +23,29 @@ use crate::monitor::Feed;
 use crate::record::Recorder;
 use crate::reload::{Reload, Reread};
 use crate::shutdown::Signals;
+use crate::stream::{StreamEvent, Streams};
 use ikago_monitor::DeviceCounters;
 use ikago_proto::{DeviceId, Input, Machine};
 use pcap::{Active, Capture};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// Frames read from one device in a turn before the others get theirs
 pub const BATCH: usize = 64;
+/// Tunnel connection events waiting for the engine before the connections' threads wait too
+const STREAM_EVENTS: usize = 1024;
+
+/// `--mode tcp`: the connections, their events, and the socket their threads ring
+struct Tunnel {
+    streams: Streams,
+    events: Receiver<StreamEvent>,
+    /// Readable when events wait (the bytes mean nothing)
+    bell: UnixStream,
+}
 
 /// The machine and everything around it that a turn touches
 pub struct Engine {
@@ -42,6 +59,10 @@ pub struct Engine {
     deadline: Instant,
     busy_poll: Option<Duration>,
     result: Result<(), String>,
+    /// The tunnel's connections (off in FakeTCP mode)
+    streams: Streams,
+    /// Their events, in `--mode tcp`
+    tunnel: Option<(Receiver<StreamEvent>, UnixStream)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -65,6 +86,7 @@ impl Engine {
             reload,
             recorder,
             busy_poll,
+            sockets,
         } = session;
         let mut captures = Vec::with_capacity(devices.len());
         let mut sinks: Vec<Sink> = Vec::with_capacity(devices.len());
@@ -74,6 +96,19 @@ impl Engine {
             sinks.push(d.io.inject);
             names.push(d.name);
         }
+        let mut result = Ok(());
+        let (streams, tunnel) = match start_tunnel(sockets) {
+            Ok(Some(Tunnel {
+                streams,
+                events,
+                bell,
+            })) => (streams, Some((events, bell))),
+            Ok(None) => (Streams::off(), None),
+            Err(e) => {
+                result = Err(format!("cannot start the tunnel connections: {e}"));
+                (Streams::off(), None)
+            }
+        };
         let now = Instant::now();
         let mut engine = Self {
             machine,
@@ -85,11 +120,14 @@ impl Engine {
             recorder,
             deadline: now,
             busy_poll,
-            result: Ok(()),
+            result,
+            streams,
+            tunnel,
         };
         engine.deadline = drain(
             &mut engine.machine,
             &mut engine.inject,
+            &mut engine.streams,
             &mut engine.recorder,
             |e| engine.monitor.record(e, now),
         );
@@ -105,6 +143,45 @@ impl Engine {
     /// The capture fd of device `i`, to wait on
     pub fn capture_fd(&self, i: usize) -> BorrowedFd<'_> {
         self.captures[i].as_fd()
+    }
+
+    /// `--mode tcp`: readable when the tunnel's connections have news for
+    /// [`Engine::read_streams`]
+    pub fn stream_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.tunnel.as_ref().map(|(_, bell)| bell.as_fd())
+    }
+
+    /// Feeds the machine what happened on the tunnel's connections since the last call (at most
+    /// what the bounded channel holds); returns how many events
+    pub fn read_streams(&mut self) -> usize {
+        let Some((events, bell)) = &mut self.tunnel else {
+            return 0;
+        };
+        // the bytes only wake the runner: the channel says what happened
+        let mut rung = [0u8; 256];
+        while matches!(bell.read(&mut rung), Ok(n) if n > 0) {}
+        let mut n = 0;
+        while let Ok(event) = events.try_recv() {
+            let now = Instant::now();
+            let (conn, input) = event.input();
+            self.machine.handle_input(Input::Stream {
+                now,
+                conn,
+                event: input,
+            });
+            if let StreamEvent::Data { conn, buf, .. } = event {
+                self.streams.recycle(conn, buf);
+            }
+            self.deadline = drain(
+                &mut self.machine,
+                &mut self.inject,
+                &mut self.streams,
+                &mut self.recorder,
+                |e| self.monitor.record(e, now),
+            );
+            n += 1;
+        }
+        n
     }
 
     /// The name of device `i`
@@ -158,6 +235,7 @@ impl Engine {
                     self.deadline = drain(
                         &mut self.machine,
                         &mut self.inject,
+                        &mut self.streams,
                         &mut self.recorder,
                         |e| self.monitor.record(e, now),
                     );
@@ -184,6 +262,7 @@ impl Engine {
         self.deadline = drain(
             &mut self.machine,
             &mut self.inject,
+            &mut self.streams,
             &mut self.recorder,
             |e| self.monitor.record(e, now),
         );
@@ -249,12 +328,38 @@ impl Engine {
     /// Stops: the machine's counters, the devices' and how the run ended
     pub fn finish(mut self) -> Outcome {
         self.inject.flush();
+        self.streams.close_all();
         Outcome {
             stats: self.machine.stats(),
             devices: counters(&mut self.captures, &self.names, &self.inject),
             result: self.result,
         }
     }
+}
+
+/// Starts the tunnel's connections of `--mode tcp` (none in FakeTCP mode), their events sent to
+/// a channel and announced on a socket pair
+fn start_tunnel(sockets: TunnelSockets) -> std::io::Result<Option<Tunnel>> {
+    if matches!(sockets, TunnelSockets::Off) {
+        return Ok(None);
+    }
+    let (bell, ring) = UnixStream::pair()?;
+    bell.set_nonblocking(true)?;
+    ring.set_nonblocking(true)?;
+    let (tx, events) = mpsc::sync_channel(STREAM_EVENTS);
+    let streams = sockets.start(Arc::new(move |e| {
+        if tx.send(e).is_err() {
+            return false;
+        }
+        // a full socket is already readable: the engine will look
+        let _ = (&ring).write(&[1]);
+        true
+    }))?;
+    Ok(Some(Tunnel {
+        streams,
+        events,
+        bell,
+    }))
 }
 
 /// The capture and injection counters of every device

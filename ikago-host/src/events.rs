@@ -159,9 +159,15 @@ fn kind(role: Role, e: &Event) -> (Kind, Level) {
             reason: PeerLostReason::Timeout,
             ..
         } => ("Cannot receive response from server", Level::Error),
+        Event::PeerLost {
+            reason: PeerLostReason::Closed,
+            ..
+        } => ("Connection to server is closed", Level::Error),
         Event::ServerSwitched { .. } => ("Switch to server", Level::Warn),
         Event::ClientConnected { .. } => ("Connect from client", Level::Info),
-        Event::ClientExpired { .. } => ("Disconnect from client", Level::Info),
+        Event::ClientExpired { .. } | Event::ClientDisconnected { .. } => {
+            ("Disconnect from client", Level::Info)
+        }
         Event::SourceJoined { .. } => ("Device joined the network", Level::Info),
         Event::ArpReplied { .. } => ("Reply an ARP request", Level::Debug),
         Event::NeighborResolved { .. } => ("Resolve", Level::Debug),
@@ -195,9 +201,14 @@ pub fn line(role: Role, e: &Event) -> (Level, String) {
             server,
             reason: PeerLostReason::Timeout,
         } => format!("Cannot receive response from server {server}, is your network down?"),
+        Event::PeerLost {
+            server,
+            reason: PeerLostReason::Closed,
+        } => format!("Connection to server {server} is closed, reconnecting"),
         Event::ServerSwitched { from, to } => format!("Switch from server {from} to {to}"),
         Event::ClientConnected { client } => format!("Connect from client {client}"),
         Event::ClientExpired { client } => format!("Disconnect from client {client} (silent)"),
+        Event::ClientDisconnected { client } => format!("Disconnect from client {client}"),
         Event::SourceJoined { ip, mac, device } => {
             format!("Device {ip} [{mac}] joined the network on {device}")
         }
@@ -262,6 +273,7 @@ pub fn fields(e: &Event) -> Vec<(&'static str, Value<'_>)> {
                     match reason {
                         PeerLostReason::Reset => "reset",
                         PeerLostReason::Timeout => "timeout",
+                        PeerLostReason::Closed => "closed",
                     }
                     .into(),
                 ),
@@ -280,6 +292,10 @@ pub fn fields(e: &Event) -> Vec<(&'static str, Value<'_>)> {
         ),
         Event::ClientExpired { client } => (
             "client_expired",
+            vec![("client", Value::from_display(client))],
+        ),
+        Event::ClientDisconnected { client } => (
+            "client_disconnected",
             vec![("client", Value::from_display(client))],
         ),
         Event::SourceJoined { ip, mac, device } => (

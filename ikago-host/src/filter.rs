@@ -14,9 +14,13 @@
 //! fragments only). A device with both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
 //! engine of a sharded server (`--threads`) admits only its share: `tcp dst port P and SHARE`,
 //! its slices of the port ranges and its ICMP echo ids ([`crate::shard`]).
+//!
+//! In `tcp` mode the tunnel is a kernel socket, not pcap: the client's upstream part and the
+//! server's listen part are left out, and a device with no part left admits nothing.
 
+use crate::capture::NOTHING;
 use crate::shard;
-use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, ServerConfig};
+use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, ServerConfig, Transport};
 use std::net::SocketAddrV4;
 use std::ops::RangeInclusive;
 
@@ -38,7 +42,8 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         })
         .collect::<Vec<_>>()
         .join(" or ");
-    let upstream = format!("dst host {} and ({upstream})", local.ip());
+    let upstream = (config.transport == Transport::FakeTcp)
+        .then(|| format!("dst host {} and ({upstream})", local.ip()));
     let sources = config
         .sources
         .iter()
@@ -50,7 +55,7 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         .iter()
         .map(|d| {
             let listen = format!("ether dst {} and ({sources})", d.mac);
-            device_filter(d, &upstream, &listen)
+            device_filter(d, upstream.as_deref(), Some(&listen))
         })
         .collect()
 }
@@ -77,18 +82,22 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
         .devices
         .iter()
         .map(|d| {
-            let listen = format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr);
-            device_filter(d, &upstream, &listen)
+            let listen = (config.transport == Transport::FakeTcp)
+                .then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr));
+            device_filter(d, Some(&upstream), listen.as_deref())
         })
         .collect()
 }
 
-/// `arp or (ip and PART)` with the parts of the device's roles
-fn device_filter(d: &DeviceConfig, upstream: &str, listen: &str) -> String {
-    match (d.role.is_upstream(), d.role.listens()) {
-        (true, true) => format!("arp or (ip and (({upstream}) or ({listen})))"),
-        (true, false) => format!("arp or (ip and {upstream})"),
-        (false, _) => format!("arp or (ip and {listen})"),
+/// `arp or (ip and PART)` with the parts of the device's roles that the machine captures
+/// (`None`: a role whose traffic is not captured); nothing without any part
+fn device_filter(d: &DeviceConfig, upstream: Option<&str>, listen: Option<&str>) -> String {
+    let upstream = upstream.filter(|_| d.role.is_upstream());
+    let listen = listen.filter(|_| d.role.listens());
+    match (upstream, listen) {
+        (Some(u), Some(l)) => format!("arp or (ip and (({u}) or ({l})))"),
+        (Some(part), None) | (None, Some(part)) => format!("arp or (ip and {part})"),
+        (None, None) => NOTHING.to_owned(),
     }
 }
 
@@ -254,6 +263,42 @@ mod tests {
         frag[14 + 6] = 0x00;
         frag[14 + 7] = 0xb9; // offset 185 * 8, no MF: a last fragment
         assert!(admits(wan, &frag));
+    }
+
+    #[test]
+    fn tcp_mode_captures_no_tunnel() {
+        let mut c = client_config();
+        c.transport = Transport::Tcp;
+        let f = client(&c, "198.18.2.1:50000".parse().unwrap());
+        assert_eq!(f[1], NOTHING, "the client's upstream device");
+        assert!(
+            f[0].contains("src net 198.18.1.0/24"),
+            "the LAN as in FakeTCP"
+        );
+        assert!(!admits(&f[1], &arp()));
+        assert!(!admits(
+            &f[1],
+            &tcp([198, 19, 0, 1], [198, 18, 2, 1], 18081, 50000)
+        ));
+        let m = Mac([2, 0, 0, 0, 0, 2]);
+        let mut s = ServerConfig::new(
+            vec![
+                device("eth0", DeviceRole::Both, [198, 19, 0, 1], m),
+                device("lan9", DeviceRole::Listen, [198, 18, 7, 1], m),
+            ],
+            18081,
+        );
+        s.transport = Transport::Tcp;
+        let f = server(&s);
+        assert_eq!(f[1], NOTHING, "a listen-only device");
+        assert!(
+            !admits(&f[0], &tcp([198, 18, 2, 1], [198, 19, 0, 1], 50000, 18081)),
+            "the tunnel port, on a device that is upstream too"
+        );
+        assert!(
+            admits(&f[0], &tcp([1, 1, 1, 1], [198, 19, 0, 1], 443, 49152)),
+            "NAT replies as in FakeTCP"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`shard`]: each engine's share of the traffic when a server runs several (`--threads`);
 //! - [`shutdown`]: SIGINT/SIGTERM and SIGHUP as channel messages;
 //! - [`reload`]: SIGHUP's config re-read, applied where the running machine can take it;
+//! - [`stream`]: `--mode tcp`'s kernel TCP connections, for both runners;
 //! - [`privilege`]: CAP_NET_RAW and CAP_NET_ADMIN, for root and unprivileged users alike;
 //! - [`app`]: the program around the runner's loop;
 //! - [`netns`] and [`smoke`]: throwaway namespaces and the smoke test both runners run (root).
@@ -45,3 +46,4 @@ pub mod reload;
 pub mod shard;
 pub mod shutdown;
 pub mod smoke;
+pub mod stream;

@@ -2,19 +2,22 @@
 
 use crate::inject::Injectors;
 use crate::record::Recorder;
+use crate::stream::Streams;
 use ikago_monitor::{DeviceCounters, Role};
-use ikago_proto::{Event, Machine, Output, Stats};
+use ikago_proto::{Event, Machine, Output, Stats, StreamOp};
 use std::time::Instant;
 
 /// Polls `machine` until [`Output::Timeout`]: records every frame and queues it for injection
 /// (the machine writes it straight into the injection slot; [`Injectors::flush`] sends it at the
-/// end of the turn), logs every event, reports it to the service manager
-/// ([`crate::notify::event`]) and hands it to `on_event` (the monitor's
-/// [`Feed::record`](crate::monitor::Feed::record)), and returns the instant the machine wants
-/// [`Input::Timeout`](ikago_proto::Input::Timeout) at; call after every input.
+/// end of the turn), hands every tunnel connection operation to `streams` (`--mode tcp`), logs
+/// every event, reports it to the service manager ([`crate::notify::event`]) and hands it to
+/// `on_event` (the monitor's [`Feed::record`](crate::monitor::Feed::record)), and returns the
+/// instant the machine wants [`Input::Timeout`](ikago_proto::Input::Timeout) at; call after
+/// every input.
 pub fn drain(
     machine: &mut Machine,
     inject: &mut Injectors,
+    streams: &mut Streams,
     recorder: &mut Recorder,
     mut on_event: impl FnMut(&Event),
 ) -> Instant {
@@ -25,6 +28,13 @@ pub fn drain(
             Output::Transmit(t) => {
                 recorder.output(t.device, &slot[..t.len]);
                 inject.commit(t.device, t.len);
+            }
+            Output::Stream(op) => {
+                let bytes = match op {
+                    StreamOp::Write { len, .. } => &slot[..len],
+                    StreamOp::Connect { .. } | StreamOp::Close { .. } => &[],
+                };
+                streams.handle(op, bytes);
             }
             Output::Event(e) => {
                 crate::events::log(role, &e);

@@ -137,6 +137,7 @@ impl Service {
                 let why = match reason {
                     PeerLostReason::Reset => "reset the connection",
                     PeerLostReason::Timeout => "stopped answering",
+                    PeerLostReason::Closed => "closed the connection",
                 };
                 Some(format!("STATUS=Server {server} {why}, reconnecting"))
             }
@@ -147,7 +148,10 @@ impl Service {
                 .clients
                 .insert(*client)
                 .then(|| format!("STATUS={}", server_status(port, self.clients.len()))),
-            (Role::Server { port }, Event::ClientExpired { client }) => self
+            (
+                Role::Server { port },
+                Event::ClientExpired { client } | Event::ClientDisconnected { client },
+            ) => self
                 .clients
                 .remove(client)
                 .then(|| format!("STATUS={}", server_status(port, self.clients.len()))),

@@ -225,6 +225,8 @@ impl Recorder {
                 r.now = now.saturating_duration_since(r.created);
                 r.frame(device, data, Direction::Inbound);
             }
+            // tcp mode is refused at start with --record
+            Input::Stream { .. } => {}
             Input::Timeout(now) => {
                 r.now = now.saturating_duration_since(r.created);
                 if r.recording() {

@@ -104,6 +104,7 @@ fn record_live(folder: &str, role: Role, out: &Path, max_bytes: u64) -> Live {
                 adapter.observe(Sender::Ours, &buf[..t.len]);
                 live.sent.push((t.device, buf[..t.len].to_vec()));
             }
+            Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
             Output::Event(_) => {}
             Output::Timeout(at) => return at,
         }

@@ -181,6 +181,7 @@ struct Kcp {
 #[derive(Serialize)]
 struct Api<'a> {
     role: &'static str,
+    mode: &'static str,
     name: &'static str,
     version: &'a str,
     uptime: f64,
@@ -215,13 +216,13 @@ struct Device<'a> {
 /// The dashboard's view (`GET /api/snapshot`)
 ///
 /// `uptime` (seconds, fractional) is when the snapshot was taken: the dashboard divides counter
-/// deltas by its deltas. `ping` and `rtt_ms` are `null` on the server, and so is `server` (the
-/// client's server in use; `server_switches` counts its failovers). `protocol` is the client's
-/// wire (`ikago` or `ikago2`), and each server peer's once its first payload told.
-/// `unopenable` counts the peers whose payloads cannot be opened (wrong password or method).
-/// `devices` holds the runner's capture and injection counters per device (frames captured,
-/// dropped by the full capture buffer or the interface, injected, refused by the kernel, short
-/// batches).
+/// deltas by its deltas. `mode` is the transport (`faketcp` or `tcp`). `ping` and `rtt_ms` are
+/// `null` on the server, and so is `server` (the client's server in use; `server_switches`
+/// counts its failovers). `protocol` is the client's wire (`ikago` or `ikago2`), and each
+/// server peer's once its first payload told. `unopenable` counts the peers whose payloads
+/// cannot be opened (wrong password or method). `devices` holds the runner's capture and
+/// injection counters per device (frames captured, dropped by the full capture buffer or the
+/// interface, injected, refused by the kernel, short batches).
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
     let client = s.role == Role::Client;
@@ -267,6 +268,7 @@ pub fn api(s: &Snapshot) -> String {
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     let body = Api {
         role: s.role.label(),
+        mode: st.transport.name(),
         name: s.role.original_name(),
         version: &s.version,
         uptime: s.uptime().as_secs_f64(),

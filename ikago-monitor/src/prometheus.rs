@@ -270,9 +270,15 @@ pub fn render(s: &Snapshot) -> String {
     e.single(
         "ikago_handshakes_total",
         Kind::Counter,
-        "FakeTCP handshakes completed",
+        "Handshakes completed (FakeTCP), or tunnel connections opened (tcp mode)",
         st.handshakes,
     );
+    e.family(
+        "ikago_mode",
+        Kind::Gauge,
+        "The transport (1 for the one in use): faketcp or tcp",
+    );
+    e.sample("ikago_mode", &[("mode", st.transport.name())], 1);
     e.single(
         "ikago_unopenable_peers",
         Kind::Gauge,

@@ -87,6 +87,7 @@ fn client_metrics_parse_and_carry_the_counters() {
         1.0
     );
     assert_eq!(value(&f, "ikago_handshakes_total", &[]), 2.0);
+    assert_eq!(value(&f, "ikago_mode", &[("mode", "faketcp")]), 1.0);
     assert_eq!(value(&f, "ikago_reconnects_total", &[]), 1.0);
     assert_eq!(value(&f, "ikago_unopenable_peers", &[]), 0.0);
     assert_eq!(f["ikago_unopenable_peers"].kind, "gauge");

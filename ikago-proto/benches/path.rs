@@ -40,7 +40,7 @@ fn drain(out: &mut dyn FnMut(&mut [u8]) -> Output, buf: &mut [u8]) -> Vec<Vec<u8
     loop {
         match out(buf) {
             Output::Transmit(t) => v.push(buf[..t.len].to_vec()),
-            Output::Event(_) => {}
+            Output::Stream(_) | Output::Event(_) => {}
             Output::Timeout(_) => return v,
         }
     }

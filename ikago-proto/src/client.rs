@@ -15,14 +15,18 @@
 
 mod ikago2;
 
-use crate::config::{ClientConfig, ConfigError, Ipv4Net, Protocol, Roles, TcpTuning, check_common};
+use crate::config::{
+    ClientConfig, ConfigError, Ipv4Net, Protocol, Roles, TcpTuning, Transport, check_common,
+    check_transport,
+};
 use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
-use crate::io::{DeviceId, Input, Output};
+use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::openwatch::{self, Watch};
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
+use crate::stream::{Link, Read};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, dns, ethernet, ipv4, proto, tcp};
@@ -80,6 +84,8 @@ pub struct Client {
     publish: Vec<Ipv4Addr>,
     tuning: TcpTuning,
     conn: Conn,
+    /// The kernel TCP connection in `tcp` mode (then `conn` only names the local address)
+    link: Option<Link>,
     known: BTreeMap<Ipv4Addr, Source>,
     pending: VecDeque<FrameBuf>,
     timers: Timers<TIMERS>,
@@ -134,6 +140,15 @@ impl Client {
         )?;
         if config.sources.is_empty() {
             return Err(ConfigError::NoSources);
+        }
+        check_transport(
+            config.transport,
+            Some(config.protocol),
+            config.method,
+            config.kcp.as_ref(),
+        )?;
+        if config.transport == Transport::Tcp && !config.fallback.is_empty() {
+            return Err(ConfigError::StreamExcludes("fallback servers"));
         }
         if config.tcp.pending_packets == 0 {
             return Err(ConfigError::Zero("pending packets"));
@@ -192,6 +207,7 @@ impl Client {
             publish: config.publish,
             tuning: config.tcp,
             conn,
+            link: None,
             known: BTreeMap::new(),
             pending: VecDeque::new(),
             timers: Timers::default(),
@@ -210,7 +226,13 @@ impl Client {
             dns_records: config.dns_records,
             ikago2: wire,
         };
-        client.start_handshake();
+        match config.transport {
+            Transport::FakeTcp => client.start_handshake(),
+            Transport::Tcp => {
+                let link = Link::new(&mut client.core, local, config.server, &config.tcp);
+                client.link = Some(link);
+            }
+        }
         Ok(client)
     }
 
@@ -226,7 +248,9 @@ impl Client {
 
     /// Whether the handshake with the server has completed (with `ikago2`, its session's too)
     pub fn is_connected(&self) -> bool {
-        self.tunnel_ready()
+        self.link
+            .as_ref()
+            .map_or_else(|| self.tunnel_ready(), Link::is_open)
     }
 
     /// The wire spoken
@@ -310,6 +334,9 @@ impl Client {
         s.unopenable = usize::from(self.opening.flagged() || self.answered.flagged());
         s.server = Some(self.server);
         s.protocol = Some(self.protocol());
+        if self.link.is_some() {
+            s.transport = Transport::Tcp;
+        }
         s
     }
 
@@ -473,7 +500,16 @@ impl Client {
             return self.flush_kcp();
         }
         let sealed = inner.len() + self.wire_overhead();
-        if self.tunnel_ready() && self.pending.is_empty() && self.conn.window_allows(sealed) {
+        if let Some(link) = self.link.as_mut()
+            && link.is_open()
+            && self.pending.is_empty()
+        {
+            link.write(&mut self.core, inner);
+        } else if self.link.is_none()
+            && self.tunnel_ready()
+            && self.pending.is_empty()
+            && self.conn.window_allows(sealed)
+        {
             let up = self.core.upstream;
             if self.ikago2.is_some() {
                 self.send_record(crate::ikago2::Kind::Packet, inner);
@@ -800,6 +836,15 @@ impl Client {
 
     /// Sends the packets waiting for the handshake or for the server's window, in order
     fn flush_pending(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            while link.is_open()
+                && let Some(buf) = self.pending.pop_front()
+            {
+                link.write(&mut self.core, &buf.bytes[..buf.len]);
+                self.core.tx.recycle(buf);
+            }
+            return;
+        }
         if self.ikago2.is_some() {
             return self.ikago2_flush();
         }
@@ -910,8 +955,30 @@ impl Machine for Client {
         }
     }
 
+    fn handle_stream(&mut self, conn: ConnId, event: StreamInput<'_>) {
+        let Some(link) = self.link.as_mut() else {
+            return self.core.drop(DropReason::NotForUs);
+        };
+        let StreamInput::Data(mut rest) = event else {
+            if link.handle(&mut self.core, conn, event) {
+                self.flush_pending();
+            }
+            return;
+        };
+        link.arrive(&mut self.core, conn);
+        while let Some(link) = self.link.as_mut() {
+            match link.read(&mut self.core, conn, &mut rest) {
+                Read::Record(buf, len) => self.deliver_inner(buf, len),
+                Read::Done | Read::Closed => return,
+            }
+        }
+    }
+
     fn handle_timeout(&mut self) {
         self.core.handle_timeout();
+        if let Some(link) = self.link.as_mut() {
+            link.handle_timeout(&mut self.core);
+        }
         let now = self.core.now;
         if let Some(session) = self.kcp.as_mut()
             && session.poll_timeout() <= now
@@ -972,7 +1039,8 @@ impl Machine for Client {
 
     fn next_deadline(&self) -> Option<Instant> {
         let kcp = self.kcp.as_ref().map(|s| s.poll_timeout());
-        [self.timers.next(), self.core.poll_timeout(), kcp]
+        let link = self.link.as_ref().and_then(Link::deadline);
+        [self.timers.next(), self.core.poll_timeout(), kcp, link]
             .into_iter()
             .flatten()
             .min()

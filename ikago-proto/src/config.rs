@@ -14,6 +14,33 @@ use std::time::Duration;
 /// Smallest tunnel MTU or fragment size accepted (the original's lower bound, RFC 791's 576)
 pub const MIN_MTU: u16 = 576;
 
+/// How the tunnel travels between client and server (the original's `-mode`)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Transport {
+    /// FakeTCP: segments that no kernel socket owns, captured and injected (the default)
+    #[default]
+    FakeTcp,
+    /// A kernel TCP connection the runner opens; the machine frames inner packets in its byte
+    /// stream (see the `stream` module docs)
+    Tcp,
+}
+
+impl Transport {
+    /// The name the options use: `faketcp` or `tcp`
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FakeTcp => "faketcp",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a device is used for
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceRole {
@@ -309,8 +336,11 @@ pub struct ClientConfig {
     pub fallback: Vec<SocketAddrV4>,
     /// With fallbacks: after this long on another server, try `server` again
     pub failback: Option<Duration>,
-    /// Local FakeTCP port; 0 draws one from 49152-65535
+    /// Local FakeTCP port (`tcp` mode: the port the connection is bound to); 0 draws one from
+    /// 49152-65535
     pub port: u16,
+    /// FakeTCP or a kernel TCP connection
+    pub transport: Transport,
     /// Encryption method
     pub method: Method,
     /// Password for every method but plain
@@ -351,6 +381,7 @@ impl ClientConfig {
             fallback: Vec::new(),
             failback: None,
             port: 0,
+            transport: Transport::FakeTcp,
             method: Method::Plain,
             password: String::new(),
             mtu: 1500,
@@ -381,8 +412,10 @@ impl ClientConfig {
 pub struct ServerConfig {
     /// Devices; clients arrive on listen devices, NAT traffic leaves by the one upstream device
     pub devices: Vec<DeviceConfig>,
-    /// FakeTCP listening port (not 0)
+    /// FakeTCP listening port (`tcp` mode: the port the runner listens on; not 0)
     pub port: u16,
+    /// FakeTCP or kernel TCP connections
+    pub transport: Transport,
     /// Encryption method
     pub method: Method,
     /// Password for every method but plain
@@ -422,6 +455,7 @@ impl ServerConfig {
         Self {
             devices,
             port,
+            transport: Transport::FakeTcp,
             method: Method::Plain,
             password: String::new(),
             mtu: 1500,
@@ -497,6 +531,16 @@ pub enum ConfigError {
     /// A NAT range with fewer ports than the server has engines
     #[error("NAT range {0} has fewer ports than the {1} engines")]
     NatRangeTooSmall(&'static str, u16),
+    /// `tcp` mode with an encrypted method: the original's stream has no lengths to find the
+    /// sealed packets by
+    #[error(
+        "mode tcp carries only method plain with protocol ikago: encrypted packets cannot be \
+         delimited in the original's stream (use faketcp)"
+    )]
+    StreamNeedsPlain,
+    /// `tcp` mode with KCP or fallback servers, which run over FakeTCP only
+    #[error("mode tcp does not take {0} (FakeTCP only)")]
+    StreamExcludes(&'static str),
     /// A KCP tuning out of range
     #[error(transparent)]
     Kcp(#[from] KcpConfigError),
@@ -540,6 +584,29 @@ impl Roles {
         }
         Ok(Self { upstream })
     }
+}
+
+/// Checks what `tcp` mode cannot carry: protocol `ikago2`, an encrypted method, KCP (`protocol`
+/// `None` is a server's both wires, of which `tcp` mode speaks the compatible one)
+pub(crate) fn check_transport(
+    transport: Transport,
+    protocol: Option<Protocol>,
+    method: Method,
+    kcp: Option<&KcpTuning>,
+) -> Result<(), ConfigError> {
+    if transport == Transport::FakeTcp {
+        return Ok(());
+    }
+    if protocol == Some(Protocol::Ikago2) {
+        return Err(ConfigError::StreamExcludes("protocol ikago2"));
+    }
+    if method != Method::Plain {
+        return Err(ConfigError::StreamNeedsPlain);
+    }
+    if kcp.is_some() {
+        return Err(ConfigError::StreamExcludes("--kcp"));
+    }
+    Ok(())
 }
 
 /// Checks the tunnel MTU and fragment size ranges and the password

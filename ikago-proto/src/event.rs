@@ -42,6 +42,12 @@ pub enum Event {
         /// The client's tunnel address
         client: SocketAddrV4,
     },
+    /// Server: a client's tunnel connection closed (`tcp` mode), or the server closed it for
+    /// garbage; its NAT mappings stay until they expire
+    ClientDisconnected {
+        /// The client's tunnel address
+        client: SocketAddrV4,
+    },
     /// Server: a client was forgotten after a long silence
     ClientExpired {
         /// The client's tunnel address
@@ -122,4 +128,6 @@ pub enum PeerLostReason {
     Reset,
     /// Nothing was heard from the server for the configured peer timeout
     Timeout,
+    /// `tcp` mode: the connection closed, could not be opened, or carried garbage
+    Closed,
 }

@@ -109,7 +109,8 @@ fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
         for _ in 0..10_000 {
             match m(&mut buf) {
                 Output::Transmit(t) => assert!(t.len <= MAX_FRAME_LEN && t.device.0 < 2),
-                Output::Event(_) => {}
+                Output::Stream(crate::StreamOp::Write { len, .. }) => assert!(len <= MAX_FRAME_LEN),
+                Output::Stream(_) | Output::Event(_) => {}
                 Output::Timeout(_) => return,
             }
         }

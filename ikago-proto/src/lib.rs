@@ -14,6 +14,7 @@
 //! # use ikago_proto::*;
 //! # fn capture() -> Option<(DeviceId, Vec<u8>)> { None }
 //! # fn inject(_: DeviceId, _: &[u8]) {}
+//! # fn socket(_: StreamOp, _: &[u8]) {}
 //! # fn run(mut client: Client) {
 //! let mut buf = vec![0u8; MAX_FRAME_LEN];
 //! let mut input = Input::Timeout(std::time::Instant::now());
@@ -23,6 +24,8 @@
 //!     let deadline = loop {
 //!         match client.poll_output(&mut buf) {
 //!             Output::Transmit(t) => inject(t.device, &buf[..t.len]),
+//!             // tcp mode only: connect, write (the bytes are in buf) or close
+//!             Output::Stream(op) => socket(op, &buf),
 //!             Output::Event(e) => println!("{e:?}"),
 //!             Output::Timeout(at) => break at,
 //!         }
@@ -44,6 +47,10 @@
 //! Ethernet, IPv4 and a TCP header whose handshake, sequence and acknowledgment numbers, options,
 //! pure ACKs and keepalives look like a Linux connection. A frame larger than the tunnel MTU goes
 //! out as IPv4 fragments, which the original Go peers reassemble.
+//!
+//! In `tcp` mode ([`Transport::Tcp`]) the tunnel is a kernel TCP connection instead: the runner
+//! carries out [`Output::Stream`] and reports the connection with [`Input::Stream`]; the
+//! [`stream`] module says who does what.
 //!
 //! # Panics, errors and drops
 //!
@@ -75,6 +82,7 @@ mod ratelimit;
 mod server;
 mod shard;
 mod stats;
+pub mod stream;
 mod syncookie;
 mod timer;
 mod txq;
@@ -83,12 +91,12 @@ pub mod wire;
 pub use client::{Client, DYNAMIC_PORTS};
 pub use config::{
     ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ikago2Config, Ipv4Net, LinkType, MIN_MTU,
-    NatConfig, Protocol, ReassemblyLimits, ServerConfig, TcpTuning,
+    NatConfig, Protocol, ReassemblyLimits, ServerConfig, TcpTuning, Transport,
 };
 pub use crypto::Method;
 pub use either::{Machine, MachineConfig};
 pub use event::{Event, PeerLostReason};
-pub use io::{DeviceId, Input, MAX_FRAME_LEN, Output, Transmit};
+pub use io::{ConnId, DeviceId, Input, MAX_FRAME_LEN, Output, StreamInput, StreamOp, Transmit};
 pub use kcp::{KcpConfigError, KcpStats, KcpTuning};
 pub use server::Server;
 pub use shard::Shard;

@@ -7,7 +7,7 @@ use crate::crypto::{Cipher, Method};
 use crate::event::Event;
 use crate::faketcp::{self, Conn, Control};
 use crate::fragment::{self, Reassembler};
-use crate::io::{DeviceId, Input, Output};
+use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
@@ -49,6 +49,8 @@ pub(crate) trait Machine {
     fn core(&mut self) -> &mut Core;
     /// Handles an Ethernet frame on a configured device that another station sent
     fn handle_frame(&mut self, device: DeviceId, eth: ethernet::Frame<'_>);
+    /// Handles a report about a tunnel connection (`tcp` mode)
+    fn handle_stream(&mut self, conn: ConnId, event: StreamInput<'_>);
     /// Runs the due timers
     fn handle_timeout(&mut self);
     /// The earliest deadline
@@ -72,6 +74,14 @@ pub(crate) trait Machine {
                 } else {
                     core.drop(DropReason::Malformed);
                 }
+                let now = self.core().now;
+                if self.next_deadline().is_some_and(|t| t <= now) {
+                    self.handle_timeout();
+                }
+            }
+            Input::Stream { now, conn, event } => {
+                self.core().advance(now);
+                self.handle_stream(conn, event);
                 let now = self.core().now;
                 if self.next_deadline().is_some_and(|t| t <= now) {
                     self.handle_timeout();

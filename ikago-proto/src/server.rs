@@ -12,17 +12,21 @@
 mod ikago2;
 
 use crate::admission::{Admission, SynAdmission};
-use crate::config::{ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, check_common};
+use crate::config::{
+    ConfigError, NatConfig, Roles, ServerConfig, TcpTuning, Transport, check_common,
+    check_transport,
+};
 use crate::event::Event;
 use crate::faketcp::{Change, Conn, Control, Received, Reply};
 use crate::hashing::{self, Keyed, Map};
-use crate::io::{DeviceId, Input, Output};
+use crate::io::{ConnId, DeviceId, Input, Output, StreamInput, StreamOp};
 use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
 use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
+use crate::stream::{Clients, ServerRead};
 use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
@@ -97,6 +101,8 @@ pub struct Server {
     datagram: Vec<u8>,
     /// `ikago2`, when accepted
     ikago2: Option<ikago2::Wire>,
+    /// The clients' kernel TCP connections in `tcp` mode (then `clients` stays empty)
+    streams: Option<Clients>,
 }
 
 /// Checks the NAT pools and returns this engine's slice of them
@@ -126,6 +132,12 @@ impl Server {
             config.fragment,
             config.method,
             &config.password,
+            config.kcp.as_ref(),
+        )?;
+        check_transport(
+            config.transport,
+            config.protocol,
+            config.method,
             config.kcp.as_ref(),
         )?;
         if config.port == 0 {
@@ -179,6 +191,7 @@ impl Server {
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
             ikago2: wire,
+            streams: (config.transport == Transport::Tcp).then(Clients::default),
         })
     }
 
@@ -221,6 +234,10 @@ impl Server {
     pub fn stats(&self) -> Stats {
         let mut s = self.core.stats.clone();
         s.peers = self.clients.values().map(|c| c.stats).collect();
+        if let Some(streams) = &self.streams {
+            s.peers.extend(streams.stats());
+            s.transport = Transport::Tcp;
+        }
         s.peers.sort_by_key(|p| p.peer);
         s.nat_mappings = self.nat.len();
         if self.kcp_tuning.is_some() {
@@ -727,6 +744,12 @@ impl Server {
 
     /// Seals an inner packet to client `id`
     fn seal_to_client(&mut self, id: u32, inner: &[u8]) {
+        if let Some(streams) = self.streams.as_mut() {
+            if !streams.send(&mut self.core, id, inner) {
+                self.core.drop(DropReason::UnknownPeer);
+            }
+            return;
+        }
         let Some(peer) = self.by_id.get(&id).copied() else {
             return self.core.drop(DropReason::UnknownPeer);
         };
@@ -815,6 +838,33 @@ impl Machine for Server {
                 Err(e) => self.core.drop(e.into()),
             },
             _ => self.core.drop(DropReason::NotForUs),
+        }
+    }
+
+    fn handle_stream(&mut self, conn: ConnId, event: StreamInput<'_>) {
+        let Some(streams) = self.streams.as_mut() else {
+            return self.core.drop(DropReason::NotForUs);
+        };
+        match event {
+            StreamInput::Opened { peer } => {
+                if streams.len() >= self.max_clients {
+                    self.core.drop(DropReason::TooManyClients);
+                    return self.core.tx.stream_op(StreamOp::Close { conn });
+                }
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1);
+                streams.open(&mut self.core, conn, peer, id);
+            }
+            StreamInput::Closed => streams.close(&mut self.core, conn),
+            StreamInput::Data(mut rest) => {
+                streams.arrive(&mut self.core, conn);
+                while let Some(streams) = self.streams.as_mut() {
+                    match streams.read(&mut self.core, conn, &mut rest) {
+                        ServerRead::Record { peer, id, buf } => self.take_inner(peer, id, buf),
+                        ServerRead::Done | ServerRead::Closed => return,
+                    }
+                }
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! Plain counters: per direction, per peer and per drop reason
 
-use crate::config::Protocol;
+use crate::config::{Protocol, Transport};
 use crate::kcp::KcpStats;
 use crate::wire::ipv4;
 use std::fmt;
@@ -111,6 +111,11 @@ drop_reasons! {
     /// Server engine of several: a segment from a client that another engine owns (the host's
     /// capture filter normally keeps those away)
     OtherShard => "other_shard",
+    /// `tcp` mode: bytes in a tunnel connection that cannot start a record (not IPv4, a length
+    /// past the limits): the connection was closed
+    StreamGarbage => "stream_garbage",
+    /// `tcp` mode: a partial record that waited 30 s without any record completing, discarded
+    StreamStale => "stream_stale",
 }
 
 impl From<ipv4::Error> for DropReason {
@@ -242,6 +247,8 @@ pub struct Stats {
     pub nat_mappings: usize,
     /// Server: size of the NAT pools (TCP + UDP + ICMP)
     pub nat_capacity: usize,
+    /// How the tunnel travels (FakeTCP or a kernel TCP connection)
+    pub transport: Transport,
     /// Per source (client) or per client (server)
     pub peers: Vec<PeerStats>,
     /// Client: per remote address (the most recently active ones, bounded)

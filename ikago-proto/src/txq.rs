@@ -1,7 +1,7 @@
 //! Frames and events waiting for `poll_output`, in reusable buffers
 
 use crate::event::Event;
-use crate::io::{DeviceId, Output, Transmit};
+use crate::io::{ConnId, DeviceId, Output, StreamOp, Transmit};
 use std::collections::VecDeque;
 
 /// Events kept before the oldest are discarded (a runner that never drains them loses only events)
@@ -21,6 +21,8 @@ pub(crate) struct FrameBuf {
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue {
     frames: VecDeque<(DeviceId, FrameBuf)>,
+    /// Tunnel connection operations in order; a write holds its bytes
+    streams: VecDeque<(StreamOp, Option<FrameBuf>)>,
     events: VecDeque<Event>,
     pool: Vec<Vec<u8>>,
 }
@@ -65,6 +67,17 @@ impl TxQueue {
         self.push(device, buf);
     }
 
+    /// Queues `buf.bytes[..buf.len]` to be written to `conn`
+    pub(crate) fn stream_write(&mut self, conn: ConnId, buf: FrameBuf) {
+        let op = StreamOp::Write { conn, len: buf.len };
+        self.streams.push_back((op, Some(buf)));
+    }
+
+    /// Queues a tunnel connection operation without bytes (connect, close)
+    pub(crate) fn stream_op(&mut self, op: StreamOp) {
+        self.streams.push_back((op, None));
+    }
+
     /// Queues an event
     pub(crate) fn event(&mut self, e: Event) {
         if self.events.len() == MAX_EVENTS {
@@ -73,7 +86,7 @@ impl TxQueue {
         self.events.push_back(e);
     }
 
-    /// The next frame (copied into `out`) or event, if any
+    /// The next frame or stream write (copied into `out`), stream operation or event, if any
     ///
     /// # Panics
     /// If `out` is shorter than the frame (callers pass at least `MAX_FRAME_LEN`).
@@ -83,6 +96,13 @@ impl TxQueue {
             out[..len].copy_from_slice(&buf.bytes[..len]);
             self.recycle(buf);
             return Some(Output::Transmit(Transmit { device, len }));
+        }
+        if let Some((op, buf)) = self.streams.pop_front() {
+            if let Some(buf) = buf {
+                out[..buf.len].copy_from_slice(&buf.bytes[..buf.len]);
+                self.recycle(buf);
+            }
+            return Some(Output::Stream(op));
         }
         self.events.pop_front().map(Output::Event)
     }

@@ -134,6 +134,7 @@ impl Pair {
                         }
                     }
                     Output::Event(e) => self.events.push(e),
+                    Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
                     Output::Timeout(_) => break,
                 }
             }
@@ -157,6 +158,7 @@ impl Pair {
                         }
                     }
                     Output::Event(e) => self.events.push(e),
+                    Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
                     Output::Timeout(_) => break,
                 }
             }

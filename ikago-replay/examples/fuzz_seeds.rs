@@ -95,7 +95,8 @@ impl Recorder {
         loop {
             match self.machine.poll_output(&mut self.buf) {
                 Output::Transmit(t) => out.push((t.device.0, self.buf[..t.len].to_vec())),
-                Output::Event(_) => {}
+                // the seeds are FakeTCP machines: nothing goes to a stream
+                Output::Stream(_) | Output::Event(_) => {}
                 Output::Timeout(_) => return out,
             }
         }

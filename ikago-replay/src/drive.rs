@@ -3,9 +3,10 @@
 use crate::adapt::{Adapter, Sender, recorded_conversation};
 use crate::capture::Frame;
 use crate::recording::Fed;
+use crate::stream::{self, End, Kind, Report};
 use ikago_proto::{
-    ConfigError, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Machine, MachineConfig,
-    Output, Stats,
+    ConfigError, ConnId, DeviceConfig, DeviceId, Event, Input, MAX_FRAME_LEN, Machine,
+    MachineConfig, Output, Stats, StreamInput, StreamOp, Transport,
 };
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ pub struct Replay {
     pub output: Vec<Frame>,
     /// Every event, with its virtual time since the Unix epoch
     pub events: Vec<(Duration, Event)>,
+    /// `tcp` mode: the bytes the machine wrote to its tunnel connections, in order
+    pub stream_written: Vec<(Duration, ConnId, Vec<u8>)>,
     /// The machine's counters at the end
     pub stats: Stats,
     /// Peer frames rewritten by the adapter (see [`crate::adapt`]); `None` for a recording,
@@ -119,12 +122,39 @@ pub fn replay(
     {
         c.kcp_conv = recorded_conversation(frames, c);
     }
+    let tunnel = stream_tunnel(&config);
+    let reports = match &tunnel {
+        Some((end, on)) => {
+            let locals: Vec<_> = devices.iter().map(|d| d.addr).collect();
+            let tunnel_frames = frames
+                .iter()
+                .zip(&ids)
+                .filter(|(_, i)| on.contains(i))
+                .map(|(f, _)| (f.time, &f.data[..]));
+            stream::reassemble(tunnel_frames, *end, &locals)
+        }
+        None => Vec::new(),
+    };
+    let mut reports = reports.into_iter().peekable();
     let mut d = Driver::new(config, start)?;
     let clock = d.clock;
     let mut deadline = d.drain(clock.base)?;
     for (f, &i) in frames.iter().zip(&ids) {
         let at = clock.instant(f.time);
         d.run_timers(&mut deadline, |t| t < at)?;
+        if let Some((end, on)) = &tunnel
+            && on.contains(&i)
+        {
+            // the runner reads the connection, the machine never sees its frames
+            if f.data.get(6..12) == Some(&devices[i].mac.0[..]) {
+                d.counts[i].own += 1;
+            }
+            while let Some(r) = reports.next_if(|r| r.time <= f.time) {
+                d.stream(*end, &r, at);
+                deadline = d.drain(at)?;
+            }
+            continue;
+        }
         if f.data.get(6..12) == Some(&devices[i].mac.0[..]) {
             d.counts[i].own += 1;
             d.adapter.observe(Sender::Recorded, &f.data);
@@ -191,6 +221,29 @@ pub fn replay_recorded(
     Ok(d.finish(devices, start, false))
 }
 
+/// In `tcp` mode, which end the machine is and the devices of its tunnel connections (the
+/// client's upstream devices, the server's listen devices, either without the other role)
+fn stream_tunnel(config: &MachineConfig) -> Option<(End, Vec<usize>)> {
+    let (end, transport) = match config {
+        MachineConfig::Client(c) => (End::Client { server: c.server }, c.transport),
+        MachineConfig::Server(s) => (End::Server { port: s.port }, s.transport),
+    };
+    if transport != Transport::Tcp {
+        return None;
+    }
+    let on = config
+        .devices()
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| match end {
+            End::Client { .. } => d.role.is_upstream() && !d.role.listens(),
+            End::Server { .. } => d.role.listens() && !d.role.is_upstream(),
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Some((end, on))
+}
+
 /// The index of the device a frame's interface names
 fn device_of(devices: &[DeviceConfig], f: &Frame) -> Result<usize, DriveError> {
     devices
@@ -228,6 +281,9 @@ struct Driver {
     output: Vec<Frame>,
     events: Vec<(Duration, Event)>,
     names: Vec<String>,
+    /// The connections our client asked for, in order
+    connects: Vec<ConnId>,
+    stream_written: Vec<(Duration, ConnId, Vec<u8>)>,
 }
 
 impl Driver {
@@ -247,6 +303,8 @@ impl Driver {
             buf: vec![0; MAX_FRAME_LEN],
             output: Vec::new(),
             events: Vec::new(),
+            connects: Vec::new(),
+            stream_written: Vec::new(),
         })
     }
 
@@ -259,8 +317,31 @@ impl Driver {
             counts: self.counts,
             output: self.output,
             events: self.events,
+            stream_written: self.stream_written,
             start,
         }
+    }
+
+    /// Feeds a reassembled report at `at`: the capture's k-th connection is our client's k-th
+    /// connect (ignored when it asked for fewer), or the server's connection k + 1
+    fn stream(&mut self, end: End, r: &Report, at: Instant) {
+        let conn = match end {
+            End::Client { .. } => match self.connects.get(r.index) {
+                Some(&c) => c,
+                None => return,
+            },
+            End::Server { .. } => ConnId(r.index as u64 + 1),
+        };
+        let event = match &r.kind {
+            Kind::Opened(peer) => StreamInput::Opened { peer: *peer },
+            Kind::Data(bytes) => StreamInput::Data(bytes),
+            Kind::Closed => StreamInput::Closed,
+        };
+        self.machine.handle_input(Input::Stream {
+            now: at,
+            conn,
+            event,
+        });
     }
 
     /// Feeds the machine's deadlines at their virtual time while `due` holds for them
@@ -301,6 +382,12 @@ impl Driver {
                         data: data.to_vec(),
                     });
                 }
+                Output::Stream(StreamOp::Connect { conn, .. }) => self.connects.push(conn),
+                Output::Stream(StreamOp::Write { conn, len }) => {
+                    let bytes = self.buf[..len].to_vec();
+                    self.stream_written.push((time, conn, bytes));
+                }
+                Output::Stream(StreamOp::Close { .. }) => {}
                 Output::Event(e) => self.events.push((time, e)),
                 Output::Timeout(at) => return Ok(at),
             }

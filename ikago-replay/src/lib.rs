@@ -24,6 +24,7 @@ pub mod fuzzing;
 mod packet;
 pub mod recording;
 pub mod scenario;
+pub mod stream;
 pub mod summary;
 
 pub use error::Error;

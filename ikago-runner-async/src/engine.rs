@@ -1,4 +1,5 @@
-//! The engine task: readiness of every capture fd, the machine's deadline, the monitor's next
+//! The engine task: readiness of every capture fd (and in `--mode tcp` of the tunnel
+//! connections' socket), the machine's deadline, the monitor's next
 //! snapshot and signals (shutdown, config reload), in one future, each wake-up one turn of the
 //! shared [`Engine`]
 
@@ -26,6 +27,10 @@ enum Wake {
     Publish,
     /// Device `i`'s capture fd is readable
     Readable(usize),
+    /// The tunnel's connections have news (`--mode tcp`)
+    Streams,
+    /// Waiting on the tunnel's connections failed
+    StreamsFailed(std::io::Error),
     /// Waiting on device `i` failed
     Failed(usize, std::io::Error),
 }
@@ -49,6 +54,17 @@ pub(crate) async fn run(session: Session) -> Outcome {
             }
         }
     }
+    let tunnel = match engine
+        .stream_fd()
+        .map(|fd| fd.try_clone_to_owned().and_then(Async::new_nonblocking))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            engine.fail(format!("cannot watch the tunnel connections: {e}"));
+            None
+        }
+    };
     let mut timer = Timer::at(engine.deadline());
     let mut armed = Some(engine.deadline());
     // the monitor's own timer, re-armed after each snapshot; never fires with the monitor off
@@ -69,6 +85,13 @@ pub(crate) async fn run(session: Session) -> Outcome {
                 // a stop, or the signals thread is gone
                 Poll::Ready(_) => return Poll::Ready(Wake::Shutdown),
                 Poll::Pending => {}
+            }
+            if let Some(t) = &tunnel {
+                match t.poll_readable(cx) {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Wake::Streams),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::StreamsFailed(e)),
+                    Poll::Pending => {}
+                }
             }
             // start with the device after the last one served, so that none starves
             for k in 0..ready.len() {
@@ -97,9 +120,15 @@ pub(crate) async fn run(session: Session) -> Outcome {
                 // the monitor may have started, moved or stopped
                 publish = engine.next_publish().map_or_else(Timer::never, Timer::at);
             }
+            Wake::StreamsFailed(e) => {
+                engine.fail(format!("waiting on the tunnel connections failed: {e}"));
+            }
             Wake::Failed(i, e) => {
                 let reason = format!("waiting on {} failed: {e}", engine.name(i));
                 engine.fail(reason);
+            }
+            Wake::Streams => {
+                engine.read_streams();
             }
             Wake::Deadline => {
                 armed = None;

@@ -1,5 +1,5 @@
-//! The engine thread: one `poll(2)` over every device's capture fd and the signal forwarder's
-//! socket, until the machine's deadline or the monitor's next snapshot; each wake-up one turn of
+//! The engine thread: one `poll(2)` over every device's capture fd, the signal forwarder's
+//! socket and, in `--mode tcp`, the tunnel connections' socket, until the machine's deadline or the monitor's next snapshot; each wake-up one turn of
 //! the shared [`Engine`]
 
 use ikago_host::app::{Outcome, Session};
@@ -28,6 +28,7 @@ pub(crate) fn run(session: Session) -> Outcome {
     // once, does not borrow the engine
     let watched = match (0..devices)
         .map(|i| engine.capture_fd(i).try_clone_to_owned())
+        .chain(engine.stream_fd().map(|fd| fd.try_clone_to_owned()))
         .collect::<std::io::Result<Vec<OwnedFd>>>()
     {
         Ok(fds) => fds,
@@ -58,7 +59,12 @@ pub(crate) fn run(session: Session) -> Outcome {
             engine.fail(format!("cannot wait on the devices: {e}"));
             break;
         }
-        if !fds[devices].revents().is_empty() {
+        let tunnel = watched.len() > devices;
+        if tunnel && !fds[devices].revents().is_empty() {
+            engine.read_streams();
+        }
+        let signalled = fds.last().is_some_and(|fd| !fd.revents().is_empty());
+        if signalled {
             // the bytes only wake the poll: the messages say what happened
             let _ = (&wake).read(&mut drained);
             loop {

@@ -93,6 +93,12 @@ impl Node {
                     Duration::ZERO,
                 ),
                 Output::Event(e) => fabric.log(self.origin, e),
+                Output::Stream(op) => {
+                    panic!(
+                        "{:?}: the simulation carries FakeTCP only, not {op:?}",
+                        self.origin
+                    )
+                }
                 Output::Timeout(at) => {
                     self.deadline = fabric.virtual_time(at);
                     return;

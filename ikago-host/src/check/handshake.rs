@@ -1,5 +1,6 @@
 //! Whether the server answers a FakeTCP handshake: the core's real client machine, over pcap on
-//! the upstream device alone, for at most [`LIMIT`]
+//! the upstream device alone, for at most [`LIMIT`]; in `--mode tcp`, whether it accepts a kernel
+//! TCP connection within [`LIMIT`]
 //!
 //! The machine is the one a run would build from the same options; only its upstream device is
 //! opened, with that device's filter for the server's segments (and ARP, to find the gateway),
@@ -15,7 +16,8 @@ use crate::filter;
 use crate::privilege::Held;
 use ikago_config::ClientSettings;
 use ikago_proto::{
-    Client, DeviceConfig, DeviceId, DeviceRole, Event, Input, MAX_FRAME_LEN, Output, PeerLostReason,
+    Client, DeviceConfig, DeviceId, DeviceRole, Event, Input, MAX_FRAME_LEN, Output,
+    PeerLostReason, Transport,
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::thread::CapabilitySet;
@@ -37,6 +39,22 @@ enum Ended {
 /// Runs the handshake with the server of `settings` over `devices` and reports how it went
 pub(super) fn check(report: &mut Report, settings: &ClientSettings, devices: Vec<DeviceConfig>) {
     let server = settings.server;
+    if settings.common.mode == Transport::Tcp {
+        let start = Instant::now();
+        return match std::net::TcpStream::connect_timeout(&server.into(), LIMIT) {
+            Ok(_) => report.ok(
+                "handshake",
+                format!(
+                    "the server {server} accepted a TCP connection in {} ms",
+                    start.elapsed().as_millis()
+                ),
+            ),
+            Err(e) => report.fail(
+                "handshake",
+                format!("{server} did not accept a TCP connection: {e}"),
+            ),
+        };
+    }
     if !Held::current().is_ok_and(|h| h.missing(CapabilitySet::NET_RAW).is_empty()) {
         return report.warn(
             "handshake",
@@ -103,7 +121,7 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
                         .send_one(&buf[..t.len])
                         .map_err(|e| format!("cannot send on {name}: {e}"))?;
                 }
-                Output::Transmit(_) => {}
+                Output::Transmit(_) | Output::Stream(_) => {}
                 Output::Event(Event::Connected { rtt, .. }) => return Ok(Ended::Answered(rtt)),
                 Output::Event(Event::PeerLost {
                     reason: PeerLostReason::Reset,

@@ -8,7 +8,7 @@
 //! - server: TCP to the listening port on each listen address, and TCP and UDP to the NAT port
 //!   ranges on the public address.
 
-use ikago_proto::{ClientConfig, ServerConfig};
+use ikago_proto::{ClientConfig, ServerConfig, Transport};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
@@ -78,8 +78,12 @@ impl Rule {
     }
 }
 
-/// The client's rules: TCP from each server (of the failover list) to our FakeTCP address
+/// The client's rules: TCP from each server (of the failover list) to our FakeTCP address; none
+/// in `tcp` mode, whose connection the kernel must answer
 pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
+    if config.transport == Transport::Tcp {
+        return Vec::new();
+    }
     std::iter::once(&config.server)
         .chain(&config.fallback)
         .map(|&server| Rule {
@@ -91,11 +95,12 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
         .collect()
 }
 
-/// The server's rules: TCP to the listening port on each listen address, TCP and UDP to the NAT
-/// ranges on the public address
+/// The server's rules: TCP to the listening port on each listen address (not in `tcp` mode,
+/// whose connections the kernel must answer), TCP and UDP to the NAT ranges on the public address
 pub fn server(config: &ServerConfig) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
-    for d in config.devices.iter().filter(|d| d.role.listens()) {
+    let fake = config.transport == Transport::FakeTcp;
+    for d in config.devices.iter().filter(|d| fake && d.role.listens()) {
         let r = Rule {
             protocol: Protocol::Tcp,
             from: None,
@@ -156,6 +161,36 @@ mod tests {
         assert_eq!(
             r[0].nft(),
             "ip saddr 198.19.0.1 tcp sport 18081 ip daddr 198.18.2.1 tcp dport 50000 drop"
+        );
+    }
+
+    #[test]
+    fn tcp_mode_leaves_the_tunnel_port_to_the_kernel() {
+        let mut c = ClientConfig::new(
+            vec![device("eth0", DeviceRole::Both, [198, 18, 2, 1])],
+            vec!["198.18.1.0/24".parse().unwrap()],
+            "198.19.0.1:18081".parse().unwrap(),
+        );
+        c.transport = Transport::Tcp;
+        assert!(client(&c, "198.18.2.1:50000".parse().unwrap()).is_empty());
+        let mut s = ServerConfig::new(
+            vec![
+                device("eth0", DeviceRole::Both, [198, 19, 0, 1]),
+                device("eth1", DeviceRole::Listen, [198, 18, 7, 1]),
+            ],
+            18081,
+        );
+        s.transport = Transport::Tcp;
+        let text: Vec<String> = server(&s)
+            .iter()
+            .map(|r| r.iptables_args().join(" "))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "-p tcp -d 198.19.0.1 --dport 49152:65535",
+                "-p udp -d 198.19.0.1 --dport 49152:65535",
+            ]
         );
     }
 
