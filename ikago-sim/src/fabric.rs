@@ -8,7 +8,7 @@
 use crate::capture::{Capture, CapturedFrame, Direction, Tap};
 use crate::drops::Drops;
 use crate::router::Side;
-use ikago_proto::Event;
+use ikago_proto::{Event, StreamOp};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -106,6 +106,9 @@ pub(crate) struct Fabric {
     pub(crate) capture: Capture,
     pub(crate) events: Vec<LoggedEvent>,
     pub(crate) drops: Drops,
+    /// Tunnel connection operations of the machines (`tcp` mode), for the World to carry out;
+    /// a write's bytes with it
+    pub(crate) stream_ops: Vec<(Origin, StreamOp, Vec<u8>)>,
 }
 
 impl Fabric {
@@ -123,6 +126,7 @@ impl Fabric {
             capture: Capture::default(),
             events: Vec::new(),
             drops: Drops::default(),
+            stream_ops: Vec::new(),
         }
     }
 

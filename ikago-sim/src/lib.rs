@@ -4,7 +4,10 @@
 //! No sockets, no sleeps, no root and no real clock: a [`World`] takes one `Instant` when it is
 //! created and from then on time is virtual. Hosts are real IP stacks (smoltcp); the client and
 //! the server are the `ikago_proto` machines driven as a runner drives them; the router between
-//! them can block UDP and ICMP, track TCP as strictly as Linux conntrack, and masquerade.
+//! them can block UDP and ICMP, track TCP as strictly as Linux conntrack, and masquerade. In
+//! `tcp` mode the tunnel's kernel TCP connections are an ideal byte stream beside the router,
+//! delayed and read in pieces of random size ([`WorldConfig::stream_delay`],
+//! [`WorldConfig::stream_read_max`]).
 //!
 //! ```
 //! use ikago_sim::{HostConfig, World, WorldConfig, addr};
@@ -34,6 +37,7 @@ mod machine;
 mod nat;
 mod packet;
 mod router;
+mod streams;
 mod world;
 
 pub use capture::{Capture, CapturedFrame, Direction, Tap};

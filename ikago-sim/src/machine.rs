@@ -9,7 +9,10 @@
 use crate::fabric::{Fabric, Origin, PortId};
 use crate::packet;
 use ikago_proto::wire::arp;
-use ikago_proto::{DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Mac, Machine, Output};
+use ikago_proto::{
+    ConnId, DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Mac, Machine, Output, StreamInput,
+    StreamOp,
+};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -78,6 +81,16 @@ impl Node {
         self.drain(fabric);
     }
 
+    /// Something happened on a tunnel connection (`tcp` mode)
+    pub(crate) fn stream(&mut self, conn: ConnId, event: StreamInput<'_>, fabric: &mut Fabric) {
+        self.machine.handle_input(Input::Stream {
+            now: fabric.instant(),
+            conn,
+            event,
+        });
+        self.drain(fabric);
+    }
+
     /// The deadline passed
     pub(crate) fn timeout(&mut self, fabric: &mut Fabric) {
         self.machine.handle_input(Input::Timeout(fabric.instant()));
@@ -94,10 +107,11 @@ impl Node {
                 ),
                 Output::Event(e) => fabric.log(self.origin, e),
                 Output::Stream(op) => {
-                    panic!(
-                        "{:?}: the simulation carries FakeTCP only, not {op:?}",
-                        self.origin
-                    )
+                    let bytes = match op {
+                        StreamOp::Write { len, .. } => self.buf[..len].to_vec(),
+                        StreamOp::Connect { .. } | StreamOp::Close { .. } => Vec::new(),
+                    };
+                    fabric.stream_ops.push((self.origin, op, bytes));
                 }
                 Output::Timeout(at) => {
                     self.deadline = fabric.virtual_time(at);

@@ -22,6 +22,7 @@ use crate::host::{Host, HostConfig};
 use crate::link::LinkConfig;
 use crate::machine::Node;
 use crate::router::{Router, RouterConfig, Side};
+use crate::streams::{Streams, To};
 use ikago_proto::Ikago2Config;
 use ikago_proto::ikago2::Psk;
 use ikago_proto::{
@@ -70,6 +71,8 @@ fn ikago2_of(config: &mut Ikago2Config, password: &str, port: u16, now: Duration
         config.psk = Some(cached_psk(password, port));
     }
 }
+/// Random stream of the read sizes of `tcp` mode's connections
+const STREAM_READS: u64 = 3;
 
 /// 32 seed bytes for one purpose of the World's seed
 fn seed32(seed: u64, stream: u64) -> [u8; 32] {
@@ -120,6 +123,10 @@ pub struct WorldConfig {
     pub latency: Duration,
     /// Record every frame on the machines' devices
     pub capture: bool,
+    /// `tcp` mode: one-way delay of the kernel TCP connections (which bypass the router)
+    pub stream_delay: Duration,
+    /// `tcp` mode: the largest read of a connection (each read takes 1 to this many bytes)
+    pub stream_read_max: usize,
 }
 
 impl WorldConfig {
@@ -152,6 +159,8 @@ impl WorldConfig {
             server,
             latency: Duration::from_micros(50),
             capture: false,
+            stream_delay: Duration::from_millis(5),
+            stream_read_max: 4096,
         }
     }
 }
@@ -194,6 +203,8 @@ pub struct World {
     hosts: Vec<(Host, PortId)>,
     /// The port of [`World::inject_server_wan`], attached on first use
     spoofer: Option<PortId>,
+    /// `tcp` mode's connections
+    streams: Streams,
 }
 
 impl World {
@@ -249,6 +260,11 @@ impl World {
             internet,
             hosts: Vec::new(),
             spoofer: None,
+            streams: Streams::new(
+                config.stream_delay,
+                config.stream_read_max,
+                seed64(config.seed, STREAM_READS),
+            ),
         }
     }
 
@@ -313,6 +329,7 @@ impl World {
         ));
         self.lans.push(lan);
         self.client_configs.push(cfg);
+        self.pump_streams();
         ClientId(i)
     }
 
@@ -325,6 +342,7 @@ impl World {
         let client = Client::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
         self.clients[id.0].replace(client.into(), &mut self.fabric);
+        self.pump_streams();
     }
 
     /// Sends `frame` onto the server-side WAN from a station between the firewall and the
@@ -431,8 +449,10 @@ impl World {
         cfg.ikago2.unix_time = UNIX_EPOCH_OFFSET + self.fabric.now;
         let server = Server::new(cfg, self.fabric.instant())
             .expect("the same configuration was accepted before");
+        self.streams.server_restarted(self.fabric.now);
         self.server.replace(server.into(), &mut self.fabric);
         self.server_down = false;
+        self.pump_streams();
     }
 
     /// Virtual time since creation
@@ -512,7 +532,7 @@ impl World {
         machines
             .map(Some)
             .chain(hosts)
-            .chain([self.fabric.next_at()])
+            .chain([self.fabric.next_at(), self.streams.next_at()])
             .flatten()
             .min()
     }
@@ -539,6 +559,25 @@ impl World {
                     self.fabric.send(*port, &frame, Duration::ZERO);
                 }
             }
+        }
+        self.pump_streams();
+        while let Some((to, conn, report)) = self.streams.pop_due(now) {
+            match to {
+                To::Client(i) => self.clients[i].stream(conn, report.input(), &mut self.fabric),
+                To::Server if self.server_down => {}
+                To::Server => self.server.stream(conn, report.input(), &mut self.fabric),
+            }
+            self.pump_streams();
+        }
+    }
+
+    /// Carries out the tunnel connection operations the machines asked for
+    fn pump_streams(&mut self) {
+        let now = self.fabric.now;
+        let port = self.server_config.port;
+        for (origin, op, bytes) in std::mem::take(&mut self.fabric.stream_ops) {
+            let up = !self.server_down;
+            self.streams.handle(now, origin, op, &bytes, up, port);
         }
     }
 
