@@ -113,7 +113,7 @@ fn drain(
     loop {
         match out(buf) {
             Output::Transmit(t) => f(t.device, &buf[..t.len]),
-            Output::Event(_) => {}
+            Output::Stream(_) | Output::Event(_) => {}
             Output::Timeout(_) => return,
         }
     }

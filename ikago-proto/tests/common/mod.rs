@@ -70,6 +70,7 @@ pub(crate) fn drain(server: &mut Server, buf: &mut [u8]) -> Vec<(DeviceId, Vec<u
     loop {
         match server.poll_output(buf) {
             Output::Transmit(t) => out.push((t.device, buf[..t.len].to_vec())),
+            Output::Stream(op) => panic!("a FakeTCP server asked {op:?}"),
             Output::Event(_) => {}
             Output::Timeout(_) => return out,
         }
