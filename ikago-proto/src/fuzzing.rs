@@ -3,12 +3,13 @@
 //! Each function takes arbitrary bytes and must never panic. Compiled for tests and with the
 //! `fuzzing` feature only.
 
+use crate::config::Transport;
 use crate::config::{
     ClientConfig, DeviceConfig, DeviceRole, LinkType, ReassemblyLimits, ServerConfig,
 };
 use crate::crypto::{Cipher, Method};
 use crate::fragment::Reassembler;
-use crate::io::{DeviceId, Input, MAX_FRAME_LEN, Output};
+use crate::io::{ConnId, DeviceId, Input, MAX_FRAME_LEN, Output, StreamInput};
 use crate::kcp::KcpTuning;
 use crate::machine::Machine;
 use crate::wire::{Mac, ipv4};
@@ -54,6 +55,12 @@ fn device(
 
 /// The client the fuzzers drive: LAN 198.18.11.0/24, WAN 198.18.12.0/24, server 198.18.12.1:18081
 pub fn fuzz_client(method: Method, kcp: bool) -> Client {
+    Client::new(client_config(method, kcp), Instant::now())
+        .expect("the fuzz configuration is valid")
+}
+
+/// The configuration of [`fuzz_client`]
+fn client_config(method: Method, kcp: bool) -> ClientConfig {
     let devices = vec![
         device("lan0", DeviceRole::Listen, 1, 11, None),
         device(
@@ -76,11 +83,17 @@ pub fn fuzz_client(method: Method, kcp: bool) -> Client {
     c.fragment = 800;
     c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
     c.kcp = kcp.then(KcpTuning::default);
-    Client::new(c, Instant::now()).expect("the fuzz configuration is valid")
+    c
 }
 
 /// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1
 pub fn fuzz_server(method: Method, kcp: bool) -> Server {
+    Server::new(server_config(method, kcp), Instant::now())
+        .expect("the fuzz configuration is valid")
+}
+
+/// The configuration of [`fuzz_server`]
+fn server_config(method: Method, kcp: bool) -> ServerConfig {
     let devices = vec![
         device("wan0", DeviceRole::Listen, 1, 12, None),
         device(
@@ -97,7 +110,7 @@ pub fn fuzz_server(method: Method, kcp: bool) -> Server {
     s.mtu = 1000;
     s.fragment = 800;
     s.kcp = kcp.then(KcpTuning::default);
-    Server::new(s, Instant::now()).expect("the fuzz configuration is valid")
+    s
 }
 
 /// Interprets `data` as records `[kind, device, len_hi, len_lo, bytes...]`: kind 0-199 feeds a
@@ -162,6 +175,67 @@ pub fn server_input(data: &[u8]) {
     );
     let start = Instant::now();
     drive(&mut s, start, rest);
+}
+
+/// Feeds arbitrary tunnel connection events to a `tcp` mode machine (the first byte picks the
+/// client when odd, else the server), as records `[kind, conn, len_hi, len_lo, bytes...]`: kind
+/// 0 opens connection `conn` (its peer from `conn`), 1 reads `len` bytes on it, 2 closes it, 3
+/// advances time by `len` ms; drains after each
+pub fn stream_input(data: &[u8]) {
+    let Some((&m, mut data)) = data.split_first() else {
+        return;
+    };
+    let mut machine: Box<dyn Machine> = if m & 1 == 1 {
+        let mut c = client_config(Method::Plain, false);
+        c.transport = Transport::Tcp;
+        Box::new(Client::new(c, Instant::now()).expect("the fuzz configuration is valid"))
+    } else {
+        let mut s = server_config(Method::Plain, false);
+        s.transport = Transport::Tcp;
+        Box::new(Server::new(s, Instant::now()).expect("the fuzz configuration is valid"))
+    };
+    let mut now = Instant::now();
+    let mut buf = vec![0u8; MAX_FRAME_LEN];
+    while data.len() >= 4 {
+        let (kind, conn) = (data[0] % 4, ConnId(u64::from(data[1] % 8)));
+        let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
+        data = &data[4..];
+        let event = match kind {
+            0 => StreamInput::Opened {
+                peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000 + conn.0 as u16),
+            },
+            1 => {
+                let n = len.min(data.len());
+                let (read, rest) = data.split_at(n);
+                data = rest;
+                StreamInput::Data(read)
+            }
+            2 => StreamInput::Closed,
+            _ => {
+                now += Duration::from_millis(len as u64);
+                machine.drive_input(Input::Timeout(now));
+                drain_all(machine.as_mut(), &mut buf);
+                continue;
+            }
+        };
+        machine.drive_input(Input::Stream { now, conn, event });
+        drain_all(machine.as_mut(), &mut buf);
+    }
+}
+
+/// Drains a machine, checking what it asks of the runner
+fn drain_all(m: &mut dyn Machine, buf: &mut [u8]) {
+    for _ in 0..10_000 {
+        match m.drive_output(buf) {
+            Output::Transmit(t) => assert!(t.len <= MAX_FRAME_LEN && t.device.0 < 2),
+            Output::Stream(crate::StreamOp::Write { len, .. }) => {
+                assert!(len > 0 && len <= ipv4::MAX_LEN)
+            }
+            Output::Stream(_) | Output::Event(_) => {}
+            Output::Timeout(_) => return,
+        }
+    }
+    panic!("poll_output never returned Timeout");
 }
 
 /// Feeds arbitrary datagrams to a KCP session and a FEC decoder

@@ -61,3 +61,8 @@ fn reassembly_corpus() {
 fn kcp_datagrams_corpus() {
     replay("kcp_datagrams", ikago_proto::fuzzing::kcp_datagrams);
 }
+
+#[test]
+fn stream_input_corpus() {
+    replay("stream_input", ikago_proto::fuzzing::stream_input);
+}
