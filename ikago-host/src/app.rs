@@ -482,6 +482,7 @@ impl Settings {
             Self::Client(c) => {
                 let mut config = c.client_config(devices, seed);
                 config.ikago2.unix_time = unix(wall);
+                log::info!("Speak protocol {}", config.protocol);
                 let core = Client::new(config.clone(), now)?;
                 let local = core.local_addr();
                 describe_proxy(&config.sources, local, config.server);
@@ -498,6 +499,14 @@ impl Settings {
             Self::Server(s) => {
                 let mut config = s.server_config(devices, seed);
                 config.ikago2.unix_time = unix(wall);
+                match config.protocol {
+                    Some(p) => log::info!("Accept protocol {p} only"),
+                    // ikago2 needs a password and does not carry KCP
+                    None if config.password.is_empty() || config.kcp.is_some() => {
+                        log::info!("Accept protocol ikago")
+                    }
+                    None => log::info!("Accept protocols ikago and ikago2"),
+                }
                 let core = Server::new(config.clone(), now)?;
                 log::info!("Proxy from :{}", config.port);
                 Built {

@@ -174,6 +174,8 @@ pub struct TunnelOptions {
     pub port: u16,
     /// The servers a client is given (`-s`), the preferred first
     pub servers: Vec<ServerSite>,
+    /// The wire (`--protocol`), unless the runners' default
+    pub protocol: Option<&'static str>,
     /// Extra arguments appended to both command lines
     pub extra: Vec<String>,
 }
@@ -185,17 +187,30 @@ impl Default for TunnelOptions {
             password: None,
             port: TUNNEL_PORT,
             servers: vec![ServerSite::Main],
+            protocol: None,
             extra: Vec::new(),
         }
     }
 }
 
 impl TunnelOptions {
-    /// Settings for `method` with `password`
+    /// Settings for `method` with `password` on the Go-compatible wire (`--protocol ikago`),
+    /// which has every method
     pub fn encrypted(method: &str, password: &str) -> Self {
         Self {
             method: method.into(),
             password: Some(password.into()),
+            protocol: Some("ikago"),
+            ..Self::default()
+        }
+    }
+
+    /// ikago2 with `password` on both ends (`--protocol ikago2`: a server that answers only
+    /// clients proving the key), its record cipher the one the CPU runs fastest
+    pub fn ikago2(password: &str) -> Self {
+        Self {
+            password: Some(password.into()),
+            protocol: Some("ikago2"),
             ..Self::default()
         }
     }
@@ -231,6 +246,9 @@ impl TunnelOptions {
         args.extend(["--method".into(), self.method.clone()]);
         if let Some(password) = &self.password {
             args.extend(["--password".into(), password.clone()]);
+        }
+        if let Some(protocol) = self.protocol {
+            args.extend(["--protocol".into(), protocol.into()]);
         }
         args.extend(["--rule".into(), "-v".into()]);
         args.extend(self.extra.iter().cloned());

@@ -24,4 +24,8 @@ common::lab_tests!(ikago_lab::Runner::Async =>
     lossy_variant,
     monitor_end_to_end,
     unprivileged_with_capabilities,
+    ikago2_through_the_firewall,
+    ikago2_replay_attack_is_counted,
+    ikago2_only_server_ignores_probes,
+    compat_and_ikago2_clients_on_one_server,
 );

@@ -66,3 +66,8 @@ fn kcp_datagrams_corpus() {
 fn stream_input_corpus() {
     replay("stream_input", ikago_proto::fuzzing::stream_input);
 }
+
+#[test]
+fn ikago2_decoder_corpus() {
+    replay("ikago2_decoder", ikago_proto::fuzzing::ikago2_decoder);
+}

@@ -1,10 +1,13 @@
 //! Crafted TCP segments through a raw socket: a lone ACK to probe the firewall's conntrack
-//! strictness, and a bounded SYN flood with spoofed sources to attack the server's tunnel port
+//! strictness, a bounded SYN flood with spoofed sources to attack the server's tunnel port, and
+//! a replay attack: tunnel segments captured on a device and sent again
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use etherparse::PacketBuilder;
+use std::io::Read;
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::addr::is_lab_address;
@@ -36,6 +39,94 @@ pub fn lone_ack(ns: &Netns, from: SocketAddrV4, to: SocketAddrV4) -> Result<()> 
     socket
         .send_to(&packet, &target)
         .map_err(LabError::io(format!("send ack to {to}")))?;
+    Ok(())
+}
+
+/// Most segments one capture keeps
+pub const MAX_CAPTURED: usize = 10_000;
+/// Longest a capture may last
+pub const MAX_CAPTURE_TIME: Duration = Duration::from_secs(30);
+
+/// Captures, from inside `ns` on `device` for `duration` (at most [`MAX_CAPTURE_TIME`]), the
+/// IPv4 packets that leave or cross it toward `to` carrying TCP payload (at most
+/// [`MAX_CAPTURED`]); `while_capturing` runs meanwhile, to make traffic. Both addresses of each
+/// packet are checked to be in 198.18.0.0/15
+pub fn capture_to(
+    ns: &Netns,
+    device: &str,
+    to: SocketAddrV4,
+    duration: Duration,
+    while_capturing: impl FnOnce() + Send,
+) -> Result<Vec<Vec<u8>>> {
+    if duration > MAX_CAPTURE_TIME || !is_lab_address(*to.ip()) {
+        return Err(LabError::Check(format!(
+            "a capture toward {to} for {duration:?}: outside 198.18.0.0/15 or too long"
+        )));
+    }
+    // ETH_P_IP, in network byte order as packet(7) wants it
+    let eth_p_ip = i32::from(0x0800u16.to_be());
+    let socket = ns
+        .enter(|| Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(eth_p_ip))))?
+        .map_err(LabError::io("open packet socket"))?;
+    socket
+        .bind_device(Some(device.as_bytes()))
+        .map_err(LabError::io(format!("bind the packet socket to {device}")))?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(LabError::io("set the capture's read timeout"))?;
+    let deadline = Instant::now() + duration;
+    let mut kept = Vec::new();
+    std::thread::scope(|scope| {
+        let traffic = scope.spawn(while_capturing);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline && kept.len() < MAX_CAPTURED {
+            let Ok(n) = (&socket).read(&mut buf) else {
+                continue;
+            };
+            if is_tunnel_payload(&buf[..n], to) {
+                kept.push(buf[..n].to_vec());
+            }
+        }
+        traffic
+            .join()
+            .map_err(|_| LabError::Check("the traffic thread panicked".into()))
+    })?;
+    Ok(kept)
+}
+
+/// Whether `packet` is IPv4 TCP between lab addresses, to `to`, with payload
+fn is_tunnel_payload(packet: &[u8], to: SocketAddrV4) -> bool {
+    let Ok(p) = SlicedPacket::from_ip(packet) else {
+        return false;
+    };
+    let (Some(NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(tcp))) = (p.net, p.transport) else {
+        return false;
+    };
+    let (src, dst) = (ip.header().source_addr(), ip.header().destination_addr());
+    is_lab_address(src)
+        && dst == *to.ip()
+        && tcp.destination_port() == to.port()
+        && !tcp.payload().is_empty()
+}
+
+/// Sends the IPv4 `packets` again, as they are, from inside `ns` (a replay attack); each must
+/// be between lab addresses
+pub fn replay(ns: &Netns, packets: &[Vec<u8>]) -> Result<()> {
+    let socket = raw_socket(ns)?;
+    for p in packets {
+        let Ok(ip) = etherparse::Ipv4HeaderSlice::from_slice(p) else {
+            return Err(LabError::Check("replay: not an IPv4 packet".into()));
+        };
+        let (src, dst) = (ip.source_addr(), ip.destination_addr());
+        if !is_lab_address(src) || !is_lab_address(dst) {
+            return Err(LabError::Check(format!(
+                "replay: {src} -> {dst} is outside 198.18.0.0/15"
+            )));
+        }
+        socket
+            .send_to(p, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+            .map_err(LabError::io(format!("replay a segment to {dst}")))?;
+    }
     Ok(())
 }
 

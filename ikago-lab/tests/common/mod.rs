@@ -528,6 +528,8 @@ fn reload_config(sources: &[Ipv4Addr], extra: bool, password: &str) -> String {
         "server": format!("{SERVER_WAN}:{TUNNEL_PORT}"),
         "method": "aes-256-gcm",
         "password": password,
+        // the server speaks the Go-compatible wire (`TunnelOptions::encrypted`)
+        "protocol": "ikago",
         "listen-devices": "lan0",
         "upstream-device": "wan0",
         "rule": true
@@ -1426,4 +1428,180 @@ fn gro(ns: &Netns, device: &str) -> String {
         .and_then(|v| v.split_whitespace().next())
         .unwrap_or_else(|| panic!("no GRO line in {features}"))
         .to_owned()
+}
+
+/// What a bulk TCP transfer through ikago2 moves each way
+const IKAGO2_TCP_BYTES: u64 = 2 * 1024 * 1024;
+
+/// ikago2 options with the monitor on (the drop counters are read from `/metrics`)
+fn ikago2_monitored(password: &str) -> TunnelOptions {
+    let mut options = TunnelOptions::ikago2(password);
+    options.extra = vec!["--monitor".into(), MONITOR_PORT.to_string()];
+    options
+}
+
+/// The value of the sample `key` in the `/metrics` of the runner in `ns`, 0 when absent
+fn metric(ns: &Netns, key: &str) -> f64 {
+    samples(&fetch(ns, "/metrics").body)
+        .get(key)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// ikago2 over FakeTCP through the blocking firewall, with a server that answers only ikago2:
+/// DNS, UDP echoes of three sizes, ping and TCP each way from host A; both ends say ikago2
+pub(crate) fn ikago2_through_the_firewall(runner: Runner) {
+    let t = Tunnel::up(
+        runner,
+        FirewallPolicy::default(),
+        &ikago2_monitored("lab-ikago2"),
+    );
+    resolves(&t, Host::HostA);
+    for size in [20, 1300, 1472] {
+        echoes(&t, Host::HostA, size);
+    }
+    pings(&t, Host::HostA);
+    for direction in [Direction::Upload, Direction::Download] {
+        let took = tcp::transfer(
+            t.ns(Host::HostA),
+            t.ns(Host::Destination),
+            bulk_addr(),
+            IKAGO2_TCP_BYTES,
+            direction,
+        )
+        .unwrap_or_else(|e| panic!("{direction:?} over ikago2: {e}"));
+        println!("{direction:?} {IKAGO2_TCP_BYTES} bytes over ikago2 in {took:?}");
+    }
+    let client = samples(&fetch(t.ns(Host::Client), "/metrics").body);
+    assert_eq!(
+        client.get("ikago_protocol{protocol=\"ikago2\"}"),
+        Some(&1.0)
+    );
+    let server = fetch(t.ns(Host::Server), "/metrics").body;
+    assert!(
+        server.contains(&format!("ikago_protocol{{client=\"{CLIENT_WAN}:"))
+            && server.contains("protocol=\"ikago2\"} 1"),
+        "the server names the client's wire: {server}"
+    );
+}
+
+/// A replay attack from another namespace: host A's tunnel segments, captured on the firewall's
+/// outside device and sent again from there, open nothing (the destination sees no packet
+/// again) and are counted as replayed by the server
+pub(crate) fn ikago2_replay_attack_is_counted(runner: Runner) {
+    let t = Tunnel::up(
+        runner,
+        FirewallPolicy::default(),
+        &ikago2_monitored("lab-replay"),
+    );
+    let a = t.ns(Host::HostA);
+    let server = SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT);
+    let captured = raw::capture_to(
+        t.ns(Host::Firewall),
+        "out0",
+        server,
+        Duration::from_secs(3),
+        || {
+            for size in [100, 600, 1300] {
+                udp::echo_retry(a, echo_addr(), size, WAIT, 2).expect("echo while captured");
+            }
+        },
+    )
+    .expect("capture on the firewall");
+    assert!(captured.len() >= 3, "{} segments captured", captured.len());
+    let sns = t.ns(Host::Server);
+    let replayed = "ikago_drops_total{reason=\"replayed\"}";
+    let opened = "ikago_inner_packets_total{direction=\"in\"}";
+    let before = (metric(sns, replayed), metric(sns, opened));
+    raw::replay(t.ns(Host::Firewall), &captured).expect("replay from the firewall");
+    let want = before.0 + captured.len() as f64;
+    metrics_until(sns, "every replayed segment counted", |m| {
+        m.get(replayed).copied().unwrap_or(0.0) >= want
+    });
+    assert_eq!(metric(sns, opened), before.1, "nothing replayed was opened");
+    println!(
+        "{} segments replayed, {} records refused",
+        captured.len(),
+        metric(sns, replayed) - before.0
+    );
+    // the session is unharmed
+    echoes(&t, Host::HostA, 1300);
+}
+
+/// A port probe of an ikago2-only server from the second client machine: a TCP connect to the
+/// tunnel port gets no answer at all (it times out, where a closed port of the same host is
+/// refused at once), and the server counts the SYN as unproven
+pub(crate) fn ikago2_only_server_ignores_probes(runner: Runner) {
+    let t = Tunnel::up(
+        runner,
+        FirewallPolicy::default(),
+        &ikago2_monitored("lab-probe"),
+    );
+    let prober = t.ns(Host::Client2);
+    let closed = tcp::connect(
+        prober,
+        SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT + 1),
+        Duration::from_secs(2),
+    )
+    .expect_err("nothing listens there");
+    assert!(
+        closed.to_string().contains("refused"),
+        "a closed port answers with a RST: {closed}"
+    );
+    let start = Instant::now();
+    let probe = tcp::connect(
+        prober,
+        SocketAddrV4::new(SERVER_WAN, TUNNEL_PORT),
+        Duration::from_secs(2),
+    )
+    .expect_err("the tunnel port must not accept");
+    assert!(
+        !probe.to_string().contains("refused") && start.elapsed() >= Duration::from_secs(2),
+        "no SYN+ACK and no RST: {probe} after {:?}",
+        start.elapsed()
+    );
+    metrics_until(t.ns(Host::Server), "the probe counted", |m| {
+        m.get("ikago_drops_total{reason=\"syn_unproven\"}")
+            .is_some_and(|&n| n >= 1.0)
+    });
+    // the real client is still served
+    echoes(&t, Host::HostA, 1300);
+}
+
+/// A Go-compatible client (`--protocol ikago`) and an ikago2 client on one default server at
+/// once, both carrying DNS and UDP; the server names each one's wire
+pub(crate) fn compat_and_ikago2_clients_on_one_server(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let mut server_options = TunnelOptions::encrypted("aes-256-gcm", "lab-both");
+    server_options.protocol = None;
+    server_options.extra = vec!["--monitor".into(), MONITOR_PORT.to_string()];
+    let _server = lab
+        .start_server(runner, &server_options)
+        .expect("server starts");
+    let compat = TunnelOptions::encrypted("aes-256-gcm", "lab-both");
+    let _go = lab
+        .start_client(runner, ClientSite::Main, &compat)
+        .expect("compatible client connects");
+    let ours = TunnelOptions::ikago2("lab-both");
+    let _ikago2 = lab
+        .start_client(runner, ClientSite::Second, &ours)
+        .expect("ikago2 client connects");
+    for host in [Host::HostA, Host::HostC] {
+        let ns = lab.ns(host);
+        dns::query(ns, dns_addr(), "echo.lab.test", WAIT)
+            .or_else(|_| dns::query(ns, dns_addr(), "echo.lab.test", WAIT))
+            .unwrap_or_else(|e| panic!("{host:?}: dns: {e}"));
+        udp::echo_retry(ns, echo_addr(), 1300, WAIT, 2)
+            .unwrap_or_else(|e| panic!("{host:?}: echo: {e}"));
+    }
+    metrics_until(lab.ns(Host::Server), "both wires named", |m| {
+        let wire = |client: Ipv4Addr, protocol: &str| {
+            m.iter().any(|(k, &v)| {
+                k.starts_with(&format!("ikago_protocol{{client=\"{client}:"))
+                    && k.ends_with(&format!("protocol=\"{protocol}\"}}"))
+                    && v == 1.0
+            })
+        };
+        wire(CLIENT_WAN, "ikago") && wire(CLIENT2_WAN, "ikago2")
+    });
 }

@@ -6,8 +6,8 @@
 //! key has sealed [`Rekey::after_messages`] records or is [`Rekey::after_time`] old
 //! (WireGuard's 2^60 messages and 120 s by default). The receiver holds the next key ready; the
 //! first record of the next phase that authenticates moves it on, and the previous key stays
-//! for [`Rekey::keep_previous`] for records still in flight. A ratcheted-away key is erased, so
-//! records sealed under it cannot be opened from a later compromise. A counter never wraps: at
+//! for [`Rekey::keep_previous`] for records still in flight. A ratcheted-away key is dropped and
+//! the KDF is one-way, so records sealed under it cannot be opened from a later compromise. A counter never wraps: at
 //! [`REJECT_AFTER_MESSAGES`] at the latest the key is replaced.
 
 use super::handshake::SessionKeys;
