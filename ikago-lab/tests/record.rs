@@ -21,11 +21,15 @@ const WAIT: Duration = Duration::from_secs(2);
 /// A pause longer than the client's keepalive interval (5 s)
 const IDLE: Duration = Duration::from_secs(6);
 
-/// The session's method and password, per runner
+/// The session's wire, method and password, per runner: the Go-compatible wire with
+/// AES-256-GCM on one, ikago2 with ChaCha20-Poly1305 records on the other
 fn tunnel(runner: Runner) -> TunnelOptions {
     match runner {
         Runner::Sync => TunnelOptions::encrypted("aes-256-gcm", "lab-recording-sync"),
-        Runner::Async => TunnelOptions::encrypted("chacha20-poly1305", "lab-recording-async"),
+        Runner::Async => TunnelOptions {
+            method: "chacha20-poly1305".into(),
+            ..TunnelOptions::ikago2("lab-recording-async")
+        },
     }
 }
 
