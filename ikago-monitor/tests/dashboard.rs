@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ikago_monitor::{Monitor, Publisher, Recorder, Role};
-use ikago_proto::{DropReason, Event, Peer, Stats};
+use ikago_proto::{DropReason, Event, Peer, Protocol, Stats};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -133,6 +133,7 @@ fn client(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
     s.tunnel_tx = counter(n * 110, wave(n, 140_000));
     s.tunnel_rx = counter(n * 190, wave(n, 270_000));
     s.handshakes = 1;
+    s.protocol = Some(Protocol::Ikago2);
     s.rtt = Some(Duration::from_micros(23_400 + (n % 7) * 300));
     for _ in 0..n % 5 {
         s.drops.add(DropReason::NoRoute);
@@ -154,6 +155,7 @@ fn server(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
         p.out = counter(n * 90 * k, wave(n, 60_000 * k));
         p.r#in = counter(n * 150 * k, wave(n + 7 * k, 190_000 * k));
         p.last_seen = t0 + Duration::from_secs(n);
+        p.protocol = Some([Protocol::Ikago2, Protocol::Ikago][i % 2]);
     }
     s.tunnel_rx = counter(n * 250, wave(n, 260_000));
     s.tunnel_tx = counter(n * 400, wave(n + 3, 600_000));
@@ -269,6 +271,10 @@ fn dashboard_shows_the_source_and_rising_counters() {
     );
     assert!(second.contains(" ms</b>"), "the RTT:\n{second}");
     assert!(
+        second.contains(r#"<b id="protocol">ikago2</b>"#),
+        "the wire in use:\n{second}"
+    );
+    assert!(
         second.contains("malformed"),
         "the drops by reason:\n{second}"
     );
@@ -298,6 +304,12 @@ fn dashboard_shows_clients_the_nat_table_and_kcp_on_the_server() {
     for client in ["198.51.100.7:50000", "198.51.100.8:61000"] {
         let bytes = attribute(&dom, client, "data-bytes-in").expect("the client is shown");
         assert!(bytes > 0);
+    }
+    for wire in ["ikago2", "ikago"] {
+        assert!(
+            dom.contains(&format!(r#"<small class="protocol"> {wire} </small>"#)),
+            "each client's wire ({wire}):\n{dom}"
+        );
     }
     assert!(dom.contains("3 of 98304 in use"), "the NAT usage:\n{dom}");
     for public in ["203.0.113.1:50001", "203.0.113.1:50002", "203.0.113.1:0"] {
