@@ -122,9 +122,8 @@ pub struct CommonArgs {
     pub busy_poll: Option<u32>,
 
     /// Wire: ikago (the Go original's) or ikago2 (ours: Noise handshake, anti-replay, rekeying,
-    /// SYN proofs). Client [default: ikago2 with a password in faketcp mode, else ikago]; server:
-    /// both on one port [default: both], ikago2 to answer only clients that prove the key; mode
-    /// tcp speaks ikago only
+    /// SYN proofs). Client [default: ikago2 with a password (without --kcp), else ikago]; server:
+    /// both on one port [default: both], ikago2 to answer only clients that prove the key
     #[arg(long, value_name = "PROTOCOL")]
     pub protocol: Option<String>,
 

@@ -350,13 +350,13 @@ impl ClientSettings {
             .map(|p| address("publish", p))
             .collect::<Result<Vec<_>, _>>()?;
         let mut common = common;
-        let protocol = common.protocol.unwrap_or(
-            if common.password.is_empty() || common.kcp || common.mode == Transport::Tcp {
+        let protocol = common
+            .protocol
+            .unwrap_or(if common.password.is_empty() || common.kcp {
                 Protocol::Ikago
             } else {
                 Protocol::Ikago2
-            },
-        );
+            });
         if protocol == Protocol::Ikago2 && common.method == Method::Plain {
             // ikago2 always encrypts: with no method given, the cipher this CPU runs fastest
             common.method = fastest_record_method();

@@ -5,7 +5,7 @@ use ikago_config::{
     ClientArgs, ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
     LogFormat, RoleCommand, ServerArgs, ServerSettings, parse_str,
 };
-use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method};
+use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method, Protocol};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
@@ -549,6 +549,38 @@ fn settings_become_core_configs() {
     let sv = ServerSettings::resolve(&server(&["-p", "18081", "--fragment", "1000"])).unwrap();
     let c = sv.server_config(devices, [1; 32]);
     assert_eq!((c.port, c.fragment), (18081, 1000));
+}
+
+#[test]
+fn a_client_with_a_password_speaks_ikago2_in_either_mode() {
+    let devices = vec![
+        device("lan0", DeviceRole::Listen),
+        device("wan0", DeviceRole::Upstream),
+    ];
+    for mode in ["faketcp", "tcp"] {
+        let base = [
+            "-r",
+            "198.18.11.2",
+            "-s",
+            "198.18.12.1:18081",
+            "--mode",
+            mode,
+        ];
+        let with = [&base[..], &["--password", "pw"]].concat();
+        let c = ClientSettings::resolve(&client(&with))
+            .unwrap()
+            .client_config(devices.clone(), [7; 32]);
+        assert_eq!(c.protocol, Protocol::Ikago2, "{mode}");
+        assert_ne!(c.method, Method::Plain, "{mode}: ikago2 always encrypts");
+        let c = ClientSettings::resolve(&client(&base))
+            .unwrap()
+            .client_config(devices.clone(), [7; 32]);
+        assert_eq!(
+            (c.protocol, c.method),
+            (Protocol::Ikago, Method::Plain),
+            "{mode}"
+        );
+    }
 }
 
 #[test]

@@ -229,7 +229,8 @@ impl Client {
         match config.transport {
             Transport::FakeTcp => client.start_handshake(),
             Transport::Tcp => {
-                let link = Link::new(&mut client.core, local, config.server, &config.tcp);
+                let ikago2 = client.ikago2.is_some();
+                let link = Link::new(&mut client.core, local, config.server, &config.tcp, ikago2);
                 client.link = Some(link);
             }
         }
@@ -960,7 +961,9 @@ impl Machine for Client {
             return self.core.drop(DropReason::NotForUs);
         };
         let StreamInput::Data(mut rest) = event else {
-            if link.handle(&mut self.core, conn, event) {
+            let (wire, port) = (self.ikago2.as_ref(), self.server.port());
+            let endpoint = |core: &mut Core| wire.map(|w| w.new_endpoint(core, port));
+            if link.handle(&mut self.core, conn, event, endpoint) {
                 self.flush_pending();
             }
             return;
@@ -969,6 +972,8 @@ impl Machine for Client {
         while let Some(link) = self.link.as_mut() {
             match link.read(&mut self.core, conn, &mut rest) {
                 Read::Record(buf, len) => self.deliver_inner(buf, len),
+                Read::Established => self.flush_pending(),
+                Read::Handled => {}
                 Read::Done | Read::Closed => return,
             }
         }

@@ -531,11 +531,11 @@ pub enum ConfigError {
     /// A NAT range with fewer ports than the server has engines
     #[error("NAT range {0} has fewer ports than the {1} engines")]
     NatRangeTooSmall(&'static str, u16),
-    /// `tcp` mode with an encrypted method: the original's stream has no lengths to find the
-    /// sealed packets by
+    /// `tcp` mode with an encrypted method on the compatible wire: the original's stream has
+    /// no lengths to find the sealed packets by
     #[error(
-        "mode tcp carries only method plain with protocol ikago: encrypted packets cannot be \
-         delimited in the original's stream (use faketcp)"
+        "mode tcp carries the compatible wire only with method plain: encrypted packets cannot \
+         be delimited in the original's stream (use protocol ikago2, or faketcp)"
     )]
     StreamNeedsPlain,
     /// `tcp` mode with KCP or fallback servers, which run over FakeTCP only
@@ -586,8 +586,8 @@ impl Roles {
     }
 }
 
-/// Checks what `tcp` mode cannot carry: protocol `ikago2`, an encrypted method, KCP (`protocol`
-/// `None` is a server's both wires, of which `tcp` mode speaks the compatible one)
+/// Checks what `tcp` mode cannot carry: the compatible wire encrypted, KCP (`protocol` `None`
+/// is a server's both wires, whose compatible one must then be plain)
 pub(crate) fn check_transport(
     transport: Transport,
     protocol: Option<Protocol>,
@@ -597,10 +597,7 @@ pub(crate) fn check_transport(
     if transport == Transport::FakeTcp {
         return Ok(());
     }
-    if protocol == Some(Protocol::Ikago2) {
-        return Err(ConfigError::StreamExcludes("protocol ikago2"));
-    }
-    if method != Method::Plain {
+    if method != Method::Plain && protocol != Some(Protocol::Ikago2) {
         return Err(ConfigError::StreamNeedsPlain);
     }
     if kcp.is_some() {

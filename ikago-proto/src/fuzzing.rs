@@ -3,10 +3,10 @@
 //! Each function takes arbitrary bytes and must never panic. Compiled for tests and with the
 //! `fuzzing` feature only.
 
-use crate::config::Transport;
 use crate::config::{
     ClientConfig, DeviceConfig, DeviceRole, LinkType, ReassemblyLimits, ServerConfig,
 };
+use crate::config::{Protocol, Transport};
 use crate::crypto::{Cipher, Method};
 use crate::fragment::Reassembler;
 use crate::io::{ConnId, DeviceId, Input, MAX_FRAME_LEN, Output, StreamInput};
@@ -178,20 +178,27 @@ pub fn server_input(data: &[u8]) {
 }
 
 /// Feeds arbitrary tunnel connection events to a `tcp` mode machine (the first byte picks the
-/// client when odd, else the server), as records `[kind, conn, len_hi, len_lo, bytes...]`: kind
+/// client when odd, else the server; `ikago2` only when bit 1 is set, else the compatible wire
+/// for the client and both for the server), as records `[kind, conn, len_hi, len_lo, bytes...]`: kind
 /// 0 opens connection `conn` (its peer from `conn`), 1 reads `len` bytes on it, 2 closes it, 3
 /// advances time by `len` ms; drains after each
 pub fn stream_input(data: &[u8]) {
     let Some((&m, mut data)) = data.split_first() else {
         return;
     };
+    let ikago2 = m & 2 == 2;
     let mut machine: Box<dyn Machine> = if m & 1 == 1 {
         let mut c = client_config(Method::Plain, false);
         c.transport = Transport::Tcp;
+        if ikago2 {
+            c.protocol = Protocol::Ikago2;
+            c.method = Method::Aes256Gcm;
+        }
         Box::new(Client::new(c, Instant::now()).expect("the fuzz configuration is valid"))
     } else {
         let mut s = server_config(Method::Plain, false);
         s.transport = Transport::Tcp;
+        s.protocol = ikago2.then_some(Protocol::Ikago2);
         Box::new(Server::new(s, Instant::now()).expect("the fuzz configuration is valid"))
     };
     let mut now = Instant::now();
@@ -229,7 +236,7 @@ fn drain_all(m: &mut dyn Machine, buf: &mut [u8]) {
         match m.drive_output(buf) {
             Output::Transmit(t) => assert!(t.len <= MAX_FRAME_LEN && t.device.0 < 2),
             Output::Stream(crate::StreamOp::Write { len, .. }) => {
-                assert!(len > 0 && len <= ipv4::MAX_LEN)
+                assert!(len > 0 && len <= crate::ikago2::record::MAX_RECORD_LEN)
             }
             Output::Stream(_) | Output::Event(_) => {}
             Output::Timeout(_) => return,

@@ -26,7 +26,7 @@ use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
 use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
-use crate::stream::{Clients, ServerRead};
+use crate::stream::{Clients, Framing, ServerRead};
 use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
@@ -150,6 +150,7 @@ impl Server {
         }
         let public = config.devices[roles.upstream].addr;
         let wire = ikago2::Wire::new(&config, now)?;
+        let framing = wire.as_ref().map_or(Framing::Ipv4, ikago2::Wire::framing);
         // the cookie key comes from its own stream of the seed, apart from the machine's draws
         let mut cookie_key = [0u8; 16];
         let mut keys = ChaCha20Rng::from_seed(config.rng_seed);
@@ -191,7 +192,7 @@ impl Server {
             kcp_tuning: config.kcp,
             datagram: vec![0; usize::from(u16::MAX)],
             ikago2: wire,
-            streams: (config.transport == Transport::Tcp).then(Clients::default),
+            streams: (config.transport == Transport::Tcp).then(|| Clients::new(framing)),
         })
     }
 
@@ -859,8 +860,11 @@ impl Machine for Server {
             StreamInput::Data(mut rest) => {
                 streams.arrive(&mut self.core, conn);
                 while let Some(streams) = self.streams.as_mut() {
-                    match streams.read(&mut self.core, conn, &mut rest) {
+                    let (now, epoch) = (self.core.now, self.core.epoch);
+                    let mut accept = self.ikago2.as_mut().map(|w| w.accept(now, epoch));
+                    match streams.read(&mut self.core, conn, &mut rest, accept.as_mut()) {
                         ServerRead::Record { peer, id, buf } => self.take_inner(peer, id, buf),
+                        ServerRead::Handled => {}
                         ServerRead::Done | ServerRead::Closed => return,
                     }
                 }

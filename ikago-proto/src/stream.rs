@@ -23,6 +23,16 @@
 //! are untouched. Encrypted methods cannot be delimited in the original's stream and are refused
 //! at start.
 //!
+//! With `ikago2` the stream carries its records (docs/protocol.md §6), cut by their length
+//! prefix, with one [`Endpoint`] per connection: the client sends the initiation as the
+//! connection opens and holds packets until the session is up; the server answers a valid
+//! initiation and closes, answering nothing, a connection whose first record is not one. A
+//! record that does not open is a counted drop; an unknown type or an impossible length is
+//! garbage as above. The client pings every keepalive interval (the RTT) and gives up a
+//! connection whose handshake takes [`CONNECT_TIMEOUT`] or whose server is silent for the peer
+//! timeout; a close record closes the connection. A server taking both wires tells them apart
+//! by a connection's first byte ([`Framing::Detect`]).
+//!
 //! # Connecting (client)
 //!
 //! The client asks for one connection at start ([`StreamOp::Connect`], event
@@ -41,11 +51,17 @@
 
 use crate::config::{Protocol, TcpTuning};
 use crate::event::{Event, PeerLostReason};
+use crate::ikago2::handshake::{INITIATION_LEN, RESPONSE_LEN};
+use crate::ikago2::record::{
+    PACKET_OVERHEAD, TYPE_INITIATION, TYPE_RESPONSE, TYPE_TRANSPORT, record_type,
+};
+use crate::ikago2::{Endpoint, Kind, Received, Rekey, Responder, Session, record_len};
 use crate::io::{ConnId, StreamInput, StreamOp};
 use crate::machine::Core;
 use crate::stats::{DropReason, Peer, PeerStats};
 use crate::txq::FrameBuf;
 use crate::wire::{ethernet, ipv4};
+use rand_core::RngCore;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
@@ -55,16 +71,49 @@ use std::time::{Duration, Instant};
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
 /// A client's connect that has not completed after this long is given up and tried again
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The largest record a stream carries: one IPv4 packet
-const MAX_RECORD: usize = ipv4::MAX_LEN;
 
 /// The stream cannot be de-framed: the connection must be closed
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Garbage;
 
-/// The length of the record starting with `head` (an IPv4 packet: its Total Length), `None`
-/// while too few bytes are there to tell
-fn record_len(head: &[u8]) -> Result<Option<usize>, Garbage> {
+/// How a connection's stream is cut into records
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// The original's: IPv4 packets delimited by their Total Length
+    Ipv4,
+    /// `ikago2` records, each after its 16-bit length
+    Ikago2,
+    /// Either, told by the first byte (a server accepting both wires): an IPv4 header starts
+    /// with `0x4_`, an `ikago2` initiation's length with `0x00`
+    Detect,
+}
+
+impl Framing {
+    /// The length of the record starting with `head`, `None` while too few bytes are there
+    fn record_len(self, head: &[u8]) -> Result<Option<usize>, Garbage> {
+        match self {
+            Self::Ipv4 => ipv4_len(head),
+            Self::Ikago2 => ikago2_len(head),
+            Self::Detect => match head.first() {
+                None => Ok(None),
+                Some(b) if b >> 4 == 4 => ipv4_len(head),
+                Some(_) => ikago2_len(head),
+            },
+        }
+    }
+
+    /// The framing once `record` (whole) was cut with this one
+    fn decided(self, record: &[u8]) -> Self {
+        match (self, record.first()) {
+            (Self::Detect, Some(b)) if b >> 4 == 4 => Self::Ipv4,
+            (Self::Detect, _) => Self::Ikago2,
+            (f, _) => f,
+        }
+    }
+}
+
+/// The length of the IPv4 packet starting with `head`: its Total Length
+fn ipv4_len(head: &[u8]) -> Result<Option<usize>, Garbage> {
     let Some(&first) = head.first() else {
         return Ok(None);
     };
@@ -76,25 +125,43 @@ fn record_len(head: &[u8]) -> Result<Option<usize>, Garbage> {
         return Ok(None);
     };
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-    if len < header || len > MAX_RECORD {
+    if len < header || len > ipv4::MAX_LEN {
         return Err(Garbage);
     }
     Ok(Some(len))
 }
 
+/// The length of the `ikago2` record starting with `head`, once its type byte is there: a
+/// handshake record must have its one length, a transport record room for its header, tag and
+/// kind; an unknown type is garbage
+fn ikago2_len(head: &[u8]) -> Result<Option<usize>, Garbage> {
+    let (Some(len), Some(ty)) = (record_len(head), record_type(head)) else {
+        return Ok(None);
+    };
+    let fits = match ty {
+        TYPE_INITIATION => len == INITIATION_LEN,
+        TYPE_RESPONSE => len == RESPONSE_LEN,
+        TYPE_TRANSPORT => len >= PACKET_OVERHEAD,
+        _ => false,
+    };
+    if fits { Ok(Some(len)) } else { Err(Garbage) }
+}
+
 /// Cuts whole records out of one connection's byte stream
 #[derive(Debug)]
 pub(crate) struct Deframer {
-    /// The start of a record whose end has not arrived (at most [`MAX_RECORD`] bytes)
+    framing: Framing,
+    /// The start of a record whose end has not arrived (at most one record)
     partial: Vec<u8>,
     /// When the latest record completed (or the connection opened)
     progress: Instant,
 }
 
 impl Deframer {
-    /// A de-framer for a connection opened at `now`
-    pub(crate) fn new(now: Instant) -> Self {
+    /// A de-framer with `framing` for a connection opened at `now`
+    pub(crate) fn new(framing: Framing, now: Instant) -> Self {
         Self {
+            framing,
             partial: Vec::new(),
             progress: now,
         }
@@ -111,42 +178,45 @@ impl Deframer {
         stale
     }
 
-    /// Hands the next whole record, from the kept bytes and `rest` (consumed as used), to `f`;
-    /// `None` once `rest` is used up (a partial record's bytes are kept for the next read)
+    /// Hands the next whole record, from the kept bytes and `rest` (consumed as used), to `f`
+    /// with the framing it was cut with; `None` once `rest` is used up (a partial record's
+    /// bytes are kept for the next read)
     pub(crate) fn take<T>(
         &mut self,
         now: Instant,
         rest: &mut &[u8],
-        f: impl FnOnce(&[u8]) -> T,
+        f: impl FnOnce(Framing, &[u8]) -> T,
     ) -> Result<Option<T>, Garbage> {
         if !self.partial.is_empty() {
             loop {
                 // the first 4 bytes tell the length, then the record's own
-                let want = record_len(&self.partial)?.unwrap_or(4);
+                let want = self.framing.record_len(&self.partial)?.unwrap_or(4);
                 let take = want.saturating_sub(self.partial.len()).min(rest.len());
                 self.partial.extend_from_slice(&rest[..take]);
                 *rest = &rest[take..];
                 if self.partial.len() < want {
                     return Ok(None);
                 }
-                if record_len(&self.partial)? == Some(self.partial.len()) {
+                if self.framing.record_len(&self.partial)? == Some(self.partial.len()) {
                     break;
                 }
             }
             self.progress = now;
-            let out = f(&self.partial);
+            self.framing = self.framing.decided(&self.partial);
+            let out = f(self.framing, &self.partial);
             self.partial.clear();
             return Ok(Some(out));
         }
         if rest.is_empty() {
             return Ok(None);
         }
-        match record_len(rest)? {
+        match self.framing.record_len(rest)? {
             Some(len) if rest.len() >= len => {
                 let (record, tail) = rest.split_at(len);
                 *rest = tail;
                 self.progress = now;
-                Ok(Some(f(record)))
+                self.framing = self.framing.decided(record);
+                Ok(Some(f(self.framing, record)))
             }
             _ => {
                 self.partial.extend_from_slice(rest);
@@ -157,49 +227,194 @@ impl Deframer {
     }
 }
 
-/// What one read gave: a record copied into a frame buffer at offset 14 (as the FakeTCP path
-/// delivers them), the end of the read, or garbage (the connection was closed)
+/// A server's means to answer `ikago2` initiations on its connections
+#[derive(Debug)]
+pub(crate) struct Accept<'a> {
+    /// The server's handshake responder
+    pub(crate) responder: &'a mut Responder,
+    /// The Unix time now, in seconds
+    pub(crate) unix: u64,
+    /// The sessions' rekeying limits
+    pub(crate) rekey: Rekey,
+}
+
+/// What one read gave
 #[derive(Debug)]
 pub(crate) enum Read {
     /// A whole inner packet at `buf.bytes[14..14 + len]`
     Record(FrameBuf, usize),
+    /// Client: the `ikago2` session came up (the packets held may go)
+    Established,
+    /// A record handled here (a ping answered, a pong timed, a handshake answered) or a
+    /// counted drop: read on
+    Handled,
     /// Everything read was used (a partial record is kept)
     Done,
-    /// Garbage: the connection is closed and counted
+    /// Garbage, a refused handshake or the peer's close: the connection is closed
     Closed,
 }
 
-/// Takes the next record of `deframer` into a frame buffer; garbage closes `conn`
-fn read_record(core: &mut Core, conn: ConnId, deframer: &mut Deframer, rest: &mut &[u8]) -> Read {
-    let now = core.now;
-    let tx = &mut core.tx;
-    let copied = deframer.take(now, rest, |record| {
-        let len = record.len();
-        let mut buf = tx.take(ethernet::HEADER_LEN + len);
-        buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len].copy_from_slice(record);
-        (buf, len)
-    });
-    match copied {
-        Ok(Some((buf, len))) => {
-            core.stats.tunnel_rx.add(len);
-            Read::Record(buf, len)
+/// One connection's wire: its de-framer, and its `ikago2` endpoint once it speaks `ikago2`
+#[derive(Debug)]
+struct ConnWire {
+    deframer: Deframer,
+    endpoint: Option<Box<Endpoint>>,
+    /// When the peer was last heard from: an authenticated record, or the opening
+    heard: Instant,
+}
+
+impl ConnWire {
+    fn new(framing: Framing, now: Instant, endpoint: Option<Box<Endpoint>>) -> Self {
+        Self {
+            deframer: Deframer::new(framing, now),
+            endpoint,
+            heard: now,
         }
-        Ok(None) => Read::Done,
-        Err(Garbage) => {
-            core.drop(DropReason::StreamGarbage);
-            core.tx.stream_op(StreamOp::Close { conn });
-            Read::Closed
+    }
+
+    /// Takes the next record into a frame buffer and handles what is not an inner packet;
+    /// garbage, a refused handshake and a close close `conn`
+    fn read(
+        &mut self,
+        core: &mut Core,
+        conn: ConnId,
+        rest: &mut &[u8],
+        accept: Option<&mut Accept<'_>>,
+    ) -> Read {
+        let now = core.now;
+        let (tx, rng) = (&mut core.tx, &mut core.rng);
+        let endpoint = &mut self.endpoint;
+        let cut = self.deframer.take(now, rest, |framing, record| {
+            let mut buf = tx.take(ethernet::HEADER_LEN + record.len());
+            if framing != Framing::Ikago2 {
+                let len = record.len();
+                buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len].copy_from_slice(record);
+                return (
+                    buf,
+                    Ok(Received::Packet(
+                        ethernet::HEADER_LEN..ethernet::HEADER_LEN + len,
+                    )),
+                );
+            }
+            let initiation = record_type(record) == Some(TYPE_INITIATION)
+                && !endpoint.as_ref().is_some_and(|e| e.is_established());
+            let out = &mut buf.bytes[ethernet::HEADER_LEN - 1..];
+            let got = match accept {
+                Some(a) if initiation => {
+                    let mut seed = [0u8; 32];
+                    rng.fill_bytes(&mut seed);
+                    let ep = endpoint.get_or_insert_with(|| Box::new(Endpoint::server(a.rekey)));
+                    ep.receive(now, record, out, Some((&mut *a.responder, a.unix, seed)))
+                }
+                _ => match endpoint.as_mut() {
+                    Some(ep) => ep.receive(now, record, out, None),
+                    None => Err(DropReason::Unauthenticated),
+                },
+            };
+            (buf, got)
+        });
+        let (buf, got) = match cut {
+            Ok(Some(got)) => got,
+            Ok(None) => return Read::Done,
+            Err(Garbage) => {
+                core.drop(DropReason::StreamGarbage);
+                core.tx.stream_op(StreamOp::Close { conn });
+                return Read::Closed;
+            }
+        };
+        let ikago2 = self.endpoint.is_some();
+        let established = self.endpoint.as_ref().is_some_and(|e| e.is_established());
+        let read = match got {
+            Ok(Received::Packet(body)) => {
+                let len = body.len();
+                core.stats
+                    .tunnel_rx
+                    .add(if ikago2 { len + PACKET_OVERHEAD } else { len });
+                self.heard = now;
+                return Read::Record(buf, len);
+            }
+            Ok(Received::Ping(stamp)) => {
+                self.heard = now;
+                self.seal(core, conn, Kind::Pong, &stamp);
+                Read::Handled
+            }
+            Ok(Received::Pong(stamp)) => {
+                self.heard = now;
+                let sent = core.epoch + Duration::from_nanos(stamp);
+                core.stats.rtt = Some(now.saturating_duration_since(sent));
+                Read::Handled
+            }
+            Ok(Received::Established) => {
+                self.heard = now;
+                Read::Established
+            }
+            Ok(Received::Respond { .. }) => {
+                self.heard = now;
+                if let Some(r) = self.endpoint.as_ref().and_then(|e| e.response()) {
+                    write_bytes(core, conn, r);
+                }
+                Read::Handled
+            }
+            Ok(Received::Close) => {
+                core.tx.stream_op(StreamOp::Close { conn });
+                Read::Closed
+            }
+            Err(reason) => {
+                core.drop(reason);
+                if established {
+                    Read::Handled
+                } else {
+                    // a handshake that fails gets nothing: the connection goes
+                    core.tx.stream_op(StreamOp::Close { conn });
+                    Read::Closed
+                }
+            }
+        };
+        core.tx.recycle(buf);
+        read
+    }
+
+    /// Seals `body` of `kind` into a record written to `conn` (an `ikago2` connection with its
+    /// session up; else nothing); true when written
+    fn seal(&mut self, core: &mut Core, conn: ConnId, kind: Kind, body: &[u8]) -> bool {
+        let Some(ep) = self.endpoint.as_mut().filter(|e| e.is_established()) else {
+            return false;
+        };
+        let mut buf = core.tx.take(Session::sealed_len(body.len(), None));
+        let Some(n) = ep.seal(core.now, kind, body, None, &mut buf.bytes) else {
+            core.tx.recycle(buf);
+            return false;
+        };
+        buf.len = n;
+        core.stats.tunnel_tx.add(n);
+        core.tx.stream_write(conn, buf);
+        true
+    }
+
+    /// Writes inner packet `inner` to `conn` as this connection's wire frames it; false when
+    /// it cannot yet (an `ikago2` session not up, or the wire not known)
+    fn write(&mut self, core: &mut Core, conn: ConnId, inner: &[u8]) -> bool {
+        let sent = if self.endpoint.is_some() {
+            self.seal(core, conn, Kind::Packet, inner)
+        } else if self.deframer.framing == Framing::Ipv4 {
+            write_bytes(core, conn, inner);
+            true
+        } else {
+            false
+        };
+        if sent {
+            core.stats.inner_tx.add(inner.len());
         }
+        sent
     }
 }
 
-/// Frames `inner` into a write on `conn`
-fn write_record(core: &mut Core, conn: ConnId, inner: &[u8]) {
-    let mut buf = core.tx.take(inner.len());
-    buf.bytes[..inner.len()].copy_from_slice(inner);
-    buf.len = inner.len();
-    core.stats.tunnel_tx.add(inner.len());
-    core.stats.inner_tx.add(inner.len());
+/// Writes `bytes` as they are to `conn`
+fn write_bytes(core: &mut Core, conn: ConnId, bytes: &[u8]) {
+    core.stats.tunnel_tx.add(bytes.len());
+    let mut buf = core.tx.take(bytes.len());
+    buf.bytes[..bytes.len()].copy_from_slice(bytes);
+    buf.len = bytes.len();
     core.tx.stream_write(conn, buf);
 }
 
@@ -221,42 +436,67 @@ pub(crate) struct Link {
     server: SocketAddrV4,
     conn: ConnId,
     state: State,
-    deframer: Deframer,
+    framing: Framing,
+    wire: ConnWire,
     /// Delay before the next attempt after a failure
     backoff: Duration,
     /// Attempts since the last open connection
     attempts: u32,
+    /// With `ikago2`: when the next keepalive ping is due
+    ping_at: Instant,
+    /// When the connection opened (the `ikago2` handshake started)
+    opened: Instant,
     syn_rto: Duration,
     syn_rto_max: Duration,
+    keepalive: Duration,
+    peer_timeout: Duration,
 }
 
 impl Link {
-    /// The link from `local` to `server`; the first connect is asked at once
+    /// The link from `local` to `server`, `ikago2` framed or the original's; the first connect
+    /// is asked at once
     pub(crate) fn new(
         core: &mut Core,
         local: SocketAddrV4,
         server: SocketAddrV4,
         tuning: &TcpTuning,
+        ikago2: bool,
     ) -> Self {
         let now = core.now;
+        let framing = if ikago2 {
+            Framing::Ikago2
+        } else {
+            Framing::Ipv4
+        };
         let mut link = Self {
             local,
             server,
             conn: ConnId(0),
             state: State::Waiting(now),
-            deframer: Deframer::new(now),
+            framing,
+            wire: ConnWire::new(framing, now, None),
             backoff: tuning.syn_rto,
             attempts: 0,
+            ping_at: now,
+            opened: now,
             syn_rto: tuning.syn_rto,
             syn_rto_max: tuning.syn_rto_max,
+            keepalive: tuning.keepalive,
+            peer_timeout: tuning.peer_timeout,
         };
         link.connect(core);
         link
     }
 
-    /// Whether the connection is open
+    /// Whether inner packets can go: the connection open, and with `ikago2` its session up
     pub(crate) fn is_open(&self) -> bool {
         self.state == State::Open
+            && (self.framing == Framing::Ipv4
+                || self
+                    .wire
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|e| e.is_established()))
     }
 
     /// When [`Link::handle_timeout`] has work
@@ -264,7 +504,12 @@ impl Link {
         match self.state {
             State::Waiting(at) => Some(at),
             State::Connecting { since } => Some(since + CONNECT_TIMEOUT),
-            State::Open => None,
+            State::Open if self.framing == Framing::Ipv4 => None,
+            State::Open if self.is_open() => {
+                Some(self.ping_at.min(self.wire.heard + self.peer_timeout))
+            }
+            // the handshake must complete as a connect would
+            State::Open => Some(self.wire.heard + CONNECT_TIMEOUT),
         }
     }
 
@@ -284,83 +529,122 @@ impl Link {
     }
 
     /// The connection is gone: says so, and schedules the next attempt
-    fn lost(&mut self, core: &mut Core) {
+    fn lost(&mut self, core: &mut Core, reason: PeerLostReason) {
         core.tx.event(Event::PeerLost {
             server: self.server,
-            reason: PeerLostReason::Closed,
+            reason,
         });
         core.stats.reconnects += 1;
+        self.wire.endpoint = None;
         self.state = State::Waiting(core.now + self.backoff);
         self.backoff = (self.backoff * 2).min(self.syn_rto_max);
     }
 
-    /// Runs the due timer: the next attempt, or giving up a connect that takes too long
+    /// Runs the due timer: the next attempt, giving up a connect or handshake that takes too
+    /// long or a server not heard from, or a keepalive ping
     pub(crate) fn handle_timeout(&mut self, core: &mut Core) {
+        let now = core.now;
         match self.deadline() {
-            Some(at) if at <= core.now => {}
+            Some(at) if at <= now => {}
             _ => return,
         }
         match self.state {
             State::Waiting(_) => self.connect(core),
             State::Connecting { .. } => {
                 core.tx.stream_op(StreamOp::Close { conn: self.conn });
-                self.lost(core);
+                self.lost(core, PeerLostReason::Closed);
             }
-            State::Open => {}
+            State::Open if !self.is_open() || self.wire.heard + self.peer_timeout <= now => {
+                core.tx.stream_op(StreamOp::Close { conn: self.conn });
+                self.lost(core, PeerLostReason::Timeout);
+            }
+            State::Open => {
+                let stamp = now.saturating_duration_since(core.epoch).as_nanos() as u64;
+                self.wire
+                    .seal(core, self.conn, Kind::Ping, &stamp.to_be_bytes());
+                self.ping_at = now + self.keepalive;
+            }
         }
     }
 
-    /// A report about `conn`; true when it opened now (queued packets may go). Data is left to
-    /// [`Link::read`]
-    pub(crate) fn handle(&mut self, core: &mut Core, conn: ConnId, event: StreamInput<'_>) -> bool {
+    /// A report about `conn`; true when inner packets may go now (the connection opened, with
+    /// the original's framing). Data is left to [`Link::read`]. With `ikago2`, `endpoint`
+    /// makes the handshake's first record, sent as the connection opens
+    pub(crate) fn handle(
+        &mut self,
+        core: &mut Core,
+        conn: ConnId,
+        event: StreamInput<'_>,
+        endpoint: impl FnOnce(&mut Core) -> Option<Endpoint>,
+    ) -> bool {
         if conn != self.conn {
             return false;
         }
         match (event, self.state) {
             (StreamInput::Opened { .. }, State::Connecting { since }) => {
-                let rtt = core.now.saturating_duration_since(since);
+                let now = core.now;
                 self.state = State::Open;
-                self.deframer = Deframer::new(core.now);
+                self.opened = now;
                 self.backoff = self.syn_rto;
                 self.attempts = 0;
-                core.stats.handshakes += 1;
-                core.stats.rtt = Some(rtt);
-                core.tx.event(Event::Connected {
-                    server: self.server,
-                    rtt,
-                });
+                let endpoint = endpoint(core).map(Box::new);
+                self.wire = ConnWire::new(self.framing, now, endpoint);
+                if let Some(init) = self.wire.endpoint.as_ref().and_then(|e| e.initiation()) {
+                    write_bytes(core, conn, init);
+                    return false;
+                }
+                self.up(core, since);
                 true
             }
             (StreamInput::Closed, State::Connecting { .. } | State::Open) => {
-                self.lost(core);
+                self.lost(core, PeerLostReason::Closed);
                 false
             }
             _ => false,
         }
     }
 
-    /// The next record of bytes read from `conn` (see [`Read`]); garbage loses the connection
+    /// The tunnel is up: connected (the original's framing) or its session established,
+    /// `since` the connect was asked
+    fn up(&mut self, core: &mut Core, since: Instant) {
+        let rtt = core.now.saturating_duration_since(since);
+        core.stats.handshakes += 1;
+        core.stats.rtt = Some(rtt);
+        self.ping_at = core.now + self.keepalive;
+        core.tx.event(Event::Connected {
+            server: self.server,
+            rtt,
+        });
+    }
+
+    /// The next record of bytes read from `conn` (see [`Read`]); garbage, a failed handshake
+    /// or the server's close loses the connection
     pub(crate) fn read(&mut self, core: &mut Core, conn: ConnId, rest: &mut &[u8]) -> Read {
         if conn != self.conn || self.state != State::Open {
             return Read::Done;
         }
-        let r = read_record(core, conn, &mut self.deframer, rest);
-        if matches!(r, Read::Closed) {
-            self.lost(core);
+        let r = self.wire.read(core, conn, rest, None);
+        match r {
+            Read::Closed => self.lost(core, PeerLostReason::Closed),
+            // the RTT: the handshake's round trip
+            Read::Established => self.up(core, self.opened),
+            _ => {}
         }
         r
     }
 
     /// Starts a read of new bytes on `conn` at `now` (the stale-buffer rule)
     pub(crate) fn arrive(&mut self, core: &mut Core, conn: ConnId) {
-        if conn == self.conn && self.deframer.arrive(core.now) {
+        if conn == self.conn && self.wire.deframer.arrive(core.now) {
             core.drop(DropReason::StreamStale);
         }
     }
 
     /// Writes `inner` to the open connection
     pub(crate) fn write(&mut self, core: &mut Core, inner: &[u8]) {
-        write_record(core, self.conn, inner);
+        if !self.wire.write(core, self.conn, inner) {
+            core.drop(DropReason::QueueFull);
+        }
     }
 }
 
@@ -371,7 +655,7 @@ struct Accepted {
     id: u32,
     /// Its TCP peer address
     peer: SocketAddrV4,
-    deframer: Deframer,
+    wire: ConnWire,
     stats: PeerStats,
 }
 
@@ -387,20 +671,33 @@ pub(crate) enum ServerRead {
         /// The packet
         buf: FrameBuf,
     },
+    /// A record handled (or dropped and counted): read on
+    Handled,
     /// Everything read was used
     Done,
-    /// Garbage: the connection was closed and the client forgotten
+    /// Garbage, a refused handshake or the client's close: the connection was closed and the
+    /// client forgotten
     Closed,
 }
 
 /// The server's client connections, each a client of its own
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Clients {
+    framing: Framing,
     conns: BTreeMap<ConnId, Accepted>,
     by_id: BTreeMap<u32, ConnId>,
 }
 
 impl Clients {
+    /// No connections yet; each will be cut with `framing`
+    pub(crate) fn new(framing: Framing) -> Self {
+        Self {
+            framing,
+            conns: BTreeMap::new(),
+            by_id: BTreeMap::new(),
+        }
+    }
+
     /// Connections open
     pub(crate) fn len(&self) -> usize {
         self.conns.len()
@@ -420,13 +717,12 @@ impl Clients {
             r#in: Default::default(),
             first_seen: now,
             last_seen: now,
-            // the original's framing: the compatible wire
-            protocol: Some(Protocol::Ikago),
+            protocol: protocol_of(self.framing),
         };
         let accepted = Accepted {
             id,
             peer,
-            deframer: Deframer::new(now),
+            wire: ConnWire::new(self.framing, now, None),
             stats,
         };
         if let Some(old) = self.conns.insert(conn, accepted) {
@@ -448,19 +744,28 @@ impl Clients {
     /// Starts a read of new bytes on `conn` at `now` (the stale-buffer rule)
     pub(crate) fn arrive(&mut self, core: &mut Core, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn)
-            && c.deframer.arrive(core.now)
+            && c.wire.deframer.arrive(core.now)
         {
             core.drop(DropReason::StreamStale);
         }
     }
 
-    /// The next record of bytes read from `conn`; garbage closes the connection and forgets
-    /// its client, and bytes of an unknown connection are ignored
-    pub(crate) fn read(&mut self, core: &mut Core, conn: ConnId, rest: &mut &[u8]) -> ServerRead {
+    /// The next record of bytes read from `conn`; garbage, a refused handshake or a close
+    /// closes the connection and forgets its client, and bytes of an unknown connection are
+    /// ignored. `accept` answers `ikago2` initiations (`None`: the server does not speak it)
+    pub(crate) fn read(
+        &mut self,
+        core: &mut Core,
+        conn: ConnId,
+        rest: &mut &[u8],
+        accept: Option<&mut Accept<'_>>,
+    ) -> ServerRead {
         let Some(c) = self.conns.get_mut(&conn) else {
             return ServerRead::Done;
         };
-        match read_record(core, conn, &mut c.deframer, rest) {
+        let r = c.wire.read(core, conn, rest, accept);
+        c.stats.protocol = protocol_of(c.wire.deframer.framing);
+        match r {
             Read::Record(mut buf, len) => {
                 c.stats.out.add(len);
                 c.stats.last_seen = core.now;
@@ -471,6 +776,7 @@ impl Clients {
                     buf,
                 }
             }
+            Read::Handled | Read::Established => ServerRead::Handled,
             Read::Done => ServerRead::Done,
             Read::Closed => {
                 self.close(core, conn);
@@ -479,7 +785,8 @@ impl Clients {
         }
     }
 
-    /// Writes `inner` to the client with NAT id `id`; false when no connection has that id
+    /// Writes `inner` to the client with NAT id `id`; false when no connection has that id (or
+    /// it cannot carry packets yet)
     pub(crate) fn send(&mut self, core: &mut Core, id: u32, inner: &[u8]) -> bool {
         let Some(&conn) = self.by_id.get(&id) else {
             return false;
@@ -487,10 +794,21 @@ impl Clients {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
+        if !c.wire.write(core, conn, inner) {
+            return false;
+        }
         c.stats.r#in.add(inner.len());
         c.stats.last_seen = core.now;
-        write_record(core, conn, inner);
         true
+    }
+}
+
+/// The wire a connection cut with `framing` speaks, `None` while not known
+fn protocol_of(framing: Framing) -> Option<Protocol> {
+    match framing {
+        Framing::Ipv4 => Some(Protocol::Ikago),
+        Framing::Ikago2 => Some(Protocol::Ikago2),
+        Framing::Detect => None,
     }
 }
 
@@ -512,7 +830,7 @@ mod tests {
         for read in reads {
             let mut rest = *read;
             d.arrive(now);
-            while let Some(r) = d.take(now, &mut rest, <[u8]>::to_vec)? {
+            while let Some(r) = d.take(now, &mut rest, |_, r| r.to_vec())? {
                 out.push(r);
             }
             assert!(rest.is_empty());
@@ -538,11 +856,11 @@ mod tests {
         ];
         for size in [1, 2, 3, 4, 5, 19, 20, 21, 1000, 70_000] {
             let reads: Vec<&[u8]> = stream.chunks(size).collect();
-            let mut d = Deframer::new(now);
+            let mut d = Deframer::new(Framing::Ipv4, now);
             assert_eq!(cut(&mut d, now, &reads).unwrap(), want, "reads of {size}");
             assert!(d.partial.is_empty());
         }
-        let mut d = Deframer::new(now);
+        let mut d = Deframer::new(Framing::Ipv4, now);
         assert_eq!(cut(&mut d, now, &[&stream]).unwrap(), want, "one read");
     }
 
@@ -558,10 +876,10 @@ mod tests {
             ("total length below the header", short),
             ("header shorter than 20", ihl),
         ] {
-            let mut d = Deframer::new(now);
+            let mut d = Deframer::new(Framing::Ipv4, now);
             assert_eq!(cut(&mut d, now, &[&bytes]), Err(Garbage), "{what}");
             // the same garbage after a partial record
-            let mut d = Deframer::new(now);
+            let mut d = Deframer::new(Framing::Ipv4, now);
             let good = packet(30, 7);
             let joined = [&good[..], &bytes[..]].concat();
             let reads: Vec<&[u8]> = joined.chunks(3).collect();
@@ -576,22 +894,28 @@ mod tests {
     #[test]
     fn a_stale_partial_record_is_discarded() {
         let t0 = Instant::now();
-        let mut d = Deframer::new(t0);
+        let mut d = Deframer::new(Framing::Ipv4, t0);
         let p = packet(100, 9);
         let mut rest = &p[..50];
         assert!(!d.arrive(t0));
-        assert_eq!(d.take(t0, &mut rest, <[u8]>::to_vec), Ok(None));
+        assert_eq!(d.take(t0, &mut rest, |_, r| r.to_vec()), Ok(None));
         // the rest 29 s later completes it
         let t1 = t0 + STALE_AFTER - Duration::from_secs(1);
         assert!(!d.arrive(t1));
         let mut rest = &p[50..];
-        assert_eq!(d.take(t1, &mut rest, <[u8]>::to_vec), Ok(Some(p.clone())));
+        assert_eq!(
+            d.take(t1, &mut rest, |_, r| r.to_vec()),
+            Ok(Some(p.clone()))
+        );
         // a part left alone 30 s goes when the next bytes come, which then start a record
         let mut rest = &p[..50];
-        assert_eq!(d.take(t1, &mut rest, <[u8]>::to_vec), Ok(None));
+        assert_eq!(d.take(t1, &mut rest, |_, r| r.to_vec()), Ok(None));
         let t2 = t1 + STALE_AFTER;
         assert!(d.arrive(t2));
         let mut rest = &p[..];
-        assert_eq!(d.take(t2, &mut rest, <[u8]>::to_vec), Ok(Some(p.clone())));
+        assert_eq!(
+            d.take(t2, &mut rest, |_, r| r.to_vec()),
+            Ok(Some(p.clone()))
+        );
     }
 }

@@ -93,11 +93,15 @@ struct World {
 
 impl World {
     fn new(reads: Vec<usize>) -> Self {
+        Self::with(client_config(), server_config(), reads)
+    }
+
+    fn with(client: ClientConfig, server: ServerConfig, reads: Vec<usize>) -> Self {
         let now = Instant::now();
         let mut w = Self {
             now,
-            client: Client::new(client_config(), now).unwrap(),
-            server: Server::new(server_config(), now).unwrap(),
+            client: Client::new(client, now).unwrap(),
+            server: Server::new(server, now).unwrap(),
             listening: true,
             hang: false,
             client_ops: vec![],
@@ -303,6 +307,10 @@ impl World {
     /// Echoes every UDP packet the server sent toward the Internet back to its NAT port
     fn echo_internet(&mut self) {
         for out in std::mem::take(&mut self.internet) {
+            if out[12..14] == [0x08, 0x06] {
+                // the server's ARP upkeep of its gateway
+                continue;
+            }
             let (src, sport, dst, _, payload) = udp_of(&out).expect("UDP toward the destination");
             assert_eq!((src, dst), (PUBLIC, DST));
             let mut f = Vec::new();
@@ -558,7 +566,7 @@ fn the_client_limit_closes_extra_connections() {
 }
 
 #[test]
-fn compat_tcp_mode_refuses_what_it_cannot_carry() {
+fn tcp_mode_refuses_what_it_cannot_carry() {
     let now = Instant::now();
     let mut c = client_config();
     c.method = Method::Aes256Gcm;
@@ -581,20 +589,6 @@ fn compat_tcp_mode_refuses_what_it_cannot_carry() {
         Some(ConfigError::StreamExcludes(_))
     ));
     let mut c = client_config();
-    c.protocol = Protocol::Ikago2;
-    c.password = "x".into();
-    assert_eq!(
-        Client::new(c, now).err(),
-        Some(ConfigError::StreamExcludes("protocol ikago2"))
-    );
-    let mut s = server_config();
-    s.protocol = Some(Protocol::Ikago2);
-    s.password = "x".into();
-    assert_eq!(
-        Server::new(s, now).err(),
-        Some(ConfigError::StreamExcludes("protocol ikago2"))
-    );
-    let mut c = client_config();
     c.fallback = vec![SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 3), 18081)];
     assert!(matches!(
         Client::new(c, now).err(),
@@ -614,4 +608,210 @@ fn faketcp_machines_ignore_stream_input() {
         event: StreamInput::Data(b"\x45\0\0\x14"),
     });
     assert_eq!(client.stats().drops.get(DropReason::NotForUs), 1);
+}
+
+/// The shared `ikago2` settings: a PSK given (none derived per test) and a wall clock
+fn ikago2(c: &mut Ikago2Config) {
+    c.psk = Some(ikago2::Psk::from_bytes([7; 32]));
+    c.unix_time = Duration::from_secs(1_800_000_000);
+}
+
+/// A client speaking `ikago2` with `method`
+fn ikago2_client(method: Method) -> ClientConfig {
+    let mut c = client_config();
+    c.protocol = Protocol::Ikago2;
+    c.password = "x".into();
+    c.method = method;
+    ikago2(&mut c.ikago2);
+    c
+}
+
+/// A server speaking `protocol` (`None`: both wires, told per connection)
+fn ikago2_server(protocol: Option<Protocol>, method: Method) -> ServerConfig {
+    let mut s = server_config();
+    s.protocol = protocol;
+    s.password = "x".into();
+    s.method = method;
+    ikago2(&mut s.ikago2);
+    s
+}
+
+#[test]
+fn ikago2_records_cross_whatever_the_reads() {
+    let sizes = [0, 1, 20, 1300, 1472, 8000, 30_000, 3];
+    for (protocol, method) in [
+        (Some(Protocol::Ikago2), Method::Aes256Gcm),
+        (Some(Protocol::Ikago2), Method::ChaCha20Poly1305),
+        (None, Method::Plain),
+    ] {
+        for reads in [vec![1], vec![3, 7, 1000, 2], vec![65_536], vec![19, 20, 21]] {
+            let what = format!("{protocol:?} {method:?} reads {reads:?}");
+            let mut w = World::with(
+                ikago2_client(method),
+                ikago2_server(protocol, method),
+                reads,
+            );
+            assert!(w.client.is_connected(), "{what}");
+            assert!(
+                w.events
+                    .iter()
+                    .any(|e| matches!(e, Event::Connected { .. })),
+                "{what}"
+            );
+            assert_eq!(w.echo(&sizes), payloads(&sizes), "{what}");
+            let c = w.client.stats();
+            let s = w.server.stats();
+            assert_eq!(c.inner_tx.packets, sizes.len() as u64, "{what}");
+            assert_eq!(s.inner_rx.packets, sizes.len() as u64, "{what}");
+            assert_eq!(c.drops.total(), 0, "{what}: {}", c.drops);
+            assert_eq!(s.drops.total(), 0, "{what}: {}", s.drops);
+            assert_eq!(s.peers.len(), 1, "{what}");
+            assert_eq!(s.peers[0].protocol, Some(Protocol::Ikago2), "{what}");
+            // sealed: the stream carries more than the packets
+            assert!(c.tunnel_tx.bytes > c.inner_tx.bytes, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_server_of_both_wires_takes_the_compatible_stream_too() {
+    let mut c = client_config();
+    c.password = "x".into();
+    c.protocol = Protocol::Ikago;
+    let mut w = World::with(c, ikago2_server(None, Method::Plain), vec![5, 900]);
+    assert!(w.client.is_connected());
+    assert_eq!(w.echo(&[1, 1400]), payloads(&[1, 1400]));
+    let s = w.server.stats();
+    assert_eq!(s.peers[0].protocol, Some(Protocol::Ikago));
+    assert_eq!(s.drops.total(), 0, "{}", s.drops);
+}
+
+#[test]
+fn an_ikago2_record_replayed_in_the_stream_is_dropped() {
+    let mut w = World::with(
+        ikago2_client(Method::Aes256Gcm),
+        ikago2_server(Some(Protocol::Ikago2), Method::Aes256Gcm),
+        vec![4096],
+    );
+    let (_, s) = w.open.expect("open");
+    w.udp_from_lan(43000, b"once");
+    w.drain_client();
+    let sent: Vec<u8> = w.up.0.iter().copied().collect();
+    assert!(!sent.is_empty());
+    w.settle();
+    assert_eq!(w.internet.len(), 1);
+    // the same record again, as a whole and then in pieces
+    w.stream(true, s, StreamInput::Data(&sent));
+    for piece in sent.chunks(5) {
+        w.stream(true, s, StreamInput::Data(piece));
+    }
+    w.settle();
+    assert_eq!(w.internet.len(), 1, "a replayed record goes nowhere");
+    assert_eq!(w.server.stats().drops.get(DropReason::Replayed), 2);
+    // the connection lives on
+    assert_eq!(w.open.map(|(_, s)| s), Some(s));
+    w.internet.clear();
+    assert_eq!(w.echo(&[77]), payloads(&[77]));
+}
+
+#[test]
+fn a_forged_or_garbage_stream_closes_only_its_connection() {
+    for protocol in [Some(Protocol::Ikago2), None] {
+        let mut w = World::with(
+            ikago2_client(Method::Aes256Gcm),
+            ikago2_server(protocol, Method::Plain),
+            vec![700],
+        );
+        let intruder = ConnId(7);
+        let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 9), 50000);
+        // an initiation's shape with another key's bytes
+        let mut forged = vec![0x5a; ikago2::handshake::INITIATION_LEN];
+        let len = (forged.len() - 2) as u16;
+        forged[..2].copy_from_slice(&len.to_be_bytes());
+        forged[2] = 0x01;
+        // a transport record before any handshake
+        let mut early = vec![0x33; 64];
+        early[..2].copy_from_slice(&62u16.to_be_bytes());
+        early[2] = 0x03;
+        let mut cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
+            ("forged initiation", forged, DropReason::Unauthenticated),
+            ("transport first", early, DropReason::Unauthenticated),
+            (
+                "unknown type",
+                vec![0, 40, 9, 0, 0],
+                DropReason::StreamGarbage,
+            ),
+            (
+                "initiation of the wrong length",
+                vec![0, 40, 1, 0],
+                DropReason::StreamGarbage,
+            ),
+        ];
+        if protocol.is_some() {
+            // the original's stream to an ikago2-only server
+            cases.push((
+                "an IPv4 packet",
+                vec![0x45, 0, 0, 20, 0, 0, 0, 0],
+                DropReason::StreamGarbage,
+            ));
+        }
+        for (what, bytes, reason) in cases {
+            let before = w.server.stats().drops.get(reason);
+            w.stream(true, intruder, StreamInput::Opened { peer });
+            w.server_ops.clear();
+            w.stream(true, intruder, StreamInput::Data(&bytes));
+            w.settle();
+            assert_eq!(
+                w.server_ops,
+                [StreamOp::Close { conn: intruder }],
+                "{protocol:?} {what}: closed, and nothing written to it"
+            );
+            assert_eq!(w.server.stats().drops.get(reason), before + 1, "{what}");
+            assert_eq!(w.server.stats().peers.len(), 1, "{what}: forgotten");
+            // the real client goes on
+            assert_eq!(w.echo(&[64, 1400]), payloads(&[64, 1400]), "{what}");
+        }
+    }
+}
+
+#[test]
+fn an_ikago2_client_pings_and_gives_up_a_silent_server() {
+    let mut w = World::with(
+        ikago2_client(Method::Aes256Gcm),
+        ikago2_server(Some(Protocol::Ikago2), Method::Aes256Gcm),
+        vec![100],
+    );
+    let keepalive = TcpTuning::default().keepalive;
+    let tx = w.client.stats().tunnel_tx.packets;
+    w.advance(keepalive);
+    assert!(w.client.is_connected());
+    assert_eq!(w.client.stats().tunnel_tx.packets, tx + 1, "a ping");
+    assert_eq!(
+        w.server.stats().tunnel_tx.packets,
+        2,
+        "the response and a pong"
+    );
+    assert!(w.client.stats().rtt.is_some());
+    assert_eq!(w.client.stats().drops.total(), 0);
+    // a server that no longer answers: the client gives the connection up and connects again
+    let (c, _) = w.open.expect("open");
+    w.listening = false;
+    let peer_timeout = TcpTuning::default().peer_timeout;
+    for _ in 0..(peer_timeout.as_secs() + 1) {
+        // the server's answers are lost on the way
+        w.down.0.clear();
+        w.now += Duration::from_secs(1);
+        w.client.handle_input(Input::Timeout(w.now));
+        w.server.handle_input(Input::Timeout(w.now));
+        w.drain_client();
+        w.drain_server();
+        w.down.0.clear();
+        w.carry();
+    }
+    assert!(w.client_ops.contains(&StreamOp::Close { conn: c }));
+    assert!(!w.client.is_connected());
+    w.listening = true;
+    w.advance(Duration::from_secs(60));
+    assert!(w.client.is_connected());
+    assert_eq!(w.echo(&[9]), payloads(&[9]));
 }

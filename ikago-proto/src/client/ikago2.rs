@@ -11,7 +11,7 @@ use crate::ikago2::record::PACKET_OVERHEAD;
 use crate::ikago2::{
     Endpoint, Initiator, Kind, Psk, Received, RecordCipher, Records, Session, probe,
 };
-use crate::machine::{Dest, payload_offset};
+use crate::machine::{Core, Dest, payload_offset};
 use crate::stats::DropReason;
 use crate::wire::ethernet;
 use rand_core::RngCore;
@@ -67,17 +67,25 @@ impl Wire {
         self.endpoint.as_ref().is_some_and(Endpoint::is_established)
     }
 
+    /// A client endpoint for a new connection to the server at `port`: its handshake starts
+    pub(super) fn new_endpoint(&self, core: &mut Core, port: u16) -> Endpoint {
+        let mut seed = [0u8; 32];
+        core.rng.fill_bytes(&mut seed);
+        let init = Initiator::new(&self.key(port).1, self.cipher, self.unix_secs(core), seed);
+        Endpoint::client(init, self.config.rekey)
+    }
+
+    /// The Unix time now, in seconds
+    fn unix_secs(&self, core: &Core) -> u64 {
+        (self.config.unix_time + core.now.saturating_duration_since(core.epoch)).as_secs()
+    }
+
     fn session(&self) -> Option<&Session> {
         self.endpoint.as_ref().and_then(Endpoint::session)
     }
 }
 
 impl Client {
-    /// The Unix time now, in seconds
-    fn unix_secs(&self, w: &Wire) -> u64 {
-        (w.config.unix_time + self.core.now.saturating_duration_since(self.core.epoch)).as_secs()
-    }
-
     /// Bytes the wire adds to an inner packet
     pub(super) fn wire_overhead(&self) -> usize {
         match self.ikago2 {
@@ -109,7 +117,7 @@ impl Client {
         let tsval = self.conn.ts_val(now);
         let isn = probe::syn_isn(
             &w.key(self.server.port()).2,
-            self.unix_secs(w),
+            w.unix_secs(&self.core),
             self.server,
             tsval,
         );
@@ -118,18 +126,11 @@ impl Client {
 
     /// FakeTCP connected: starts the handshake (false without `ikago2`)
     pub(super) fn ikago2_connected(&mut self) -> bool {
-        let Some(w) = self.ikago2.as_ref() else {
+        let Some(w) = self.ikago2.as_mut() else {
             return false;
         };
-        let mut seed = [0u8; 32];
-        self.core.rng.fill_bytes(&mut seed);
-        let unix = self.unix_secs(w);
-        let psk = &w.key(self.server.port()).1;
-        let init = Initiator::new(psk, w.cipher, unix, seed);
-        let limits = w.config.rekey;
         let now = self.core.now;
-        let w = self.ikago2.as_mut().expect("checked above");
-        w.endpoint = Some(Endpoint::client(init, limits));
+        w.endpoint = Some(w.new_endpoint(&mut self.core, self.server.port()));
         w.started = now;
         w.rto = self.tuning.syn_rto;
         self.send_initiation();

@@ -12,6 +12,7 @@ use crate::ikago2::record::{PACKET_OVERHEAD, TYPE_INITIATION, record_len, record
 use crate::ikago2::{Endpoint, Kind, Received, Records, Rekey, Responder, Session};
 use crate::machine::{Dest, payload_offset};
 use crate::stats::DropReason;
+use crate::stream::{Accept, Framing};
 use crate::wire::{ethernet, ipv4, tcp};
 use rand_core::RngCore;
 use std::net::SocketAddrV4;
@@ -96,6 +97,28 @@ fn looks_like_initiation(payload: &[u8]) -> bool {
     payload.len() == INITIATION_LEN
         && record_len(payload) == Some(INITIATION_LEN)
         && record_type(payload) == Some(TYPE_INITIATION)
+}
+
+impl Wire {
+    /// How `tcp` mode cuts the clients' streams: `ikago2` records only, or told per
+    /// connection by its first byte
+    pub(super) fn framing(&self) -> Framing {
+        if self.only {
+            Framing::Ikago2
+        } else {
+            Framing::Detect
+        }
+    }
+
+    /// The means to answer initiations on `tcp` mode's connections at `now` (`epoch`: the
+    /// machine's start)
+    pub(super) fn accept(&mut self, now: Instant, epoch: Instant) -> Accept<'_> {
+        Accept {
+            unix: (self.unix_time + now.saturating_duration_since(epoch)).as_secs(),
+            responder: &mut self.responder,
+            rekey: self.rekey,
+        }
+    }
 }
 
 impl Server {
