@@ -1,6 +1,6 @@
 //! `--mode tcp` end to end (root; skipped otherwise): the tunnel in a kernel TCP connection
 //! through the lab's firewall that blocks UDP and ICMP, with both runners: DNS, UDP echoes, ping
-//! and TCP transfers; the client reconnecting after the server restarts; and a capture of every
+//! and TCP transfers (and DNS, UDP and ping with `ikago2` records in the stream); the client reconnecting after the server restarts; and a capture of every
 //! leg (`dumpcap`) that the replay runner reassembles and replays, every inner packet recovered
 //!
 //! With `IKAGO_LAB_TCP_CAPTURE=DIR` the sync runner's capture is kept in DIR
@@ -33,6 +33,16 @@ fn tcp_mode() -> TunnelOptions {
     TunnelOptions {
         extra: vec!["--mode".into(), "tcp".into()],
         ..TunnelOptions::default()
+    }
+}
+
+/// `ikago2` with aes-256-gcm, `--mode tcp`
+fn ikago2_tcp_mode() -> TunnelOptions {
+    TunnelOptions {
+        method: "aes-256-gcm".into(),
+        password: Some("lab ikago2 stream".into()),
+        protocol: Some("ikago2"),
+        ..tcp_mode()
     }
 }
 
@@ -80,6 +90,23 @@ fn carries_everything(runner: Runner) {
             runner.name()
         );
     }
+    let lines = client.lines().join("\n");
+    assert!(lines.contains("Use standard TCP"), "{lines}");
+    let served = server.lines().join("\n");
+    assert!(served.contains("Connect from client"), "{served}");
+}
+
+/// `ikago2` records in the stream: DNS, UDP and ping through the firewall that blocks UDP and
+/// ICMP
+fn carries_ikago2(runner: Runner) {
+    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    let server = lab
+        .start_server(runner, &ikago2_tcp_mode())
+        .expect("server starts");
+    let client = lab
+        .start_client(runner, ClientSite::Main, &ikago2_tcp_mode())
+        .expect("client connects");
+    small_traffic(&lab);
     let lines = client.lines().join("\n");
     assert!(lines.contains("Use standard TCP"), "{lines}");
     let served = server.lines().join("\n");
@@ -320,6 +347,8 @@ macro_rules! tests {
 tests! {
     sync_tcp_mode_carries_everything => carries_everything(Runner::Sync),
     async_tcp_mode_carries_everything => carries_everything(Runner::Async),
+    sync_tcp_mode_carries_ikago2 => carries_ikago2(Runner::Sync),
+    async_tcp_mode_carries_ikago2 => carries_ikago2(Runner::Async),
     sync_tcp_mode_reconnects_after_server_restart => reconnects_after_server_restart(Runner::Sync),
     async_tcp_mode_reconnects_after_server_restart => reconnects_after_server_restart(Runner::Async),
     sync_tcp_mode_capture_replays => capture_replays(Runner::Sync),
