@@ -59,6 +59,14 @@ pub fn fuzz_client(method: Method, kcp: bool) -> Client {
         .expect("the fuzz configuration is valid")
 }
 
+/// The PSK of password "fuzz" for port 18081, derived once per process: Argon2id takes tens of
+/// milliseconds, which per input would leave the machine fuzzers a few runs a second
+fn fuzz_psk() -> crate::ikago2::Psk {
+    static PSK: std::sync::OnceLock<crate::ikago2::Psk> = std::sync::OnceLock::new();
+    PSK.get_or_init(|| crate::ikago2::Psk::derive("fuzz", 18081))
+        .clone()
+}
+
 /// The configuration of [`fuzz_client`]
 fn client_config(method: Method, kcp: bool) -> ClientConfig {
     let devices = vec![
@@ -78,6 +86,7 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
     );
     c.method = method;
     c.password = "fuzz".into();
+    c.ikago2.psk = Some(fuzz_psk());
     c.port = 50000;
     c.mtu = 1000;
     c.fragment = 800;
@@ -107,6 +116,7 @@ fn server_config(method: Method, kcp: bool) -> ServerConfig {
     let mut s = ServerConfig::new(devices, 18081);
     s.method = method;
     s.password = "fuzz".into();
+    s.ikago2.psk = Some(fuzz_psk());
     s.mtu = 1000;
     s.fragment = 800;
     s.kcp = kcp.then(KcpTuning::default);

@@ -7,10 +7,12 @@ use crate::recording::{Fed, Recording};
 use crate::scenario;
 use crate::summary::Summary;
 use crate::{Role, seed_bytes};
+use ikago_proto::ikago2::Psk;
 use ikago_proto::{
     ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac, MachineConfig, Method, ServerConfig,
 };
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Virtual time a fuzz input may span (keeps each run short: the machines' timers run through it)
@@ -35,6 +37,16 @@ fn device(
     }
 }
 
+/// The password of the 02 scenario, which the fuzzed machines use
+const PASSWORD: &str = "ikago-test-256";
+
+/// The `ikago2` PSK of [`PASSWORD`] for port 18081, derived once per process: Argon2id takes
+/// tens of milliseconds, which per input would leave the fuzzer a few runs a second
+fn psk() -> Psk {
+    static PSK: OnceLock<Psk> = OnceLock::new();
+    PSK.get_or_init(|| Psk::derive(PASSWORD, 18081)).clone()
+}
+
 /// The client of `shared/captures` (lan0 198.18.11.1, wan0 198.18.12.2, server 198.18.12.1:18081)
 fn client(method: Method) -> MachineConfig {
     let devices = vec![
@@ -48,7 +60,8 @@ fn client(method: Method) -> MachineConfig {
         server,
     );
     c.method = method;
-    c.password = "ikago-test-256".into();
+    c.password = PASSWORD.into();
+    c.ikago2.psk = Some(psk());
     c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
     c.rng_seed = seed_bytes(1);
     MachineConfig::Client(c)
@@ -62,7 +75,8 @@ fn server(method: Method) -> MachineConfig {
     ];
     let mut s = ServerConfig::new(devices, 18081);
     s.method = method;
-    s.password = "ikago-test-256".into();
+    s.password = PASSWORD.into();
+    s.ikago2.psk = Some(psk());
     s.rng_seed = seed_bytes(1);
     MachineConfig::Server(s)
 }
