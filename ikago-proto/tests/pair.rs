@@ -1,6 +1,9 @@
 //! A client and a server wired back to back, with hand-built LAN and Internet frames: the
 //! smallest end-to-end check of the public API (the full simulation lives in ikago-sim)
 
+mod common;
+
+use common::udp_payload;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -198,23 +201,6 @@ fn udp(
         .write(&mut v, payload)
         .unwrap();
     v
-}
-
-fn udp_payload(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16, Vec<u8>)> {
-    let s = SlicedPacket::from_ethernet(frame).ok()?;
-    let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
-        return None;
-    };
-    let Some(TransportSlice::Udp(u)) = s.transport else {
-        return None;
-    };
-    Some((
-        ip.header().source_addr(),
-        u.source_port(),
-        ip.header().destination_addr(),
-        u.destination_port(),
-        u.payload().to_vec(),
-    ))
 }
 
 fn echo_round_trip(p: &mut Pair, size: usize) -> bool {

@@ -2,7 +2,10 @@
 //! cut into reads of every size (parts of packets, several packets at once), with garbage,
 //! connection loss and reconnection
 
-use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+mod common;
+
+use common::udp_payload;
+use etherparse::PacketBuilder;
 use ikago_proto::*;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -311,7 +314,8 @@ impl World {
                 // the server's ARP upkeep of its gateway
                 continue;
             }
-            let (src, sport, dst, _, payload) = udp_of(&out).expect("UDP toward the destination");
+            let (src, sport, dst, _, payload) =
+                udp_payload(&out).expect("UDP toward the destination");
             assert_eq!((src, dst), (PUBLIC, DST));
             let mut f = Vec::new();
             PacketBuilder::ethernet2(DST_MAC.0, [2, 0, 0, 0, 13, 1])
@@ -338,26 +342,9 @@ impl World {
         self.echo_internet();
         std::mem::take(&mut self.lan)
             .iter()
-            .filter_map(|f| udp_of(f).map(|u| u.4))
+            .filter_map(|f| udp_payload(f).map(|u| u.4))
             .collect()
     }
-}
-
-fn udp_of(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16, Vec<u8>)> {
-    let s = SlicedPacket::from_ethernet(frame).ok()?;
-    let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
-        return None;
-    };
-    let Some(TransportSlice::Udp(u)) = s.transport else {
-        return None;
-    };
-    Some((
-        ip.header().source_addr(),
-        u.source_port(),
-        ip.header().destination_addr(),
-        u.destination_port(),
-        u.payload().to_vec(),
-    ))
 }
 
 fn payloads(sizes: &[usize]) -> Vec<Vec<u8>> {

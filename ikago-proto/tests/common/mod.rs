@@ -5,7 +5,7 @@
 
 #![allow(dead_code, reason = "each test file uses a part")]
 
-use etherparse::PacketBuilder;
+use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::wire::{ethernet, ipv4, tcp};
 use ikago_proto::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -144,5 +144,24 @@ pub(crate) fn udp_source(frame: &[u8]) -> Option<SocketAddrV4> {
     Some(SocketAddrV4::new(
         p.src(),
         u16::from_be_bytes([*t.first()?, *t.get(1)?]),
+    ))
+}
+
+/// The source, source port, destination, destination port and payload of an Ethernet frame
+/// carrying IPv4 UDP, else `None`
+pub(crate) fn udp_payload(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16, Vec<u8>)> {
+    let s = SlicedPacket::from_ethernet(frame).ok()?;
+    let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+        return None;
+    };
+    let Some(TransportSlice::Udp(u)) = s.transport else {
+        return None;
+    };
+    Some((
+        ip.header().source_addr(),
+        u.source_port(),
+        ip.header().destination_addr(),
+        u.destination_port(),
+        u.payload().to_vec(),
     ))
 }
