@@ -498,6 +498,7 @@ fn device(name: &str, role: DeviceRole) -> DeviceConfig {
         prefix_len: 24,
         gateway: None,
         gateway_mac: None,
+        ipv6: None,
     }
 }
 

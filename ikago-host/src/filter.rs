@@ -135,6 +135,7 @@ mod tests {
             prefix_len: 24,
             gateway: Some(Ipv4Addr::new(addr[0], addr[1], addr[2], 254)),
             gateway_mac: None,
+            ipv6: None,
         }
     }
 

@@ -74,6 +74,7 @@ mod tests {
             prefix_len: 24,
             gateway: None,
             gateway_mac: None,
+            ipv6: None,
         }
     }
 

@@ -51,6 +51,7 @@ fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<u8>) -> Devic
         prefix_len: 24,
         gateway: gw.map(|g| Ipv4Addr::new(198, 18, net, g)),
         gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, net, g])),
+        ipv6: None,
     }
 }
 

@@ -138,7 +138,7 @@ impl Client {
             &config.password,
             config.kcp.as_ref(),
         )?;
-        if config.sources.is_empty() {
+        if config.sources.is_empty() && config.sources6.is_empty() {
             return Err(ConfigError::NoSources);
         }
         check_transport(

@@ -6,7 +6,7 @@ use crate::kcp::{KcpConfigError, KcpTuning};
 use crate::shard::Shard;
 use crate::wire::Mac;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -92,6 +92,33 @@ pub struct DeviceConfig {
     pub gateway: Option<Ipv4Addr>,
     /// The gateway's MAC when the runner knows it (otherwise the core resolves it by ARP)
     pub gateway_mac: Option<Mac>,
+    /// Its global IPv6 address, when it has one: on the server's upstream device the address
+    /// inner IPv6 is NATed onto (NAT66); `None` there makes inner IPv6 a counted drop
+    pub ipv6: Option<Ipv6Link>,
+}
+
+/// A device's global IPv6 address, its prefix and its IPv6 default gateway
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Link {
+    /// The address
+    pub addr: Ipv6Addr,
+    /// Prefix length of its on-link prefix, 0 to 128
+    pub prefix_len: u8,
+    /// The IPv6 default router reached through the device (usually link-local), if any
+    pub gateway: Option<Ipv6Addr>,
+    /// The gateway's MAC when the runner knows it (otherwise the core resolves it by neighbour
+    /// discovery)
+    pub gateway_mac: Option<Mac>,
+}
+
+impl Ipv6Link {
+    /// The on-link prefix
+    pub fn net(&self) -> Ipv6Net {
+        Ipv6Net {
+            addr: self.addr,
+            prefix_len: self.prefix_len,
+        }
+    }
 }
 
 impl DeviceConfig {
@@ -126,6 +153,68 @@ impl Ipv4Net {
     /// Whether `ip` is inside the network
     pub fn contains(self, ip: Ipv4Addr) -> bool {
         (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+}
+
+/// An IPv6 network in CIDR form; a bare address is a /128
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv6Net {
+    /// The address
+    pub addr: Ipv6Addr,
+    /// Prefix length, 0 to 128
+    pub prefix_len: u8,
+}
+
+impl Ipv6Net {
+    /// The netmask as a number
+    fn mask(self) -> u128 {
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix_len.min(128)))
+        }
+    }
+    /// Whether `ip` is inside the network
+    pub fn contains(self, ip: Ipv6Addr) -> bool {
+        (u128::from(ip) ^ u128::from(self.addr)) & self.mask() == 0
+    }
+}
+
+impl From<Ipv6Addr> for Ipv6Net {
+    fn from(addr: Ipv6Addr) -> Self {
+        Self {
+            addr,
+            prefix_len: 128,
+        }
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.prefix_len == 128 {
+            self.addr.fmt(f)
+        } else {
+            write!(f, "{}/{}", self.addr, self.prefix_len)
+        }
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || ConfigError::BadNetwork(s.to_owned());
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, p.parse::<u8>().map_err(|_| bad())?),
+            None => (s.trim(), 128),
+        };
+        if p > 128 {
+            return Err(bad());
+        }
+        Ok(Self {
+            addr: a.parse().map_err(|_| bad())?,
+            prefix_len: p,
+        })
     }
 }
 
@@ -329,6 +418,12 @@ pub struct ClientConfig {
     pub sources: Vec<Ipv4Net>,
     /// Addresses answered by proxy ARP on the listen devices
     pub publish: Vec<Ipv4Addr>,
+    /// LAN IPv6 sources whose packets are tunnelled (addresses or prefixes); carried over the
+    /// `ikago2` wire only (on `ikago` their packets are dropped as
+    /// [`DropReason::Ipv6OnIkago`](crate::DropReason::Ipv6OnIkago))
+    pub sources6: Vec<Ipv6Net>,
+    /// IPv6 addresses answered by proxy NDP (neighbour advertisements) on the listen devices
+    pub publish6: Vec<Ipv6Addr>,
     /// The server's tunnel address (the preferred one when there are fallbacks)
     pub server: SocketAddrV4,
     /// More servers, tried in turn when the current one goes silent, resets or does not answer
@@ -377,6 +472,8 @@ impl ClientConfig {
             devices,
             sources,
             publish: Vec::new(),
+            sources6: Vec::new(),
+            publish6: Vec::new(),
             server,
             fallback: Vec::new(),
             failback: None,
@@ -504,9 +601,13 @@ pub enum ConfigError {
         "unknown method {0:?} (expected plain, aes-128-gcm, aes-192-gcm, aes-256-gcm, chacha20-poly1305 or xchacha20-poly1305)"
     )]
     UnknownMethod(String),
-    /// A network that is not `a.b.c.d` or `a.b.c.d/n`
-    #[error("invalid network {0:?} (expected an IPv4 address or CIDR block)")]
+    /// A network that is not an address or an address with a prefix length (`a.b.c.d/n`,
+    /// `x:y::z/n`)
+    #[error("invalid network {0:?} (expected an address or CIDR block)")]
     BadNetwork(String),
+    /// A device IPv6 prefix length above 128
+    #[error("device {0}: IPv6 prefix length must be at most 128")]
+    BadPrefix6(String),
     /// A tunnel MTU outside 576-65535
     #[error("mtu {0} out of range 576-65535")]
     MtuOutOfRange(u16),
@@ -570,6 +671,12 @@ impl Roles {
         }
         if let Some(d) = devices.iter().find(|d| d.prefix_len > 32) {
             return Err(ConfigError::BadPrefix(d.name.clone()));
+        }
+        if let Some(d) = devices
+            .iter()
+            .find(|d| d.ipv6.is_some_and(|l| l.prefix_len > 128))
+        {
+            return Err(ConfigError::BadPrefix6(d.name.clone()));
         }
         let mut ups = devices
             .iter()
@@ -648,5 +755,35 @@ mod tests {
             assert!(bad.parse::<Ipv4Net>().is_err(), "{bad}");
         }
         assert_eq!(n.to_string(), "198.18.11.0/24");
+    }
+
+    #[test]
+    fn ipv6_networks_parse_and_match() {
+        let n: Ipv6Net = "2001:db8:1::/64".parse().unwrap();
+        assert!(n.contains("2001:db8:1::42".parse().unwrap()));
+        assert!(n.contains("2001:db8:1:0:ffff::1".parse().unwrap()));
+        assert!(!n.contains("2001:db8:2::42".parse().unwrap()));
+        let one: Ipv6Net = "fd00::7".parse().unwrap();
+        assert_eq!(one.prefix_len, 128);
+        assert!(one.contains("fd00::7".parse().unwrap()));
+        assert!(!one.contains("fd00::8".parse().unwrap()));
+        assert_eq!(one, Ipv6Net::from("fd00::7".parse::<Ipv6Addr>().unwrap()));
+        let all: Ipv6Net = "::/0".parse().unwrap();
+        assert!(all.contains("2001:db8::1".parse().unwrap()));
+        let odd: Ipv6Net = "2001:db8:ff00::/39".parse().unwrap();
+        assert!(odd.contains("2001:db8:ff00::1".parse().unwrap()));
+        assert!(odd.contains("2001:db8:ffff::1".parse().unwrap()));
+        assert!(!odd.contains("2001:db9::1".parse().unwrap()));
+        for bad in [
+            "2001:db8::/129",
+            "2001:db8::1::2",
+            "198.18.0.1",
+            "x",
+            "fd00::/",
+        ] {
+            assert!(bad.parse::<Ipv6Net>().is_err(), "{bad}");
+        }
+        assert_eq!(n.to_string(), "2001:db8:1::/64");
+        assert_eq!(one.to_string(), "fd00::7");
     }
 }

@@ -45,6 +45,7 @@ impl MachineConfig {
 ///     prefix_len: 24,
 ///     gateway: Some(Ipv4Addr::new(198, 18, last, 254)),
 ///     gateway_mac: None,
+///     ipv6: None,
 /// };
 /// let devices = vec![device("lan0", DeviceRole::Listen, 1), device("wan0", DeviceRole::Upstream, 2)];
 /// let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 1), 443);

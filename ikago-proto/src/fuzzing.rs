@@ -50,6 +50,7 @@ fn device(
         prefix_len: 24,
         gateway,
         gateway_mac: None,
+        ipv6: None,
     }
 }
 

@@ -52,6 +52,26 @@
 //! carries out [`Output::Stream`] and reports the connection with [`Input::Stream`]; the
 //! [`stream`] module says who does what.
 //!
+//! # IPv6
+//!
+//! Inner IPv6 travels only over the `ikago2` wire ([`Protocol::Ikago2`]): the Go original has
+//! no IPv6 and cannot speak `ikago2`, so a peer that speaks `ikago2` is always IkaGo-rs and takes
+//! inner IPv6. On the `ikago` wire the client drops its sources' IPv6 packets
+//! ([`DropReason::Ipv6OnIkago`]) and the Go-compatible wire stays exactly as it was. The outer
+//! tunnel (FakeTCP or `tcp` mode) stays IPv4.
+//!
+//! - The client tunnels the IPv6 packets of its LAN sources ([`ClientConfig::sources6`]),
+//!   answers neighbour solicitations for [`ClientConfig::publish6`] on its listen devices
+//!   (proxy NDP, the counterpart of proxy ARP), and writes replies to the LAN host's MAC,
+//!   learned from its frames. Oversize replies get no fragmentation: the LAN host receives an
+//!   ICMPv6 Packet Too Big instead.
+//! - The server NATs inner IPv6 (TCP, UDP, ICMPv6 echo) onto its upstream device's IPv6
+//!   address ([`DeviceConfig::ipv6`]) with the same full-cone rules, pools and timeouts as
+//!   IPv4 (NAT66), translates ICMPv6 errors both ways with their quoted headers, and resolves
+//!   its IPv6 gateway by neighbour discovery. Without an upstream IPv6 address inner IPv6 is a
+//!   counted drop ([`DropReason::NoIpv6`]). A packet too big for the upstream MTU is answered
+//!   with a Packet Too Big to the client, as routers do for IPv6.
+//!
 //! # Panics, errors and drops
 //!
 //! `new` returns [`ConfigError`] for configuration mistakes. Network input never fails and never
@@ -90,8 +110,8 @@ pub mod wire;
 
 pub use client::{Client, DYNAMIC_PORTS};
 pub use config::{
-    ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ikago2Config, Ipv4Net, LinkType, MIN_MTU,
-    NatConfig, Protocol, ReassemblyLimits, ServerConfig, TcpTuning, Transport,
+    ClientConfig, ConfigError, DeviceConfig, DeviceRole, Ikago2Config, Ipv4Net, Ipv6Link, Ipv6Net,
+    LinkType, MIN_MTU, NatConfig, Protocol, ReassemblyLimits, ServerConfig, TcpTuning, Transport,
 };
 pub use crypto::Method;
 pub use either::{Machine, MachineConfig};

@@ -73,13 +73,15 @@ drop_reasons! {
     FragmentLimit => "fragment_limit",
     /// An incomplete datagram whose fragments expired
     FragmentTimeout => "fragment_timeout",
-    /// Client: a reply for a LAN address that has not been seen yet
+    /// Client: a reply for a LAN address that has not been seen yet. Server: inner IPv6 to an
+    /// off-link destination while the upstream device has no IPv6 gateway
     NoRoute => "no_route",
     /// A next hop did not answer ARP; the packets waiting for it were dropped
     ArpUnresolved => "arp_unresolved",
     /// A bounded queue (waiting for ARP or for the handshake) was full
     QueueFull => "queue_full",
-    /// Too big for the MTU with DF set: an ICMP "fragmentation needed" was sent back
+    /// Too big for the MTU with DF set: an ICMP "fragmentation needed" was sent back; IPv6
+    /// (never fragmented on the way): an ICMPv6 "packet too big" was sent back
     TooBig => "too_big",
     /// Server: the client's FakeTCP receive window was full (its ACKs are late or lost)
     PeerWindowFull => "peer_window_full",
@@ -116,6 +118,26 @@ drop_reasons! {
     StreamGarbage => "stream_garbage",
     /// `tcp` mode: a partial record that waited 30 s without any record completing, discarded
     StreamStale => "stream_stale",
+    /// Client: an inner IPv6 packet while the server is spoken to on the `ikago` wire, which
+    /// carries IPv4 only (the Go original cannot take IPv6)
+    Ipv6OnIkago => "ipv6_on_ikago",
+    /// Server: an inner IPv6 packet while the upstream device has no IPv6 address to NAT it onto
+    NoIpv6 => "no_ipv6",
+    /// An IPv6 extension-header chain that is malformed, longer than the bound, has a header
+    /// out of place, or does not reach the upper-layer header in the first fragment (RFC 7112)
+    BadExtensionHeaders => "bad_extension_headers",
+    /// An IPv6 fragment that overlaps another of its datagram: the whole datagram is dropped
+    /// (RFC 5722)
+    FragmentOverlap => "fragment_overlap",
+    /// A non-final IPv6 fragment carrying fewer than 256 bytes (no IPv6 link is that small;
+    /// only a resource attack sends them)
+    FragmentTiny => "fragment_tiny",
+    /// A next hop did not answer neighbour solicitation; the packets waiting for it were dropped
+    NdpUnresolved => "ndp_unresolved",
+    /// A neighbour discovery message that fails RFC 4861's checks (hop limit not 255, bad
+    /// length or option), or advertises an address this machine owns or publishes from another
+    /// MAC (a spoofing attempt): ignored
+    NdpInvalid => "ndp_invalid",
 }
 
 impl From<ipv4::Error> for DropReason {

@@ -32,6 +32,7 @@ fn dev(
         prefix_len: 24,
         gateway: gw.map(|g| g.0),
         gateway_mac: gw.map(|g| g.1),
+        ipv6: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<Ipv4Addr>) ->
         prefix_len: 24,
         gateway: gw,
         gateway_mac: gw.map(|_| DST_MAC),
+        ipv6: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn device(
         prefix_len: 24,
         gateway: gateway.map(|(n, l)| Ipv4Addr::new(198, 18, n, l)),
         gateway_mac: gateway.map(|(n, l)| Mac([2, 0, 0, 0, n, l])),
+        ipv6: None,
     }
 }
 

@@ -323,6 +323,7 @@ fn device(name: &str, spec: &InterfaceSpec) -> Result<DeviceConfig, ScenarioErro
             .as_deref()
             .map(|m| mac(&what, m))
             .transpose()?,
+        ipv6: None,
     })
 }
 
@@ -452,6 +453,7 @@ fn from_capture_scenario(v: &Value, role: Role) -> Result<Scenario, ScenarioErro
             prefix_len: net.prefix_len,
             gateway: None,
             gateway_mac: None,
+            ipv6: None,
         };
         if let Some(g) = gateway.filter(|&g| d.on_link(g)) {
             d.gateway = Some(g);

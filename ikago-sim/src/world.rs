@@ -106,6 +106,7 @@ fn device(
         prefix_len: PREFIX_LEN,
         gateway,
         gateway_mac: None,
+        ipv6: None,
     }
 }
 

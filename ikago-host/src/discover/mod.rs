@@ -101,6 +101,7 @@ pub fn candidates(
                 prefix_len: net.prefix_len,
                 gateway,
                 gateway_mac: gateway.and_then(|g| neighbors.mac(&i.name, g)),
+                ipv6: None,
             }
         })
         .collect()

@@ -69,6 +69,7 @@ pub(crate) fn device(
         prefix_len,
         gateway: gw.map(|g| Ipv4Addr::from(g.0)),
         gateway_mac: gw.map(|g| Mac(g.1)),
+        ipv6: None,
     }
 }
 

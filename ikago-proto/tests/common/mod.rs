@@ -29,6 +29,7 @@ fn dev(name: &str, role: DeviceRole, addr: [u8; 4], gw: Option<[u8; 4]>) -> Devi
         prefix_len: 24,
         gateway: gw.map(Ipv4Addr::from),
         gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, g[2], g[3]])),
+        ipv6: None,
     }
 }
 
