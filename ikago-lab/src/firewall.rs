@@ -1,8 +1,11 @@
 //! The firewall router between the clients and the server: strict conntrack, UDP and ICMP blocked
 //!
 //! Interfaces: `in0` faces the clients (198.18.22.0/24), `out0` faces the server
-//! (198.18.23.0/24) and `out1` the second server (198.18.26.0/24). The rules are applied atomically with `iptables-restore`, so a policy can be
-//! swapped on a running lab (the benchmark opens the firewall for the direct path).
+//! (198.18.23.0/24) and `out1` the second server (198.18.26.0/24). The rules are applied
+//! atomically with `iptables-restore`, so a policy can be swapped on a running lab (the benchmark
+//! opens the firewall for the direct path). A dual-stack lab gets the same policy for IPv6 with
+//! `ip6tables-restore`: UDP and ICMPv6 from the clients dropped, conntrack as strict; neighbour
+//! discovery is never forwarded, so it is untouched (INPUT and OUTPUT accept).
 
 use crate::{Netns, Result};
 
@@ -74,6 +77,16 @@ impl FirewallPolicy {
 
     /// The `iptables-restore` input for this policy
     pub fn ruleset(&self) -> String {
+        self.rules_for("icmp")
+    }
+
+    /// The `ip6tables-restore` input for this policy: the IPv4 one with ICMPv6 for ICMP
+    pub fn ruleset6(&self) -> String {
+        self.rules_for("ipv6-icmp")
+    }
+
+    /// The ruleset with `icmp` naming the family's ICMP protocol
+    fn rules_for(&self, icmp: &str) -> String {
         let mut filter = vec![
             "*filter",
             ":INPUT ACCEPT [0:0]",
@@ -91,7 +104,7 @@ impl FirewallPolicy {
         filter.push("-A FORWARD -m conntrack --ctstate INVALID -j DROP".into());
         if self.blocking == Blocking::Drop {
             filter.push(format!("-A FORWARD -i {INSIDE} -p udp -j DROP"));
-            filter.push(format!("-A FORWARD -i {INSIDE} -p icmp -j DROP"));
+            filter.push(format!("-A FORWARD -i {INSIDE} -p {icmp} -j DROP"));
         }
         filter.push(format!("-A FORWARD -i {INSIDE} -o {ANY_OUTSIDE} -j ACCEPT"));
         let back = match self.blocking {
@@ -112,9 +125,13 @@ impl FirewallPolicy {
         filter.join("\n") + "\n"
     }
 
-    /// Applies the policy to the firewall namespace, replacing any previous one
-    pub(crate) fn apply(&self, fw: &Netns) -> Result<()> {
+    /// Applies the policy to the firewall namespace (to IPv6 as well when `ipv6`), replacing any
+    /// previous one
+    pub(crate) fn apply(&self, fw: &Netns, ipv6: bool) -> Result<()> {
         fw.exec_with_input("iptables-restore", &[], &self.ruleset())?;
+        if ipv6 {
+            fw.exec_with_input("ip6tables-restore", &[], &self.ruleset6())?;
+        }
         // The conntrack sysctls exist once a conntrack rule loaded the module in this namespace
         fw.sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")?;
         fw.sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", "0")?;
@@ -122,7 +139,7 @@ impl FirewallPolicy {
             // Absent when no shaping was set: nothing to delete
             let _ = fw.attempt("tc", &["qdisc", "del", "dev", dev, "root"]);
             if let Blocking::ShapeUdp { kbit } = self.blocking {
-                shape_udp(fw, dev, kbit)?;
+                shape_udp(fw, dev, kbit, ipv6)?;
             }
         }
         Ok(())
@@ -130,7 +147,16 @@ impl FirewallPolicy {
 
     /// Packets dropped so far by the INVALID rule (`iptables -L FORWARD -v`)
     pub fn invalid_drops(fw: &Netns) -> Result<u64> {
-        let listing = fw.exec("iptables", &["-L", "FORWARD", "-v", "-n", "-x"])?;
+        Self::invalid_drops_of(fw, "iptables")
+    }
+
+    /// IPv6 packets dropped so far by the INVALID rule (`ip6tables -L FORWARD -v`)
+    pub fn invalid_drops6(fw: &Netns) -> Result<u64> {
+        Self::invalid_drops_of(fw, "ip6tables")
+    }
+
+    fn invalid_drops_of(fw: &Netns, tool: &str) -> Result<u64> {
+        let listing = fw.exec(tool, &["-L", "FORWARD", "-v", "-n", "-x"])?;
         Ok(listing
             .lines()
             .find(|l| l.contains("ctstate INVALID"))
@@ -140,10 +166,11 @@ impl FirewallPolicy {
     }
 }
 
-/// HTB on `dev`'s egress: UDP into a `kbit` class, everything else into a 10 Gbit/s one
+/// HTB on `dev`'s egress: UDP (over IPv6 too when `ipv6`) into a `kbit` class, everything else
+/// into a 10 Gbit/s one
 ///
 /// No tc police on this kernel (DESIGN §6): a shaping qdisc is the way.
-fn shape_udp(fw: &Netns, dev: &str, kbit: u32) -> Result<()> {
+fn shape_udp(fw: &Netns, dev: &str, kbit: u32, ipv6: bool) -> Result<()> {
     let rate = format!("{kbit}kbit");
     fw.exec(
         "tc",
@@ -176,6 +203,15 @@ fn shape_udp(fw: &Netns, dev: &str, kbit: u32) -> Result<()> {
             "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "u32", "match", "ip",
             "protocol", "17", "0xff", "flowid", "1:20",
         ],
-    )
-    .map(drop)
+    )?;
+    if ipv6 {
+        fw.exec(
+            "tc",
+            &[
+                "filter", "add", "dev", dev, "parent", "1:", "protocol", "ipv6", "u32", "match",
+                "ip6", "protocol", "17", "0xff", "flowid", "1:20",
+            ],
+        )?;
+    }
+    Ok(())
 }

@@ -1,7 +1,9 @@
 //! Network-namespace lab of IkaGo-rs: a LAN, a UDP-blocking firewall, a server and a destination
 //!
 //! Everything lives in network namespaces that this crate creates with unique names
-//! (`ikl-<pid>-<n>-<role>`), on addresses in 198.18.0.0/15 only (see [`addr`]). Each namespace,
+//! (`ikl-<pid>-<n>-<role>`), on addresses in 198.18.0.0/15 only (see [`addr`]); a lab built with
+//! [`Lab::build_dual_stack`] adds an IPv6 plane on 2001:db8::/32 and fd00::/8 only, with an
+//! IPv6-only LAN host D and a third Internet host behind the destination. Each namespace,
 //! process and link is owned by a guard ([`Netns`], [`Daemon`]) that removes it on drop, so a
 //! failing or panicking test leaves nothing behind; [`sweep_stale`] removes what a killed run left.
 //!

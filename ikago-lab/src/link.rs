@@ -1,24 +1,31 @@
 //! Links between namespaces: veth pairs with offloads off, addresses, bridges
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::addr::PREFIX6;
 
 use crate::cmd;
 use crate::{Netns, Result};
 
-/// One end of a veth pair: its namespace, name and optional address (with prefix length)
+/// One end of a veth pair: its namespace, name, optional IPv4 address (with prefix length) and
+/// optional IPv6 address (a /64)
 pub(crate) struct End<'a> {
     pub(crate) ns: &'a Netns,
     pub(crate) name: &'a str,
     pub(crate) addr: Option<(Ipv4Addr, u8)>,
+    pub(crate) addr6: Option<Ipv6Addr>,
 }
 
 /// Creates a veth pair straight into two namespaces, turns offloads off, addresses and raises it
 ///
 /// Offloads off (DESIGN §6): else pcap sees unchecked checksums and 16 KB GSO frames. MACs are
-/// fixed from the address (`02:00:00:00:<octet 3>:<octet 4>`) so captures read the same each run.
+/// fixed from the address (`02:00:00:00:<octet 3>:<octet 4>`, or for an end with an IPv6
+/// address only `02:00:00:06:<subnet>:<last octet>`) so captures read the same each run. IPv6
+/// addresses skip duplicate address detection: the plan has no duplicates, and a tentative
+/// address could not be bound at once.
 pub(crate) fn veth(a: &End<'_>, b: &End<'_>) -> Result<()> {
     let mut args = vec!["link", "add", a.name, "netns", a.ns.name()];
-    let (mac_a, mac_b) = (a.addr.map(mac_for), b.addr.map(mac_for));
+    let (mac_a, mac_b) = (mac_of(a), mac_of(b));
     if let Some(mac) = &mac_a {
         args.extend(["address", mac]);
     }
@@ -32,6 +39,11 @@ pub(crate) fn veth(a: &End<'_>, b: &End<'_>) -> Result<()> {
         if let Some((ip, prefix)) = end.addr {
             end.ns
                 .ip(&["addr", "add", &format!("{ip}/{prefix}"), "dev", end.name])?;
+        }
+        if let Some(ip) = end.addr6 {
+            let addr = format!("{ip}/{PREFIX6}");
+            end.ns
+                .ip(&["-6", "addr", "add", &addr, "dev", end.name, "nodad"])?;
         }
         end.ns.ip(&["link", "set", end.name, "up"])?;
     }
@@ -65,8 +77,17 @@ pub(crate) fn bridge(ns: &Netns, name: &str, ports: &[&str]) -> Result<()> {
     ns.ip(&["link", "set", name, "up"]).map(drop)
 }
 
-/// The fixed MAC of an interface with this address
-fn mac_for((ip, _): (Ipv4Addr, u8)) -> String {
-    let [_, _, c, d] = ip.octets();
-    format!("02:00:00:00:{c:02x}:{d:02x}")
+/// The fixed MAC of an end with an address, from its IPv4 address when it has one
+fn mac_of(end: &End<'_>) -> Option<String> {
+    match (end.addr, end.addr6) {
+        (Some((ip, _)), _) => {
+            let [_, _, c, d] = ip.octets();
+            Some(format!("02:00:00:00:{c:02x}:{d:02x}"))
+        }
+        (None, Some(ip)) => {
+            let o = ip.octets();
+            Some(format!("02:00:00:06:{:02x}:{:02x}", o[3], o[15]))
+        }
+        (None, None) => None,
+    }
 }

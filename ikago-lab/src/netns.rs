@@ -26,24 +26,34 @@ pub(crate) fn new_lab_id() -> String {
 
 /// A named network namespace, deleted (with every link in it) on drop
 ///
-/// Created with loopback up, IPv6 off (nothing leaves 198.18.0.0/15) and reverse-path
-/// filtering off (the lab's asymmetric routes are deliberate).
+/// Created with loopback up and reverse-path filtering off (the lab's asymmetric routes are
+/// deliberate); IPv6 off (nothing leaves 198.18.0.0/15) unless the lab has an IPv6 plane, and
+/// then on without router advertisements, autoconfiguration or duplicate address detection: the
+/// only IPv6 addresses are the plan's (and each link's link-local one, which NDP needs).
 #[derive(Debug)]
 pub struct Netns {
     name: String,
 }
 
 impl Netns {
-    /// Creates `<lab_id>-<role>`
-    pub(crate) fn create(lab_id: &str, role: &str) -> Result<Self> {
+    /// Creates `<lab_id>-<role>`, with IPv6 on when `ipv6`
+    pub(crate) fn create(lab_id: &str, role: &str, ipv6: bool) -> Result<Self> {
         let name = format!("{lab_id}-{role}");
         cmd::run("ip", &["netns", "add", &name])?;
         let ns = Self { name };
-        for key in [
-            "net.ipv6.conf.all.disable_ipv6",
-            "net.ipv6.conf.default.disable_ipv6",
-        ] {
-            ns.sysctl(key, "1")?;
+        for scope in ["all", "default"] {
+            if ipv6 {
+                for (key, value) in [
+                    ("accept_ra", "0"),
+                    ("autoconf", "0"),
+                    ("accept_dad", "0"),
+                    ("router_solicitations", "0"),
+                ] {
+                    ns.sysctl(&format!("net.ipv6.conf.{scope}.{key}"), value)?;
+                }
+            } else {
+                ns.sysctl(&format!("net.ipv6.conf.{scope}.disable_ipv6"), "1")?;
+            }
         }
         for key in [
             "net.ipv4.conf.all.rp_filter",

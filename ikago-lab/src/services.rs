@@ -1,9 +1,10 @@
-//! The destination's services: DNS (dnsmasq), UDP and TCP echo (socat), iperf3
+//! The destination's services: DNS (dnsmasq), UDP and TCP echo (socat), iperf3; in a dual-stack
+//! lab DNS and the echoes on the destination's IPv6 address as well
 
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
-use crate::addr::{DESTINATION, DNS_DOMAIN, DNS_PORT, ECHO_PORT, IPERF_PORT};
+use crate::addr::{DESTINATION, DESTINATION6, DNS_DOMAIN, DNS_PORT, ECHO_PORT, IPERF_PORT};
 use crate::probe::{dns, tcp, udp};
 use crate::{Daemon, LabError, Netns, Result};
 
@@ -12,11 +13,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between readiness polls
 const READY_POLL: Duration = Duration::from_millis(50);
 
-/// Starts every service on the destination and waits until each answers locally
-pub(crate) fn start(dst: &Netns) -> Result<Vec<Daemon>> {
+/// Starts every service on the destination (on IPv6 too when `ipv6`) and waits until each
+/// answers locally; names under [`DNS_DOMAIN`] have the destination's address of each family
+pub(crate) fn start(dst: &Netns, ipv6: bool) -> Result<Vec<Daemon>> {
     let ip = DESTINATION.to_string();
-    let answer = format!("--address=/{DNS_DOMAIN}/{ip}");
-    let listen = format!("--listen-address={ip}");
+    let mut dns_args = vec![
+        format!("--address=/{DNS_DOMAIN}/{ip}"),
+        format!("--listen-address={ip}"),
+    ];
+    if ipv6 {
+        dns_args.push(format!("--address=/{DNS_DOMAIN}/{DESTINATION6}"));
+        dns_args.push(format!("--listen-address={DESTINATION6}"));
+    }
     let dnsmasq = Daemon::spawn(
         dst,
         "dnsmasq",
@@ -32,14 +40,36 @@ pub(crate) fn start(dst: &Netns) -> Result<Vec<Daemon>> {
             "--pid-file",
             "--user=root",
             "--port=53",
-            &listen,
-            &answer,
-        ],
+        ]
+        .into_iter()
+        .chain(dns_args.iter().map(String::as_str))
+        .collect::<Vec<_>>(),
     )?;
-    let udp_echo = format!("UDP4-RECVFROM:{ECHO_PORT},bind={ip},fork");
-    let udp_echo = Daemon::spawn(dst, "udp-echo", "socat", &[&udp_echo, "PIPE"])?;
-    let tcp_echo = format!("TCP4-LISTEN:{ECHO_PORT},bind={ip},reuseaddr,fork");
-    let tcp_echo = Daemon::spawn(dst, "tcp-echo", "socat", &[&tcp_echo, "PIPE"])?;
+    let mut daemons = vec![dnsmasq];
+    let mut echo_at: Vec<SocketAddr> = vec![SocketAddrV4::new(DESTINATION, ECHO_PORT).into()];
+    if ipv6 {
+        echo_at.push(SocketAddrV6::new(DESTINATION6, ECHO_PORT, 0, 0).into());
+    }
+    for at in &echo_at {
+        let (udp, tcp, bind) = match at {
+            SocketAddr::V4(a) => ("UDP4", "TCP4", a.ip().to_string()),
+            SocketAddr::V6(a) => ("UDP6", "TCP6", format!("[{}]", a.ip())),
+        };
+        let udp_echo = format!("{udp}-RECVFROM:{ECHO_PORT},bind={bind},fork");
+        daemons.push(Daemon::spawn(
+            dst,
+            "udp-echo",
+            "socat",
+            &[&udp_echo, "PIPE"],
+        )?);
+        let tcp_echo = format!("{tcp}-LISTEN:{ECHO_PORT},bind={bind},reuseaddr,fork");
+        daemons.push(Daemon::spawn(
+            dst,
+            "tcp-echo",
+            "socat",
+            &[&tcp_echo, "PIPE"],
+        )?);
+    }
     let port = IPERF_PORT.to_string();
     let iperf = Daemon::spawn(
         dst,
@@ -49,17 +79,19 @@ pub(crate) fn start(dst: &Netns) -> Result<Vec<Daemon>> {
     )?;
 
     iperf.wait_for_line("Server listening", 0, READY_TIMEOUT)?;
-    let dns_server = SocketAddrV4::new(DESTINATION, DNS_PORT);
-    let echo = SocketAddrV4::new(DESTINATION, ECHO_PORT);
+    daemons.push(iperf);
     let short = Duration::from_millis(200);
-    poll_until("dnsmasq", || {
-        dns::query(dst, dns_server, &format!("ready.{DNS_DOMAIN}"), short).is_ok()
-    })?;
-    poll_until("udp echo", || udp::echo(dst, echo, 20, short).is_ok())?;
-    poll_until("tcp echo", || {
-        tcp::echo(dst, echo, b"ready\n", short).is_ok()
-    })?;
-    Ok(vec![dnsmasq, udp_echo, tcp_echo, iperf])
+    for echo in echo_at {
+        let dns_server = SocketAddr::new(echo.ip(), DNS_PORT);
+        poll_until("dnsmasq", || {
+            dns::query(dst, dns_server, &format!("ready.{DNS_DOMAIN}"), short).is_ok()
+        })?;
+        poll_until("udp echo", || udp::echo(dst, echo, 20, short).is_ok())?;
+        poll_until("tcp echo", || {
+            tcp::echo(dst, echo, b"ready\n", short).is_ok()
+        })?;
+    }
+    Ok(daemons)
 }
 
 /// Polls `ready` until it holds, for at most [`READY_TIMEOUT`]

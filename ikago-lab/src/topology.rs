@@ -39,10 +39,16 @@ pub enum Host {
     /// The destination: DNS, UDP/TCP echo and iperf3 on 198.18.24.2 (eth0), reached from the
     /// second server through eth1 198.18.27.2
     Destination,
-    /// The LAN switch (a bridge) joining host A, host B and the client
+    /// The LAN switch (a bridge) joining host A, host B, the client (and host D)
     LanSwitch,
     /// The WAN switch (a bridge) joining both clients and the firewall
     WanSwitch,
+    /// IPv6 plane only: a LAN device with an IPv6 address only (fd00:21::4), whose gateway is
+    /// the client
+    HostD,
+    /// IPv6 plane only: a third Internet host (2001:db8:28::2) behind the destination, on a
+    /// link of the IPv6 minimum MTU
+    Peer,
 }
 
 impl Host {
@@ -61,6 +67,9 @@ impl Host {
         Self::Destination,
     ];
 
+    /// The hosts only a lab with the IPv6 plane has, created after [`Self::ALL`]
+    pub const IPV6_ONLY: [Self; 2] = [Self::HostD, Self::Peer];
+
     /// The role part of the namespace name
     fn role(self) -> &'static str {
         match self {
@@ -75,6 +84,8 @@ impl Host {
             Self::Destination => "dst",
             Self::LanSwitch => "lansw",
             Self::WanSwitch => "wansw",
+            Self::HostD => "d",
+            Self::Peer => "peer",
         }
     }
 }
@@ -86,6 +97,8 @@ impl Host {
 pub struct Lab {
     id: String,
     policy: FirewallPolicy,
+    /// Whether the IPv6 plane is built beside the IPv4 one
+    ipv6: bool,
     services: Vec<Daemon>,
     namespaces: Vec<(Host, Netns)>,
     /// Dropped after the namespaces: it also watches the teardown
@@ -96,6 +109,18 @@ pub struct Lab {
 impl Lab {
     /// Builds the whole topology with `policy` on the firewall, services up and answering
     pub fn build(policy: FirewallPolicy) -> Result<Self> {
+        Self::build_with(policy, false)
+    }
+
+    /// Builds the topology with its IPv6 plane beside the IPv4 one ([`crate::addr`]): every
+    /// machine dual-stack, host D (IPv6 only) on the LAN, the peer behind the destination,
+    /// IPv6 forwarding on the routers, the firewall's policy for IPv6 as well, and the
+    /// destination's services on both families
+    pub fn build_dual_stack(policy: FirewallPolicy) -> Result<Self> {
+        Self::build_with(policy, true)
+    }
+
+    fn build_with(policy: FirewallPolicy, ipv6: bool) -> Result<Self> {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = sweep_stale() {
             eprintln!("ikago-lab: sweeping stale namespaces: {e}");
@@ -105,18 +130,20 @@ impl Lab {
             _watchdog: Watchdog::arm(&id, LAB_DEADLINE),
             id,
             policy,
+            ipv6,
             services: Vec::new(),
             namespaces: Vec::new(),
             _serial: serial,
         };
-        for host in Host::ALL {
-            let ns = Netns::create(&lab.id, host.role())?;
+        let v6_hosts = if ipv6 { &Host::IPV6_ONLY[..] } else { &[] };
+        for &host in Host::ALL.iter().chain(v6_hosts) {
+            let ns = Netns::create(&lab.id, host.role(), ipv6)?;
             lab.namespaces.push((host, ns));
         }
         lab.wire()?;
         lab.route()?;
-        policy.apply(lab.ns(Host::Firewall))?;
-        lab.services = services::start(lab.ns(Host::Destination))?;
+        policy.apply(lab.ns(Host::Firewall), ipv6)?;
+        lab.services = services::start(lab.ns(Host::Destination), ipv6)?;
         Ok(lab)
     }
 
@@ -125,14 +152,19 @@ impl Lab {
         &self.id
     }
 
-    /// The namespace of `host`
+    /// The namespace of `host` (a host of [`Host::IPV6_ONLY`] exists only in a dual-stack lab)
     pub fn ns(&self, host: Host) -> &Netns {
         &self
             .namespaces
             .iter()
             .find(|(h, _)| *h == host)
-            .expect("every host is created in build")
+            .unwrap_or_else(|| panic!("{host:?} exists only in a dual-stack lab"))
             .1
+    }
+
+    /// Whether the lab has its IPv6 plane
+    pub fn is_dual_stack(&self) -> bool {
+        self.ipv6
     }
 
     /// The firewall policy in force
@@ -142,7 +174,7 @@ impl Lab {
 
     /// Replaces the firewall policy
     pub fn set_policy(&mut self, policy: FirewallPolicy) -> Result<()> {
-        policy.apply(self.ns(Host::Firewall))?;
+        policy.apply(self.ns(Host::Firewall), self.ipv6)?;
         self.policy = policy;
         Ok(())
     }
@@ -152,9 +184,13 @@ impl Lab {
     /// On, the LAN hosts reach the destination without the tunnel (the direct path, through the
     /// firewall); off (the default), only IkaGo moves packets between their legs.
     pub fn set_direct_routing(&self, on: bool) -> Result<()> {
+        let value = if on { "1" } else { "0" };
         for host in [Host::Client, Host::Client2, Host::Server, Host::Server2] {
-            self.ns(host)
-                .sysctl("net.ipv4.ip_forward", if on { "1" } else { "0" })?;
+            self.ns(host).sysctl("net.ipv4.ip_forward", value)?;
+            if self.ipv6 {
+                self.ns(host)
+                    .sysctl("net.ipv6.conf.all.forwarding", value)?;
+            }
         }
         Ok(())
     }
@@ -214,23 +250,31 @@ impl Lab {
         Ok(client)
     }
 
-    /// The firewall rules of `host`, for leak checks: `iptables-save` rules and user chains,
-    /// and nftables tables other than the ones iptables-nft creates empty on first use
+    /// The firewall rules of `host`, for leak checks: `iptables-save` and `ip6tables-save`
+    /// rules and user chains, and nftables tables other than the ones iptables-nft creates empty
+    /// on first use
     pub fn firewall_rules(&self, host: Host) -> Result<Vec<String>> {
         let ns = self.ns(host);
-        let saved = ns.exec("iptables-save", &[])?;
         let builtin = ["INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"];
-        let mut rules = saved
-            .lines()
-            .filter(|l| {
-                l.starts_with("-A")
-                    || l.strip_prefix(':')
-                        .is_some_and(|c| !builtin.contains(&c.split(' ').next().unwrap_or("")))
-            })
-            .map(strip_counters)
-            .collect::<Vec<_>>();
-        let iptables_nft =
-            ["filter", "nat", "mangle", "raw", "security"].map(|t| format!("table ip {t}"));
+        let mut rules = Vec::new();
+        for save in ["iptables-save", "ip6tables-save"] {
+            let saved = ns.exec(save, &[])?;
+            rules.extend(
+                saved
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("-A")
+                            || l.strip_prefix(':').is_some_and(|c| {
+                                !builtin.contains(&c.split(' ').next().unwrap_or(""))
+                            })
+                    })
+                    .map(strip_counters),
+            );
+        }
+        let iptables_nft = ["ip", "ip6"].into_iter().flat_map(|family| {
+            ["filter", "nat", "mangle", "raw", "security"].map(|t| format!("table {family} {t}"))
+        });
+        let iptables_nft = iptables_nft.collect::<Vec<_>>();
         let tables = ns.exec("nft", &["list", "tables"])?;
         rules.extend(
             tables
@@ -241,60 +285,107 @@ impl Lab {
         Ok(rules)
     }
 
-    /// Creates the links: two bridges, six point-to-point veths
+    /// Creates the links: two bridges, six point-to-point veths (and with the IPv6 plane host
+    /// D's port on the LAN switch and the peer's link to the destination)
     fn wire(&self) -> Result<()> {
-        let end = |host, name, addr: Option<std::net::Ipv4Addr>| End {
+        let v6 = |a| self.ipv6.then_some(a);
+        let end = |host, name, addr: Option<std::net::Ipv4Addr>, addr6| End {
             ns: self.ns(host),
             name,
             addr: addr.map(|a| (a, PREFIX)),
+            addr6,
         };
         let (lan, wan) = (Host::LanSwitch, Host::WanSwitch);
         veth(
-            &end(Host::HostA, "eth0", Some(HOST_A)),
-            &end(lan, "pa", None),
+            &end(Host::HostA, "eth0", Some(HOST_A), v6(HOST_A6)),
+            &end(lan, "pa", None, None),
         )?;
         veth(
-            &end(Host::HostB, "eth0", Some(HOST_B)),
-            &end(lan, "pb", None),
+            &end(Host::HostB, "eth0", Some(HOST_B), v6(HOST_B6)),
+            &end(lan, "pb", None, None),
         )?;
         veth(
-            &end(Host::Client, "lan0", Some(CLIENT_LAN)),
-            &end(lan, "pclient", None),
+            &end(Host::Client, "lan0", Some(CLIENT_LAN), v6(CLIENT_LAN6)),
+            &end(lan, "pclient", None, None),
         )?;
-        bridge(self.ns(lan), "br0", &["pa", "pb", "pclient"])?;
+        let mut lan_ports = vec!["pa", "pb", "pclient"];
+        if self.ipv6 {
+            veth(
+                &end(Host::HostD, "eth0", None, Some(HOST_D6)),
+                &end(lan, "pd", None, None),
+            )?;
+            lan_ports.push("pd");
+        }
+        bridge(self.ns(lan), "br0", &lan_ports)?;
         veth(
-            &end(Host::Client, "wan0", Some(CLIENT_WAN)),
-            &end(wan, "pclient", None),
+            &end(Host::Client, "wan0", Some(CLIENT_WAN), v6(CLIENT_WAN6)),
+            &end(wan, "pclient", None, None),
         )?;
         veth(
-            &end(Host::Client2, "wan0", Some(CLIENT2_WAN)),
-            &end(wan, "pclient2", None),
+            &end(Host::Client2, "wan0", Some(CLIENT2_WAN), v6(CLIENT2_WAN6)),
+            &end(wan, "pclient2", None, None),
         )?;
         veth(
-            &end(Host::Firewall, INSIDE, Some(FIREWALL_INSIDE)),
-            &end(wan, "pfw", None),
+            &end(
+                Host::Firewall,
+                INSIDE,
+                Some(FIREWALL_INSIDE),
+                v6(FIREWALL_INSIDE6),
+            ),
+            &end(wan, "pfw", None, None),
         )?;
         bridge(self.ns(wan), "br0", &["pclient", "pclient2", "pfw"])?;
         veth(
-            &end(Host::HostC, "eth0", Some(HOST_C)),
-            &end(Host::Client2, "lan0", Some(CLIENT2_LAN)),
+            &end(Host::HostC, "eth0", Some(HOST_C), v6(HOST_C6)),
+            &end(Host::Client2, "lan0", Some(CLIENT2_LAN), v6(CLIENT2_LAN6)),
         )?;
         veth(
-            &end(Host::Firewall, OUTSIDE, Some(FIREWALL_OUTSIDE)),
-            &end(Host::Server, "wan0", Some(SERVER_WAN)),
+            &end(
+                Host::Firewall,
+                OUTSIDE,
+                Some(FIREWALL_OUTSIDE),
+                v6(FIREWALL_OUTSIDE6),
+            ),
+            &end(Host::Server, "wan0", Some(SERVER_WAN), v6(SERVER_WAN6)),
         )?;
         veth(
-            &end(Host::Server, "dst0", Some(SERVER_DST)),
-            &end(Host::Destination, "eth0", Some(DESTINATION)),
+            &end(Host::Server, "dst0", Some(SERVER_DST), v6(SERVER_DST6)),
+            &end(
+                Host::Destination,
+                "eth0",
+                Some(DESTINATION),
+                v6(DESTINATION6),
+            ),
         )?;
         veth(
-            &end(Host::Firewall, OUTSIDE2, Some(FIREWALL_OUTSIDE2)),
-            &end(Host::Server2, "wan0", Some(SERVER2_WAN)),
+            &end(
+                Host::Firewall,
+                OUTSIDE2,
+                Some(FIREWALL_OUTSIDE2),
+                v6(FIREWALL_OUTSIDE2_6),
+            ),
+            &end(Host::Server2, "wan0", Some(SERVER2_WAN), v6(SERVER2_WAN6)),
         )?;
         veth(
-            &end(Host::Server2, "dst0", Some(SERVER2_DST)),
-            &end(Host::Destination, "eth1", Some(DESTINATION2)),
-        )
+            &end(Host::Server2, "dst0", Some(SERVER2_DST), v6(SERVER2_DST6)),
+            &end(
+                Host::Destination,
+                "eth1",
+                Some(DESTINATION2),
+                v6(DESTINATION2_6),
+            ),
+        )?;
+        if self.ipv6 {
+            veth(
+                &end(Host::Destination, "eth2", None, Some(DESTINATION_PEER6)),
+                &end(Host::Peer, "eth0", None, Some(PEER6)),
+            )?;
+            let mtu = PEER_LINK_MTU.to_string();
+            for (host, dev) in [(Host::Destination, "eth2"), (Host::Peer, "eth0")] {
+                self.ns(host).ip(&["link", "set", dev, "mtu", &mtu])?;
+            }
+        }
+        Ok(())
     }
 
     /// Default routes and forwarding: each host's gateway as in the addressing plan
@@ -341,7 +432,45 @@ impl Lab {
                     .ip(&["route", "add", net, "via", &firewall.to_string()])?;
             }
         }
+        if self.ipv6 {
+            self.route6()?;
+        }
         self.set_direct_routing(false)
+    }
+
+    /// The IPv6 plane's routes, the same shape as the IPv4 ones: the destination routes back
+    /// through the server and forwards to the peer, the firewall forwards between its legs
+    fn route6(&self) -> Result<()> {
+        let via = |host, net: &str, gw: std::net::Ipv6Addr| {
+            self.ns(host)
+                .ip(&["-6", "route", "add", net, "via", &gw.to_string()])
+                .map(drop)
+        };
+        via(Host::HostA, "default", CLIENT_LAN6)?;
+        via(Host::HostD, "default", CLIENT_LAN6)?;
+        via(Host::HostB, "default", PUBLISHED_GATEWAY6)?;
+        via(Host::HostC, "default", CLIENT2_LAN6)?;
+        via(Host::Client, "default", FIREWALL_INSIDE6)?;
+        via(Host::Client2, "default", FIREWALL_INSIDE6)?;
+        via(Host::Server, "default", DESTINATION6)?;
+        via(Host::Server2, "default", DESTINATION2_6)?;
+        via(Host::Destination, "default", SERVER_DST6)?;
+        via(Host::Peer, "default", DESTINATION_PEER6)?;
+        via(Host::Firewall, "default", SERVER_WAN6)?;
+        via(Host::Firewall, LAN6, CLIENT_WAN6)?;
+        via(Host::Firewall, LAN2_6, CLIENT2_WAN6)?;
+        for (server, firewall) in [
+            (Host::Server, FIREWALL_OUTSIDE6),
+            (Host::Server2, FIREWALL_OUTSIDE2_6),
+        ] {
+            for net in [LAN6, LAN2_6, "2001:db8:22::/64"] {
+                via(server, net, firewall)?;
+            }
+        }
+        for host in [Host::Firewall, Host::Destination] {
+            self.ns(host).sysctl("net.ipv6.conf.all.forwarding", "1")?;
+        }
+        Ok(())
     }
 }
 

@@ -102,7 +102,7 @@ mod tests {
             return;
         }
         let id = new_lab_id();
-        let ns = Netns::create(&id, "stuck").expect("namespace");
+        let ns = Netns::create(&id, "stuck", false).expect("namespace");
         let mut stuck = Daemon::spawn(&ns, "stuck", "sleep", &["600"]).expect("sleep starts");
         let _watchdog = Watchdog::arm(&id, Duration::from_millis(300));
         let status = stuck

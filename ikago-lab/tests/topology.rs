@@ -1,11 +1,11 @@
 //! The lab itself, without IkaGo: addressing, the firewall's blocking and strictness, the
 //! variants, the services, and teardown even on panic
 
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::time::Duration;
 
 use ikago_lab::addr::*;
-use ikago_lab::probe::{dns, ping, raw, tcp, udp};
+use ikago_lab::probe::{dns, ping, pmtu, raw, tcp, udp};
 use ikago_lab::{
     Blocking, Daemon, FirewallPolicy, Host, Lab, namespaces_with_prefix, require_root,
 };
@@ -271,5 +271,89 @@ fn teardown_removes_everything_even_after_a_panic() {
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         "process {pid} remains"
+    );
+}
+
+/// The IPv6 plane on the direct path (kernel forwarding on): TCP crosses the firewall from
+/// the IPv6-only host D, a dual-stack host A and host C while UDP echo, DNS and ping6 are
+/// blocked; a connection opened from the outside is not let in; opened, the firewall passes
+/// everything, and a datagram too big for the peer's link draws a Packet Too Big that host D's
+/// kernel learns from. The lab leaves nothing behind.
+#[test]
+fn dual_stack_plane_blocks_ipv6_udp_and_icmpv6_but_not_tcp() {
+    if !require_root() {
+        return;
+    }
+    let echo6 = SocketAddr::new(DESTINATION6.into(), ECHO_PORT);
+    let dns6 = SocketAddr::new(DESTINATION6.into(), DNS_PORT);
+    let mut lab = Lab::build_dual_stack(FirewallPolicy::default()).expect("lab");
+    let id = lab.id().to_owned();
+    lab.set_direct_routing(true).expect("forwarding on");
+    for host in [Host::HostD, Host::HostA, Host::HostC] {
+        let ns = lab.ns(host);
+        tcp::echo(ns, echo6, b"tcp6 passes\n", Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("{host:?}: tcp over IPv6 crosses the firewall: {e}"));
+        assert!(
+            udp::echo(ns, echo6, 20, SHORT).is_err(),
+            "{host:?}: IPv6 udp must be blocked"
+        );
+        assert!(
+            dns::query(ns, dns6, "echo.lab.test", SHORT).is_err(),
+            "{host:?}: dns over IPv6 blocked"
+        );
+        let pings = ping::ping(
+            ns,
+            DESTINATION6,
+            2,
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+        )
+        .expect("ping");
+        assert_eq!(pings.received(), 0, "{host:?}: ICMPv6 echo must be blocked");
+    }
+    // dual-stack: host A's IPv4 goes on as before
+    tcp::echo(lab.ns(Host::HostA), echo(), b"tcp4\n", SHORT).expect("host A over IPv4");
+    // host B's IPv6 gateway is nobody's: without proxy NDP it reaches nothing
+    assert!(tcp::echo(lab.ns(Host::HostB), echo6, b"x\n", SHORT).is_err());
+    // strict: a connection from the Internet side to host D is not let in
+    let listener = lab
+        .ns(Host::HostD)
+        .enter(|| TcpListener::bind((HOST_D6, 9000)))
+        .expect("enter")
+        .expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    assert!(
+        tcp::connect(lab.ns(Host::Destination), (HOST_D6, 9000), SHORT).is_err(),
+        "an inbound IPv6 connection crosses the firewall"
+    );
+    assert!(listener.accept().is_err(), "nothing was accepted");
+
+    lab.set_policy(FirewallPolicy::open()).expect("open");
+    let d = lab.ns(Host::HostD);
+    udp::echo(d, echo6, 1232, SHORT).expect("udp passes an open firewall");
+    let (ip, _) = dns::query(d, dns6, "echo.lab.test", SHORT).expect("dns over IPv6");
+    assert_eq!(
+        ip, DESTINATION,
+        "dnsmasq answers A queries on its IPv6 address too"
+    );
+    let pings = ping::ping(
+        d,
+        DESTINATION6,
+        2,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    )
+    .expect("ping");
+    assert_eq!(pings.received(), 2);
+    // the peer's link is narrow: the destination answers with a Packet Too Big
+    let peer = SocketAddr::new(PEER6.into(), 9);
+    assert_eq!(pmtu::cached(d, PEER6.into()).expect("route"), None);
+    pmtu::send_big(d, peer, 1300).expect("send");
+    let mtu = pmtu::learned(d, PEER6.into(), Duration::from_secs(2)).expect("a Packet Too Big");
+    assert_eq!(mtu, PEER_LINK_MTU);
+    drop(lab);
+    assert!(
+        namespaces_with_prefix(&id).is_empty(),
+        "namespaces of {id} remain"
     );
 }

@@ -1,6 +1,6 @@
-//! A tiny DNS client: one A query over UDP (RFC 1035 §4)
+//! A tiny DNS client: one A query over UDP (RFC 1035 §4), over IPv4 or IPv6
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::{LabError, Netns, Result};
@@ -12,13 +12,12 @@ const CLASS_IN: u16 = 1;
 /// Asks `server` from inside `ns` for the A record of `name`; returns the address and the time taken
 pub fn query(
     ns: &Netns,
-    server: SocketAddrV4,
+    server: impl Into<SocketAddr>,
     name: &str,
     timeout: Duration,
 ) -> Result<(Ipv4Addr, Duration)> {
-    let socket = ns
-        .enter(|| UdpSocket::bind("0.0.0.0:0"))?
-        .map_err(LabError::io("bind dns socket"))?;
+    let server = server.into();
+    let socket = super::udp_socket_for(ns, server, "dns")?;
     let id = u16::try_from(std::process::id() & 0xffff).expect("masked to 16 bits");
     let request = encode(id, name);
     let start = Instant::now();

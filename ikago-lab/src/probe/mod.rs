@@ -1,5 +1,5 @@
-//! Measurements taken from inside lab namespaces: DNS, UDP, TCP, ping, iperf3, crafted TCP, and
-//! HTTP for the runners' monitor
+//! Measurements taken from inside lab namespaces: DNS, UDP, TCP, ping, iperf3, crafted TCP, the
+//! path MTU a host learned, and HTTP for the runners' monitor
 //!
 //! Socket probes open their sockets in the host's namespace ([`crate::Netns::enter`]) and run in
 //! this process; `ping` and `iperf3` run as commands in the namespace. Every probe is bounded in
@@ -9,14 +9,15 @@ pub mod dns;
 pub mod http;
 pub mod iperf;
 pub mod ping;
+pub mod pmtu;
 pub mod raw;
 pub mod tcp;
 pub mod udp;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::{LabError, Result};
+use crate::{LabError, Netns, Result};
 
 /// Receives on `socket` until `accept` takes a datagram, within `timeout` from `start` in all:
 /// stray datagrams neither end nor extend the wait
@@ -46,6 +47,16 @@ fn recv_until<T>(
             return Ok(accepted);
         }
     }
+}
+
+/// A UDP socket bound in `ns` to an ephemeral port of the family of `to`
+fn udp_socket_for(ns: &Netns, to: SocketAddr, what: &str) -> Result<UdpSocket> {
+    let any: SocketAddr = match to {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    ns.enter(|| UdpSocket::bind(any))?
+        .map_err(LabError::io(format!("bind {what} socket")))
 }
 
 /// The median of `values` (the lower middle for an even count); `None` when empty

@@ -1,6 +1,6 @@
-//! ICMP echo with the system `ping`, run in a namespace
+//! ICMP and ICMPv6 echo with the system `ping`, run in a namespace
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::median;
@@ -27,12 +27,13 @@ impl PingReport {
     }
 }
 
-/// Pings `to` from `ns` `count` times, `interval` apart, waiting at most `wait` per reply
+/// Pings `to` (ICMP echo, or ICMPv6 echo for an IPv6 address) from `ns` `count` times,
+/// `interval` apart, waiting at most `wait` per reply
 ///
 /// No `-w`: with a deadline, ping would keep sending until `count` replies came.
 pub fn ping(
     ns: &Netns,
-    to: Ipv4Addr,
+    to: impl Into<IpAddr>,
     count: u32,
     interval: Duration,
     wait: Duration,
@@ -51,7 +52,7 @@ pub fn ping(
             &interval_s,
             "-W",
             &wait_s,
-            &to.to_string(),
+            &to.into().to_string(),
         ],
     )?;
     let text = String::from_utf8_lossy(&output.stdout);

@@ -12,8 +12,15 @@ const STALL: Duration = Duration::from_secs(20);
 /// Write and read chunk of a bulk transfer
 const CHUNK: usize = 64 * 1024;
 
-/// Sends `line` to the TCP echo service at `to` from inside `ns` and reads it back
-pub fn echo(ns: &Netns, to: SocketAddrV4, line: &[u8], timeout: Duration) -> Result<Duration> {
+/// Sends `line` to the TCP echo service at `to` (IPv4 or IPv6) from inside `ns` and reads it
+/// back
+pub fn echo(
+    ns: &Netns,
+    to: impl Into<SocketAddr>,
+    line: &[u8],
+    timeout: Duration,
+) -> Result<Duration> {
+    let to = to.into();
     let start = Instant::now();
     let mut stream = connect(ns, to, timeout)?;
     stream
@@ -32,9 +39,10 @@ pub fn echo(ns: &Netns, to: SocketAddrV4, line: &[u8], timeout: Duration) -> Res
     }
 }
 
-/// Opens a TCP connection to `to` from inside `ns`
-pub fn connect(ns: &Netns, to: SocketAddrV4, timeout: Duration) -> Result<TcpStream> {
-    ns.enter(|| TcpStream::connect_timeout(&SocketAddr::V4(to), timeout))?
+/// Opens a TCP connection to `to` (IPv4 or IPv6) from inside `ns`
+pub fn connect(ns: &Netns, to: impl Into<SocketAddr>, timeout: Duration) -> Result<TcpStream> {
+    let to = to.into();
+    ns.enter(|| TcpStream::connect_timeout(&to, timeout))?
         .map_err(LabError::io(format!("connect to {to}")))
 }
 

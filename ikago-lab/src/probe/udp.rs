@@ -13,12 +13,16 @@ const TICK: Duration = Duration::from_millis(2);
 /// Smallest stream datagram: 8-byte sequence number, 8-byte total count
 const STREAM_HEADER: usize = 16;
 
-/// Sends a `size`-byte datagram to the echo service at `to` from inside `ns` and waits for it
-/// to come back unchanged; returns the round-trip time
-pub fn echo(ns: &Netns, to: SocketAddrV4, size: usize, timeout: Duration) -> Result<Duration> {
-    let socket = ns
-        .enter(|| UdpSocket::bind("0.0.0.0:0"))?
-        .map_err(LabError::io("bind udp socket"))?;
+/// Sends a `size`-byte datagram to the echo service at `to` (IPv4 or IPv6) from inside `ns` and
+/// waits for it to come back unchanged; returns the round-trip time
+pub fn echo(
+    ns: &Netns,
+    to: impl Into<SocketAddr>,
+    size: usize,
+    timeout: Duration,
+) -> Result<Duration> {
+    let to = to.into();
+    let socket = super::udp_socket_for(ns, to, "udp")?;
     let payload = (0..size).map(|i| (i % 251) as u8).collect::<Vec<_>>();
     let start = Instant::now();
     socket
@@ -29,9 +33,7 @@ pub fn echo(ns: &Netns, to: SocketAddrV4, size: usize, timeout: Duration) -> Res
         start,
         timeout,
         &format!("udp echo of {size} bytes from {to}"),
-        |datagram, from| {
-            (from == SocketAddr::V4(to) && datagram == payload).then(|| start.elapsed())
-        },
+        |datagram, from| (from == to && datagram == payload).then(|| start.elapsed()),
     )
 }
 
@@ -86,11 +88,12 @@ pub fn rtts(
 /// Echo with retries: up to `attempts` tries of `timeout` each
 pub fn echo_retry(
     ns: &Netns,
-    to: SocketAddrV4,
+    to: impl Into<SocketAddr>,
     size: usize,
     timeout: Duration,
     attempts: u32,
 ) -> Result<Duration> {
+    let to = to.into();
     let mut last = None;
     for _ in 0..attempts {
         match echo(ns, to, size, timeout) {
