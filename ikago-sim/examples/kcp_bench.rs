@@ -33,7 +33,7 @@ fn run(loss: f64, kcp: Option<KcpTuning>) -> (f64, f64, Duration, Duration) {
     let far = w.add_internet_host(HostConfig::internet("far", addr::internet(2)));
     w.host_mut(far).udp_bind(SINK);
     w.run_until(|w| w.client(client).is_connected(), 1_000_000);
-    let to = SocketAddrV4::new(w.host(far).config().addr, SINK);
+    let to = SocketAddrV4::new(w.host(far).config().addr.expect("an IPv4 host"), SINK);
     let mut sent = Vec::new();
     for i in 0..DATAGRAMS {
         let mut payload = i.to_be_bytes().to_vec();

@@ -1,5 +1,6 @@
-//! A strict TCP connection tracker, modelled on Linux `nf_conntrack_proto_tcp.c` with
-//! `nf_conntrack_tcp_loose=0`, `nf_conntrack_tcp_be_liberal=0` and INVALID packets dropped
+//! A strict TCP connection tracker over IPv4 and IPv6, modelled on Linux
+//! `nf_conntrack_proto_tcp.c` with `nf_conntrack_tcp_loose=0`, `nf_conntrack_tcp_be_liberal=0`
+//! and INVALID packets dropped
 //!
 //! What is faithful: a connection must start with a SYN (no mid-stream pickup); the state table
 //! for SYN, SYN+ACK, ACK and RST in SYN_SENT, SYN_RECV and ESTABLISHED; the resynchronisation on
@@ -16,10 +17,9 @@
 //! reopens it either way). Checks are the pre-5.19 ones: every failure is INVALID.
 
 use crate::drops::ConntrackInvalid;
-use crate::packet::Ipv4;
 use etherparse::{TcpHeaderSlice, TcpOptionElement};
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 /// `MAXACKWINCONST` of nf_conntrack_proto_tcp.c: the smallest window an ACK may lag behind
 const MAX_ACK_WIN_CONST: u32 = 66000;
@@ -33,8 +33,8 @@ const REPLY: usize = 1;
 /// The TCP fields conntrack looks at
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Segment {
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
+    src: SocketAddr,
+    dst: SocketAddr,
     seq: u32,
     ack_seq: u32,
     syn: bool,
@@ -47,16 +47,17 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// The segment of a whole TCP packet
-    pub(crate) fn parse(pkt: &Ipv4<'_>) -> Option<Self> {
-        let h = TcpHeaderSlice::from_slice(pkt.payload()).ok()?;
+    /// The segment `tcp` (a whole TCP segment, header and data) from `src` to `dst`, over
+    /// IPv4 or IPv6
+    pub(crate) fn parse(src: IpAddr, dst: IpAddr, tcp: &[u8]) -> Option<Self> {
+        let h = TcpHeaderSlice::from_slice(tcp).ok()?;
         let wscale = h.options_iterator().find_map(|o| match o {
             Ok(TcpOptionElement::WindowScale(s)) => Some(s),
             _ => None,
         });
         Some(Self {
-            src: SocketAddrV4::new(pkt.src(), h.source_port()),
-            dst: SocketAddrV4::new(pkt.dst(), h.destination_port()),
+            src: SocketAddr::new(src, h.source_port()),
+            dst: SocketAddr::new(dst, h.destination_port()),
             seq: h.sequence_number(),
             ack_seq: h.acknowledgment_number(),
             syn: h.syn(),
@@ -65,7 +66,7 @@ impl Segment {
             fin: h.fin(),
             window: h.window_size(),
             wscale,
-            len: (pkt.payload().len() - h.slice().len()) as u32,
+            len: (tcp.len() - h.slice().len()) as u32,
         })
     }
 
@@ -333,7 +334,7 @@ impl Entry {
 /// The tracker: entries keyed by (initiator, responder)
 #[derive(Debug, Default)]
 pub(crate) struct Conntrack {
-    entries: BTreeMap<(SocketAddrV4, SocketAddrV4), Entry>,
+    entries: BTreeMap<(SocketAddr, SocketAddr), Entry>,
 }
 
 impl Conntrack {
@@ -383,10 +384,10 @@ impl Conntrack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
-    const C: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000);
-    const S: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 14, 2), 443);
+    const C: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000));
+    const S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 14, 2), 443));
 
     fn seg(
         from_client: bool,

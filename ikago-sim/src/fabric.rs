@@ -25,8 +25,10 @@ pub(crate) enum Owner {
     Client(usize, usize),
     /// A server device, by index
     Server(usize),
-    /// A side of the router
+    /// A side of the WAN router
     Router(Side),
+    /// A side of the edge router
+    Edge(Side),
     /// A station that only sends (a spoofer); what reaches it is discarded
     Spoofer,
     /// A fallback server's device: server index, device index

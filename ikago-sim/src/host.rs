@@ -1,20 +1,27 @@
 //! Simulated hosts: real IP stacks (smoltcp) on a virtual clock, with small applications
 //!
-//! A host has one Ethernet device on one segment. Tests act on it between steps of the World
-//! (send a datagram, a DNS query or a ping, start a TCP transfer, run an echo or name service)
-//! and read back what it received: UDP datagrams with their exact payloads, ICMP echo replies and
-//! TCP streams verified byte by byte.
+//! A host has one Ethernet device on one segment, and an IPv4 address, an IPv6 address or both
+//! (smoltcp answers ARP, neighbour solicitations and pings for them). Tests act on it between
+//! steps of the World (send a datagram, a DNS query or a ping, start a TCP transfer, run an echo
+//! or name service) and read back what it received: UDP datagrams with their exact payloads,
+//! ICMP and ICMPv6 echo replies, ICMPv6 errors and TCP streams verified byte by byte.
 
-use crate::addr::{self, CLIENT_LAN, PREFIX_LEN};
+use crate::addr::{
+    self, CLIENT_LAN, CLIENT_LAN6, EDGE_INTERNET6, EDGE_REMOTE6, PREFIX_LEN, PREFIX_LEN6,
+    ROUTER_INSIDE6, ROUTER_OUTSIDE6,
+};
 use crate::dns;
+use crate::ipv6::{self, Icmp6Error};
+use ikago_proto::Mac;
 use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp, udp};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, IpEndpoint,
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr,
+    IpAddress, IpCidr, IpEndpoint,
 };
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// Bytes of payload a UDP or ICMP socket buffers each way
@@ -31,14 +38,64 @@ const EGRESS_ROUNDS: usize = 64;
 pub struct HostConfig {
     /// Name in summaries
     pub name: String,
+    /// Its IPv4 address (`None`: an IPv6-only host)
+    pub addr: Option<Ipv4Addr>,
+    /// Prefix length of its IPv4 subnet
+    pub prefix_len: u8,
+    /// Its IPv4 default gateway, if any
+    pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 address, if any
+    pub ipv6: Option<HostIpv6>,
+    /// Its IP MTU (larger IPv4 datagrams are fragmented)
+    pub mtu: usize,
+}
+
+/// A host's IPv6 address, subnet and gateway
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostIpv6 {
     /// Its address
-    pub addr: Ipv4Addr,
+    pub addr: Ipv6Addr,
     /// Prefix length of its subnet
     pub prefix_len: u8,
     /// Its default gateway, if any
-    pub gateway: Option<Ipv4Addr>,
-    /// Its IP MTU (larger datagrams are fragmented)
-    pub mtu: usize,
+    pub gateway: Option<Ipv6Addr>,
+}
+
+impl HostIpv6 {
+    /// `addr` in a /64 of the address plan with `gateway`
+    fn plan(addr: Ipv6Addr, gateway: Ipv6Addr) -> Self {
+        Self {
+            addr,
+            prefix_len: PREFIX_LEN6,
+            gateway: Some(gateway),
+        }
+    }
+
+    /// On a client's LAN, the client its gateway
+    pub fn lan(addr: Ipv6Addr) -> Self {
+        Self::plan(addr, CLIENT_LAN6)
+    }
+
+    /// On the Internet segment (on-link with the server's NAT66 address), the edge router its
+    /// gateway
+    pub fn internet(addr: Ipv6Addr) -> Self {
+        Self::plan(addr, EDGE_INTERNET6)
+    }
+
+    /// Beyond the edge router, which is its gateway
+    pub fn remote(addr: Ipv6Addr) -> Self {
+        Self::plan(addr, EDGE_REMOTE6)
+    }
+
+    /// On the client-side WAN, the WAN router its gateway
+    pub fn client_side(addr: Ipv6Addr) -> Self {
+        Self::plan(addr, ROUTER_INSIDE6)
+    }
+
+    /// On the server-side WAN, the WAN router its gateway
+    pub fn server_side(addr: Ipv6Addr) -> Self {
+        Self::plan(addr, ROUTER_OUTSIDE6)
+    }
 }
 
 impl HostConfig {
@@ -46,9 +103,10 @@ impl HostConfig {
     pub fn lan(name: &str, addr: Ipv4Addr) -> Self {
         Self {
             name: name.to_owned(),
-            addr,
+            addr: Some(addr),
             prefix_len: PREFIX_LEN,
             gateway: Some(CLIENT_LAN),
+            ipv6: None,
             mtu: 1500,
         }
     }
@@ -56,12 +114,46 @@ impl HostConfig {
     /// An Internet host at `addr`, on-link with the server's public address (no gateway)
     pub fn internet(name: &str, addr: Ipv4Addr) -> Self {
         Self {
+            gateway: None,
+            ..Self::lan(name, addr)
+        }
+    }
+
+    /// An IPv6-only host
+    pub fn ipv6_only(name: &str, ipv6: HostIpv6) -> Self {
+        Self {
             name: name.to_owned(),
-            addr,
+            addr: None,
             prefix_len: PREFIX_LEN,
             gateway: None,
+            ipv6: Some(ipv6),
             mtu: 1500,
         }
+    }
+
+    /// An IPv6-only LAN host at `addr` whose gateway is the client
+    pub fn lan6(name: &str, addr: Ipv6Addr) -> Self {
+        Self::ipv6_only(name, HostIpv6::lan(addr))
+    }
+
+    /// An IPv6-only Internet host at `addr`
+    pub fn internet6(name: &str, addr: Ipv6Addr) -> Self {
+        Self::ipv6_only(name, HostIpv6::internet(addr))
+    }
+
+    /// The same host with `ipv6` as well (dual-stack)
+    pub fn with_ipv6(self, ipv6: HostIpv6) -> Self {
+        Self {
+            ipv6: Some(ipv6),
+            ..self
+        }
+    }
+
+    /// Its addresses, IPv4 first
+    pub fn addrs(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        let v4 = self.addr.map(IpAddr::V4);
+        v4.into_iter()
+            .chain(self.ipv6.map(|v6| IpAddr::V6(v6.addr)))
     }
 }
 
@@ -71,20 +163,20 @@ pub struct Datagram {
     /// Virtual time of arrival
     pub at: Duration,
     /// Its source
-    pub from: SocketAddrV4,
+    pub from: SocketAddr,
     /// The local port it arrived on
     pub port: u16,
     /// Its payload
     pub payload: Vec<u8>,
 }
 
-/// An ICMP echo reply a host received
+/// An ICMP or ICMPv6 echo reply a host received
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EchoReply {
     /// Virtual time of arrival
     pub at: Duration,
     /// Who answered
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     /// Echo identifier
     pub ident: u16,
     /// Echo sequence number
@@ -113,7 +205,7 @@ pub struct TcpStream {
     /// The local port
     pub port: u16,
     /// The peer, once connected
-    pub remote: Option<SocketAddrV4>,
+    pub remote: Option<SocketAddr>,
     /// What was asked
     pub transfer: Transfer,
     /// Bytes handed to the socket
@@ -217,12 +309,9 @@ fn smol_time(t: Duration) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(t.as_micros() as i64)
 }
 
-/// An IPv4 endpoint of smoltcp as a socket address (hosts are IPv4 only)
-fn v4(ep: IpEndpoint) -> SocketAddrV4 {
-    match IpAddr::from(ep.addr) {
-        IpAddr::V4(a) => SocketAddrV4::new(a, ep.port),
-        IpAddr::V6(a) => unreachable!("IPv4-only host received from {a}"),
-    }
+/// A smoltcp endpoint as a socket address
+fn socket_addr(ep: IpEndpoint) -> SocketAddr {
+    SocketAddr::new(ep.addr.into(), ep.port)
 }
 
 /// Metadata slots and payload bytes for one direction of a UDP or ICMP socket
@@ -242,6 +331,7 @@ struct TcpJob {
 pub struct Host {
     config: HostConfig,
     mac: [u8; 6],
+    icmp6_errors: Vec<Icmp6Error>,
     iface: Interface,
     sockets: SocketSet<'static>,
     device: SimDevice,
@@ -264,8 +354,15 @@ impl std::fmt::Debug for Host {
 
 impl Host {
     /// A host on the segment tagged `tag`, its stack seeded with `seed`, started at `now`
+    ///
+    /// # Panics
+    /// If it has neither an IPv4 nor an IPv6 address.
     pub(crate) fn new(config: HostConfig, tag: u8, seed: u64, now: Duration) -> Self {
-        let mac = addr::mac(tag, config.addr);
+        let mac = match (config.addr, config.ipv6) {
+            (Some(v4), _) => addr::mac(tag, v4),
+            (None, Some(v6)) => addr::mac6(tag, v6.addr),
+            (None, None) => panic!("host {}: no IPv4 and no IPv6 address", config.name),
+        };
         let mut device = SimDevice {
             rx: VecDeque::new(),
             tx: Vec::new(),
@@ -275,18 +372,32 @@ impl Host {
         c.random_seed = seed;
         let mut iface = Interface::new(c, &mut device, smol_time(now));
         iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::from(config.addr), config.prefix_len))
-                .expect("one address fits");
+            let v4 = config
+                .addr
+                .map(|v4| (IpAddress::from(v4), config.prefix_len));
+            let v6 = config
+                .ipv6
+                .map(|v6| (IpAddress::from(v6.addr), v6.prefix_len));
+            for (ip, len) in v4.into_iter().chain(v6) {
+                a.push(IpCidr::new(ip, len)).expect("two addresses fit");
+            }
         });
-        if let Some(gw) = config.gateway {
+        if let Some(gw) = config.gateway.filter(|_| config.addr.is_some()) {
             iface
                 .routes_mut()
                 .add_default_ipv4_route(gw)
                 .expect("one route fits");
         }
+        if let Some(gw) = config.ipv6.and_then(|v6| v6.gateway) {
+            iface
+                .routes_mut()
+                .add_default_ipv6_route(gw)
+                .expect("two routes fit");
+        }
         Self {
             config,
             mac,
+            icmp6_errors: Vec::new(),
             iface,
             sockets: SocketSet::new(Vec::new()),
             device,
@@ -323,9 +434,14 @@ impl Host {
             .collect()
     }
 
-    /// Every ICMP echo reply received, in order
+    /// Every ICMP and ICMPv6 echo reply received, in order
     pub fn echo_replies(&self) -> &[EchoReply] {
         &self.echo_replies
+    }
+
+    /// Every ICMPv6 error message addressed to the host, in order (a Packet Too Big among them)
+    pub fn icmp6_errors(&self) -> &[Icmp6Error] {
+        &self.icmp6_errors
     }
 
     /// The TCP transfers started here, in order
@@ -374,7 +490,8 @@ impl Host {
     ///
     /// # Panics
     /// If the socket's send buffer is full (the test sends faster than the World runs).
-    pub fn udp_send(&mut self, port: u16, to: SocketAddrV4, payload: &[u8]) {
+    pub fn udp_send(&mut self, port: u16, to: impl Into<SocketAddr>, payload: &[u8]) {
+        let to = to.into();
         if !self.udp.contains_key(&port) {
             self.bind(port, UdpService::Record);
         }
@@ -386,19 +503,21 @@ impl Host {
     }
 
     /// Sends the DNS query `id` for `name` from local `port` to `server` port 53
-    pub fn dns_query(&mut self, port: u16, server: Ipv4Addr, id: u16, name: &str) {
+    pub fn dns_query(&mut self, port: u16, server: impl Into<IpAddr>, id: u16, name: &str) {
         self.udp_send(
             port,
-            SocketAddrV4::new(server, dns::PORT),
+            SocketAddr::new(server.into(), dns::PORT),
             &dns::query(id, name),
         );
     }
 
-    /// Sends an ICMP echo request with `ident`, `seq` and `payload` to `dst` (smoltcp ICMP socket)
+    /// Sends an ICMP (to an IPv4 `dst`) or ICMPv6 echo request with `ident`, `seq` and
+    /// `payload` to `dst` (smoltcp ICMP socket)
     ///
     /// # Panics
     /// If the socket's send buffer is full.
-    pub fn ping(&mut self, dst: Ipv4Addr, ident: u16, seq: u16, payload: &[u8]) {
+    pub fn ping(&mut self, dst: impl Into<IpAddr>, ident: u16, seq: u16, payload: &[u8]) {
+        let dst = dst.into();
         let h = *self.icmp.entry(ident).or_insert_with(|| {
             let (rm, rb) = datagram_socket_buffers(icmp::PacketMetadata::EMPTY);
             let (tm, tb) = datagram_socket_buffers(icmp::PacketMetadata::EMPTY);
@@ -410,19 +529,41 @@ impl Host {
                 .expect("a specified endpoint");
             self.sockets.add(s)
         });
-        let repr = Icmpv4Repr::EchoRequest {
-            ident,
-            seq_no: seq,
-            data: payload,
-        };
         let socket = self.sockets.get_mut::<icmp::Socket<'_>>(h);
-        let buf = socket
-            .send(repr.buffer_len(), IpAddress::from(dst))
-            .unwrap_or_else(|e| panic!("{}: ping {dst}: {e}", self.config.name));
-        repr.emit(
-            &mut Icmpv4Packet::new_unchecked(buf),
-            &phy::ChecksumCapabilities::default(),
-        );
+        let name = &self.config.name;
+        match dst {
+            IpAddr::V4(_) => {
+                let repr = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data: payload,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(dst))
+                    .unwrap_or_else(|e| panic!("{name}: ping {dst}: {e}"));
+                repr.emit(
+                    &mut Icmpv4Packet::new_unchecked(buf),
+                    &ChecksumCapabilities::default(),
+                );
+            }
+            IpAddr::V6(to) => {
+                let repr = Icmpv6Repr::EchoRequest {
+                    ident,
+                    seq_no: seq,
+                    data: payload,
+                };
+                let buf = socket
+                    .send(repr.buffer_len(), IpAddress::from(dst))
+                    .unwrap_or_else(|e| panic!("{name}: ping {dst}: {e}"));
+                // smoltcp fills the checksum in when it sends, from the source it chooses
+                repr.emit(
+                    &Ipv6Addr::UNSPECIFIED,
+                    &to,
+                    &mut Icmpv6Packet::new_unchecked(buf),
+                    &ChecksumCapabilities::ignored(),
+                );
+            }
+        }
     }
 
     fn tcp_socket(&mut self) -> tcp::Socket<'static> {
@@ -452,7 +593,8 @@ impl Host {
     ///
     /// # Panics
     /// If the port or address is unusable.
-    pub fn tcp_connect(&mut self, port: u16, remote: SocketAddrV4, transfer: Transfer) {
+    pub fn tcp_connect(&mut self, port: u16, remote: impl Into<SocketAddr>, transfer: Transfer) {
+        let remote = remote.into();
         let mut s = self.tcp_socket();
         s.connect(self.iface.context(), IpEndpoint::from(remote), port)
             .unwrap_or_else(|e| panic!("{}: tcp connect to {remote}: {e}", self.config.name));
@@ -468,9 +610,15 @@ impl Host {
         self.add_job(h, port, transfer);
     }
 
-    /// Queues a frame from the segment
-    pub(crate) fn deliver(&mut self, frame: Vec<u8>) {
+    /// Queues a frame from the segment that arrived at `now` (an ICMPv6 error for the host is
+    /// recorded)
+    pub(crate) fn deliver(&mut self, frame: Vec<u8>, now: Duration) {
         self.frames_in += 1;
+        if let Some(own) = self.config.ipv6
+            && let Some(e) = ipv6::error_of(&frame, Mac(self.mac), own.addr, now)
+        {
+            self.icmp6_errors.push(e);
+        }
         self.device.rx.push_back(frame);
     }
 
@@ -532,7 +680,7 @@ impl Host {
                 }
                 datagrams.push(Datagram {
                     at: now,
-                    from: v4(meta.endpoint),
+                    from: socket_addr(meta.endpoint),
                     port,
                     payload,
                 });
@@ -541,22 +689,13 @@ impl Host {
         for h in icmp.values() {
             let s = sockets.get_mut::<icmp::Socket<'_>>(*h);
             while let Ok((data, from)) = s.recv() {
-                let Ok(p) = Icmpv4Packet::new_checked(data) else {
-                    continue;
-                };
-                if let Ok(Icmpv4Repr::EchoReply {
-                    ident,
-                    seq_no,
-                    data,
-                }) = Icmpv4Repr::parse(&p, &phy::ChecksumCapabilities::default())
-                {
-                    let from = v4(IpEndpoint::new(from, 0));
+                if let Some((ident, seq, payload)) = echo_reply(data, from.into()) {
                     echo_replies.push(EchoReply {
                         at: now,
-                        from: *from.ip(),
+                        from: from.into(),
                         ident,
-                        seq: seq_no,
-                        payload: data.to_vec(),
+                        seq,
+                        payload: payload.to_vec(),
                     });
                 }
             }
@@ -567,11 +706,41 @@ impl Host {
     }
 }
 
+/// The identifier, sequence number and data of an ICMP or ICMPv6 echo reply from `from`
+/// (smoltcp checked its checksum on the way in)
+fn echo_reply(data: &[u8], from: IpAddr) -> Option<(u16, u16, &[u8])> {
+    let ignored = ChecksumCapabilities::ignored();
+    match from {
+        IpAddr::V4(_) => {
+            let p = Icmpv4Packet::new_checked(data).ok()?;
+            match Icmpv4Repr::parse(&p, &ignored).ok()? {
+                Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                } => Some((ident, seq_no, data)),
+                _ => None,
+            }
+        }
+        IpAddr::V6(from) => {
+            let p = Icmpv6Packet::new_checked(data).ok()?;
+            match Icmpv6Repr::parse(&from, &Ipv6Addr::UNSPECIFIED, &p, &ignored).ok()? {
+                Icmpv6Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                } => Some((ident, seq_no, data)),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// Moves a TCP transfer forward: checks what arrived, sends what fits, closes when all is sent
 fn pump(s: &mut tcp::Socket<'_>, job: &mut TcpJob) {
     let st = &mut job.stream;
     if st.remote.is_none() {
-        st.remote = s.remote_endpoint().map(v4);
+        st.remote = s.remote_endpoint().map(socket_addr);
     }
     let t = st.transfer;
     while s.can_recv() {

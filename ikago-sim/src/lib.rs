@@ -32,6 +32,7 @@ pub mod dns;
 mod drops;
 mod fabric;
 mod host;
+mod ipv6;
 mod link;
 mod machine;
 mod nat;
@@ -43,7 +44,10 @@ mod world;
 pub use capture::{Capture, CapturedFrame, Direction, Tap};
 pub use drops::{ConntrackInvalid, Drops, SimDrop};
 pub use fabric::{LoggedEvent, Origin};
-pub use host::{Datagram, EchoReply, Host, HostConfig, TcpStream, Transfer, stream_bytes};
+pub use host::{
+    Datagram, EchoReply, Host, HostConfig, HostIpv6, TcpStream, Transfer, stream_bytes,
+};
+pub use ipv6::Icmp6Error;
 pub use link::{LinkConfig, Oversize};
 pub use router::RouterConfig;
 pub use world::{ClientId, HostId, UNIX_EPOCH_OFFSET, World, WorldConfig, cached_psk};

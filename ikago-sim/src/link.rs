@@ -1,7 +1,9 @@
 //! The WAN link between the router's two sides: seeded loss, duplication, reordering, a fixed
 //! delay and an MTU
 //!
-//! Every IPv4 packet the router forwards, in either direction, crosses the link once. Random
+//! Every packet the router forwards, in either direction, crosses the link once (the router
+//! itself answers an IPv6 packet above the MTU with a Packet Too Big: only IPv4 is dropped or
+//! fragmented here). Random
 //! decisions come from one ChaCha stream seeded by the World, so a seed replays exactly.
 
 use crate::drops::{Drops, SimDrop};
@@ -33,9 +35,9 @@ pub struct LinkConfig {
     pub reorder: f64,
     /// Upper bound of that extra delay (uniform in `0..reorder_delay`)
     pub reorder_delay: Duration,
-    /// Largest IPv4 packet carried, in bytes
+    /// Largest packet carried, in bytes
     pub mtu: usize,
-    /// What happens to larger packets
+    /// What happens to larger IPv4 packets (larger IPv6 packets get a Packet Too Big)
     pub oversize: Oversize,
 }
 

@@ -4,7 +4,14 @@
 //! ```text
 //! LAN hosts --LAN(i)-- client i --client-side WAN-- router ==link== --server-side WAN-- server
 //!                                                                        Internet hosts --'
+//!                                                      remote hosts --edge router ==link==--'
 //! ```
+//!
+//! Hosts may also sit on either WAN segment, beside the clients or the server, to exchange
+//! traffic through the router without the tunnel. The edge router joins the Internet segment
+//! to the segment beyond it, with its own link ([`WorldConfig::edge`]); only IPv6 reaches it from
+//! the server (whose IPv6 gateway it is), so it is where an Internet-side Packet Too Big comes
+//! from.
 //!
 //! Time is virtual: one real `Instant` is taken at creation and the machines see that instant
 //! plus virtual time; smoltcp sees the virtual time in microseconds. [`World::step`] jumps to the
@@ -12,8 +19,9 @@
 //! everything due then. Everything random is drawn from the World's seed.
 
 use crate::addr::{
-    self, CLIENT_LAN, PREFIX_LEN, ROUTER_INSIDE, ROUTER_OUTSIDE, SERVER_PORT, SERVER_PUBLIC,
-    SERVER_WAN, TAG_CLIENT_WAN, TAG_INTERNET, TAG_SERVER_WAN,
+    self, CLIENT_LAN, EDGE_INTERNET, EDGE_INTERNET6, EDGE_REMOTE, EDGE_REMOTE6, PREFIX_LEN,
+    ROUTER_INSIDE, ROUTER_INSIDE6, ROUTER_OUTSIDE, ROUTER_OUTSIDE6, SERVER_PORT, SERVER_PUBLIC,
+    SERVER_WAN, TAG_CLIENT_WAN, TAG_INTERNET, TAG_REMOTE, TAG_SERVER_WAN,
 };
 use crate::capture::Capture;
 use crate::drops::Drops;
@@ -21,7 +29,7 @@ use crate::fabric::{Fabric, LoggedEvent, Origin, Owner, PortId};
 use crate::host::{Host, HostConfig};
 use crate::link::LinkConfig;
 use crate::machine::Node;
-use crate::router::{Router, RouterConfig, Side};
+use crate::router::{Port, Router, RouterConfig, Side};
 use crate::streams::{Streams, To};
 use ikago_proto::Ikago2Config;
 use ikago_proto::ikago2::Psk;
@@ -33,7 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -73,6 +81,17 @@ fn ikago2_of(config: &mut Ikago2Config, password: &str, port: u16, now: Duration
 }
 /// Random stream of the read sizes of `tcp` mode's connections
 const STREAM_READS: u64 = 3;
+/// Random stream of the edge router's link
+const STREAM_EDGE: u64 = 4;
+
+/// A router's port in the address plan
+fn port(tag: u8, v4: Ipv4Addr, v6: Ipv6Addr) -> Port {
+    Port {
+        v4,
+        v6,
+        mac: addr::mac(tag, v4),
+    }
+}
 
 /// 32 seed bytes for one purpose of the World's seed
 fn seed32(seed: u64, stream: u64) -> [u8; 32] {
@@ -117,6 +136,9 @@ pub struct WorldConfig {
     pub seed: u64,
     /// The router between the clients and the server
     pub router: RouterConfig,
+    /// The edge router between the Internet segment and the segment beyond it (its link's MTU
+    /// is where a Packet Too Big comes from)
+    pub edge: RouterConfig,
     /// The server's configuration (its devices follow the address plan; clients added later
     /// copy its method and password)
     pub server: ServerConfig,
@@ -157,6 +179,7 @@ impl WorldConfig {
         Self {
             seed,
             router: RouterConfig::firewall(),
+            edge: RouterConfig::open(LinkConfig::clean()),
             server,
             latency: Duration::from_micros(50),
             capture: false,
@@ -189,6 +212,8 @@ pub struct World {
     steps: u64,
     router: Router,
     router_ports: [PortId; 2],
+    edge: Router,
+    edge_ports: [PortId; 2],
     server: Node,
     server_config: ServerConfig,
     /// The server was stopped: it neither receives nor sends
@@ -201,6 +226,8 @@ pub struct World {
     client_wan: usize,
     server_wan: usize,
     internet: usize,
+    /// The segment beyond the edge router
+    remote: usize,
     hosts: Vec<(Host, PortId)>,
     /// The port of [`World::inject_server_wan`], attached on first use
     spoofer: Option<PortId>,
@@ -220,9 +247,14 @@ impl World {
         let client_wan = fabric.add_segment();
         let server_wan = fabric.add_segment();
         let internet = fabric.add_segment();
+        let remote = fabric.add_segment();
         let router_ports = [
             fabric.attach(client_wan, Owner::Router(Side::Inside), None),
             fabric.attach(server_wan, Owner::Router(Side::Outside), None),
+        ];
+        let edge_ports = [
+            fabric.attach(internet, Owner::Edge(Side::Inside), None),
+            fabric.attach(remote, Owner::Edge(Side::Outside), None),
         ];
         let segments = [server_wan, internet];
         let ports = (0..config.server.devices.len())
@@ -243,8 +275,26 @@ impl World {
             Origin::Server,
             &mut fabric,
         );
+        let router = Router::new(
+            &config.router,
+            [
+                port(TAG_CLIENT_WAN, ROUTER_INSIDE, ROUTER_INSIDE6),
+                port(TAG_SERVER_WAN, ROUTER_OUTSIDE, ROUTER_OUTSIDE6),
+            ],
+            seed64(config.seed, STREAM_LINK),
+        );
+        let edge = Router::new(
+            &config.edge,
+            [
+                port(TAG_INTERNET, EDGE_INTERNET, EDGE_INTERNET6),
+                port(TAG_REMOTE, EDGE_REMOTE, EDGE_REMOTE6),
+            ],
+            seed64(config.seed, STREAM_EDGE),
+        );
         Self {
-            router: Router::new(&config.router, seed64(config.seed, STREAM_LINK)),
+            router,
+            edge,
+            edge_ports,
             fabric,
             seed: config.seed,
             steps: 0,
@@ -259,6 +309,7 @@ impl World {
             client_wan,
             server_wan,
             internet,
+            remote,
             hosts: Vec::new(),
             spoofer: None,
             streams: Streams::new(
@@ -381,6 +432,22 @@ impl World {
     /// Adds a host to the Internet segment (on-link with the server's public address)
     pub fn add_internet_host(&mut self, config: HostConfig) -> HostId {
         self.add_host(config, self.internet, TAG_INTERNET)
+    }
+
+    /// Adds a host beyond the edge router (see [`HostIpv6::remote`](crate::HostIpv6::remote))
+    pub fn add_remote_host(&mut self, config: HostConfig) -> HostId {
+        self.add_host(config, self.remote, TAG_REMOTE)
+    }
+
+    /// Adds a host to the client-side WAN, beside the clients (its traffic to the server side
+    /// crosses the router without a tunnel)
+    pub fn add_client_side_host(&mut self, config: HostConfig) -> HostId {
+        self.add_host(config, self.client_wan, TAG_CLIENT_WAN)
+    }
+
+    /// Adds a host to the server-side WAN, beside the server
+    pub fn add_server_side_host(&mut self, config: HostConfig) -> HostId {
+        self.add_host(config, self.server_wan, TAG_SERVER_WAN)
     }
 
     /// Adds a fallback server with the server's configuration on 198.18.14.(3 + n), public
@@ -515,6 +582,11 @@ impl World {
         self.router.link.config = link;
     }
 
+    /// Changes the edge router's link from now on (its MTU included)
+    pub fn set_edge_link(&mut self, link: LinkConfig) {
+        self.edge.link.config = link;
+    }
+
     /// The earliest instant something is due
     fn next_due(&mut self) -> Option<Duration> {
         let now = self.fabric.now;
@@ -584,7 +656,7 @@ impl World {
 
     fn deliver(&mut self, port: PortId, frame: Vec<u8>) {
         match self.fabric.owner(port) {
-            Owner::Host(h) => self.hosts[h].0.deliver(frame),
+            Owner::Host(h) => self.hosts[h].0.deliver(frame, self.fabric.now),
             Owner::Client(c, d) => self.clients[c].frame(d, &frame, &mut self.fabric),
             Owner::Server(_) if self.server_down => {}
             Owner::Server(d) => self.server.frame(d, &frame, &mut self.fabric),
@@ -597,6 +669,12 @@ impl World {
                 {
                     self.fabric
                         .send(self.router_ports[e.side as usize], &e.frame, e.delay);
+                }
+            }
+            Owner::Edge(side) => {
+                for e in self.edge.handle_frame(side, &frame, &mut self.fabric.drops) {
+                    self.fabric
+                        .send(self.edge_ports[e.side as usize], &e.frame, e.delay);
                 }
             }
         }
@@ -686,14 +764,16 @@ impl World {
         let _ = writeln!(s, "network drops: {}", self.fabric.drops);
         for (h, _) in &self.hosts {
             let c = h.config();
+            let addrs: Vec<String> = c.addrs().map(|a| a.to_string()).collect();
             let _ = writeln!(
                 s,
-                "host {} {}: {} frames in, {} datagrams, {} echo replies",
+                "host {} {}: {} frames in, {} datagrams, {} echo replies, {} ICMPv6 errors",
                 c.name,
-                c.addr,
+                addrs.join(" "),
                 h.frames_in(),
                 h.datagrams().len(),
-                h.echo_replies().len()
+                h.echo_replies().len(),
+                h.icmp6_errors().len()
             );
             for d in h.datagrams().iter().take(8) {
                 let _ = writeln!(

@@ -39,7 +39,10 @@ fn strict_world(idle: Duration, tuning: TcpTuning) -> Basic {
 /// Sends `total` bytes of the seeded stream to the sink, one 1400-byte datagram every 100 µs,
 /// then lets a second pass; returns the number of datagrams sent
 fn send_one_way(b: &mut Basic, total: usize) -> usize {
-    let to = SocketAddrV4::new(b.world.host(b.far).config().addr, SINK_PORT);
+    let to = SocketAddrV4::new(
+        b.world.host(b.far).config().addr.expect("an IPv4 host"),
+        SINK_PORT,
+    );
     let (mut offset, mut count) = (0, 0);
     while offset < total {
         let len = DATAGRAM.min(total - offset);

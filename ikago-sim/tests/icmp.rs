@@ -14,7 +14,7 @@ const IDENT: u16 = 0x4242;
 fn icmp_echo() {
     let mut b = Basic::new(WorldConfig::new(3));
     connect(&mut b.world, b.client);
-    let far = b.world.host(b.far).config().addr;
+    let far = b.world.host(b.far).config().addr.expect("an IPv4 host");
     for seq in 1..=3u16 {
         let data = payload(seq as u8, 56);
         b.world.host_mut(b.pc).ping(far, IDENT, seq, &data);
@@ -26,7 +26,7 @@ fn icmp_echo() {
     let replies = b.world.host(b.pc).echo_replies();
     assert_eq!(replies.len(), 3);
     for (r, seq) in replies.iter().zip(1..=3u16) {
-        assert_eq!((r.from, r.ident, r.seq), (far, IDENT, seq));
+        assert_eq!((r.from, r.ident, r.seq), (far.into(), IDENT, seq));
         assert_eq!(r.payload, payload(seq as u8, 56));
     }
     let mapped: Vec<SocketAddrV4> = b
@@ -41,7 +41,7 @@ fn icmp_echo() {
             _ => None,
         })
         .collect();
-    let pc = b.world.host(b.pc).config().addr;
+    let pc = b.world.host(b.pc).config().addr.expect("an IPv4 host");
     assert_eq!(mapped.len(), 1, "one ICMP mapping for the three echoes");
     assert_eq!(
         mapped[0],

@@ -36,7 +36,10 @@ fn lossy(seed: u64, loss: f64, kcp: Option<KcpTuning>) -> Basic {
 
 /// Sends the paced flow; returns each datagram's send time
 fn send_flow(b: &mut Basic) -> Vec<Duration> {
-    let to = SocketAddrV4::new(b.world.host(b.far).config().addr, SINK);
+    let to = SocketAddrV4::new(
+        b.world.host(b.far).config().addr.expect("an IPv4 host"),
+        SINK,
+    );
     let mut sent = Vec::new();
     for i in 0..DATAGRAMS {
         let mut payload = i.to_be_bytes().to_vec();

@@ -49,7 +49,10 @@ fn full_cone_third_host_reaches_the_mapped_port() {
     b.world.run_for(Duration::from_secs(1));
     let got = b.world.host(b.pc).datagrams();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[1].from, SocketAddrV4::new(addr::internet(3), 9000));
+    assert_eq!(
+        got[1].from,
+        SocketAddrV4::new(addr::internet(3), 9000).into()
+    );
     assert_eq!(got[1].port, 5000);
     assert_eq!(got[1].payload, b"unsolicited, from y");
 }

@@ -66,7 +66,7 @@ fn udp_crosses_in_reads_of_every_size() {
 fn tcp_and_ping_cross() {
     let mut b = tcp_world(5, 1000);
     connect(&mut b.world, b.client);
-    let far = b.world.host(b.far).config().addr;
+    let far = b.world.host(b.far).config().addr.expect("an IPv4 host");
     let up = Transfer {
         send_seed: 1,
         send_len: 256 * 1024,

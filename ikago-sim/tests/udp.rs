@@ -23,7 +23,7 @@ fn udp_request_and_reply_small_and_full_size() {
     let pc = b.world.host(b.pc);
     assert_eq!(pc.payloads_on(5000), [&small[..], &full[..]]);
     assert!(
-        pc.datagrams().iter().all(|d| d.from == to),
+        pc.datagrams().iter().all(|d| d.from == to.into()),
         "replies come from the echo host"
     );
     let far = b.world.host(b.far);
@@ -31,7 +31,7 @@ fn udp_request_and_reply_small_and_full_size() {
     assert!(
         far.datagrams()
             .iter()
-            .all(|d| *d.from.ip() == addr::SERVER_PUBLIC),
+            .all(|d| d.from.ip() == addr::SERVER_PUBLIC),
         "the server NATs onto its public address"
     );
     assert_eq!(
@@ -66,7 +66,10 @@ fn dns_like_exchange() {
     assert_eq!(b.world.host(ns).payloads_on(dns::PORT), [&query[..]]);
     let got = b.world.host(b.pc).datagrams();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].from, SocketAddrV4::new(name_server, dns::PORT));
+    assert_eq!(
+        got[0].from,
+        SocketAddrV4::new(name_server, dns::PORT).into()
+    );
     assert_eq!(got[0].payload, expected);
     let parsed = parse_answer(&got[0].payload).expect("an answer");
     assert_eq!((parsed.id, parsed.name.as_str()), (id, name));

@@ -55,7 +55,14 @@ impl Basic {
 
     /// The echo service of `far`
     pub(crate) fn echo_addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.world.host(self.far).config().addr, ECHO_PORT)
+        SocketAddrV4::new(
+            self.world
+                .host(self.far)
+                .config()
+                .addr
+                .expect("an IPv4 host"),
+            ECHO_PORT,
+        )
     }
 }
 
