@@ -216,7 +216,8 @@ pub struct ClientArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// LAN sources to tunnel, a comma list of IPv4 addresses or CIDR blocks (required)
+    /// LAN sources to tunnel, a comma list of IPv4 and IPv6 addresses or CIDR blocks (required);
+    /// IPv6 sources need the ikago2 wire
     #[arg(short = 'r', long, value_delimiter = ',', value_name = "ADDRS")]
     pub sources: Option<Vec<String>>,
 
@@ -229,7 +230,8 @@ pub struct ClientArgs {
     #[arg(long, value_name = "SECS")]
     pub failback: Option<u64>,
 
-    /// Answer ARP for these addresses on the listen devices (proxy ARP), a comma list
+    /// Answer ARP (IPv4) and neighbour solicitations (IPv6) for these addresses on the listen
+    /// devices (proxy ARP and proxy NDP), a comma list
     #[arg(long, value_name = "IPS")]
     pub publish: Option<String>,
 }

@@ -2,10 +2,11 @@
 //! only a restart applies
 //!
 //! A runner re-reads its sources on SIGHUP and compares the result with the settings in force.
-//! The LAN sources (`sources`), the proxy-ARP addresses (`publish`) and the monitor (`monitor`,
-//! `monitor-address`) apply without dropping the tunnel; every other key needs a restart, since
-//! devices, filters of the upstream side, firewall rules, keys and the tunnel itself were set up
-//! with it.
+//! The LAN IPv4 sources (`sources`), the proxy-ARP addresses (`publish`) and the monitor
+//! (`monitor`, `monitor-address`) apply without dropping the tunnel; every other key needs a
+//! restart, since devices, filters of the upstream side, firewall rules, keys and the tunnel
+//! itself were set up with it. So do the IPv6 items of `sources` and `publish`, noted as
+//! `sources (IPv6)` and `publish (IPv6)`.
 
 use crate::settings::{ClientSettings, CommonSettings, ServerSettings};
 
@@ -112,10 +113,12 @@ impl ClientSettings {
         let Self {
             common,
             sources,
+            sources6,
             server,
             fallback,
             failback,
             publish,
+            publish6,
             protocol,
         } = self;
         let mut changes = Changes::default();
@@ -135,6 +138,9 @@ impl ClientSettings {
         );
         changes.note(false, "failback", *failback != new.failback);
         changes.note(true, "publish", *publish != new.publish);
+        // the core takes new IPv6 sources and published addresses at its start only
+        changes.note(false, "sources (IPv6)", *sources6 != new.sources6);
+        changes.note(false, "publish (IPv6)", *publish6 != new.publish6);
         changes
     }
 

@@ -73,9 +73,21 @@ pub enum Error {
         "invalid monitor address {0:?} (expected an IP address like 127.0.0.1, or 0.0.0.0 for every interface)"
     )]
     BadMonitorAddress(String),
-    /// A source that is neither an IPv4 address nor a CIDR block
-    #[error("invalid source {0:?} (expected an IPv4 address or CIDR block like 198.18.11.0/24)")]
+    /// A source that is neither an IPv4 nor an IPv6 address or CIDR block
+    #[error(
+        "invalid source {0:?} (expected an IPv4 or IPv6 address or CIDR block like 198.18.11.0/24 or 2001:db8:1::/64)"
+    )]
     BadSource(String),
+    /// A published address that is neither IPv4 nor IPv6
+    #[error(
+        "invalid publish address {0:?} (expected an IPv4 or IPv6 address like 198.18.11.254 or 2001:db8:1::1)"
+    )]
+    BadPublish(String),
+    /// IPv6 sources on the `ikago` wire, which carries IPv4 only
+    #[error(
+        "IPv6 sources travel over the ikago2 wire only (give a password, and no --kcp or --protocol ikago)"
+    )]
+    Ipv6NeedsIkago2,
     /// The client was given no sources
     #[error("no sources given (-r ADDR[,ADDR...])")]
     NoSources,
@@ -85,6 +97,11 @@ pub enum Error {
     /// A server that is not `host:port`, or whose host does not resolve to an IPv4 address
     #[error("invalid server {0:?} (expected HOST:PORT with an IPv4 address or a resolvable name)")]
     BadServer(String),
+    /// A server given as an IPv6 address: the tunnel itself runs over IPv4
+    #[error(
+        "invalid server {0:?}: the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)"
+    )]
+    Ipv6Server(String),
     /// Port 0 in the client's server address
     #[error("server {0:?} has port 0")]
     ServerPortZero(String),

@@ -6,11 +6,11 @@ use crate::kcp::{tuning_from_args, tuning_keys};
 use crate::log_format::LogFormat;
 use ikago_proto::KcpTuning;
 use ikago_proto::{
-    ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, MIN_MTU, Method, Protocol, ServerConfig,
-    Transport,
+    ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, Ipv6Net, MIN_MTU, Method, Protocol,
+    ServerConfig, Transport,
 };
 use serde_json::{Map, Value};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ pub struct ClientSettings {
     pub common: CommonSettings,
     /// LAN sources to tunnel
     pub sources: Vec<Ipv4Net>,
+    /// LAN IPv6 sources to tunnel (over the ikago2 wire only)
+    pub sources6: Vec<Ipv6Net>,
     /// The server's tunnel address (the preferred one)
     pub server: SocketAddrV4,
     /// Servers tried in turn after `server` (failover)
@@ -88,6 +90,8 @@ pub struct ClientSettings {
     pub failback: Option<Duration>,
     /// Addresses answered by proxy ARP
     pub publish: Vec<Ipv4Addr>,
+    /// IPv6 addresses answered by proxy NDP
+    pub publish6: Vec<Ipv6Addr>,
     /// The wire spoken: `--protocol`, else ikago2 with a password in FakeTCP mode and ikago
     /// otherwise (without a password, with KCP, in `tcp` mode)
     pub protocol: Protocol,
@@ -108,10 +112,41 @@ fn address(option: &'static str, value: &str) -> Result<Ipv4Addr, Error> {
     })
 }
 
+/// The sources of `-r`: each item an IPv4 or an IPv6 address or prefix
+fn sources(items: &[String]) -> Result<(Vec<Ipv4Net>, Vec<Ipv6Net>), Error> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for s in items {
+        let bad = || Error::BadSource(s.clone());
+        if s.contains(':') {
+            v6.push(s.parse::<Ipv6Net>().map_err(|_| bad())?);
+        } else {
+            v4.push(s.parse::<Ipv4Net>().map_err(|_| bad())?);
+        }
+    }
+    Ok((v4, v6))
+}
+
+/// The addresses of `--publish`: a comma list of IPv4 and IPv6 addresses
+fn published(list: Option<&str>) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), Error> {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for p in list.into_iter().flat_map(|p| p.split(',')).map(str::trim) {
+        match p.parse::<IpAddr>() {
+            _ if p.is_empty() => {}
+            Ok(IpAddr::V4(a)) => v4.push(a),
+            Ok(IpAddr::V6(a)) => v6.push(a),
+            Err(_) => return Err(Error::BadPublish(p.to_owned())),
+        }
+    }
+    Ok((v4, v6))
+}
+
 /// Resolves `host:port` to an IPv4 socket address (a name is resolved; its first IPv4 address wins)
 fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
     let bad = || Error::BadServer(value.to_owned());
     let v = value.trim();
+    if v.parse::<SocketAddrV6>().is_ok() || v.parse::<Ipv6Addr>().is_ok() {
+        return Err(Error::Ipv6Server(value.to_owned()));
+    }
     let addr = match v.parse::<SocketAddrV4>() {
         Ok(a) => a,
         Err(_) => {
@@ -316,16 +351,8 @@ impl ClientSettings {
     /// Validates client options and applies the defaults
     pub fn resolve(a: &ClientArgs) -> Result<Self, Error> {
         let common = CommonSettings::resolve(&a.common)?;
-        let sources = a
-            .sources
-            .iter()
-            .flatten()
-            .map(|s| {
-                s.parse::<Ipv4Net>()
-                    .map_err(|_| Error::BadSource(s.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if sources.is_empty() {
+        let (sources, sources6) = sources(a.sources.as_deref().unwrap_or_default())?;
+        if sources.is_empty() && sources6.is_empty() {
             return Err(Error::NoSources);
         }
         let mut servers = a
@@ -341,14 +368,7 @@ impl ClientSettings {
         }
         let server = servers.remove(0);
         let failback = a.failback.map(Duration::from_secs);
-        let publish = a
-            .publish
-            .iter()
-            .flat_map(|p| p.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| address("publish", p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (publish, publish6) = published(a.publish.as_deref())?;
         let mut common = common;
         let protocol = common
             .protocol
@@ -357,6 +377,9 @@ impl ClientSettings {
             } else {
                 Protocol::Ikago2
             });
+        if protocol == Protocol::Ikago && !sources6.is_empty() {
+            return Err(Error::Ipv6NeedsIkago2);
+        }
         if protocol == Protocol::Ikago2 && common.method == Method::Plain {
             // ikago2 always encrypts: with no method given, the cipher this CPU runs fastest
             common.method = fastest_record_method();
@@ -364,10 +387,12 @@ impl ClientSettings {
         Ok(Self {
             common,
             sources,
+            sources6,
             server,
             fallback: servers,
             failback,
             publish,
+            publish6,
             protocol,
         })
     }
@@ -378,7 +403,9 @@ impl ClientSettings {
     /// password, they give the same configuration over the same devices.
     pub fn machine_keys(&self) -> Map<String, Value> {
         let mut m = self.common.machine_keys();
-        let sources: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
+        let sources: Vec<String> = (self.sources.iter().map(ToString::to_string))
+            .chain(self.sources6.iter().map(ToString::to_string))
+            .collect();
         m.insert("sources".into(), sources.into());
         let servers: Vec<String> = std::iter::once(&self.server)
             .chain(&self.fallback)
@@ -388,8 +415,10 @@ impl ClientSettings {
         if let Some(after) = self.failback {
             m.insert("failback".into(), after.as_secs().into());
         }
-        if !self.publish.is_empty() {
-            let publish: Vec<String> = self.publish.iter().map(ToString::to_string).collect();
+        if !self.publish.is_empty() || !self.publish6.is_empty() {
+            let publish: Vec<String> = (self.publish.iter().map(ToString::to_string))
+                .chain(self.publish6.iter().map(ToString::to_string))
+                .collect();
             m.insert("publish".into(), publish.join(",").into());
         }
         if let Some(port) = self.common.monitor {
@@ -408,6 +437,8 @@ impl ClientSettings {
         config.fallback = self.fallback.clone();
         config.failback = self.failback;
         config.publish = self.publish.clone();
+        config.sources6 = self.sources6.clone();
+        config.publish6 = self.publish6.clone();
         config.port = c.port;
         config.transport = c.mode;
         config.method = c.method;

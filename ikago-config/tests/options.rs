@@ -6,7 +6,7 @@ use ikago_config::{
     LogFormat, RoleCommand, ServerArgs, ServerSettings, parse_str,
 };
 use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method, Protocol};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// A runner's command line, as every binary builds it
@@ -165,7 +165,40 @@ fn errors_are_one_clear_line() {
         (&["-r", "1.2.3.4"], "no server given (-s HOST:PORT)"),
         (
             &["-r", "1.2.3.4/40", "-s", "1.2.3.4:1"],
-            "invalid source \"1.2.3.4/40\" (expected an IPv4 address or CIDR block like 198.18.11.0/24)",
+            "invalid source \"1.2.3.4/40\" (expected an IPv4 or IPv6 address or CIDR block like 198.18.11.0/24 or 2001:db8:1::/64)",
+        ),
+        (
+            &["-r", "2001:db8:1::/129", "-s", "1.2.3.4:1"],
+            "invalid source \"2001:db8:1::/129\" (expected an IPv4 or IPv6 address or CIDR block like 198.18.11.0/24 or 2001:db8:1::/64)",
+        ),
+        (
+            &["-r", "2001:db8:1:::1", "-s", "1.2.3.4:1"],
+            "invalid source \"2001:db8:1:::1\" (expected an IPv4 or IPv6 address or CIDR block like 198.18.11.0/24 or 2001:db8:1::/64)",
+        ),
+        (
+            &["-r", "2001:db8:1::/64", "-s", "1.2.3.4:1"],
+            "IPv6 sources travel over the ikago2 wire only (give a password, and no --kcp or --protocol ikago)",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4,2001:db8:1::/64",
+                "-s",
+                "1.2.3.4:1",
+                "--password",
+                "pw",
+                "--protocol",
+                "ikago",
+            ],
+            "IPv6 sources travel over the ikago2 wire only (give a password, and no --kcp or --protocol ikago)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "[2001:db8::1]:18081"],
+            "invalid server \"[2001:db8::1]:18081\": the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1,2001:db8::1"],
+            "invalid server \"2001:db8::1\": the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:0"],
@@ -222,7 +255,18 @@ fn errors_are_one_clear_line() {
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--publish", "x"],
-            "invalid publish address \"x\" (expected an IPv4 address like 198.18.0.1)",
+            "invalid publish address \"x\" (expected an IPv4 or IPv6 address like 198.18.11.254 or 2001:db8:1::1)",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4",
+                "-s",
+                "1.2.3.4:1",
+                "--publish",
+                "fd00::1::2",
+            ],
+            "invalid publish address \"fd00::1::2\" (expected an IPv4 or IPv6 address like 198.18.11.254 or 2001:db8:1::1)",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--mtu", "575"],
@@ -585,6 +629,57 @@ fn a_client_with_a_password_speaks_ikago2_in_either_mode() {
 }
 
 #[test]
+fn ipv6_sources_and_published_addresses_mix_with_ipv4() {
+    let s = ClientSettings::resolve(&client(&[
+        "-r",
+        "198.18.1.0/24, 2001:db8:1::/64,fd00:21::4",
+        "-s",
+        "198.18.12.1:18081",
+        "--password",
+        "pw",
+        "--publish",
+        "198.18.1.254,fd00:21::fe",
+    ]))
+    .unwrap();
+    assert_eq!(s.sources, ["198.18.1.0/24".parse().unwrap()]);
+    assert_eq!(
+        s.sources6,
+        [
+            "2001:db8:1::/64".parse().unwrap(),
+            "fd00:21::4".parse().unwrap()
+        ]
+    );
+    assert_eq!(s.publish, [Ipv4Addr::new(198, 18, 1, 254)]);
+    assert_eq!(s.publish6, ["fd00:21::fe".parse::<Ipv6Addr>().unwrap()]);
+    assert_eq!(s.protocol, Protocol::Ikago2);
+    let config = s.client_config(vec![device("lan0", DeviceRole::Both)], [0; 32]);
+    assert_eq!(config.sources6, s.sources6);
+    assert_eq!(config.publish6, s.publish6);
+    // an IPv6 LAN alone is enough, and the file's keys are the same
+    let file = r#"{"sources": ["2001:db8:1::/64"], "server": "198.18.12.1:18081",
+                   "password": "pw", "publish": "2001:db8:1::1"}"#;
+    let s = ClientSettings::resolve(&parse_str::<ClientArgs>(file, no_env).unwrap()).unwrap();
+    assert!(s.sources.is_empty());
+    assert_eq!(s.sources6, ["2001:db8:1::/64".parse().unwrap()]);
+    assert_eq!(s.publish6, ["2001:db8:1::1".parse::<Ipv6Addr>().unwrap()]);
+    // IPv6 items need a restart when they change; the IPv4 ones apply at once
+    let changed = ClientSettings::resolve(&client(&[
+        "-r",
+        "2001:db8:2::/64,198.18.1.0/24",
+        "-s",
+        "198.18.12.1:18081",
+        "--password",
+        "pw",
+        "--publish",
+        "2001:db8:1::1",
+    ]))
+    .unwrap();
+    let c = s.changes(&changed);
+    assert_eq!(c.live, ["sources"]);
+    assert_eq!(c.restart, ["sources (IPv6)"]);
+}
+
+#[test]
 fn machine_keys_give_the_same_machine_without_the_password() {
     let devices = vec![
         device("lan0", DeviceRole::Listen),
@@ -634,6 +729,16 @@ fn machine_keys_give_the_same_machine_without_the_password() {
             "198.18.12.1:18081",
             "-p",
             "60837",
+        ],
+        &[
+            "-r",
+            "fd00:21::/64,198.18.11.2,2001:db8:5::7",
+            "-s",
+            "198.18.12.1:18081",
+            "--password",
+            "pw",
+            "--publish",
+            "fd00:21::fe,198.18.11.254",
         ],
     ] {
         let s = ClientSettings::resolve(&client(line)).unwrap();
