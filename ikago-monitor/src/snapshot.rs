@@ -3,7 +3,7 @@
 
 use ikago_proto::{Event, Stats};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,9 +69,9 @@ pub struct NatEntry {
     /// The client that owns it
     pub client: SocketAddrV4,
     /// The inner source address and port (ICMP id)
-    pub inner: SocketAddrV4,
+    pub inner: SocketAddr,
     /// The public address and port (ICMP id)
-    pub public: SocketAddrV4,
+    pub public: SocketAddr,
     /// When it was made
     pub since: Instant,
 }
@@ -197,7 +197,7 @@ pub struct Recorder {
     start_wall: SystemTime,
     probe_interval: Duration,
     dns: VecDeque<DnsRecord>,
-    nat: BTreeMap<(u8, SocketAddrV4), NatEntry>,
+    nat: BTreeMap<(u8, SocketAddr), NatEntry>,
     /// Shared with the snapshots until the next change
     dns_view: Option<Arc<[DnsRecord]>>,
     nat_view: Option<Arc<[NatEntry]>>,
@@ -392,14 +392,14 @@ mod tests {
         let map = |port: u16| Event::NatMapped {
             client,
             protocol: 17,
-            inner: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), port),
-            public: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), port),
+            inner: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), port).into(),
+            public: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), port).into(),
         };
         for port in 0..NAT_TABLE_CAP as u16 + 5 {
             r.record(&map(port), t0);
         }
         assert_eq!(r.snapshot(Stats::default(), t0).nat.len(), NAT_TABLE_CAP);
-        let public = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 3);
+        let public = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 3).into();
         r.record(
             &Event::NatExpired {
                 protocol: 17,

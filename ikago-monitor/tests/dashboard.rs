@@ -126,9 +126,9 @@ fn client(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
         counter(n * 100, wave(n, 125_000)),
         counter(n * 180, wave(n, 250_000)),
     );
-    let src = Peer::Source(Ipv4Addr::new(10, 6, 0, 2));
+    let src = Peer::Source(Ipv4Addr::new(10, 6, 0, 2).into());
     s.peers = vec![peer(src, out, r#in, 0, n, t0)];
-    let remote = Peer::Remote(Ipv4Addr::new(93, 184, 216, 34));
+    let remote = Peer::Remote(Ipv4Addr::new(93, 184, 216, 34).into());
     s.remotes = vec![peer(remote, out, r#in, 0, n, t0)];
     s.tunnel_tx = counter(n * 110, wave(n, 140_000));
     s.tunnel_rx = counter(n * 190, wave(n, 270_000));

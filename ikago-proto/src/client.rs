@@ -415,7 +415,7 @@ impl Client {
             mac: Mac::ZERO,
             device,
             stats: PeerStats {
-                peer: Peer::Source(ip),
+                peer: Peer::Source(ip.into()),
                 out: Default::default(),
                 r#in: Default::default(),
                 first_seen: now,
@@ -428,7 +428,7 @@ impl Client {
             entry.device = device;
             let name = self.core.device(device).name.clone();
             self.core.tx.event(Event::SourceJoined {
-                ip,
+                ip: ip.into(),
                 mac,
                 device: name,
             });
@@ -451,7 +451,7 @@ impl Client {
             }
         }
         let s = self.remotes.entry(ip).or_insert_with(|| PeerStats {
-            peer: Peer::Remote(ip),
+            peer: Peer::Remote(ip.into()),
             out: Default::default(),
             r#in: Default::default(),
             first_seen: now,

@@ -2,7 +2,7 @@
 
 use crate::stats::DropReason;
 use crate::wire::Mac;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// Something a user may want to see in a log or a monitor
@@ -55,8 +55,8 @@ pub enum Event {
     },
     /// Client: a LAN device sent its first packet, or moved to another MAC or device
     SourceJoined {
-        /// The device's address
-        ip: Ipv4Addr,
+        /// The device's address (IPv4, or IPv6 for a `sources6` host)
+        ip: IpAddr,
         /// Its MAC
         mac: Mac,
         /// The name of the LAN device it was seen on
@@ -69,10 +69,11 @@ pub enum Event {
         /// Who asked
         requester: Ipv4Addr,
     },
-    /// A next hop (gateway or on-link host) was resolved by ARP
+    /// A next hop (gateway or on-link host) was resolved by ARP, or by neighbour discovery for
+    /// IPv6
     NeighborResolved {
         /// The next hop
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Its MAC
         mac: Mac,
     },
@@ -80,19 +81,19 @@ pub enum Event {
     NatMapped {
         /// The client that owns it
         client: SocketAddrV4,
-        /// IP protocol number (1 ICMP, 6 TCP, 17 UDP)
+        /// IP protocol number (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6)
         protocol: u8,
-        /// The inner source address and port (ICMP id)
-        inner: SocketAddrV4,
+        /// The inner source address and port (ICMP id); IPv6 for a NAT66 mapping
+        inner: SocketAddr,
         /// The public address and port (ICMP id)
-        public: SocketAddrV4,
+        public: SocketAddr,
     },
     /// Server: an idle NAT mapping expired
     NatExpired {
         /// IP protocol number
         protocol: u8,
         /// The public address and port (ICMP id) released
-        public: SocketAddrV4,
+        public: SocketAddr,
     },
     /// Client: a DNS answer in the return path named an address (with `dns_records` on)
     DnsRecord {

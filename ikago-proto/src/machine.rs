@@ -292,7 +292,7 @@ impl Core {
             .learn(self.now, device, a.spa, a.sha, &mut self.tx)
         {
             self.tx.event(Event::NeighborResolved {
-                ip: a.spa,
+                ip: a.spa.into(),
                 mac: a.sha,
             });
         }

@@ -707,8 +707,8 @@ impl Server {
             self.core.tx.event(Event::NatMapped {
                 client: peer,
                 protocol: m.protocol,
-                inner: m.inner,
-                public: m.public,
+                inner: m.inner.into(),
+                public: m.public.into(),
             });
         }
         let up = self.core.upstream;
@@ -894,7 +894,7 @@ impl Machine for Server {
         nat.handle_timeout(now, |m| {
             core.tx.event(Event::NatExpired {
                 protocol: m.protocol,
-                public: m.public,
+                public: m.public.into(),
             });
         });
         while let Some((at, peer)) = self.ack_due.pop_due(now) {

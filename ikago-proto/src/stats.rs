@@ -4,7 +4,7 @@ use crate::config::{Protocol, Transport};
 use crate::kcp::KcpStats;
 use crate::wire::ipv4;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// Packets and bytes
@@ -200,12 +200,12 @@ impl fmt::Display for Drops {
 /// Who a [`PeerStats`] entry is about
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Peer {
-    /// Client: a LAN source address
-    Source(Ipv4Addr),
+    /// Client: a LAN source address (IPv4, or IPv6 for a `sources6` host)
+    Source(IpAddr),
     /// Server: a client's tunnel address
     Client(SocketAddrV4),
     /// Client: a remote address its sources talk to
-    Remote(Ipv4Addr),
+    Remote(IpAddr),
 }
 
 impl fmt::Display for Peer {

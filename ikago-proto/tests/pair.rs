@@ -453,7 +453,7 @@ fn sources_change_on_a_live_tunnel_without_a_new_handshake() {
     let peers: Vec<_> = p.client.stats().peers.iter().map(|s| s.peer).collect();
     assert_eq!(
         peers,
-        [Peer::Source(OTHER_HOST)],
+        [Peer::Source(OTHER_HOST.into())],
         "the old source is forgotten"
     );
 

@@ -5,7 +5,7 @@ mod common;
 use common::{Basic, connect, payload};
 use ikago_proto::Event;
 use ikago_sim::{Origin, WorldConfig};
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 
 /// The echo identifier of the LAN host's pings
 const IDENT: u16 = 0x4242;
@@ -29,7 +29,7 @@ fn icmp_echo() {
         assert_eq!((r.from, r.ident, r.seq), (far.into(), IDENT, seq));
         assert_eq!(r.payload, payload(seq as u8, 56));
     }
-    let mapped: Vec<SocketAddrV4> = b
+    let mapped: Vec<SocketAddr> = b
         .world
         .events()
         .iter()
@@ -45,7 +45,7 @@ fn icmp_echo() {
     assert_eq!(mapped.len(), 1, "one ICMP mapping for the three echoes");
     assert_eq!(
         mapped[0],
-        SocketAddrV4::new(pc, IDENT),
+        SocketAddr::V4(SocketAddrV4::new(pc, IDENT)),
         "keyed by the echo identifier"
     );
 }

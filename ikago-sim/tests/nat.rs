@@ -5,7 +5,7 @@ mod common;
 use common::{Basic, connect, events_of, exchange};
 use ikago_proto::{DropReason, Event};
 use ikago_sim::{HostConfig, Origin, World, WorldConfig, addr};
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// UDP's IP protocol number
@@ -23,7 +23,10 @@ fn udp_mapping(world: &World, inner: SocketAddrV4) -> SocketAddrV4 {
                 inner: i,
                 public,
                 ..
-            } if i == inner => Some(public),
+            } if i == SocketAddr::V4(inner) => match public {
+                SocketAddr::V4(p) => Some(p),
+                SocketAddr::V6(_) => None,
+            },
             _ => None,
         });
     found.unwrap_or_else(|| panic!("{}no UDP mapping for {inner}", world.summary()))
@@ -68,7 +71,7 @@ fn idle_udp_mapping_expires() {
     let expired = |w: &World| {
         events_of(w, Origin::Server)
             .iter()
-            .any(|e| matches!(e, Event::NatExpired { protocol: UDP, public: p } if *p == public))
+            .any(|e| matches!(e, Event::NatExpired { protocol: UDP, public: p } if *p == SocketAddr::V4(public)))
     };
     b.world.run_for(timeout - Duration::from_secs(1));
     assert!(!expired(&b.world), "expired early");

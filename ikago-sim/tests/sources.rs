@@ -45,7 +45,10 @@ fn two_sources_behind_one_client() {
         .collect();
     assert_eq!(
         peers,
-        [Peer::Source(addr::lan(2)), Peer::Source(addr::lan(3))]
+        [
+            Peer::Source(addr::lan(2).into()),
+            Peer::Source(addr::lan(3).into())
+        ]
     );
 }
 

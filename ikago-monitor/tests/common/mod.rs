@@ -47,12 +47,12 @@ pub fn recorder(role: Role, t0: Instant) -> Recorder {
 /// A client's counters: two sources (one never answered) and two remotes
 pub fn client_stats(t0: Instant) -> Stats {
     let mut s = Stats::default();
-    let src = |d| Peer::Source(Ipv4Addr::new(10, 6, 0, d));
+    let src = |d| Peer::Source(Ipv4Addr::new(10, 6, 0, d).into());
     s.peers = vec![
         peer(src(2), counter(10, 1000), counter(5, 700), 1, 9, t0),
         peer(src(3), counter(3, 180), counter(0, 0), 4, 6, t0),
     ];
-    let remote = |a, b, c, d| Peer::Remote(Ipv4Addr::new(a, b, c, d));
+    let remote = |a, b, c, d| Peer::Remote(Ipv4Addr::new(a, b, c, d).into());
     s.remotes = vec![
         peer(
             remote(1, 1, 1, 1),
@@ -132,8 +132,8 @@ pub fn nat_events() -> Vec<Event> {
         .map(|(protocol, inner, port)| Event::NatMapped {
             client,
             protocol,
-            inner: SocketAddrV4::new(Ipv4Addr::new(10, 6, 0, 2), inner),
-            public: SocketAddrV4::new(public, port),
+            inner: SocketAddrV4::new(Ipv4Addr::new(10, 6, 0, 2), inner).into(),
+            public: SocketAddrV4::new(public, port).into(),
         })
         .collect()
 }
