@@ -95,7 +95,8 @@ pub(crate) struct Ndp {
 }
 
 /// The neighbour discovery message an Ethernet frame carries, if it is a valid one (hop limit
-/// 255, checksum right)
+/// 255, checksum right); duplicate address detection is not modelled: a solicitation from the
+/// unspecified address is ignored
 pub(crate) fn ndp_of(frame: &[u8]) -> Option<Ndp> {
     let eth = ikago_proto::wire::ethernet::parse(frame)?;
     if eth.ethertype != ETHERTYPE_IPV6 {
@@ -108,6 +109,9 @@ pub(crate) fn ndp_of(frame: &[u8]) -> Option<Ndp> {
     }
     let icmp = Icmpv6Slice::from_slice(ip.payload()).ok()?;
     if !icmp.is_checksum_valid(ip.src().octets(), ip.dst().octets()) {
+        return None;
+    }
+    if ip.src().is_unspecified() {
         return None;
     }
     let (advert, opt) = match icmp.icmp_type() {

@@ -2,18 +2,20 @@
 //! the simulation needs
 //!
 //! Every input is followed by draining `poll_output` until [`Output::Timeout`] (the core's rule).
-//! The kernel answers ARP for the device's own address, which the core leaves to the OS; the rest
+//! The kernel answers ARP and IPv6 neighbour solicitations for the device's own addresses, which
+//! the core leaves to the OS (it answers only for published addresses); the rest
 //! of the kernel is taken as configured the way the runners configure it (no IP forwarding, and
 //! firewall rules that keep it from answering the tunnel's and the NAT's packets).
 
 use crate::fabric::{Fabric, Origin, PortId};
+use crate::ipv6;
 use crate::packet;
 use ikago_proto::wire::arp;
 use ikago_proto::{
     ConnId, DeviceConfig, DeviceId, Input, MAX_FRAME_LEN, Mac, Machine, Output, StreamInput,
     StreamOp,
 };
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// Outputs drained after one input before the machine is declared stuck
@@ -25,8 +27,8 @@ pub(crate) struct Node {
     pub(crate) machine: Machine,
     /// Port of each device, by `DeviceId`
     ports: Vec<PortId>,
-    /// Address and MAC of each device, answered by the kernel's ARP
-    own: Vec<(Ipv4Addr, [u8; 6])>,
+    /// Address, IPv6 address and MAC of each device, answered by the kernel's ARP and NDP
+    own: Vec<(Ipv4Addr, Option<Ipv6Addr>, [u8; 6])>,
     origin: Origin,
     /// When to feed the next `Input::Timeout`
     pub(crate) deadline: Duration,
@@ -42,7 +44,10 @@ impl Node {
         origin: Origin,
         fabric: &mut Fabric,
     ) -> Self {
-        let own = devices.iter().map(|d| (d.addr, d.mac.0)).collect();
+        let own = devices
+            .iter()
+            .map(|d| (d.addr, d.ipv6.map(|l| l.addr), d.mac.0))
+            .collect();
         let mut node = Self {
             machine,
             ports,
@@ -63,7 +68,7 @@ impl Node {
 
     /// A frame arrived on device `device`
     pub(crate) fn frame(&mut self, device: usize, frame: &[u8], fabric: &mut Fabric) {
-        let (ip, mac) = self.own[device];
+        let (ip, ip6, mac) = self.own[device];
         if let Some(a) = packet::arp_of(frame).filter(|a| a.op == arp::OP_REQUEST && a.tpa == ip) {
             let reply = packet::arp_reply(&a, Mac(mac));
             fabric.send(
@@ -71,6 +76,13 @@ impl Node {
                 &packet::arp_frame(&reply, a.sha),
                 Duration::ZERO,
             );
+        }
+        if let Some(own) = ip6
+            && let Some(n) = ipv6::ndp_of(frame).filter(|n| !n.advert && n.target == own)
+            && let Some(to) = n.lladdr
+        {
+            let advert = ipv6::advertise(Mac(mac), own, &n, to);
+            fabric.send(self.ports[device], &advert, Duration::ZERO);
         }
         let device = DeviceId(u8::try_from(device).expect("at most 255 devices"));
         self.machine.handle_input(Input::Frame {

@@ -19,9 +19,10 @@
 //! everything due then. Everything random is drawn from the World's seed.
 
 use crate::addr::{
-    self, CLIENT_LAN, EDGE_INTERNET, EDGE_INTERNET6, EDGE_REMOTE, EDGE_REMOTE6, PREFIX_LEN,
-    ROUTER_INSIDE, ROUTER_INSIDE6, ROUTER_OUTSIDE, ROUTER_OUTSIDE6, SERVER_PORT, SERVER_PUBLIC,
-    SERVER_WAN, TAG_CLIENT_WAN, TAG_INTERNET, TAG_REMOTE, TAG_SERVER_WAN,
+    self, CLIENT_LAN, CLIENT_LAN6, EDGE_INTERNET, EDGE_INTERNET6, EDGE_REMOTE, EDGE_REMOTE6,
+    PREFIX_LEN, PREFIX_LEN6, ROUTER_INSIDE, ROUTER_INSIDE6, ROUTER_OUTSIDE, ROUTER_OUTSIDE6,
+    SERVER_PORT, SERVER_PUBLIC, SERVER_PUBLIC6, SERVER_WAN, SERVER_WAN6, TAG_CLIENT_WAN,
+    TAG_INTERNET, TAG_REMOTE, TAG_SERVER_WAN,
 };
 use crate::capture::Capture;
 use crate::drops::Drops;
@@ -34,8 +35,8 @@ use crate::streams::{Streams, To};
 use ikago_proto::Ikago2Config;
 use ikago_proto::ikago2::Psk;
 use ikago_proto::{
-    Client, ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, LinkType, Mac, Method, Server,
-    ServerConfig, Stats,
+    Client, ClientConfig, DeviceConfig, DeviceRole, Ipv4Net, Ipv6Link, Ipv6Net, LinkType, Mac,
+    Method, Server, ServerConfig, Stats,
 };
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -129,6 +130,28 @@ fn device(
     }
 }
 
+/// A device's IPv6 address in the address plan: a /64, with `gateway` as its IPv6 router
+fn link6(addr: Ipv6Addr, gateway: Option<Ipv6Addr>) -> Ipv6Link {
+    Ipv6Link {
+        addr,
+        prefix_len: PREFIX_LEN6,
+        gateway,
+        gateway_mac: None,
+    }
+}
+
+/// Gives `devices` (listen, upstream) of a server the IPv6 addresses `wan` and `public`
+/// (its NAT66 address, the edge router its gateway), unless they have their own
+fn server_ipv6(devices: &mut [DeviceConfig], wan: Ipv6Addr, public: Ipv6Addr) {
+    let plan = [
+        link6(wan, Some(ROUTER_OUTSIDE6)),
+        link6(public, Some(EDGE_INTERNET6)),
+    ];
+    for (d, link) in devices.iter_mut().zip(plan) {
+        d.ipv6.get_or_insert(link);
+    }
+}
+
 /// What a World is built from
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
@@ -150,6 +173,12 @@ pub struct WorldConfig {
     pub stream_delay: Duration,
     /// `tcp` mode: the largest read of a connection (each read takes 1 to this many bytes)
     pub stream_read_max: usize,
+    /// Put the machines on the IPv6 plane: the server's devices get their IPv6 addresses
+    /// (2001:db8:14::2, and 2001:db8:13::1 upstream, its NAT66 address, with the edge router as
+    /// its gateway) unless the configuration has its own, and every client gets IPv6 on its
+    /// LAN (fd00:11::1) and upstream (2001:db8:12::(2 + i)) devices and its LAN's IPv6 prefix
+    /// as a source (`sources6`)
+    pub ipv6: bool,
 }
 
 impl WorldConfig {
@@ -185,6 +214,15 @@ impl WorldConfig {
             capture: false,
             stream_delay: Duration::from_millis(5),
             stream_read_max: 4096,
+            ipv6: false,
+        }
+    }
+
+    /// As [`new`](Self::new), with the machines on the IPv6 plane as well ([`Self::ipv6`])
+    pub fn dual_stack(seed: u64) -> Self {
+        Self {
+            ipv6: true,
+            ..Self::new(seed)
         }
     }
 }
@@ -233,6 +271,8 @@ pub struct World {
     spoofer: Option<PortId>,
     /// `tcp` mode's connections
     streams: Streams,
+    /// The machines are on the IPv6 plane
+    ipv6: bool,
 }
 
 impl World {
@@ -243,6 +283,9 @@ impl World {
     pub fn new(mut config: WorldConfig) -> Self {
         let s = &mut config.server;
         ikago2_of(&mut s.ikago2, &s.password, s.port, Duration::ZERO);
+        if config.ipv6 {
+            server_ipv6(&mut s.devices, SERVER_WAN6, SERVER_PUBLIC6);
+        }
         let mut fabric = Fabric::new(Instant::now(), config.latency, config.capture);
         let client_wan = fabric.add_segment();
         let server_wan = fabric.add_segment();
@@ -317,19 +360,21 @@ impl World {
                 config.stream_read_max,
                 seed64(config.seed, STREAM_READS),
             ),
+            ipv6: config.ipv6,
         }
     }
 
-    /// Adds a client with its own LAN (198.18.11.0/24, all of it a source) on the client-side
-    /// WAN; `configure` may change its configuration (method, password, MTU, publish, port,
-    /// TCP tuning...) but must keep its two devices (LAN first, then WAN)
+    /// Adds a client with its own LAN (198.18.11.0/24, all of it a source; on the IPv6 plane
+    /// fd00:11::/64 as well) on the client-side WAN; `configure` may change its configuration
+    /// (method, password, MTU, publish, port, TCP tuning...) but must keep its two devices (LAN
+    /// first, then WAN)
     ///
     /// # Panics
     /// If the configuration is refused.
     pub fn add_client(&mut self, configure: impl FnOnce(&mut ClientConfig)) -> ClientId {
         let i = self.clients.len();
         let lan = self.fabric.add_segment();
-        let devices = vec![
+        let mut devices = vec![
             device(
                 &format!("client{i}.lan"),
                 DeviceRole::Listen,
@@ -345,6 +390,10 @@ impl World {
                 Some(ROUTER_INSIDE),
             ),
         ];
+        if self.ipv6 {
+            devices[0].ipv6 = Some(link6(CLIENT_LAN6, None));
+            devices[1].ipv6 = Some(link6(addr::client_wan6(i), Some(ROUTER_INSIDE6)));
+        }
         let sources = vec![Ipv4Net {
             addr: addr::lan(0),
             prefix_len: PREFIX_LEN,
@@ -354,6 +403,12 @@ impl World {
         cfg.method = self.server_config.method;
         cfg.password = self.server_config.password.clone();
         cfg.rng_seed = seed32(self.seed, STREAM_CLIENT + i as u64);
+        if self.ipv6 {
+            cfg.sources6 = vec![Ipv6Net {
+                addr: addr::lan6(0),
+                prefix_len: PREFIX_LEN6,
+            }];
+        }
         configure(&mut cfg);
         ikago2_of(
             &mut cfg.ikago2,
@@ -451,7 +506,8 @@ impl World {
     }
 
     /// Adds a fallback server with the server's configuration on 198.18.14.(3 + n), public
-    /// address 198.18.13.(201 + n); returns its tunnel address for a client's `fallback` list
+    /// address 198.18.13.(201 + n) (on the IPv6 plane 2001:db8:14::(3 + n) and
+    /// 2001:db8:13::(201 + n)); returns its tunnel address for a client's `fallback` list
     pub fn add_fallback_server(&mut self) -> SocketAddrV4 {
         let n = self.fallbacks.len();
         let wan = Ipv4Addr::new(198, 18, 14, 3 + n as u8);
@@ -473,6 +529,14 @@ impl World {
                 None,
             ),
         ];
+        if self.ipv6 {
+            let (wan, public) = (wan.octets()[3], public.octets()[3]);
+            server_ipv6(
+                &mut cfg.devices,
+                addr::server_side6(wan),
+                addr::internet6(public),
+            );
+        }
         cfg.rng_seed = seed32(self.seed, STREAM_FALLBACK + n as u64);
         cfg.ikago2.unix_time = UNIX_EPOCH_OFFSET + self.fabric.now;
         let ports = [self.server_wan, self.internet]

@@ -216,3 +216,44 @@ fn edge_router_answers_an_oversize_ipv6_packet_with_packet_too_big() {
         "only the packet that fits"
     );
 }
+
+#[test]
+fn the_machines_kernels_answer_neighbour_solicitations_for_their_ipv6_addresses() {
+    let mut config = WorldConfig::dual_stack(5);
+    config.capture = true;
+    let mut w = World::new(config);
+    let client = w.add_client(|_| {});
+    let probe = w.add_client_side_host(HostConfig::ipv6_only(
+        "probe",
+        HostIpv6::client_side(addr::client_side6(100)),
+    ));
+    let target = addr::client_wan6(client.index());
+    w.host_mut(probe).ping(target, 1, 1, b"who has");
+    w.run_for(Duration::from_millis(100));
+    let adverts: Vec<(std::net::Ipv6Addr, [u8; 16])> = w
+        .capture()
+        .tap("client0.wan")
+        .expect("the client's upstream tap")
+        .frames
+        .iter()
+        .filter(|f| f.direction == ikago_sim::Direction::Out)
+        .filter_map(|f| {
+            let p = etherparse::SlicedPacket::from_ethernet(&f.data).ok()?;
+            let Some(etherparse::NetSlice::Ipv6(ip)) = p.net else {
+                return None;
+            };
+            let Some(etherparse::TransportSlice::Icmpv6(icmp)) = p.transport else {
+                return None;
+            };
+            (icmp.type_u8() == 136).then(|| {
+                let target = icmp.payload()[..16].try_into().expect("16 bytes");
+                (ip.header().destination_addr(), target)
+            })
+        })
+        .collect();
+    assert_eq!(
+        adverts,
+        [(addr::client_side6(100), target.octets())],
+        "one advertisement of the client's address, to the prober"
+    );
+}
