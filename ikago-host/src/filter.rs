@@ -1,7 +1,8 @@
 //! BPF filters: per device, admit only the frames the machine wants
 //!
-//! Every filter admits ARP (neighbour learning, gateway resolution, proxy ARP) and then the IPv4
-//! traffic of the device's roles:
+//! Every filter admits ARP (neighbour learning, gateway resolution, proxy ARP), then the IPv4
+//! traffic of the device's roles and their IPv6 traffic, as
+//! `arp or (ip and IPV4 PART) or (ip6 and IPV6 PART)` (a family with no part is left out):
 //!
 //! | machine, role | IPv4 part |
 //! |---|---|
@@ -11,7 +12,19 @@
 //! | server, upstream | `dst host PUBLIC and (tcp dst portrange T or udp dst portrange U or icmp or FRAG)` |
 //!
 //! where `FRAG` is `ip[6:2] & 0x3fff != 0` (any IPv4 fragment: libpcap matches ports in first
-//! fragments only). A device with both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
+//! fragments only). The tunnel is IPv4, so IPv6 has two parts:
+//!
+//! | machine, role | IPv6 part |
+//! |---|---|
+//! | client, listen | `(ether dst MAC and (src net S1 or ...) and not NDP) or NS(P1) or ... or (ether dst MAC and NA)` |
+//! | server, upstream | `(dst host NAT66 and (tcp dst portrange T or udp dst portrange U or icmp6 or FRAG6)) or NS(NAT66) or (ether dst MAC and NA)` |
+//!
+//! where `NS(A)` is a neighbour solicitation whose target is `A` (to any destination: they go to
+//! a solicited-node multicast group), `NA` a neighbour advertisement, `NDP` ICMPv6 types
+//! 133-137 (neighbour discovery belongs to the link, never to the tunnel) and `FRAG6`
+//! `ip6[6] = 44` (a Fragment header first). The client's part needs IPv6 sources or published
+//! IPv6 addresses, the server's an IPv6 address on its upstream device (NAT66). A device with
+//! both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
 //! engine of a sharded server (`--threads`) admits only its share: `tcp dst port P and SHARE`,
 //! its slices of the port ranges and its ICMP echo ids ([`crate::shard`]).
 //!
@@ -20,12 +33,25 @@
 
 use crate::capture::NOTHING;
 use crate::shard;
-use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, ServerConfig, Transport};
-use std::net::SocketAddrV4;
+use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, Ipv6Net, Mac, ServerConfig, Transport};
+use std::net::{Ipv6Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 
 /// Matches any IPv4 fragment, first or not (MF flag or a fragment offset)
 const ANY_FRAGMENT: &str = "ip[6:2] & 0x3fff != 0";
+/// Matches an IPv6 packet whose first header after the fixed one is a Fragment header
+const ANY_FRAGMENT6: &str = "ip6[6] = 44";
+/// Matches neighbour discovery: ICMPv6 router solicitation to redirect (types 133-137)
+const NDP: &str = "(icmp6 and icmp6[0] >= 133 and icmp6[0] <= 137)";
+
+/// What a role of a device admits of each family (`None`: nothing of it)
+#[derive(Debug, Default)]
+struct Part {
+    /// Of IPv4
+    ip: Option<String>,
+    /// Of IPv6
+    ip6: Option<String>,
+}
 
 /// One filter per device of a client whose FakeTCP address is `local`, in device order; the
 /// upstream filter takes every server of the failover list
@@ -42,8 +68,11 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         })
         .collect::<Vec<_>>()
         .join(" or ");
-    let upstream = (config.transport == Transport::FakeTcp)
-        .then(|| format!("dst host {} and ({upstream})", local.ip()));
+    let upstream = Part {
+        ip: (config.transport == Transport::FakeTcp)
+            .then(|| format!("dst host {} and ({upstream})", local.ip())),
+        ip6: None,
+    };
     let sources = config
         .sources
         .iter()
@@ -54,10 +83,52 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         .devices
         .iter()
         .map(|d| {
-            let listen = format!("ether dst {} and ({sources})", d.mac);
-            device_filter(d, upstream.as_deref(), Some(&listen))
+            let listen = Part {
+                ip: (!sources.is_empty()).then(|| format!("ether dst {} and ({sources})", d.mac)),
+                ip6: client_listen6(config, d.mac),
+            };
+            device_filter(d, &upstream, &listen)
         })
         .collect()
+}
+
+/// The IPv6 part of a client's listen device of MAC `mac`: its IPv6 sources' packets to it,
+/// neighbour solicitations for its published IPv6 addresses, and advertisements to it
+fn client_listen6(config: &ClientConfig, mac: Mac) -> Option<String> {
+    if config.sources6.is_empty() && config.publish6.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if !config.sources6.is_empty() {
+        let sources = config
+            .sources6
+            .iter()
+            .map(|&n| format!("src net {}", network6(n)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        parts.push(format!("(ether dst {mac} and ({sources}) and not {NDP})"));
+    }
+    parts.extend(config.publish6.iter().map(|&a| solicitation_for(a)));
+    parts.push(advertisement_to(mac));
+    Some(parts.join(" or "))
+}
+
+/// A neighbour solicitation (ICMPv6 type 135) whose target address (bytes 8-23) is `target`
+fn solicitation_for(target: Ipv6Addr) -> String {
+    let o = target.octets();
+    let words = (0..4)
+        .map(|i| {
+            let w = u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]);
+            format!("icmp6[{}:4] = 0x{w:08x}", 8 + 4 * i)
+        })
+        .collect::<Vec<_>>()
+        .join(" and ");
+    format!("(icmp6 and icmp6[0] = 135 and {words})")
+}
+
+/// A neighbour advertisement (ICMPv6 type 136) to `mac`: the answer to a solicitation sent
+fn advertisement_to(mac: Mac) -> String {
+    format!("(ether dst {mac} and icmp6 and icmp6[0] = 136)")
 }
 
 /// One filter per device of a server (of the engine its shard names), in device order
@@ -82,22 +153,57 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
         .devices
         .iter()
         .map(|d| {
-            let listen = (config.transport == Transport::FakeTcp)
-                .then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr));
-            device_filter(d, Some(&upstream), listen.as_deref())
+            let upstream = Part {
+                ip: Some(upstream.clone()),
+                ip6: d.ipv6.map(|link| {
+                    format!(
+                        "(dst host {} and (tcp dst portrange {} or udp dst portrange {} or {} or \
+                         {ANY_FRAGMENT6})) or {} or {}",
+                        link.addr,
+                        range(&nat.tcp_ports),
+                        range(&nat.udp_ports),
+                        shard::icmp6_share(config.shard, &nat.icmp_ids),
+                        solicitation_for(link.addr),
+                        advertisement_to(d.mac)
+                    )
+                }),
+            };
+            let listen = Part {
+                ip: (config.transport == Transport::FakeTcp)
+                    .then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr)),
+                ip6: None,
+            };
+            device_filter(d, &upstream, &listen)
         })
         .collect()
 }
 
-/// `arp or (ip and PART)` with the parts of the device's roles that the machine captures
-/// (`None`: a role whose traffic is not captured); nothing without any part
-fn device_filter(d: &DeviceConfig, upstream: Option<&str>, listen: Option<&str>) -> String {
-    let upstream = upstream.filter(|_| d.role.is_upstream());
-    let listen = listen.filter(|_| d.role.listens());
-    match (upstream, listen) {
-        (Some(u), Some(l)) => format!("arp or (ip and (({u}) or ({l})))"),
-        (Some(part), None) | (None, Some(part)) => format!("arp or (ip and {part})"),
-        (None, None) => NOTHING.to_owned(),
+/// `arp or (ip and PART) or (ip6 and PART6)` with the parts of the device's roles that the
+/// machine captures; nothing without any part
+fn device_filter(d: &DeviceConfig, upstream: &Part, listen: &Part) -> String {
+    let (up, listens) = (d.role.is_upstream(), d.role.listens());
+    // the parts of one family, each in parentheses when it has alternatives of its own
+    let family = |u: Option<&String>, l: Option<&String>, wrap: bool| match (
+        u.filter(|_| up),
+        l.filter(|_| listens),
+    ) {
+        (Some(u), Some(l)) => Some(format!("(({u}) or ({l}))")),
+        (Some(p), None) | (None, Some(p)) if wrap => Some(format!("({p})")),
+        (Some(p), None) | (None, Some(p)) => Some(p.clone()),
+        (None, None) => None,
+    };
+    let ip = family(upstream.ip.as_ref(), listen.ip.as_ref(), false);
+    let ip6 = family(upstream.ip6.as_ref(), listen.ip6.as_ref(), true);
+    let families: Vec<String> = [
+        ip.map(|f| format!("(ip and {f})")),
+        ip6.map(|f| format!("(ip6 and {f})")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match families.is_empty() {
+        true => NOTHING.to_owned(),
+        false => format!("arp or {}", families.join(" or ")),
     }
 }
 
@@ -108,6 +214,13 @@ fn network(n: Ipv4Net) -> String {
         .unwrap_or(0);
     let base = std::net::Ipv4Addr::from(u32::from(n.addr) & mask);
     format!("{base}/{}", n.prefix_len)
+}
+
+/// An IPv6 network with its host bits cleared, as libpcap wants it (`2001:db8:1::/64`)
+fn network6(n: Ipv6Net) -> String {
+    let len = u32::from(n.prefix_len.min(128));
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    format!("{}/{len}", Ipv6Addr::from(u128::from(n.addr) & mask))
 }
 
 /// A port range as `A-B`
@@ -353,6 +466,246 @@ mod tests {
         assert!(
             !admits(&f[1], &tcp([1, 1, 1, 1], [198, 19, 0, 1], 5000, 18081)),
             "other address"
+        );
+    }
+
+    const LAN_SOURCE6: [u8; 16] = [0xfd, 0, 0, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    fn v6(text: &str) -> [u8; 16] {
+        text.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    /// An IPv6 frame to `dst_mac` carrying `icmp` (type, code, bytes 5-8) and `body`, or UDP
+    /// from `sport` to `dport` when `icmp` is `None`
+    fn frame6(
+        dst_mac: [u8; 6],
+        src: [u8; 16],
+        dst: [u8; 16],
+        icmp: Option<(u8, u8, [u8; 4])>,
+        ports: (u16, u16),
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut v = Vec::new();
+        let b = PacketBuilder::ethernet2(OTHER_MAC, dst_mac).ipv6(src, dst, 255);
+        match icmp {
+            Some((type_u8, code_u8, bytes5to8)) => b
+                .icmpv6(etherparse::Icmpv6Type::Unknown {
+                    type_u8,
+                    code_u8,
+                    bytes5to8,
+                })
+                .write(&mut v, body)
+                .unwrap(),
+            None => b.udp(ports.0, ports.1).write(&mut v, body).unwrap(),
+        }
+        v
+    }
+
+    fn tcp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(OTHER_MAC, [2, 0, 0, 0, 0, 2])
+            .ipv6(src, dst, 64)
+            .tcp(sport, dport, 1, 1000)
+            .write(&mut v, b"x")
+            .unwrap();
+        v
+    }
+
+    /// A neighbour solicitation for `target`, to its solicited-node group's MAC
+    fn solicitation(src: [u8; 16], target: [u8; 16]) -> Vec<u8> {
+        let group_mac = [0x33, 0x33, 0xff, target[13], target[14], target[15]];
+        let mut group = v6("ff02::1:ff00:0");
+        group[13..].copy_from_slice(&target[13..]);
+        let mut body = target.to_vec();
+        body.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 9]);
+        frame6(group_mac, src, group, Some((135, 0, [0; 4])), (0, 0), &body)
+    }
+
+    #[test]
+    fn client_filters_admit_ipv6_sources_and_solicitations_for_published_addresses() {
+        let mut c = client_config();
+        c.sources6 = vec![
+            "fd00:21::/64".parse().unwrap(),
+            "2001:db8:9::9".parse().unwrap(),
+        ];
+        c.publish6 = vec!["fd00:21::fe".parse().unwrap()];
+        let f = client(&c, "198.18.2.1:50000".parse().unwrap());
+        let lan = &f[0];
+        assert!(lan.starts_with(
+            "arp or (ip and ether dst 02:00:00:00:00:01 and (src net 198.18.1.0/24 or \
+             src net 198.18.9.9/32)) or (ip6 and ((ether dst 02:00:00:00:00:01 and \
+             (src net fd00:21::/64 or src net 2001:db8:9::9/128) and not (icmp6 and"
+        ));
+        let wan = &f[1];
+        assert!(!wan.contains("ip6"), "the tunnel is IPv4: {wan}");
+        let mac = CLIENT_MAC.0;
+        let out = v6("2001:db8:24::2");
+        let udp6 = |mac, src| frame6(mac, src, out, None, (5000, 53), b"x");
+        assert!(admits(lan, &udp6(mac, LAN_SOURCE6)));
+        assert!(admits(lan, &udp6(mac, v6("2001:db8:9::9"))));
+        assert!(
+            !admits(lan, &udp6(mac, v6("2001:db8:9::8"))),
+            "not a source"
+        );
+        assert!(!admits(lan, &udp6(OTHER_MAC, LAN_SOURCE6)), "not to us");
+        let echo = frame6(
+            mac,
+            LAN_SOURCE6,
+            out,
+            Some((128, 0, [0, 7, 0, 1])),
+            (0, 0),
+            b"ping",
+        );
+        assert!(admits(lan, &echo), "ICMPv6 echo");
+        assert!(
+            admits(lan, &solicitation(LAN_SOURCE6, v6("fd00:21::fe"))),
+            "published"
+        );
+        assert!(
+            !admits(lan, &solicitation(LAN_SOURCE6, v6("fd00:21::1"))),
+            "the host's own address: the kernel answers"
+        );
+        let mut unicast_ns = solicitation(LAN_SOURCE6, v6("fd00:21::1"));
+        unicast_ns[..6].copy_from_slice(&mac);
+        assert!(
+            !admits(lan, &unicast_ns),
+            "neighbour discovery is never tunnelled"
+        );
+        let advert = frame6(
+            mac,
+            LAN_SOURCE6,
+            v6("fd00:21::1"),
+            Some((136, 0, [0x60, 0, 0, 0])),
+            (0, 0),
+            &[0; 16],
+        );
+        assert!(admits(lan, &advert));
+        assert!(
+            admits(lan, &udp(mac, [198, 18, 1, 7], [1, 1, 1, 1], 5000, 53)),
+            "IPv4 too"
+        );
+        assert!(admits(lan, &arp()));
+        // IPv6 sources only: the IPv4 part is left out
+        c.sources.clear();
+        let f = client(&c, "198.18.2.1:50000".parse().unwrap());
+        assert!(f[0].starts_with("arp or (ip6 and ("), "{}", f[0]);
+        assert!(!admits(
+            &f[0],
+            &udp(mac, [198, 18, 1, 7], [1, 1, 1, 1], 5000, 53)
+        ));
+        assert!(admits(&f[0], &udp6(mac, LAN_SOURCE6)));
+    }
+
+    #[test]
+    fn server_filters_admit_nat66_replies_errors_and_neighbour_discovery() {
+        let mut up = device(
+            "eth0",
+            DeviceRole::Both,
+            [198, 19, 0, 1],
+            Mac([2, 0, 0, 0, 0, 2]),
+        );
+        up.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: "2001:db8:24::1".parse().unwrap(),
+            prefix_len: 64,
+            gateway: Some("fe80::1".parse().unwrap()),
+            gateway_mac: None,
+        });
+        let mut c = ServerConfig::new(vec![up], 18081);
+        c.nat.udp_ports = 40000..=40999;
+        let f = &server(&c)[0];
+        let (me, mac) = (v6("2001:db8:24::1"), [2, 0, 0, 0, 0, 2]);
+        let far = v6("2001:db8:28::2");
+        assert!(
+            admits(f, &frame6(mac, far, me, None, (53, 40000), b"x")),
+            "udp NAT reply"
+        );
+        assert!(
+            !admits(f, &frame6(mac, far, me, None, (53, 41000), b"x")),
+            "outside the pool"
+        );
+        assert!(admits(f, &tcp6(far, me, 443, 49152)), "tcp NAT reply");
+        assert!(!admits(f, &tcp6(far, me, 5000, 22)), "the host's own ssh");
+        assert!(
+            !admits(f, &tcp6(far, v6("2001:db8:24::9"), 443, 49152)),
+            "another address"
+        );
+        let reply = frame6(mac, far, me, Some((129, 0, [0, 7, 0, 1])), (0, 0), b"x");
+        assert!(admits(f, &reply), "echo reply");
+        let too_big = frame6(mac, far, me, Some((2, 0, [0, 0, 5, 0])), (0, 0), &[0; 48]);
+        assert!(admits(f, &too_big), "Packet Too Big");
+        let mut fragment = frame6(mac, far, me, None, (53, 1), b"x");
+        fragment[14 + 6] = 44;
+        assert!(admits(f, &fragment), "a fragment");
+        assert!(
+            admits(f, &solicitation(v6("fe80::1"), me)),
+            "solicitation for us"
+        );
+        assert!(!admits(
+            f,
+            &solicitation(v6("fe80::1"), v6("2001:db8:24::9"))
+        ));
+        let advert = frame6(
+            mac,
+            v6("fe80::1"),
+            v6("fe80::2"),
+            Some((136, 0, [0x60, 0, 0, 0])),
+            (0, 0),
+            &[0; 16],
+        );
+        assert!(admits(f, &advert), "the gateway's advertisement");
+        assert!(
+            admits(f, &tcp([198, 18, 2, 1], [198, 19, 0, 1], 50000, 18081)),
+            "tunnel"
+        );
+        // without an IPv6 address the filter is the IPv4 one
+        c.devices[0].ipv6 = None;
+        assert!(!server(&c)[0].contains("ip6"));
+    }
+
+    #[test]
+    fn sharded_servers_split_icmpv6_echo_replies_by_id() {
+        let mut up = device(
+            "eth0",
+            DeviceRole::Upstream,
+            [198, 19, 0, 1],
+            Mac([2, 0, 0, 0, 0, 2]),
+        );
+        up.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: "2001:db8:24::1".parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        let (me, far, mac) = (
+            v6("2001:db8:24::1"),
+            v6("2001:db8:28::2"),
+            [2, 0, 0, 0, 0, 2],
+        );
+        let engines: Vec<String> = (0..2)
+            .map(|k| {
+                let mut c = ServerConfig::new(vec![up.clone()], 18081);
+                c.shard = ikago_proto::Shard::new(k, 2).unwrap();
+                server(&c).remove(0)
+            })
+            .collect();
+        let nat = ikago_proto::NatConfig::default();
+        for k in 0..2u16 {
+            let mine = shard::nat_share(&nat, ikago_proto::Shard::new(k, 2).unwrap());
+            let reply = |id: u16| {
+                let [a, b] = id.to_be_bytes();
+                frame6(mac, far, me, Some((129, 0, [a, b, 0, 1])), (0, 0), b"x")
+            };
+            for id in [*mine.icmp_ids.start(), *mine.icmp_ids.end()] {
+                let takers: Vec<usize> = (0..2)
+                    .filter(|&e| admits(&engines[e], &reply(id)))
+                    .collect();
+                assert_eq!(takers, [usize::from(k)], "echo reply {id}");
+            }
+        }
+        let error = frame6(mac, far, me, Some((1, 4, [0; 4])), (0, 0), &[0; 48]);
+        assert!(
+            engines.iter().all(|e| admits(e, &error)),
+            "errors reach every engine"
         );
     }
 }

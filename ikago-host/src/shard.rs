@@ -12,6 +12,9 @@
 //! - what cannot be told apart by its first header, every engine: ARP (each resolves its
 //!   gateway itself), IPv4 fragments after the first and ICMP errors (the engine that does not
 //!   own them drops them, counted as `other_shard` or `no_nat_mapping`).
+//!
+//! Inner IPv6 (NAT66) shares the same way: replies by destination port and ICMPv6 echo id;
+//! IPv6 fragments, ICMPv6 errors and neighbour discovery reach every engine.
 
 use ikago_proto::{NatConfig, Shard};
 use std::ops::RangeInclusive;
@@ -50,6 +53,20 @@ pub fn icmp_share(shard: Shard, ids: &RangeInclusive<u16>) -> String {
         )
     } else {
         "icmp".to_owned()
+    }
+}
+
+/// The filter part for ICMPv6 to the NAT66 address: echo replies (type 129) to `ids` only when
+/// the server is sharded, every other ICMPv6 message always
+pub fn icmp6_share(shard: Shard, ids: &RangeInclusive<u16>) -> String {
+    if shard.count > 1 {
+        format!(
+            "(icmp6 and (icmp6[0] != 129 or (icmp6[4:2] >= {} and icmp6[4:2] <= {})))",
+            ids.start(),
+            ids.end()
+        )
+    } else {
+        "icmp6".to_owned()
     }
 }
 

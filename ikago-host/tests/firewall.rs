@@ -1,10 +1,14 @@
 //! `--rule` in a throwaway network namespace (root only): both backends install exactly our
-//! chain or table, turn IP forwarding and GRO off, and leave nothing behind, whether the guard is
-//! removed explicitly or dropped on an error path
+//! chain or table (with its ip6tables twin for the NAT66 rule), turn IPv4 and IPv6 forwarding
+//! and GRO off, and leave nothing behind, whether the guard is removed explicitly or dropped on
+//! an error path
 
 use ikago_host::firewall::rules::{Protocol, Rule};
 use ikago_host::firewall::{Backend, Firewall, Plan};
 use ikago_host::netns::{Netns, sh};
+
+/// The IPv6 forwarding switch
+const FORWARD6: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 
 fn plan() -> Plan {
     Plan {
@@ -21,8 +25,15 @@ fn plan() -> Plan {
                 to: "198.18.2.1".parse().unwrap(),
                 ports: 49152..=65535,
             },
+            Rule {
+                protocol: Protocol::Udp,
+                from: None,
+                to: "2001:db8:2::1".parse().unwrap(),
+                ports: 40000..=40999,
+            },
         ],
         ip_forward_off: true,
+        ip6_forward_off: true,
         gro_devices: vec!["v0".into()],
         reserved_ports: vec![49152..=65535],
     }
@@ -37,8 +48,10 @@ fn snapshot() -> String {
     };
     [
         text("iptables", &["-w", "-S"]),
+        text("ip6tables", &["-w", "-S"]),
         text("nft", &["list", "ruleset"]),
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        std::fs::read_to_string(FORWARD6).unwrap(),
         text("ethtool", &["-k", "v0"])
             .lines()
             .filter(|l| l.contains("generic-receive"))
@@ -67,11 +80,15 @@ fn rules_come_and_go_in_a_namespace() {
     ns.exec("ethtool", &["-K", "v0", "gro", "on"]).unwrap();
     ns.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
         .unwrap();
+    ns.exec("sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])
+        .unwrap();
     ns.run(|| {
         // iptables-nft creates its table and INPUT chain on first use, and keeps them: let that
         // happen before the baseline
-        sh("iptables", &["-w", "-I", "INPUT", "-j", "ACCEPT"]).unwrap();
-        sh("iptables", &["-w", "-D", "INPUT", "-j", "ACCEPT"]).unwrap();
+        for tool in ["iptables", "ip6tables"] {
+            sh(tool, &["-w", "-I", "INPUT", "-j", "ACCEPT"]).unwrap();
+            sh(tool, &["-w", "-D", "INPUT", "-j", "ACCEPT"]).unwrap();
+        }
         let before = snapshot();
         for backend in [Backend::Iptables, Backend::Nft] {
             let fw = Firewall::install(&plan(), Some(backend)).unwrap();
@@ -84,18 +101,25 @@ fn rules_come_and_go_in_a_namespace() {
                 shown.contains("49152"),
                 "{backend:?} rules missing:\n{shown}"
             );
+            assert!(
+                shown.contains("2001:db8:2::1") && shown.contains("40000"),
+                "{backend:?} IPv6 rule missing:\n{shown}"
+            );
             if backend == Backend::Iptables {
-                let input = sh("iptables", &["-w", "-S", "INPUT"]).unwrap();
-                let input = String::from_utf8_lossy(&input.stdout).into_owned();
-                assert!(
-                    input.contains(&format!("-A INPUT -j {}", fw.name())),
-                    "{input}"
-                );
+                for tool in ["iptables", "ip6tables"] {
+                    let input = sh(tool, &["-w", "-S", "INPUT"]).unwrap();
+                    let input = String::from_utf8_lossy(&input.stdout).into_owned();
+                    assert!(
+                        input.contains(&format!("-A INPUT -j {}", fw.name())),
+                        "{tool}: {input}"
+                    );
+                }
             }
             assert_eq!(
                 std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
                 "0\n"
             );
+            assert_eq!(std::fs::read_to_string(FORWARD6).unwrap(), "0\n");
             assert!(!gro_on());
             let name = fw.name().to_owned();
             assert!(fw.remove(), "{backend:?}: removal reported a failure");

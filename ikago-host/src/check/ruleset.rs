@@ -14,7 +14,8 @@
 //! followed, jumps included, for the packets in question; a match this reading does not know
 //! (conntrack state, an xtables match, a rate limit) counts as one that may or may not hold. A
 //! finding names the chain and the rule's handle (`nft -a list ruleset` shows them). Rules of
-//! legacy iptables (x_tables) are not visible there and are only reported as present.
+//! legacy iptables (x_tables) are not visible there and are only reported as present. The NAT66
+//! rules (IPv6) are not inspected.
 
 use super::Report;
 use crate::app::Settings;
@@ -23,7 +24,7 @@ use crate::firewall::rules::{Protocol, Rule};
 use crate::firewall::{Backend, Plan};
 use ikago_proto::{DYNAMIC_PORTS, DeviceConfig};
 use serde_json::Value;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 
 /// Where legacy iptables lists the tables it has loaded
@@ -536,9 +537,9 @@ fn compare(value: &RangeInclusive<u32>, set: &[RangeInclusive<u32>]) -> Tri {
     }
 }
 
-/// The packets of one `--rule` drop rule, arriving on `iif`; a client's own port when drawn at
-/// random is any of the dynamic ports
-fn packets_of(rule: &Rule, iif: &str, random_port: bool) -> Packets {
+/// The packets of one `--rule` drop rule to `to` (its IPv4 destination), arriving on `iif`; a
+/// client's own port when drawn at random is any of the dynamic ports
+fn packets_of(rule: &Rule, to: Ipv4Addr, iif: &str, random_port: bool) -> Packets {
     let any = 0..=u32::MAX;
     let (saddr, sport) = match rule.from {
         Some(from) => {
@@ -547,7 +548,7 @@ fn packets_of(rule: &Rule, iif: &str, random_port: bool) -> Packets {
         }
         None => (any.clone(), 0..=u32::from(u16::MAX)),
     };
-    let to = u32::from(rule.to);
+    let to = u32::from(to);
     let dport = if random_port {
         u32::from(*DYNAMIC_PORTS.start())..=u32::from(*DYNAMIC_PORTS.end())
     } else {
@@ -687,11 +688,14 @@ pub(super) fn check(
     let random_port = client && settings.common().port == 0;
     let rule = settings.common().rule && backend.is_some();
     for r in &plan.rules {
+        let IpAddr::V4(to) = r.to else {
+            continue;
+        };
         let iif = devices
             .iter()
-            .find(|d| d.addr == r.to)
+            .find(|d| d.addr == to)
             .map_or("", |d| d.name.as_str());
-        let packets = packets_of(r, iif, random_port);
+        let packets = packets_of(r, to, iif, random_port);
         let what = describe(r, client, random_port);
         let chains = ruleset.decide(&packets);
         // without --rule, a drop of the kernel's RSTs on their way out also keeps the peer safe

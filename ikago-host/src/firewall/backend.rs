@@ -3,11 +3,15 @@
 use super::exec::{ExecError, available, run};
 use super::rules::Rule;
 
+/// The iptables tools of the two families: IPv4 rules go to `iptables`, IPv6 ones (NAT66) to
+/// `ip6tables`, each into a chain of the same name
+const IPTABLES: [(&str, bool); 2] = [("iptables", false), ("ip6tables", true)];
+
 /// The firewall tool used
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// `iptables` (legacy or nf_tables flavour, same command line): chain `IKAGO-<pid>` in the
-    /// filter table, jumped to from the top of INPUT
+    /// filter table, jumped to from the top of INPUT; with IPv6 rules the same with `ip6tables`
     Iptables,
     /// `nft`: table `inet ikago_<pid>` with its own input chain
     Nft,
@@ -36,56 +40,79 @@ impl Backend {
     /// Our chains or tables left by processes that no longer run (killed with SIGKILL)
     pub(crate) fn stale(self) -> Vec<String> {
         let listing = match self {
-            Self::Iptables => run("iptables", &["-w", "-S"], None),
-            Self::Nft => run("nft", &["list", "tables"], None),
+            // a host without IPv6 has no ip6tables listing: its part is empty
+            Self::Iptables => IPTABLES
+                .iter()
+                .filter_map(|(tool, _)| run(tool, &["-w", "-S"], None).ok())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Self::Nft => run("nft", &["list", "tables"], None).unwrap_or_default(),
         };
-        stale_names(self, &listing.unwrap_or_default(), |pid| {
+        let mut names = stale_names(self, &listing, |pid| {
             std::path::Path::new("/proc").join(pid.to_string()).exists()
-        })
+        });
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Installs `rules` under `name`; on failure, what was installed is removed again
     pub(crate) fn install(self, name: &str, rules: &[Rule]) -> Result<(), ExecError> {
         match self {
-            Self::Iptables => {
-                ipt(&["-N", name])?;
-                let filled = rules.iter().try_for_each(|r| {
-                    let args = r.iptables_args();
-                    let mut a: Vec<&str> = vec!["-A", name];
-                    a.extend(args.iter().map(String::as_str));
-                    a.extend(["-j", "DROP"]);
-                    ipt(&a)
-                });
-                filled
-                    .and_then(|()| ipt(&["-I", "INPUT", "1", "-j", name]))
-                    .inspect_err(|_| {
-                        let _ = self.remove(name);
-                    })
-            }
+            Self::Iptables => IPTABLES
+                .iter()
+                .filter(|(_, v6)| !v6 || rules.iter().any(|r| r.to.is_ipv6()))
+                .try_for_each(|&(tool, v6)| {
+                    ipt(tool, &["-N", name])?;
+                    rules
+                        .iter()
+                        .filter(|r| r.to.is_ipv6() == v6)
+                        .try_for_each(|r| {
+                            let args = r.iptables_args();
+                            let mut a: Vec<&str> = vec!["-A", name];
+                            a.extend(args.iter().map(String::as_str));
+                            a.extend(["-j", "DROP"]);
+                            ipt(tool, &a)
+                        })?;
+                    ipt(tool, &["-I", "INPUT", "1", "-j", name])
+                })
+                .inspect_err(|_| {
+                    let _ = self.remove(name);
+                }),
             Self::Nft => run("nft", &["-f", "-"], Some(&nft_script(name, rules))).map(drop),
         }
     }
 
     /// Removes everything installed under `name`, trying every step even when one fails
+    ///
+    /// The IPv4 chain is always there; the IPv6 one only with IPv6 rules, so its absence is
+    /// no failure.
     pub(crate) fn remove(self, name: &str) -> Result<(), ExecError> {
         match self {
-            Self::Iptables => {
-                let jump = ipt(&["-D", "INPUT", "-j", name]);
-                let flush = ipt(&["-F", name]);
-                let delete = ipt(&["-X", name]);
-                jump.and(flush).and(delete)
-            }
+            Self::Iptables => IPTABLES
+                .iter()
+                .filter(|&&(tool, v6)| !v6 || run(tool, &["-w", "-S", name], None).is_ok())
+                .map(|&(tool, _)| {
+                    let jump = ipt(tool, &["-D", "INPUT", "-j", name]);
+                    let flush = ipt(tool, &["-F", name]);
+                    let delete = ipt(tool, &["-X", name]);
+                    jump.and(flush).and(delete)
+                })
+                .fold(Ok(()), Result::and),
             Self::Nft => run("nft", &["delete", "table", "inet", name], None).map(drop),
         }
     }
 
-    /// The current text of our chain or table, empty when it does not exist
+    /// The current text of our chain or table (both chains with IPv6 rules), empty when it does
+    /// not exist
     pub fn show(self, name: &str) -> String {
         match self {
-            Self::Iptables => run("iptables", &["-w", "-S", name], None),
-            Self::Nft => run("nft", &["list", "table", "inet", name], None),
+            Self::Iptables => IPTABLES
+                .iter()
+                .filter_map(|(tool, _)| run(tool, &["-w", "-S", name], None).ok())
+                .collect(),
+            Self::Nft => run("nft", &["list", "table", "inet", name], None).unwrap_or_default(),
         }
-        .unwrap_or_default()
     }
 }
 
@@ -110,11 +137,11 @@ fn stale_names(backend: Backend, listing: &str, alive: impl Fn(u32) -> bool) -> 
         .collect()
 }
 
-/// Runs one iptables command, waiting for the xtables lock
-fn ipt(args: &[&str]) -> Result<(), ExecError> {
+/// Runs one command of `tool` (`iptables` or `ip6tables`), waiting for the xtables lock
+fn ipt(tool: &str, args: &[&str]) -> Result<(), ExecError> {
     let mut a = vec!["-w"];
     a.extend_from_slice(args);
-    run("iptables", &a, None).map(drop)
+    run(tool, &a, None).map(drop)
 }
 
 /// The `nft -f` script creating table `inet NAME` with an input chain holding `rules`

@@ -1,4 +1,4 @@
-//! Kernel knobs: IP forwarding, the ephemeral port range and GRO
+//! Kernel knobs: IPv4 and IPv6 forwarding, the ephemeral port range and GRO
 
 use super::exec::{ExecError, run};
 use std::ops::RangeInclusive;
@@ -6,6 +6,8 @@ use std::path::Path;
 
 /// The IPv4 forwarding switch
 pub(crate) const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+/// The IPv6 forwarding switch of every interface
+pub(crate) const IP6_FORWARD: &str = "/proc/sys/net/ipv6/conf/all/forwarding";
 /// The range the kernel draws ephemeral ports from
 pub(crate) const LOCAL_PORT_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 

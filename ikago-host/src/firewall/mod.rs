@@ -27,6 +27,8 @@ pub struct Plan {
     /// Whether to turn IPv4 forwarding off (client: the kernel must not route the sources'
     /// packets itself)
     pub ip_forward_off: bool,
+    /// Whether to turn IPv6 forwarding off (client with IPv6 sources, for the same reason)
+    pub ip6_forward_off: bool,
     /// Devices whose GRO is turned off (it would merge FakeTCP segments before pcap sees them)
     pub gro_devices: Vec<String>,
     /// Local ports the rules drop, which the kernel's own connections should not use
@@ -39,6 +41,7 @@ impl Plan {
         Self {
             rules: rules::client(config, local),
             ip_forward_off: true,
+            ip6_forward_off: !config.sources6.is_empty(),
             gro_devices: device_names(config.devices.iter().map(|d| d.name.as_str())),
             reserved_ports: Vec::new(),
         }
@@ -49,6 +52,7 @@ impl Plan {
         Self {
             rules: rules::server(config),
             ip_forward_off: false,
+            ip6_forward_off: false,
             gro_devices: device_names(config.devices.iter().map(|d| d.name.as_str())),
             reserved_ports: vec![config.nat.tcp_ports.clone(), config.nat.udp_ports.clone()],
         }
@@ -90,7 +94,8 @@ pub struct Firewall {
     backend: Backend,
     name: String,
     installed: bool,
-    ip_forward: Option<String>,
+    /// The forwarding switches turned off, with the value each had
+    forwarding: Vec<(&'static str, String)>,
     gro_off: Vec<String>,
 }
 
@@ -105,7 +110,7 @@ impl Firewall {
             backend,
             name: backend.object_name(std::process::id()),
             installed: false,
-            ip_forward: None,
+            forwarding: Vec::new(),
             gro_off: Vec::new(),
         };
         if let Some(local) = kernel::local_port_range() {
@@ -142,16 +147,19 @@ impl Firewall {
         for r in &plan.rules {
             log::debug!("Firewall: {}", r.nft());
         }
-        if plan.ip_forward_off {
-            let sysctl = |source| FirewallError::Sysctl {
-                path: kernel::IP_FORWARD,
-                source,
-            };
-            let old = kernel::read_sysctl(kernel::IP_FORWARD).map_err(sysctl)?;
+        for (off, path, what) in [
+            (plan.ip_forward_off, kernel::IP_FORWARD, "IP forwarding"),
+            (plan.ip6_forward_off, kernel::IP6_FORWARD, "IPv6 forwarding"),
+        ] {
+            if !off {
+                continue;
+            }
+            let sysctl = |source| FirewallError::Sysctl { path, source };
+            let old = kernel::read_sysctl(path).map_err(sysctl)?;
             if old != "0" {
-                kernel::write_sysctl(kernel::IP_FORWARD, "0").map_err(sysctl)?;
-                fw.ip_forward = Some(old);
-                log::info!("Disable IP forwarding");
+                kernel::write_sysctl(path, "0").map_err(sysctl)?;
+                fw.forwarding.push((path, old));
+                log::info!("Disable {what}");
             }
         }
         for dev in &plan.gro_devices {
@@ -172,7 +180,8 @@ impl Firewall {
         Ok(fw)
     }
 
-    /// `iptables chain IKAGO-123` or `nft table inet ikago_123`
+    /// `iptables chain IKAGO-123` or `nft table inet ikago_123` (the chain has an ip6tables twin
+    /// when there are IPv6 rules)
     pub fn describe(&self) -> String {
         match self.backend {
             Backend::Iptables => format!("iptables chain {}", self.name),
@@ -198,11 +207,11 @@ impl Firewall {
                 ok = false;
             }
         }
-        if let Some(old) = self.ip_forward.take()
-            && let Err(e) = kernel::write_sysctl(kernel::IP_FORWARD, &old)
-        {
-            log::error!("Cannot restore {} to {old}: {e}", kernel::IP_FORWARD);
-            ok = false;
+        for (path, old) in std::mem::take(&mut self.forwarding) {
+            if let Err(e) = kernel::write_sysctl(path, &old) {
+                log::error!("Cannot restore {path} to {old}: {e}");
+                ok = false;
+            }
         }
         if std::mem::take(&mut self.installed) {
             match self.backend.remove(&self.name) {

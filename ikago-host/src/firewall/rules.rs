@@ -6,11 +6,12 @@
 //!
 //! - client: TCP from `SERVER:PORT` to our FakeTCP address;
 //! - server: TCP to the listening port on each listen address, and TCP and UDP to the NAT port
-//!   ranges on the public address.
+//!   ranges on the public address and, for NAT66, on the upstream device's IPv6 address (the
+//!   kernel would answer those with RSTs and ICMPv6 port unreachables as well).
 
 use ikago_proto::{ClientConfig, ServerConfig, Transport};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 
 /// A transport protocol a rule matches
@@ -38,8 +39,8 @@ pub struct Rule {
     pub protocol: Protocol,
     /// The source address and port, when the rule is for one peer
     pub from: Option<SocketAddrV4>,
-    /// The destination address
-    pub to: Ipv4Addr,
+    /// The destination address: IPv4, or IPv6 for the NAT66 ports (`ip6tables`, `ip6 daddr`)
+    pub to: IpAddr,
     /// The destination ports
     pub ports: RangeInclusive<u16>,
 }
@@ -74,7 +75,8 @@ impl Rule {
         } else {
             format!("{}-{}", self.ports.start(), self.ports.end())
         };
-        s + &format!("ip daddr {} {p} dport {ports} drop", self.to)
+        let family = if self.to.is_ipv6() { "ip6" } else { "ip" };
+        s + &format!("{family} daddr {} {p} dport {ports} drop", self.to)
     }
 }
 
@@ -89,7 +91,7 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
         .map(|&server| Rule {
             protocol: Protocol::Tcp,
             from: Some(server),
-            to: *local.ip(),
+            to: IpAddr::V4(*local.ip()),
             ports: local.port()..=local.port(),
         })
         .collect()
@@ -104,7 +106,7 @@ pub fn server(config: &ServerConfig) -> Vec<Rule> {
         let r = Rule {
             protocol: Protocol::Tcp,
             from: None,
-            to: d.addr,
+            to: d.addr.into(),
             ports: config.port..=config.port,
         };
         if !rules.contains(&r) {
@@ -112,16 +114,19 @@ pub fn server(config: &ServerConfig) -> Vec<Rule> {
         }
     }
     if let Some(up) = config.devices.iter().find(|d| d.role.is_upstream()) {
-        for (protocol, ports) in [
-            (Protocol::Tcp, &config.nat.tcp_ports),
-            (Protocol::Udp, &config.nat.udp_ports),
-        ] {
-            rules.push(Rule {
-                protocol,
-                from: None,
-                to: up.addr,
-                ports: ports.clone(),
-            });
+        let nat66 = up.ipv6.map(|link| IpAddr::V6(link.addr));
+        for to in std::iter::once(IpAddr::V4(up.addr)).chain(nat66) {
+            for (protocol, ports) in [
+                (Protocol::Tcp, &config.nat.tcp_ports),
+                (Protocol::Udp, &config.nat.udp_ports),
+            ] {
+                rules.push(Rule {
+                    protocol,
+                    from: None,
+                    to,
+                    ports: ports.clone(),
+                });
+            }
         }
     }
     rules
@@ -221,6 +226,38 @@ mod tests {
         assert_eq!(
             server(&c)[3].nft(),
             "ip daddr 198.19.0.1 udp dport 40000-40999 drop"
+        );
+    }
+
+    #[test]
+    fn nat66_ports_are_dropped_on_the_ipv6_address() {
+        let mut up = device("eth0", DeviceRole::Upstream, [198, 19, 0, 1]);
+        up.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: "2001:db8:24::1".parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        let mut c = ServerConfig::new(
+            vec![up, device("eth1", DeviceRole::Listen, [198, 18, 7, 1])],
+            18081,
+        );
+        c.nat.udp_ports = 40000..=40999;
+        let rules = server(&c);
+        let text: Vec<String> = rules.iter().map(|r| r.iptables_args().join(" ")).collect();
+        assert_eq!(
+            text,
+            [
+                "-p tcp -d 198.18.7.1 --dport 18081",
+                "-p tcp -d 198.19.0.1 --dport 49152:65535",
+                "-p udp -d 198.19.0.1 --dport 40000:40999",
+                "-p tcp -d 2001:db8:24::1 --dport 49152:65535",
+                "-p udp -d 2001:db8:24::1 --dport 40000:40999",
+            ]
+        );
+        assert_eq!(
+            rules[4].nft(),
+            "ip6 daddr 2001:db8:24::1 udp dport 40000-40999 drop"
         );
     }
 }
