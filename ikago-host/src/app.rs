@@ -15,7 +15,7 @@
 
 use crate::capture::{self, DeviceIo, IoOptions};
 use crate::cli::{Cli, Command};
-use crate::discover::{self, Neighbors, Reach, Routes};
+use crate::discover::{self, Neighbors, Neighbors6, Reach, Routes, Routes6};
 use crate::firewall::{Firewall, Plan};
 use crate::machine::{self, device_summary, summary};
 use crate::monitor::Feed;
@@ -29,7 +29,9 @@ use ikago_config::{
     RoleCommand, ServerSettings, load_file,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
-use ikago_proto::{Client, DeviceConfig, Ipv4Net, Machine, Method, Server, Stats, Transport};
+use ikago_proto::{
+    Client, DeviceConfig, Ipv4Net, Ipv6Net, Machine, Method, Server, Stats, Transport,
+};
 use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
@@ -365,12 +367,14 @@ fn start_recorder(
 /// The devices of `settings`: those discovered, with the roles the options give them, the
 /// upstream one checked to reach the peer
 pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartError> {
-    let found = discover::candidates(
-        &discover::list().map_err(|e| format!("cannot list devices: {e}"))?,
+    let ifaces = discover::list().map_err(|e| format!("cannot list devices: {e}"))?;
+    let mut found = discover::candidates(
+        &ifaces,
         &Routes::read(),
         &Neighbors::read(),
         settings.reach(),
     );
+    discover::add_ipv6(&mut found, &ifaces, &Routes6::read(), &Neighbors6::read());
     let devices = settings.common().apply_device_roles(found)?;
     discover::check_upstream(&devices, settings.reach())?;
     Ok(devices)
@@ -485,7 +489,7 @@ impl Settings {
                 log::info!("Speak protocol {}", config.protocol);
                 let core = Client::new(config.clone(), now)?;
                 let local = core.local_addr();
-                describe_proxy(&config.sources, local, config.server);
+                describe_proxy(&config.sources, &config.sources6, local, config.server);
                 Built {
                     machine: core.into(),
                     filters: filter::client(&config, local),
@@ -564,12 +568,29 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
                 d.prefix_len
             );
         }
+        if let Some(link) = d.ipv6 {
+            let gateway = match (link.gateway, link.gateway_mac) {
+                (Some(g), Some(m)) => format!(", IPv6 gateway {g} [{m}]"),
+                (Some(g), None) => format!(", IPv6 gateway {g}"),
+                (None, _) => String::new(),
+            };
+            log::info!("IPv6 on {}: {}{gateway}", d.name, link.net());
+        }
     }
 }
 
-/// The line saying what the client tunnels, at start and when a reload changes the sources
-pub(crate) fn describe_proxy(sources: &[Ipv4Net], local: SocketAddrV4, server: SocketAddrV4) {
-    let sources = sources.iter().map(ToString::to_string).collect::<Vec<_>>();
+/// The line saying what the client tunnels (IPv4 and IPv6 sources), at start and when a reload
+/// changes the sources
+pub(crate) fn describe_proxy(
+    sources: &[Ipv4Net],
+    sources6: &[Ipv6Net],
+    local: SocketAddrV4,
+    server: SocketAddrV4,
+) {
+    let sources6 = sources6.iter().map(ToString::to_string);
+    let sources = (sources.iter().map(ToString::to_string))
+        .chain(sources6)
+        .collect::<Vec<_>>();
     log::info!("Proxy {} through {local} to {server}", sources.join(", "));
 }
 

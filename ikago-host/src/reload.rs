@@ -126,7 +126,7 @@ impl Reload {
         if let (Settings::Client(c), Machine::Client(m)) = (&self.settings, machine) {
             reconfigured = self.apply_client(m, monitor.is_on() != was_on, monitor.is_on());
             if reconfigured {
-                app::describe_proxy(&c.sources, m.local_addr(), m.server_addr());
+                app::describe_proxy(&c.sources, &c.sources6, m.local_addr(), m.server_addr());
             }
         }
         if reconfigured {

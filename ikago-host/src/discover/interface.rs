@@ -1,8 +1,8 @@
 //! Network interfaces: pcap's device list for addresses and flags, sysfs for MAC and link type
 
-use ikago_proto::{Ipv4Net, Mac};
+use ikago_proto::{Ipv4Net, Ipv6Net, Mac};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::Path;
 
 /// `ARPHRD_ETHER` from linux/if_arp.h: the only link type the core speaks
@@ -17,6 +17,9 @@ pub struct Interface {
     pub mac: Option<Mac>,
     /// Its IPv4 addresses with prefix lengths, in the kernel's order
     pub addrs: Vec<Ipv4Net>,
+    /// Its global IPv6 addresses (unique local ones included, link-local ones not) with prefix
+    /// lengths, in the kernel's order
+    pub addrs6: Vec<Ipv6Net>,
     /// Whether it is up
     pub up: bool,
     /// Whether it is running (carrier present)
@@ -39,6 +42,16 @@ impl Interface {
     }
 }
 
+/// Whether `ip` can be a device's global IPv6 address: unicast, not link-local, loopback or
+/// unspecified
+fn global6(ip: Ipv6Addr) -> bool {
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_unicast_link_local()
+        || ip.to_ipv4_mapped().is_some())
+}
+
 impl fmt::Display for Interface {
     /// The `list-devices` line: `eth0 [02:00:00:00:00:01]: 198.18.0.2/24 (up, running)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -47,9 +60,17 @@ impl fmt::Display for Interface {
             write!(f, " [{mac}]")?;
         }
         f.write_str(":")?;
-        for (i, a) in self.addrs.iter().enumerate() {
+        let v6 = self
+            .addrs6
+            .iter()
+            .map(|a| format!("{}/{}", a.addr, a.prefix_len));
+        let all = self
+            .addrs
+            .iter()
+            .map(|a| format!("{}/{}", a.addr, a.prefix_len));
+        for (i, a) in all.chain(v6).enumerate() {
             let sep = if i == 0 { " " } else { ", " };
-            write!(f, "{sep}{}/{}", a.addr, a.prefix_len)?;
+            write!(f, "{sep}{a}")?;
         }
         let flags: Vec<&str> = [
             (self.up, "up"),
@@ -72,7 +93,7 @@ impl fmt::Display for Interface {
     }
 }
 
-/// Lists the interfaces pcap can open, with their IPv4 addresses
+/// Lists the interfaces pcap can open, with their IPv4 and global IPv6 addresses
 pub fn list() -> Result<Vec<Interface>, pcap::Error> {
     let sys = Path::new("/sys/class/net");
     Ok(pcap::Device::list()?
@@ -97,6 +118,19 @@ fn from_pcap(d: &pcap::Device, sysfs: &Path) -> Interface {
             _ => None,
         })
         .collect();
+    let addrs6 = d
+        .addresses
+        .iter()
+        .filter_map(|a| match (a.addr, a.netmask) {
+            (IpAddr::V6(addr), _) if !global6(addr) => None,
+            (IpAddr::V6(addr), Some(IpAddr::V6(mask))) => Some(Ipv6Net {
+                addr,
+                prefix_len: u128::from(mask).count_ones() as u8,
+            }),
+            (IpAddr::V6(addr), _) => Some(Ipv6Net::from(addr)),
+            _ => None,
+        })
+        .collect();
     Interface {
         name: d.name.clone(),
         mac: read("address")
@@ -105,6 +139,7 @@ fn from_pcap(d: &pcap::Device, sysfs: &Path) -> Interface {
             .ok()
             .filter(|m| *m != Mac::ZERO),
         addrs,
+        addrs6,
         up: d.flags.is_up(),
         running: d.flags.is_running(),
         loopback: d.flags.is_loopback(),
@@ -125,6 +160,7 @@ mod tests {
                 "198.18.0.2/24".parse().unwrap(),
                 "198.19.0.2/16".parse().unwrap(),
             ],
+            addrs6: vec!["2001:db8:1::2/64".parse().unwrap()],
             up: true,
             running: true,
             loopback: false,
@@ -136,12 +172,13 @@ mod tests {
     fn displays_as_list_devices_line() {
         assert_eq!(
             eth0().to_string(),
-            "eth0 [02:00:00:00:00:01]: 198.18.0.2/24, 198.19.0.2/16 (up, running)"
+            "eth0 [02:00:00:00:00:01]: 198.18.0.2/24, 198.19.0.2/16, 2001:db8:1::2/64 (up, running)"
         );
         let lo = Interface {
             name: "lo".into(),
             mac: None,
             addrs: vec![Ipv4Net::from(Ipv4Addr::LOCALHOST)],
+            addrs6: Vec::new(),
             up: true,
             running: true,
             loopback: true,
@@ -151,6 +188,16 @@ mod tests {
             lo.to_string(),
             "lo: 127.0.0.1/32 (up, running, loopback, not ethernet)"
         );
+    }
+
+    #[test]
+    fn only_global_ipv6_addresses_count() {
+        for global in ["2001:db8::1", "fd00:21::1"] {
+            assert!(global6(global.parse().unwrap()), "{global}");
+        }
+        for other in ["fe80::1", "::1", "::", "ff02::1", "::ffff:198.18.0.1"] {
+            assert!(!global6(other.parse().unwrap()), "{other}");
+        }
     }
 
     #[test]

@@ -2,18 +2,25 @@
 //!
 //! Every usable interface becomes a candidate [`DeviceConfig`] that listens; the one holding the
 //! route to the peer (the server for a client, the default route for a server) is also upstream.
+//! [`add_ipv6`] then gives each its global IPv6 address, IPv6 default router and that router's
+//! MAC when the neighbour table has it ([`DeviceConfig::ipv6`]; on a server's upstream device
+//! the NAT66 address).
 //! `ikago_config::CommonSettings::apply_device_roles` then applies `--listen-devices` and
 //! `--upstream-device`, and [`check_upstream`] makes sure the upstream device can reach the peer.
 
 mod interface;
 mod neighbor;
+mod neighbor6;
 mod route;
+mod route6;
 
 pub use interface::{Interface, list};
 pub use neighbor::{Neighbor, Neighbors};
+pub use neighbor6::Neighbors6;
 pub use route::{Route, Routes};
+pub use route6::{DefaultRoute6, Routes6};
 
-use ikago_proto::{DeviceConfig, DeviceRole, LinkType};
+use ikago_proto::{DeviceConfig, DeviceRole, Ipv6Link, LinkType};
 use std::net::Ipv4Addr;
 
 /// What the machine's upstream device must reach
@@ -107,6 +114,33 @@ pub fn candidates(
         .collect()
 }
 
+/// Gives each device of `devices` its IPv6 link from `ifaces`: the first global IPv6 address
+/// (one whose prefix holds the IPv6 default router, when it is not link-local), that router
+/// from `routes` and its MAC from `neighbors`; a device without a global IPv6 address has none
+pub fn add_ipv6(
+    devices: &mut [DeviceConfig],
+    ifaces: &[Interface],
+    routes: &Routes6,
+    neighbors: &Neighbors6,
+) {
+    for d in devices {
+        let Some(i) = ifaces.iter().find(|i| i.name == d.name) else {
+            continue;
+        };
+        let gateway = routes.gateway(&d.name);
+        let on_gateway = |n: &&ikago_proto::Ipv6Net| gateway.is_some_and(|g| n.contains(g));
+        let Some(net) = i.addrs6.iter().find(on_gateway).or(i.addrs6.first()) else {
+            continue;
+        };
+        d.ipv6 = Some(Ipv6Link {
+            addr: net.addr,
+            prefix_len: net.prefix_len,
+            gateway,
+            gateway_mac: gateway.and_then(|g| neighbors.mac(&d.name, g)),
+        });
+    }
+}
+
 /// Checks that the upstream device (after the roles were applied) reaches the peer: through a
 /// gateway on its subnet, or directly when the peer is on-link
 pub fn check_upstream(devices: &[DeviceConfig], reach: Reach) -> Result<(), DeviceError> {
@@ -143,6 +177,7 @@ mod tests {
             name: name.into(),
             mac: Some(ikago_proto::Mac([2, 0, 0, 0, 0, mac])),
             addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            addrs6: Vec::new(),
             up: true,
             running: true,
             loopback: false,
@@ -253,5 +288,51 @@ mod tests {
             check_upstream(&d, reach),
             Err(DeviceError::GatewayOffLink { .. })
         ));
+    }
+
+    #[test]
+    fn devices_get_their_ipv6_link() {
+        let (mut i, r, n) = setup();
+        i[2].addrs6 = vec![
+            "fd00:9::5/64".parse().unwrap(),
+            "2001:db8:24::1/64".parse().unwrap(),
+        ];
+        i[1].addrs6 = vec!["fd00:21::1/64".parse().unwrap()];
+        let reach = Reach {
+            peer: None,
+            gateway: None,
+        };
+        let mut d = candidates(&i, &r, &n, reach);
+        let table = "\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8002400000000000000000002 00000400 00000001 00000000 00000003     wan0
+";
+        let neighbors =
+            Neighbors6::parse("2001:db8:24::2 dev wan0 lladdr 02:00:00:00:18:02 REACHABLE\n");
+        add_ipv6(&mut d, &i, &Routes6::parse(table), &neighbors);
+        assert_eq!(
+            d[1].ipv6,
+            Some(Ipv6Link {
+                addr: "2001:db8:24::1".parse().unwrap(),
+                prefix_len: 64,
+                gateway: Some("2001:db8:24::2".parse().unwrap()),
+                gateway_mac: Some("02:00:00:00:18:02".parse().unwrap()),
+            }),
+            "the address on the router's prefix, the router and its MAC"
+        );
+        let lan = d[0].ipv6.expect("lan0 has an IPv6 address");
+        assert_eq!(
+            (lan.addr, lan.prefix_len),
+            ("fd00:21::1".parse().unwrap(), 64)
+        );
+        assert_eq!((lan.gateway, lan.gateway_mac), (None, None));
+        i[1].addrs6.clear();
+        let mut d = candidates(&i, &r, &n, reach);
+        add_ipv6(&mut d, &i, &Routes6::default(), &Neighbors6::default());
+        assert_eq!(d[0].ipv6, None, "no global IPv6 address");
+        assert_eq!(
+            d[1].ipv6.map(|l| l.gateway),
+            Some(None),
+            "no IPv6 router known"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Running the system tools (`iptables`, `nft`, `ethtool`) with their errors as one line
+//! Running the system tools (`iptables`, `nft`, `ethtool`, `ip`) with their errors as one line
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,0 +1,108 @@
+//! The IPv6 routing table from `/proc/net/ipv6_route`: each device's IPv6 default router
+
+use std::net::Ipv6Addr;
+
+/// Route flag: the route is usable (`RTF_UP`, linux/route.h)
+const RTF_UP: u32 = 0x0001;
+/// Route flag: the destination is reached through a gateway (`RTF_GATEWAY`)
+const RTF_GATEWAY: u32 = 0x0002;
+/// Route flag: the route rejects packets (`RTF_REJECT`)
+const RTF_REJECT: u32 = 0x0200;
+
+/// One usable IPv6 default route (`::/0` through a router)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultRoute6 {
+    /// The interface it leaves by
+    pub device: String,
+    /// The router, usually a link-local address
+    pub gateway: Ipv6Addr,
+    /// The route's metric (lower wins)
+    pub metric: u32,
+}
+
+/// The IPv6 default routes
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes6(pub Vec<DefaultRoute6>);
+
+impl Routes6 {
+    /// Reads `/proc/net/ipv6_route`; an unreadable file (no IPv6) is an empty table
+    pub fn read() -> Self {
+        std::fs::read_to_string("/proc/net/ipv6_route")
+            .map(|t| Self::parse(&t))
+            .unwrap_or_default()
+    }
+
+    /// Parses the text of `/proc/net/ipv6_route`, keeping the usable default routes through a
+    /// router and skipping bad lines
+    pub fn parse(text: &str) -> Self {
+        Self(text.lines().filter_map(parse_line).collect())
+    }
+
+    /// The IPv6 default router of `device` with the lowest metric
+    pub fn gateway(&self, device: &str) -> Option<Ipv6Addr> {
+        self.0
+            .iter()
+            .filter(|r| r.device == device)
+            .min_by_key(|r| r.metric)
+            .map(|r| r.gateway)
+    }
+}
+
+/// A 32-digit hexadecimal address as the kernel prints it (network order)
+fn hex_addr(field: &str) -> Option<Ipv6Addr> {
+    (field.len() == 32)
+        .then(|| u128::from_str_radix(field, 16).ok())
+        .flatten()
+        .map(Ipv6Addr::from)
+}
+
+/// `dest plen src plen nexthop metric refcnt use flags device`
+fn parse_line(line: &str) -> Option<DefaultRoute6> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 10 {
+        return None;
+    }
+    let flags = u32::from_str_radix(f[8], 16).ok()?;
+    let default = hex_addr(f[0])?.is_unspecified() && f[1] == "00";
+    let usable = flags & RTF_UP != 0 && flags & RTF_REJECT == 0 && flags & RTF_GATEWAY != 0;
+    let gateway = hex_addr(f[4])?;
+    (default && usable && !gateway.is_unspecified()).then(|| DefaultRoute6 {
+        device: f[9].to_owned(),
+        gateway,
+        metric: u32::from_str_radix(f[5], 16).ok().unwrap_or(u32::MAX),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table as the kernel prints it: a default via fe80::1 on eth0 (metric 1024) and via
+    /// 2001:db8:7::1 on eth1 (metric 100, then 200), an on-link /64, the loopback's reject route
+    const TABLE: &str = "\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000700000000000000000001 000000c8 00000001 00000000 00000003     eth1
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000700000000000000000002 00000064 00000001 00000000 00000003     eth1
+20010db8002400000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+broken line
+";
+
+    #[test]
+    fn finds_each_devices_default_router() {
+        let t = Routes6::parse(TABLE);
+        assert_eq!(
+            t.0.len(),
+            3,
+            "the on-link, reject and bad lines are skipped"
+        );
+        assert_eq!(t.gateway("eth0"), Some("fe80::1".parse().unwrap()));
+        assert_eq!(
+            t.gateway("eth1"),
+            Some("2001:db8:7::2".parse().unwrap()),
+            "the lowest metric"
+        );
+        assert_eq!(t.gateway("lo"), None);
+        assert_eq!(t.gateway("eth9"), None);
+    }
+}
