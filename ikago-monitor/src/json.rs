@@ -316,12 +316,13 @@ pub fn api(s: &Snapshot) -> String {
     serde_json::to_string(&body).expect("plain data serializes")
 }
 
-/// `ICMP`, `TCP`, `UDP`, or the protocol number
+/// `ICMP`, `TCP`, `UDP`, `ICMPv6`, or the protocol number
 fn protocol_name(p: u8) -> String {
     match p {
         1 => "ICMP".into(),
         6 => "TCP".into(),
         17 => "UDP".into(),
+        58 => "ICMPv6".into(),
         n => n.to_string(),
     }
 }

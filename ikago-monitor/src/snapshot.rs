@@ -64,11 +64,11 @@ pub struct DnsRecord {
 /// One mapping of the server's NAT
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NatEntry {
-    /// IP protocol number (1 ICMP, 6 TCP, 17 UDP)
+    /// IP protocol number (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6)
     pub protocol: u8,
     /// The client that owns it
     pub client: SocketAddrV4,
-    /// The inner source address and port (ICMP id)
+    /// The inner source address and port (ICMP id); IPv6 for a NAT66 mapping
     pub inner: SocketAddr,
     /// The public address and port (ICMP id)
     pub public: SocketAddr,

@@ -127,7 +127,18 @@ fn client(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
         counter(n * 180, wave(n, 250_000)),
     );
     let src = Peer::Source(Ipv4Addr::new(10, 6, 0, 2).into());
-    s.peers = vec![peer(src, out, r#in, 0, n, t0)];
+    let src6 = Peer::Source("fd00:21::4".parse().unwrap());
+    s.peers = vec![
+        peer(src, out, r#in, 0, n, t0),
+        peer(
+            src6,
+            counter(n * 10, n * 1000),
+            counter(n * 20, n * 2000),
+            0,
+            n,
+            t0,
+        ),
+    ];
     let remote = Peer::Remote(Ipv4Addr::new(93, 184, 216, 34).into());
     s.remotes = vec![peer(remote, out, r#in, 0, n, t0)];
     s.tunnel_tx = counter(n * 110, wave(n, 140_000));
@@ -148,6 +159,13 @@ fn server(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
         for e in nat_events() {
             r.record(&e, t0);
         }
+        let nat66 = Event::NatMapped {
+            client: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50_000),
+            protocol: 58,
+            inner: "[fd00:21::4]:7".parse().unwrap(),
+            public: "[2001:db8:24::1]:7".parse().unwrap(),
+        };
+        r.record(&nat66, t0);
     }
     let mut s = server_stats(t0);
     for (i, p) in s.peers.iter_mut().enumerate() {
@@ -257,6 +275,11 @@ fn dashboard_shows_the_source_and_rising_counters() {
     thread::sleep(Duration::from_millis(1500));
     let second = dump(&browser, &url);
     let bytes_after = attribute(&second, "10.6.0.2", "data-bytes-out").unwrap();
+    let ipv6_source = attribute(&second, "fd00:21::4", "data-bytes-in");
+    assert!(
+        ipv6_source.is_some_and(|b| b > 0),
+        "the IPv6 source's card:\n{second}"
+    );
     let packets_after = attribute(&second, "10.6.0.2", "data-packets-in").unwrap();
     assert!(
         bytes_after > bytes_before,
@@ -312,6 +335,10 @@ fn dashboard_shows_clients_the_nat_table_and_kcp_on_the_server() {
         );
     }
     assert!(dom.contains("3 of 98304 in use"), "the NAT usage:\n{dom}");
+    assert!(
+        dom.contains("<td>ICMPv6</td><td>198.51.100.7:50000</td><td>[fd00:21::4]:7</td><td>[2001:db8:24::1]:7</td>"),
+        "the NAT table lists the NAT66 mapping:\n{dom}"
+    );
     for public in ["203.0.113.1:50001", "203.0.113.1:50002", "203.0.113.1:0"] {
         assert!(
             dom.contains(&format!("<td>{public}</td>")),
