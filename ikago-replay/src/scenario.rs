@@ -10,11 +10,11 @@
 use crate::Role;
 use clap::Parser;
 use ikago_config::{ClientArgs, FileLayer, ServerArgs, preprocess};
-use ikago_proto::{DeviceConfig, DeviceRole, Ipv4Net, LinkType, Mac};
+use ikago_proto::{DeviceConfig, DeviceRole, Ipv4Net, Ipv6Link, Ipv6Net, LinkType, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// The machine's options from a scenario, in the config file's keys
@@ -65,6 +65,13 @@ struct InterfaceSpec {
     gateway: Option<String>,
     #[serde(default)]
     gateway_mac: Option<String>,
+    /// `IPV6/PREFIX`, the device's global IPv6 address (a server's NAT66 address)
+    #[serde(default)]
+    ipv6: Option<String>,
+    #[serde(default)]
+    ipv6_gateway: Option<String>,
+    #[serde(default)]
+    ipv6_gateway_mac: Option<String>,
 }
 
 /// The scenario-only keys of our format (the options are read apart, as a config file)
@@ -276,6 +283,18 @@ pub fn interfaces_json(devices: &[DeviceConfig]) -> Value {
         if let Some(m) = d.gateway_mac {
             i.insert("gateway-mac".into(), m.to_string().into());
         }
+        if let Some(link) = d.ipv6 {
+            i.insert(
+                "ipv6".into(),
+                format!("{}/{}", link.addr, link.prefix_len).into(),
+            );
+            if let Some(g) = link.gateway {
+                i.insert("ipv6-gateway".into(), g.to_string().into());
+            }
+            if let Some(m) = link.gateway_mac {
+                i.insert("ipv6-gateway-mac".into(), m.to_string().into());
+            }
+        }
         m.insert(d.name.clone(), Value::Object(i));
     }
     Value::Object(m)
@@ -323,8 +342,45 @@ fn device(name: &str, spec: &InterfaceSpec) -> Result<DeviceConfig, ScenarioErro
             .as_deref()
             .map(|m| mac(&what, m))
             .transpose()?,
-        ipv6: None,
+        ipv6: ipv6_link(&what, spec)?,
     })
+}
+
+/// The device's IPv6 link: `ipv6` (`IPV6/PREFIX`) with its optional gateway and gateway MAC
+fn ipv6_link(what: &str, spec: &InterfaceSpec) -> Result<Option<Ipv6Link>, ScenarioError> {
+    let Some(text) = spec.ipv6.as_deref() else {
+        return match (&spec.ipv6_gateway, &spec.ipv6_gateway_mac) {
+            (None, None) => Ok(None),
+            _ => Err(invalid(format!("{what}: ipv6-gateway without ipv6"))),
+        };
+    };
+    let net = match text.parse::<Ipv6Net>() {
+        Ok(n) if text.contains('/') => n,
+        _ => {
+            return Err(invalid(format!(
+                "{what}: invalid ipv6 {text:?} (expected IPV6/PREFIX like 2001:db8:13::1/64)"
+            )));
+        }
+    };
+    let gateway = spec
+        .ipv6_gateway
+        .as_deref()
+        .map(|g| {
+            g.trim()
+                .parse::<Ipv6Addr>()
+                .map_err(|_| invalid(format!("{what}: invalid IPv6 address {g:?}")))
+        })
+        .transpose()?;
+    Ok(Some(Ipv6Link {
+        addr: net.addr,
+        prefix_len: net.prefix_len,
+        gateway,
+        gateway_mac: spec
+            .ipv6_gateway_mac
+            .as_deref()
+            .map(|m| mac(what, m))
+            .transpose()?,
+    }))
 }
 
 /// Decimal seconds since the Unix epoch, as a number or a string, exact to the nanosecond
@@ -576,6 +632,43 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_links_survive_the_round_trip() {
+        let s = parse(OWN, Role::Client, |_| Some("pw".to_owned())).unwrap();
+        let mut devices = s.devices;
+        devices[1].ipv6 = Some(Ipv6Link {
+            addr: "2001:db8:13::1".parse().unwrap(),
+            prefix_len: 64,
+            gateway: Some("fe80::1".parse().unwrap()),
+            gateway_mac: Some(Mac([2, 0, 0, 0, 0x13, 0xfe])),
+        });
+        devices[0].ipv6 = Some(Ipv6Link {
+            addr: "fd00:11::1".parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        let mut options = Map::new();
+        options.insert("sources".into(), vec!["fd00:11::/64"].into());
+        options.insert("server".into(), "198.18.12.1:18081".into());
+        options.insert("password".into(), "pw".into());
+        let text = to_json(
+            Role::Client,
+            &devices,
+            Duration::from_secs(1),
+            &[7; 32],
+            options,
+        );
+        let again = parse(&text, Role::Client, no_env).unwrap();
+        assert_eq!(again.devices, devices, "{text}");
+        let bad = r#"{"interfaces": {"a": {"role": "listen", "mac": "02:00:00:00:00:01", "address": "1.2.3.4/24", "ipv6": "fd00::1"}}}"#;
+        let e = parse(bad, Role::Client, no_env).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "interface a: invalid ipv6 \"fd00::1\" (expected IPV6/PREFIX like 2001:db8:13::1/64)"
+        );
+    }
+
+    #[test]
     fn bad_scenarios_say_where() {
         let cases = [
             (
@@ -593,7 +686,7 @@ mod tests {
             (r#"{"interfaces": {}}"#, "no interfaces"),
             (
                 r#"{"interfaces": {"a": {"role": "listen", "mac": "02:00:00:00:00:01", "address": "1.2.3.4/24", "x": 1}}}"#,
-                "unknown field `x`, expected one of `role`, `mac`, `address`, `gateway`, `gateway-mac` at line 1 column 96",
+                "unknown field `x`, expected one of `role`, `mac`, `address`, `gateway`, `gateway-mac`, `ipv6`, `ipv6-gateway`, `ipv6-gateway-mac` at line 1 column 96",
             ),
             (
                 "{\n\"interfaces\": 3}",
