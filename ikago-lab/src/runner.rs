@@ -6,7 +6,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::addr::{
-    HOST_A, HOST_B, HOST_C, PUBLISHED_GATEWAY, SERVER_WAN, SERVER2_WAN, TUNNEL_PORT,
+    HOST_A, HOST_A6, HOST_B, HOST_B6, HOST_C, HOST_C6, HOST_D6, PUBLISHED_GATEWAY,
+    PUBLISHED_GATEWAY6, SERVER_WAN, SERVER2_WAN, TUNNEL_PORT,
 };
 use crate::{Host, LabError, Result};
 
@@ -176,6 +177,10 @@ pub struct TunnelOptions {
     pub servers: Vec<ServerSite>,
     /// The wire (`--protocol`), unless the runners' default
     pub protocol: Option<&'static str>,
+    /// Tunnel the LAN hosts' IPv6 too (a dual-stack lab, the ikago2 wire): the client's `-r`
+    /// gains their IPv6 addresses (host D's, IPv6 only, on the main LAN) and its `--publish`
+    /// host B's IPv6 gateway
+    pub ipv6: bool,
     /// Extra arguments appended to both command lines
     pub extra: Vec<String>,
 }
@@ -188,6 +193,7 @@ impl Default for TunnelOptions {
             port: TUNNEL_PORT,
             servers: vec![ServerSite::Main],
             protocol: None,
+            ipv6: false,
             extra: Vec::new(),
         }
     }
@@ -215,6 +221,14 @@ impl TunnelOptions {
         }
     }
 
+    /// [`Self::ikago2`] with the LAN hosts' IPv6 tunnelled as well (see [`Self::ipv6`])
+    pub fn dual_stack(password: &str) -> Self {
+        Self {
+            ipv6: true,
+            ..Self::ikago2(password)
+        }
+    }
+
     /// `server -p PORT --listen-devices wan0 --upstream-device dst0 --rule -v ...`
     pub fn server_args(&self) -> Vec<String> {
         let mut args = vec!["server".to_owned(), "-p".into(), self.port.to_string()];
@@ -224,10 +238,16 @@ impl TunnelOptions {
 
     /// `client -r SOURCES -s SERVER:PORT[,SERVER:PORT] --listen-devices lan0 --upstream-device wan0 ...`
     pub fn client_args(&self, site: ClientSite) -> Vec<String> {
-        let sources = match site {
+        let mut sources = match site {
             ClientSite::Main => format!("{HOST_A},{HOST_B}"),
             ClientSite::Second => HOST_C.to_string(),
         };
+        if self.ipv6 {
+            sources += &match site {
+                ClientSite::Main => format!(",{HOST_A6},{HOST_B6},{HOST_D6}"),
+                ClientSite::Second => format!(",{HOST_C6}"),
+            };
+        }
         let mut args = vec!["client".to_owned(), "-r".into(), sources];
         let servers = self
             .servers
@@ -237,7 +257,11 @@ impl TunnelOptions {
         args.extend(["-s".into(), servers.join(",")]);
         args.extend(["--listen-devices", "lan0", "--upstream-device", "wan0"].map(String::from));
         if site == ClientSite::Main {
-            args.extend(["--publish".into(), PUBLISHED_GATEWAY.to_string()]);
+            let mut publish = PUBLISHED_GATEWAY.to_string();
+            if self.ipv6 {
+                publish += &format!(",{PUBLISHED_GATEWAY6}");
+            }
+            args.extend(["--publish".into(), publish]);
         }
         self.common(args)
     }

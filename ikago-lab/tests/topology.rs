@@ -348,8 +348,7 @@ fn dual_stack_plane_blocks_ipv6_udp_and_icmpv6_but_not_tcp() {
     // the peer's link is narrow: the destination answers with a Packet Too Big
     let peer = SocketAddr::new(PEER6.into(), 9);
     assert_eq!(pmtu::cached(d, PEER6.into()).expect("route"), None);
-    pmtu::send_big(d, peer, 1300).expect("send");
-    let mtu = pmtu::learned(d, PEER6.into(), Duration::from_secs(2)).expect("a Packet Too Big");
+    let mtu = pmtu::learn(d, peer, 1300, Duration::from_secs(2)).expect("a Packet Too Big");
     assert_eq!(mtu, PEER_LINK_MTU);
     drop(lab);
     assert!(

@@ -36,6 +36,7 @@ pub fn udp(
     len: usize,
     time: Duration,
 ) -> Result<UdpReport> {
+    super::lab_only(to)?;
     let args = [
         "-c".to_owned(),
         to.to_string(),

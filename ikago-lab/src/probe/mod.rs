@@ -3,7 +3,8 @@
 //!
 //! Socket probes open their sockets in the host's namespace ([`crate::Netns::enter`]) and run in
 //! this process; `ping` and `iperf3` run as commands in the namespace. Every probe is bounded in
-//! count and time.
+//! count and time, and refuses a destination outside the lab's ranges ([`crate::addr`]) before
+//! it sends anything.
 
 pub mod dns;
 pub mod http;
@@ -14,10 +15,23 @@ pub mod raw;
 pub mod tcp;
 pub mod udp;
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::addr::is_lab_ip;
 use crate::{LabError, Netns, Result};
+
+/// `Ok` for a destination in 198.18.0.0/15, 2001:db8::/32 or fd00::/8, the only ones a probe
+/// sends to; an error naming it otherwise
+pub fn lab_only(ip: impl Into<IpAddr>) -> Result<()> {
+    let ip = ip.into();
+    match is_lab_ip(ip) {
+        true => Ok(()),
+        false => Err(LabError::Check(format!(
+            "{ip} is outside the lab (198.18.0.0/15, 2001:db8::/32, fd00::/8): nothing is sent"
+        ))),
+    }
+}
 
 /// Receives on `socket` until `accept` takes a datagram, within `timeout` from `start` in all:
 /// stray datagrams neither end nor extend the wait
@@ -49,8 +63,9 @@ fn recv_until<T>(
     }
 }
 
-/// A UDP socket bound in `ns` to an ephemeral port of the family of `to`
+/// A UDP socket bound in `ns` to an ephemeral port of the family of `to`, a lab address
 fn udp_socket_for(ns: &Netns, to: SocketAddr, what: &str) -> Result<UdpSocket> {
+    lab_only(to.ip())?;
     let any: SocketAddr = match to {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -64,4 +79,26 @@ pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_send_to_lab_addresses_only() {
+        for ip in ["198.18.24.2", "2001:db8:24::2", "fd00:21::4"] {
+            assert!(lab_only(ip.parse::<IpAddr>().unwrap()).is_ok(), "{ip}");
+        }
+        for ip in [
+            "192.0.2.1",
+            "8.8.8.8",
+            "2001:4860::8888",
+            "fe80::1",
+            "::1",
+            "127.0.0.1",
+        ] {
+            assert!(lab_only(ip.parse::<IpAddr>().unwrap()).is_err(), "{ip}");
+        }
+    }
 }

@@ -38,6 +38,8 @@ pub fn ping(
     interval: Duration,
     wait: Duration,
 ) -> Result<PingReport> {
+    let to = to.into();
+    super::lab_only(to)?;
     let count_s = count.to_string();
     let interval_s = format!("{:.3}", interval.as_secs_f64());
     let wait_s = wait.as_secs().max(1).to_string();
@@ -52,7 +54,7 @@ pub fn ping(
             &interval_s,
             "-W",
             &wait_s,
-            &to.into().to_string(),
+            &to.to_string(),
         ],
     )?;
     let text = String::from_utf8_lossy(&output.stdout);

@@ -1,20 +1,9 @@
 //! Path MTU: what a host's kernel learned from ICMP Fragmentation Needed or ICMPv6 Packet Too Big
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{LabError, Netns, Result};
-
-/// Sends one `size`-byte UDP datagram from `ns` to `to`, which draws a Packet Too Big from a
-/// router whose next link is narrower; nothing is awaited
-pub fn send_big(ns: &Netns, to: SocketAddr, size: usize) -> Result<()> {
-    let socket = super::udp_socket_for(ns, to, "udp")?;
-    let payload = vec![0x5a; size];
-    socket
-        .send_to(&payload, to)
-        .map_err(LabError::io(format!("send {size} bytes to {to}")))
-        .map(drop)
-}
 
 /// The path MTU toward `to` that the kernel of `ns` has cached (`ip route get`), `None` when
 /// it knows of none below the link's
@@ -24,12 +13,27 @@ pub fn cached(ns: &Netns, to: IpAddr) -> Result<Option<u16>> {
     Ok(parse_mtu(&route))
 }
 
-/// Waits up to `timeout` for `ns` to cache a path MTU toward `to`; returns it
-pub fn learned(ns: &Netns, to: IpAddr, timeout: Duration) -> Result<u16> {
-    let start = std::time::Instant::now();
+/// How often [`learn`] sends its datagram again
+const RESEND: Duration = Duration::from_millis(200);
+
+/// Sends `size`-byte UDP datagrams from `ns` to `to`, one every [`RESEND`] for at most
+/// `timeout`, until the kernel of `ns` caches a path MTU toward `to`; returns it
+///
+/// The socket stays open until then: the kernel applies a Packet Too Big only while a socket
+/// that could have sent the packet it quotes exists.
+pub fn learn(ns: &Netns, to: SocketAddr, size: usize, timeout: Duration) -> Result<u16> {
+    let socket = super::udp_socket_for(ns, to, "udp")?;
+    let payload = vec![0x5a; size];
+    let start = Instant::now();
     loop {
-        if let Some(mtu) = cached(ns, to)? {
-            return Ok(mtu);
+        // a refusal from an earlier datagram's error is no failure of this probe
+        let _ = socket.send_to(&payload, to);
+        let sent = Instant::now();
+        while sent.elapsed() < RESEND {
+            if let Some(mtu) = cached(ns, to.ip())? {
+                return Ok(mtu);
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         if start.elapsed() > timeout {
             return Err(LabError::Timeout {
@@ -37,7 +41,6 @@ pub fn learned(ns: &Netns, to: IpAddr, timeout: Duration) -> Result<u16> {
                 after: timeout,
             });
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -27,6 +27,7 @@ fn raw_socket(ns: &Netns) -> Result<Socket> {
 /// With `nf_conntrack_tcp_loose=0` a middlebox's conntrack must call it INVALID; with loose
 /// pickup it would become a new ESTABLISHED flow.
 pub fn lone_ack(ns: &Netns, from: SocketAddrV4, to: SocketAddrV4) -> Result<()> {
+    super::lab_only(*to.ip())?;
     let socket = raw_socket(ns)?;
     let builder = PacketBuilder::ipv4(from.ip().octets(), to.ip().octets(), 64)
         .tcp(from.port(), to.port(), 0x1000_0000, 65535)

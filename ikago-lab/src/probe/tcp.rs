@@ -42,6 +42,7 @@ pub fn echo(
 /// Opens a TCP connection to `to` (IPv4 or IPv6) from inside `ns`
 pub fn connect(ns: &Netns, to: impl Into<SocketAddr>, timeout: Duration) -> Result<TcpStream> {
     let to = to.into();
+    super::lab_only(to.ip())?;
     ns.enter(|| TcpStream::connect_timeout(&to, timeout))?
         .map_err(LabError::io(format!("connect to {to}")))
 }

@@ -63,9 +63,7 @@ pub fn rtts(
     interval: Duration,
     timeout: Duration,
 ) -> Result<Vec<Duration>> {
-    let socket = ns
-        .enter(|| UdpSocket::bind("0.0.0.0:0"))?
-        .map_err(LabError::io("bind udp socket"))?;
+    let socket = super::udp_socket_for(ns, to.into(), "udp")?;
     let mut payload = vec![0u8; size.max(4)];
     let mut rtts = Vec::with_capacity(count as usize);
     for seq in 0..count {
@@ -162,6 +160,7 @@ pub fn stream(
         spec.datagram >= STREAM_HEADER,
         "a stream datagram carries a 16-byte header"
     );
+    super::lab_only(*dst_addr.ip())?;
     let far = dst
         .enter(|| UdpSocket::bind(dst_addr))?
         .map_err(LabError::io(format!("bind {dst_addr}")))?;
