@@ -1,11 +1,12 @@
-//! Neighbour resolution: an ARP cache per device, a bounded queue of frames waiting for a MAC,
-//! request retries, and the frames of requests and proxy-ARP replies
+//! Neighbour resolution: a neighbour cache per device (IPv4 by ARP, IPv6 by neighbour
+//! discovery), a bounded queue of frames waiting for a MAC, request retries, and the frames of
+//! requests and proxy-ARP replies
 
 use crate::io::DeviceId;
 use crate::txq::{FrameBuf, TxQueue};
-use crate::wire::{Mac, arp, ethernet};
+use crate::wire::{Mac, arp, ethernet, icmpv6};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// Interval between ARP requests for one address (Linux `retrans_time_ms`: 1 s)
@@ -37,15 +38,26 @@ pub(crate) struct LinkAddr {
     pub(crate) mac: Mac,
     /// The device's IPv4 address
     pub(crate) ip: Ipv4Addr,
+    /// The device's IPv6 address, when it has one (the source of its solicitations)
+    pub(crate) ip6: Option<Ipv6Addr>,
+}
+
+/// Frames dropped because their next hop never answered, by family
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Unresolved {
+    /// IPv4 next hops (ARP)
+    pub(crate) arp: usize,
+    /// IPv6 next hops (neighbour discovery)
+    pub(crate) ndp: usize,
 }
 
 /// ARP cache, resolution state and waiting frames for all devices of a machine
 #[derive(Debug)]
 pub(crate) struct Neighbors {
     links: Vec<LinkAddr>,
-    entries: BTreeMap<(DeviceId, Ipv4Addr), Entry>,
-    resolving: BTreeMap<(DeviceId, Ipv4Addr), Resolving>,
-    pending: Vec<(DeviceId, Ipv4Addr, FrameBuf)>,
+    entries: BTreeMap<(DeviceId, IpAddr), Entry>,
+    resolving: BTreeMap<(DeviceId, IpAddr), Resolving>,
+    pending: Vec<(DeviceId, IpAddr, FrameBuf)>,
 }
 
 /// What [`Neighbors::send`] did with a frame
@@ -53,7 +65,7 @@ pub(crate) struct Neighbors {
 pub(crate) enum Sent {
     /// Queued for transmission with the destination MAC filled in
     Now,
-    /// Waiting for an ARP reply
+    /// Waiting for an ARP reply or a neighbour advertisement
     Waiting,
     /// Dropped: too many frames already wait for this address
     QueueFull,
@@ -71,7 +83,7 @@ impl Neighbors {
     }
 
     /// Seeds a MAC the runner already knows (e.g. the gateway's from the kernel's table)
-    pub(crate) fn insert_static(&mut self, now: Instant, device: DeviceId, ip: Ipv4Addr, mac: Mac) {
+    pub(crate) fn insert_static(&mut self, now: Instant, device: DeviceId, ip: IpAddr, mac: Mac) {
         self.entries.insert(
             (device, ip),
             Entry {
@@ -90,7 +102,7 @@ impl Neighbors {
         &mut self,
         now: Instant,
         device: DeviceId,
-        next_hop: Ipv4Addr,
+        next_hop: IpAddr,
         mut buf: FrameBuf,
         tx: &mut TxQueue,
     ) -> Sent {
@@ -104,7 +116,7 @@ impl Neighbors {
             if stale && probe_due {
                 e.probed = Some(now);
                 let target = e.mac;
-                self.request(device, next_hop, target, tx);
+                self.request(device, next_hop, Some(target), tx);
             }
             return Sent::Now;
         }
@@ -125,20 +137,21 @@ impl Neighbors {
                 sent: 1,
                 next: now + RETRY_INTERVAL,
             });
-            self.request(device, next_hop, Mac::BROADCAST, tx);
+            self.request(device, next_hop, None, tx);
         }
         Sent::Waiting
     }
 
-    /// Learns `mac` for `ip` on `device` from an ARP packet; flushes the frames waiting for it
+    /// Learns `mac` for `ip` on `device` from an ARP packet or a neighbour advertisement;
+    /// flushes the frames waiting for it
     ///
     /// Only addresses already cached or being resolved are learned (no cache pollution by
-    /// unsolicited ARP). Returns true when a new or changed mapping was learned.
+    /// unsolicited ARP or advertisements). Returns true when a new or changed mapping was learned.
     pub(crate) fn learn(
         &mut self,
         now: Instant,
         device: DeviceId,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         mac: Mac,
         tx: &mut TxQueue,
     ) -> bool {
@@ -187,15 +200,16 @@ impl Neighbors {
 
     /// Retries due requests; gives up on addresses that never answered
     ///
-    /// Returns how many waiting frames were dropped (counted as `ArpUnresolved`).
-    pub(crate) fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) -> usize {
+    /// Returns how many waiting frames were dropped (counted as `ArpUnresolved` and
+    /// `NdpUnresolved`).
+    pub(crate) fn handle_timeout(&mut self, now: Instant, tx: &mut TxQueue) -> Unresolved {
         let due: Vec<_> = self
             .resolving
             .iter()
             .filter(|(_, r)| r.next <= now)
             .map(|(&k, &r)| (k, r))
             .collect();
-        let mut dropped = 0;
+        let mut dropped = Unresolved::default();
         for ((device, ip), r) in due {
             if r.sent >= MAX_REQUESTS {
                 self.resolving.remove(&(device, ip));
@@ -204,7 +218,10 @@ impl Neighbors {
                     if self.pending[i].0 == device && self.pending[i].1 == ip {
                         let (_, _, buf) = self.pending.remove(i);
                         tx.recycle(buf);
-                        dropped += 1;
+                        match ip {
+                            IpAddr::V4(_) => dropped.arp += 1,
+                            IpAddr::V6(_) => dropped.ndp += 1,
+                        }
                     } else {
                         i += 1;
                     }
@@ -217,25 +234,40 @@ impl Neighbors {
                         next: now + RETRY_INTERVAL,
                     },
                 );
-                self.request(device, ip, Mac::BROADCAST, tx);
+                self.request(device, ip, None, tx);
             }
         }
         dropped
     }
 
-    /// Queues an ARP request for `ip` from `device`, broadcast or unicast to `to`
-    fn request(&self, device: DeviceId, ip: Ipv4Addr, to: Mac, tx: &mut TxQueue) {
+    /// Queues an ARP request or a neighbour solicitation for `ip` from `device`, broadcast
+    /// (solicited-node multicast) or unicast to `to`
+    fn request(&self, device: DeviceId, ip: IpAddr, to: Option<Mac>, tx: &mut TxQueue) {
         let link = self.links[device.index()];
-        let req = arp::Arp {
-            op: arp::OP_REQUEST,
-            sha: link.mac,
-            spa: link.ip,
-            tha: Mac::ZERO,
-            tpa: ip,
-        };
-        tx.push_with(device, ethernet::MIN_FRAME_LEN, |b| {
-            write_arp_frame(b, to, link.mac, &req)
-        });
+        match ip {
+            IpAddr::V4(ip) => {
+                let req = arp::Arp {
+                    op: arp::OP_REQUEST,
+                    sha: link.mac,
+                    spa: link.ip,
+                    tha: Mac::ZERO,
+                    tpa: ip,
+                };
+                tx.push_with(device, ethernet::MIN_FRAME_LEN, |b| {
+                    write_arp_frame(b, to.unwrap_or(Mac::BROADCAST), link.mac, &req)
+                });
+            }
+            IpAddr::V6(ip) => {
+                // a device without IPv6 never has IPv6 next hops: the machines check first
+                let Some(src) = link.ip6 else { return };
+                let dst = to.unwrap_or_else(|| icmpv6::multicast_mac(icmpv6::solicited_node(ip)));
+                let len = ethernet::HEADER_LEN + 40 + icmpv6::NDP_LEN;
+                tx.push_with(device, len, |b| {
+                    let n = ethernet::write(b, dst, link.mac, ethernet::ETHERTYPE_IPV6);
+                    n + icmpv6::write_solicit(&mut b[n..], src, link.mac, ip, to.is_some())
+                });
+            }
+        }
     }
 }
 
@@ -252,13 +284,15 @@ mod tests {
     use crate::io::Output;
 
     const DEV: DeviceId = DeviceId(0);
-    const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 1);
+    const GW: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 12, 1));
+    const GW6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 1));
     const GW_MAC: Mac = Mac([2, 0, 0, 0, 0x12, 1]);
 
     fn setup() -> (Neighbors, TxQueue) {
         let links = vec![LinkAddr {
             mac: Mac([2, 0, 0, 0, 0x12, 2]),
             ip: Ipv4Addr::new(198, 18, 12, 2),
+            ip6: Some(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 2)),
         }];
         (Neighbors::new(links), TxQueue::new())
     }
@@ -289,7 +323,7 @@ mod tests {
         let sent = drain(&mut tx);
         assert_eq!(sent.len(), 1, "one request for two frames");
         let req = arp::parse(&sent[0][14..]).unwrap();
-        assert_eq!((req.op, req.tpa), (arp::OP_REQUEST, GW));
+        assert_eq!((req.op, IpAddr::V4(req.tpa)), (arp::OP_REQUEST, GW));
         assert!(n.learn(t0, DEV, GW, GW_MAC, &mut tx));
         let flushed = drain(&mut tx);
         assert_eq!(flushed.len(), 2);
@@ -306,19 +340,53 @@ mod tests {
         n.send(t0, DEV, GW, b, &mut tx);
         let mut requests = drain(&mut tx).len();
         let mut now = t0;
-        let mut dropped = 0;
+        let mut dropped = Unresolved::default();
         while let Some(at) = n.poll_timeout() {
             now = at;
-            dropped += n.handle_timeout(now, &mut tx);
+            let u = n.handle_timeout(now, &mut tx);
+            dropped.arp += u.arp;
+            dropped.ndp += u.ndp;
             requests += drain(&mut tx).len();
         }
         assert_eq!(requests, 3);
-        assert_eq!(dropped, 1);
+        assert_eq!(dropped, Unresolved { arp: 1, ndp: 0 });
         assert_eq!(now, t0 + RETRY_INTERVAL * 3);
         assert!(
             !n.learn(now, DEV, GW, GW_MAC, &mut tx),
             "unsolicited replies are not cached"
         );
+    }
+
+    #[test]
+    fn resolves_ipv6_by_solicitation() {
+        let t0 = Instant::now();
+        let (mut n, mut tx) = setup();
+        let b = frame(&mut tx);
+        assert_eq!(n.send(t0, DEV, GW6, b, &mut tx), Sent::Waiting);
+        let sent = drain(&mut tx);
+        assert_eq!(sent.len(), 1);
+        let eth = ethernet::parse(&sent[0]).unwrap();
+        assert_eq!(eth.ethertype, ethernet::ETHERTYPE_IPV6);
+        assert_eq!(eth.dst, Mac([0x33, 0x33, 0xff, 0, 0, 1]));
+        let p = crate::wire::ipv6::Packet::parse(eth.payload).unwrap();
+        assert!(matches!(
+            icmpv6::parse_ndp(&p),
+            Some(Ok(icmpv6::Ndp::Solicit { target, .. })) if IpAddr::V6(target) == GW6
+        ));
+        assert!(n.learn(t0, DEV, GW6, GW_MAC, &mut tx));
+        let flushed = drain(&mut tx);
+        assert_eq!(flushed.len(), 1);
+        assert_eq!(flushed[0][0..6], GW_MAC.0);
+        let mut now = t0;
+        let b = frame(&mut tx);
+        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 9));
+        n.send(now, DEV, other, b, &mut tx);
+        let mut dropped = Unresolved::default();
+        while let Some(at) = n.poll_timeout() {
+            now = at;
+            dropped = n.handle_timeout(now, &mut tx);
+        }
+        assert_eq!(dropped, Unresolved { arp: 0, ndp: 1 });
     }
 
     #[test]

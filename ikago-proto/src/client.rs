@@ -32,7 +32,7 @@ use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, dns, ethernet, ipv4, proto, tcp};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
@@ -79,7 +79,7 @@ pub struct Client {
     /// The index of `server` in `servers`
     active: usize,
     failback: Option<Duration>,
-    server_hop: Ipv4Addr,
+    server_hop: IpAddr,
     sources: Vec<Ipv4Net>,
     publish: Vec<Ipv4Addr>,
     tuning: TcpTuning,
@@ -190,7 +190,7 @@ impl Client {
         let local = SocketAddrV4::new(up.addr, port);
         let mss = config.mtu.saturating_sub(40);
         let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
-        let server_hop = core.next_hop(core.upstream, server_ip);
+        let server_hop = core.next_hop(core.upstream, server_ip).into();
         let kcp = config
             .kcp
             .map(|t| new_session(&t, config.kcp_conv, &mut core.rng, now));
@@ -913,7 +913,10 @@ impl Client {
         let from = self.server;
         self.active = next;
         self.server = self.servers[next];
-        self.server_hop = self.core.next_hop(self.core.upstream, *self.server.ip());
+        self.server_hop = self
+            .core
+            .next_hop(self.core.upstream, *self.server.ip())
+            .into();
         self.core.stats.server_switches += 1;
         self.core.tx.event(Event::ServerSwitched {
             from,

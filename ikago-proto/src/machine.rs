@@ -11,10 +11,10 @@ use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
-use crate::wire::{Mac, arp, ethernet, icmp, ipv4, proto, tcp};
+use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// How far ahead `poll_output` points when nothing is scheduled
@@ -33,8 +33,8 @@ const CHALLENGE_PER_SECOND: u32 = 100;
 pub(crate) enum Dest {
     /// A known MAC (the source's, or the MAC the peer's frames came from)
     Mac(Mac),
-    /// An IPv4 next hop to resolve by ARP
-    NextHop(Ipv4Addr),
+    /// A next hop to resolve by ARP (IPv4) or neighbour discovery (IPv6)
+    NextHop(IpAddr),
 }
 
 /// Where the payload of a FakeTCP data segment of `conn` starts in a frame buffer
@@ -118,6 +118,19 @@ impl Reassembled {
     }
 }
 
+/// Copies a datagram the reassembler completed into the lent buffer `reassembled`
+fn lend(
+    reassembled: &mut Vec<u8>,
+    result: Result<Option<&[u8]>, DropReason>,
+) -> Result<Option<Reassembled>, DropReason> {
+    Ok(result?.map(|whole| {
+        let len = whole.len();
+        let mut buf = std::mem::take(reassembled);
+        buf[..len].copy_from_slice(whole);
+        Reassembled { buf, len }
+    }))
+}
+
 /// Per-reason state of the rate-limited drop events
 #[derive(Debug, Clone, Copy, Default)]
 struct DropReport {
@@ -173,6 +186,9 @@ fn is_notable(r: DropReason) -> bool {
             | DropReason::NatExhausted
             | DropReason::QueueFull
             | DropReason::ArpUnresolved
+            | DropReason::NdpUnresolved
+            | DropReason::NoIpv6
+            | DropReason::Ipv6OnIkago
             | DropReason::TooManyClients
             | DropReason::SynRate
             | DropReason::UnknownPeer
@@ -199,12 +215,18 @@ impl Core {
             .map(|d| LinkAddr {
                 mac: d.mac,
                 ip: d.addr,
+                ip6: d.ipv6.map(|l| l.addr),
             })
             .collect();
         let mut neighbors = Neighbors::new(links);
         for (i, d) in devices.iter().enumerate() {
             if let (Some(gw), Some(mac)) = (d.gateway, d.gateway_mac) {
-                neighbors.insert_static(now, DeviceId(i as u8), gw, mac);
+                neighbors.insert_static(now, DeviceId(i as u8), gw.into(), mac);
+            }
+            if let Some(l) = d.ipv6
+                && let (Some(gw), Some(mac)) = (l.gateway, l.gateway_mac)
+            {
+                neighbors.insert_static(now, DeviceId(i as u8), gw.into(), mac);
             }
         }
         Self {
@@ -256,6 +278,15 @@ impl Core {
         }
     }
 
+    /// The IPv6 next hop toward `dst` through `device`: `dst` itself when on-link (or the device
+    /// has no IPv6 gateway), else the gateway
+    pub(crate) fn next_hop6(&self, device: DeviceId, dst: Ipv6Addr) -> Ipv6Addr {
+        match self.device(device).ipv6 {
+            Some(l) if !l.net().contains(dst) => l.gateway.unwrap_or(dst),
+            _ => dst,
+        }
+    }
+
     /// Feeds a fragment to reassembly under `scope`; the whole packet when it completes
     ///
     /// Drops are counted here. The packet is copied out of the reassembler so that the machine
@@ -265,19 +296,26 @@ impl Core {
         scope: u32,
         fragment: &ipv4::Packet<'_>,
     ) -> Option<Reassembled> {
-        match self.reassembler.handle_fragment(self.now, scope, fragment) {
-            Err(r) => {
-                self.drop(r);
-                None
-            }
-            Ok(None) => None,
-            Ok(Some(whole)) => {
-                let len = whole.len();
-                let mut buf = std::mem::take(&mut self.reassembled);
-                buf[..len].copy_from_slice(whole);
-                Some(Reassembled { buf, len })
-            }
-        }
+        let result = self.reassembler.handle_fragment(self.now, scope, fragment);
+        let lent = lend(&mut self.reassembled, result);
+        lent.unwrap_or_else(|r| {
+            self.drop(r);
+            None
+        })
+    }
+
+    /// Feeds an IPv6 fragment to reassembly under `scope`, as [`reassemble`](Self::reassemble)
+    pub(crate) fn reassemble6(
+        &mut self,
+        scope: u32,
+        fragment: &ipv6::Packet<'_>,
+    ) -> Option<Reassembled> {
+        let result = self.reassembler.handle_fragment6(self.now, scope, fragment);
+        let lent = lend(&mut self.reassembled, result);
+        lent.unwrap_or_else(|r| {
+            self.drop(r);
+            None
+        })
     }
 
     /// Gives back the buffer of a [`Reassembled`] packet
@@ -287,14 +325,17 @@ impl Core {
 
     /// Learns the sender of an ARP packet if it is being resolved or cached
     pub(crate) fn learn_neighbor(&mut self, device: DeviceId, a: &arp::Arp) {
+        self.learn_mac(device, a.spa.into(), a.sha);
+    }
+
+    /// Learns that `ip` is at `mac` on `device` (from ARP or a neighbour advertisement) if it is
+    /// being resolved or cached
+    pub(crate) fn learn_mac(&mut self, device: DeviceId, ip: IpAddr, mac: Mac) {
         if self
             .neighbors
-            .learn(self.now, device, a.spa, a.sha, &mut self.tx)
+            .learn(self.now, device, ip, mac, &mut self.tx)
         {
-            self.tx.event(Event::NeighborResolved {
-                ip: a.spa.into(),
-                mac: a.sha,
-            });
+            self.tx.event(Event::NeighborResolved { ip, mac });
         }
     }
 
@@ -532,6 +573,27 @@ impl Core {
         buf
     }
 
+    /// Builds an ICMPv6 Packet Too Big about `original` (too big for `mtu`) from `src`, counting
+    /// a [`DropReason::TooBig`]; the IPv6 packet is `buf.bytes[14..buf.len]`
+    pub(crate) fn packet_too_big(
+        &mut self,
+        original: &ipv6::Packet<'_>,
+        src: Ipv6Addr,
+        mtu: usize,
+    ) -> FrameBuf {
+        let mut buf = self.tx.take(ethernet::HEADER_LEN + ipv6::MIN_MTU);
+        let mtu = u32::try_from(mtu).unwrap_or(u32::MAX);
+        let n = icmpv6::write_packet_too_big(
+            &mut buf.bytes[ethernet::HEADER_LEN..],
+            src,
+            original,
+            mtu,
+        );
+        buf.len = ethernet::HEADER_LEN + n;
+        self.drop(DropReason::TooBig);
+        buf
+    }
+
     /// Earliest deadline of the shared parts
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         [
@@ -547,7 +609,8 @@ impl Core {
     pub(crate) fn handle_timeout(&mut self) {
         let now = self.now;
         let unresolved = self.neighbors.handle_timeout(now, &mut self.tx);
-        self.drop_n(DropReason::ArpUnresolved, unresolved as u64);
+        self.drop_n(DropReason::ArpUnresolved, unresolved.arp as u64);
+        self.drop_n(DropReason::NdpUnresolved, unresolved.ndp as u64);
         let expired = self.reassembler.handle_timeout(now);
         self.drop_n(DropReason::FragmentTimeout, expired as u64);
     }

@@ -1,6 +1,9 @@
-//! Server full-cone NAT
+//! Server full-cone NAT, for IPv4 and IPv6 (NAT66)
 //!
-//! The server puts every client's inner packets onto its one public address. A mapping is keyed by
+//! The server puts every client's inner packets onto its one public address of their family: the
+//! upstream device's IPv4 address, or its IPv6 address for inner IPv6 (without one, inner IPv6 is
+//! refused with [`DropReason::NoIpv6`]). Both families share the table, the timers and the rules
+//! below; each has its own port pools. A mapping is keyed by
 //! (client, protocol, inner source address, inner source port or ICMP echo id) and owns one port
 //! (or id) of that protocol's pool: the destination is not part of the key and inbound packets are
 //! not filtered by their source, so any remote host reaches the mapped port (endpoint-independent
@@ -8,7 +11,10 @@
 //!
 //! Translation is in place with incremental checksums (RFC 1624), so ICMP errors whose quoted
 //! datagram stops after 8 bytes of transport header are translated too: the outer header, the
-//! ICMP checksum, the quoted IPv4 header and the quoted transport header with its checksum. The
+//! ICMP checksum, the quoted IP header and the quoted transport header with its checksum. ICMPv6
+//! checksums also cover the pseudo-header (RFC 4443 §2.3), so the outer address rewrite is
+//! folded into them; IPv6 extension headers are walked to the transport header (the quoted
+//! datagram's too). The
 //! Go original looked errors about TCP and UDP flows up under protocol ICMP and never delivered
 //! them (`reference/ikago-original.md` §7.2); here they are looked up under the quoted protocol.
 //!
@@ -20,9 +26,9 @@ use crate::config::NatConfig;
 use crate::hashing::{self, Keyed, Map};
 use crate::stats::DropReason;
 use crate::timer::Queue;
-use crate::wire::{checksum, icmp, ipv4, proto, tcp};
+use crate::wire::{checksum, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_core::RngCore;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
@@ -47,12 +53,12 @@ pub(crate) struct Outbound {
 pub(crate) struct Mapping {
     /// The owning client (the server's opaque id)
     pub(crate) client: u32,
-    /// IP protocol number (1 ICMP, 6 TCP, 17 UDP)
+    /// IP protocol number (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6)
     pub(crate) protocol: u8,
     /// The inner source address and port (ICMP echo id)
-    pub(crate) inner: SocketAddrV4,
-    /// The public address and port (ICMP echo id)
-    pub(crate) public: SocketAddrV4,
+    pub(crate) inner: SocketAddr,
+    /// The public address and port (ICMP echo id), of the inner one's family
+    pub(crate) public: SocketAddr,
 }
 
 /// The server's NAT table: mappings by key and by public port, and their expiry
@@ -62,10 +68,12 @@ pub(crate) struct Mapping {
 /// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
 #[derive(Debug)]
 pub(crate) struct Nat {
-    /// The public address packets go out from
+    /// The public address IPv4 packets go out from
     public: Ipv4Addr,
-    /// Port pools indexed by [`pool_index`]: TCP, UDP, ICMP
-    pools: [Pool; 3],
+    /// The public address IPv6 packets go out from, if the server has one
+    public6: Option<Ipv6Addr>,
+    /// Port pools indexed by [`pool_index`]: TCP, UDP, ICMP, then the same for IPv6
+    pools: [Pool; 6],
     /// Idle timeouts
     timeouts: Timeouts,
     /// Mapping key -> slot index (hashed under a key from the machine's seed: deterministic)
@@ -92,7 +100,7 @@ struct Key {
     /// IP protocol number
     protocol: u8,
     /// Inner source address and port (ICMP echo id)
-    inner: SocketAddrV4,
+    inner: SocketAddr,
 }
 
 impl Key {
@@ -257,14 +265,16 @@ impl Pool {
     }
 }
 
-/// The index into [`Nat::pools`] of a translated protocol
-fn pool_index(protocol: u8) -> Option<usize> {
-    match protocol {
-        proto::TCP => Some(0),
-        proto::UDP => Some(1),
-        proto::ICMP => Some(2),
-        _ => None,
-    }
+/// The index into [`Nat::pools`] of a translated protocol of IPv6 (`v6`) or IPv4
+fn pool_index(protocol: u8, v6: bool) -> Option<usize> {
+    let i = match protocol {
+        proto::TCP => 0,
+        proto::UDP => 1,
+        proto::ICMP if !v6 => 2,
+        proto::ICMPV6 if v6 => 2,
+        _ => return None,
+    };
+    Some(if v6 { i + 3 } else { i })
 }
 
 /// Which endpoint of a packet to rewrite
@@ -276,26 +286,75 @@ enum Side {
     Dst,
 }
 
-/// The IPv4 header of the datagram quoted in an ICMP error
+/// The layout of a packet as the NAT sees it
 #[derive(Debug, Clone, Copy)]
-struct Quoted {
-    /// Its header length
+struct Layout {
+    /// IPv6 (else IPv4)
+    v6: bool,
+    /// Where its transport header starts (IPv6: after the extension headers)
     header_len: usize,
-    /// Its protocol
+    /// Its transport protocol
     protocol: u8,
     /// Its source address
-    src: Ipv4Addr,
+    src: IpAddr,
     /// Its destination address
-    dst: Ipv4Addr,
+    dst: IpAddr,
+}
+
+impl Layout {
+    /// The ICMP protocol of its family
+    fn icmp(&self) -> u8 {
+        if self.v6 { proto::ICMPV6 } else { proto::ICMP }
+    }
+    /// Whether ICMP type `ty` of its family is an echo request
+    fn is_echo_request(&self, ty: u8) -> bool {
+        ty == if self.v6 {
+            icmpv6::ECHO_REQUEST
+        } else {
+            icmp::ECHO_REQUEST
+        }
+    }
+    /// Whether ICMP type `ty` of its family is an echo reply
+    fn is_echo_reply(&self, ty: u8) -> bool {
+        ty == if self.v6 {
+            icmpv6::ECHO_REPLY
+        } else {
+            icmp::ECHO_REPLY
+        }
+    }
+    /// Whether ICMP type `ty` of its family is an error the NAT translates (redirects are not)
+    fn is_translated_error(&self, ty: u8) -> bool {
+        if self.v6 {
+            matches!(
+                ty,
+                icmpv6::DEST_UNREACHABLE
+                    | icmpv6::PACKET_TOO_BIG
+                    | icmpv6::TIME_EXCEEDED
+                    | icmpv6::PARAMETER_PROBLEM
+            )
+        } else {
+            is_translated_error(ty)
+        }
+    }
 }
 
 impl Nat {
-    /// An empty table for the public address `public`, hashing its keys under `keyed`
-    pub(crate) fn new(config: &NatConfig, public: Ipv4Addr, keyed: Keyed) -> Self {
+    /// An empty table for the public addresses `public` and `public6` (IPv6, if the server has
+    /// one), hashing its keys under `keyed`
+    pub(crate) fn new(
+        config: &NatConfig,
+        public: Ipv4Addr,
+        public6: Option<Ipv6Addr>,
+        keyed: Keyed,
+    ) -> Self {
         let cap = |d: Duration| d.min(MAX_TIMEOUT);
         Self {
             public,
+            public6,
             pools: [
+                Pool::new(&config.tcp_ports, true),
+                Pool::new(&config.udp_ports, true),
+                Pool::new(&config.icmp_ids, false),
                 Pool::new(&config.tcp_ports, true),
                 Pool::new(&config.udp_ports, true),
                 Pool::new(&config.icmp_ids, false),
@@ -318,12 +377,13 @@ impl Nat {
 
     /// Translates in place a packet from client `client` (an opaque id, never reused by the server for another client)
     ///
-    /// `packet` is a whole IPv4 packet already validated by `wire::ipv4::Packet::parse` (header
-    /// checksum ok, not a fragment); bytes after its total length are left alone. TCP, UDP and
-    /// ICMP echo get the public address and a mapped port or id, creating the mapping if needed
-    /// and refreshing it. An ICMP error from a LAN host quotes an inbound packet (source remote,
-    /// destination the inner endpoint): it is sent from the public address with the quoted
-    /// destination mapped back, and never creates or refreshes a mapping. The TTL is kept.
+    /// `packet` is a whole IPv4 or IPv6 packet, not a fragment (an IPv4 one already validated
+    /// by `wire::ipv4::Packet::parse`); bytes after its length are left alone. TCP, UDP and
+    /// ICMP echo get the public address of their family and a mapped port or id, creating the
+    /// mapping if needed and refreshing it. An ICMP error from a LAN host quotes an inbound
+    /// packet (source remote, destination the inner endpoint): it is sent from the public address
+    /// with the quoted destination mapped back, and never creates or refreshes a mapping. The TTL
+    /// (hop limit) is kept.
     pub(crate) fn outbound(
         &mut self,
         now: Instant,
@@ -331,15 +391,17 @@ impl Nat {
         packet: &mut [u8],
         rng: &mut impl RngCore,
     ) -> Result<Outbound, DropReason> {
-        let (hl, len) = parse(packet)?;
+        let (l, len) = parse(packet)?;
         let packet = &mut packet[..len];
-        let protocol = packet[9];
+        let public = self.public_of(&l)?;
+        let hl = l.header_len;
+        let protocol = l.protocol;
         match protocol {
             proto::TCP | proto::UDP => {}
-            proto::ICMP => match icmp_type(packet, hl)? {
-                icmp::ECHO_REQUEST | icmp::ECHO_REPLY => {}
-                ty if is_translated_error(ty) => {
-                    self.outbound_error(now, client, packet, hl)?;
+            p if p == l.icmp() => match icmp_type(packet, hl)? {
+                ty if l.is_echo_request(ty) || l.is_echo_reply(ty) => {}
+                ty if l.is_translated_error(ty) => {
+                    self.outbound_error(now, client, packet, &l, public)?;
                     return Ok(Outbound { created: None });
                 }
                 _ => return Err(DropReason::UnsupportedProtocol),
@@ -347,7 +409,7 @@ impl Nat {
             _ => return Err(DropReason::UnsupportedProtocol),
         }
         let (port, flags) = transport(packet, hl, protocol, Side::Src)?;
-        let inner = SocketAddrV4::new(ip_at(packet, 12), port);
+        let inner = SocketAddr::new(l.src, port);
         let key = Key {
             client,
             protocol,
@@ -368,6 +430,15 @@ impl Nat {
         Ok(Outbound { created })
     }
 
+    /// The public address for packets of `l`'s family
+    fn public_of(&self, l: &Layout) -> Result<IpAddr, DropReason> {
+        if l.v6 {
+            self.public6.map(IpAddr::V6).ok_or(DropReason::NoIpv6)
+        } else {
+            Ok(IpAddr::V4(self.public))
+        }
+    }
+
     /// Translates in place a packet from the Internet (validated, not a fragment); returns the owning client id
     ///
     /// TCP, UDP and ICMP echo replies to a mapped public port or id get the inner destination
@@ -375,25 +446,26 @@ impl Nat {
     /// our packets (source the public endpoint) gets its destination and quoted source mapped
     /// back, without refreshing. Echo requests to the public address are left to the host.
     pub(crate) fn inbound(&mut self, now: Instant, packet: &mut [u8]) -> Result<u32, DropReason> {
-        let (hl, len) = parse(packet)?;
+        let (l, len) = parse(packet)?;
         let packet = &mut packet[..len];
-        if ip_at(packet, 16) != self.public {
+        if Ok(l.dst) != self.public_of(&l) {
             return Err(DropReason::NoNatMapping);
         }
-        let protocol = packet[9];
+        let hl = l.header_len;
+        let protocol = l.protocol;
         match protocol {
             proto::TCP | proto::UDP => {}
-            proto::ICMP => match icmp_type(packet, hl)? {
-                icmp::ECHO_REPLY => {}
-                icmp::ECHO_REQUEST => return Err(DropReason::NoNatMapping),
-                ty if is_translated_error(ty) => return self.inbound_error(now, packet, hl),
+            p if p == l.icmp() => match icmp_type(packet, hl)? {
+                ty if l.is_echo_reply(ty) => {}
+                ty if l.is_echo_request(ty) => return Err(DropReason::NoNatMapping),
+                ty if l.is_translated_error(ty) => return self.inbound_error(now, packet, &l),
                 _ => return Err(DropReason::UnsupportedProtocol),
             },
             _ => return Err(DropReason::UnsupportedProtocol),
         }
         let (port, flags) = transport(packet, hl, protocol, Side::Dst)?;
         let (index, _) = self
-            .lookup_public(now, protocol, port)
+            .lookup_public(now, protocol, l.v6, port)
             .ok_or(DropReason::NoNatMapping)?;
         let m = self
             .touch(now, index, flags)
@@ -471,9 +543,11 @@ impl Nat {
         self.keys.len()
     }
 
-    /// Total pool size (tcp + udp + icmp)
+    /// Total pool size (tcp + udp + icmp, and the IPv6 pools when there is a public IPv6
+    /// address)
     pub(crate) fn capacity(&self) -> usize {
-        self.pools.iter().map(|p| p.len as usize).sum()
+        let families = if self.public6.is_some() { 6 } else { 3 };
+        self.pools[..families].iter().map(|p| p.len as usize).sum()
     }
 
     /// Outbound ICMP error from a LAN host about a packet we delivered to it
@@ -482,17 +556,18 @@ impl Nat {
         now: Instant,
         client: u32,
         packet: &mut [u8],
-        hl: usize,
+        l: &Layout,
+        public: IpAddr,
     ) -> Result<(), DropReason> {
-        let (q, port) = quoted(packet, hl, Side::Dst)?;
+        let (q, port) = quoted(packet, l, Side::Dst)?;
         let key = Key {
             client,
             protocol: q.protocol,
-            inner: SocketAddrV4::new(q.dst, port),
+            inner: SocketAddr::new(q.dst, port),
         };
         let (_, m) = self.lookup_key(now, &key).ok_or(DropReason::NoNatMapping)?;
-        rewrite_quoted(packet, hl, &q, Side::Dst, m.public);
-        ipv4::set_src(packet, self.public);
+        rewrite_quoted(packet, l.header_len, &q, Side::Dst, m.public);
+        rewrite_addr(packet, l.header_len, l.protocol, Side::Src, public, &mut 0);
         Ok(())
     }
 
@@ -501,17 +576,24 @@ impl Nat {
         &mut self,
         now: Instant,
         packet: &mut [u8],
-        hl: usize,
+        l: &Layout,
     ) -> Result<u32, DropReason> {
-        let (q, port) = quoted(packet, hl, Side::Src)?;
-        if q.src != self.public {
+        let (q, port) = quoted(packet, l, Side::Src)?;
+        if q.src != l.dst {
             return Err(DropReason::NoNatMapping);
         }
         let (_, m) = self
-            .lookup_public(now, q.protocol, port)
+            .lookup_public(now, q.protocol, l.v6, port)
             .ok_or(DropReason::NoNatMapping)?;
-        rewrite_quoted(packet, hl, &q, Side::Src, m.inner);
-        ipv4::set_dst(packet, *m.inner.ip());
+        rewrite_quoted(packet, l.header_len, &q, Side::Src, m.inner);
+        rewrite_addr(
+            packet,
+            l.header_len,
+            l.protocol,
+            Side::Dst,
+            m.inner.ip(),
+            &mut 0,
+        );
         Ok(m.client)
     }
 
@@ -521,9 +603,16 @@ impl Nat {
         self.live(now, index)
     }
 
-    /// The live mapping holding public `port` of `protocol`; an expired one is removed
-    fn lookup_public(&mut self, now: Instant, protocol: u8, port: u16) -> Option<(u32, Mapping)> {
-        let index = self.pools[pool_index(protocol)?].get(port)?;
+    /// The live mapping holding public `port` of `protocol` over IPv6 (`v6`) or IPv4; an
+    /// expired one is removed
+    fn lookup_public(
+        &mut self,
+        now: Instant,
+        protocol: u8,
+        v6: bool,
+        port: u16,
+    ) -> Option<(u32, Mapping)> {
+        let index = self.pools[pool_index(protocol, v6)?].get(port)?;
         self.live(now, index)
     }
 
@@ -549,7 +638,12 @@ impl Nat {
         key: Key,
         rng: &mut impl RngCore,
     ) -> Result<(u32, Mapping), DropReason> {
-        let pool = pool_index(key.protocol).ok_or(DropReason::UnsupportedProtocol)?;
+        let v6 = key.inner.is_ipv6();
+        let pool = pool_index(key.protocol, v6).ok_or(DropReason::UnsupportedProtocol)?;
+        let public = match key.inner {
+            SocketAddr::V4(_) => IpAddr::V4(self.public),
+            SocketAddr::V6(_) => IpAddr::V6(self.public6.ok_or(DropReason::NoIpv6)?),
+        };
         let port = self.pools[pool]
             .allocate(key.inner.port(), rng)
             .ok_or(DropReason::NatExhausted)?;
@@ -557,7 +651,7 @@ impl Nat {
             client: key.client,
             protocol: key.protocol,
             inner: key.inner,
-            public: SocketAddrV4::new(self.public, port),
+            public: SocketAddr::new(public, port),
         };
         let generation = self.next_generation;
         self.next_generation += 1;
@@ -576,7 +670,7 @@ impl Nat {
             }
             None => {
                 self.slots.push(Some(slot));
-                // at most 3 * 65536 slots are ever live at once
+                // at most 6 * 65536 slots are ever live at once
                 (self.slots.len() - 1) as u32
             }
         };
@@ -613,7 +707,7 @@ impl Nat {
     fn remove(&mut self, index: u32) -> Option<Slot> {
         let slot = self.slots.get_mut(index as usize)?.take()?;
         self.keys.remove(&Key::of(&slot.mapping));
-        if let Some(pool) = pool_index(slot.mapping.protocol) {
+        if let Some(pool) = pool_index(slot.mapping.protocol, slot.mapping.inner.is_ipv6()) {
             self.pools[pool].release(slot.mapping.public.port());
         }
         self.free.push(index);
@@ -627,14 +721,35 @@ fn deadline(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout).unwrap_or(now)
 }
 
-/// Checks the IPv4 packet again (the NAT never trusts its caller with bytes) and returns its
-/// header length and total length
-fn parse(packet: &[u8]) -> Result<(usize, usize), DropReason> {
+/// Checks the IPv4 or IPv6 packet again (the NAT never trusts its caller with bytes) and returns
+/// its layout and length
+fn parse(packet: &[u8]) -> Result<(Layout, usize), DropReason> {
+    if packet.first().is_some_and(|b| b >> 4 == 6) {
+        let p = ipv6::Packet::parse(packet).map_err(DropReason::from)?;
+        if p.fragment().is_some() {
+            return Err(DropReason::Malformed);
+        }
+        let l = Layout {
+            v6: true,
+            header_len: p.header_len(),
+            protocol: p.protocol(),
+            src: p.src().into(),
+            dst: p.dst().into(),
+        };
+        return Ok((l, p.bytes().len()));
+    }
     let p = ipv4::Packet::parse(packet).map_err(DropReason::from)?;
     if p.is_fragment() {
         return Err(DropReason::Malformed);
     }
-    Ok((p.header_len(), p.bytes().len()))
+    let l = Layout {
+        v6: false,
+        header_len: p.header_len(),
+        protocol: p.protocol(),
+        src: p.src().into(),
+        dst: p.dst().into(),
+    };
+    Ok((l, p.bytes().len()))
 }
 
 /// The ICMP type of `packet`, whose ICMP header must be whole
@@ -669,48 +784,72 @@ fn transport(packet: &[u8], hl: usize, protocol: u8, side: Side) -> Result<(u16,
     Ok((port, flags))
 }
 
-/// Validates the ICMP error in `packet` and its quoted datagram; returns the quoted header and
-/// the quoted port (ICMP id) on `side`
+/// Validates the ICMP error in `packet` (layout `l`) and its quoted datagram; returns the quoted
+/// datagram's layout and its port (ICMP id) on `side`
 ///
-/// The ICMP checksum is verified first (RFC 5508 REQ-3). The quoted datagram must be TCP, UDP or
-/// an ICMP echo with at least 8 bytes of transport header.
-fn quoted(packet: &[u8], hl: usize, side: Side) -> Result<(Quoted, u16), DropReason> {
-    let msg = packet.get(hl..).ok_or(DropReason::Malformed)?;
-    if checksum::of(msg) != 0 {
+/// The ICMP checksum is verified first (RFC 5508 REQ-3; for ICMPv6 over the pseudo-header). The
+/// quoted datagram must be of the error's family, and TCP, UDP or an ICMP echo with at least 8
+/// bytes of transport header (IPv6: after its extension headers).
+fn quoted(packet: &[u8], l: &Layout, side: Side) -> Result<(Layout, u16), DropReason> {
+    let msg = packet.get(l.header_len..).ok_or(DropReason::Malformed)?;
+    let sum = match (l.src, l.dst) {
+        (IpAddr::V6(src), IpAddr::V6(dst)) => icmpv6::checksum(src, dst, msg),
+        _ => checksum::of(msg),
+    };
+    if sum != 0 {
         return Err(DropReason::BadChecksum);
     }
     let q = msg.get(icmp::HEADER_LEN..).ok_or(DropReason::Malformed)?;
-    if q.len() < ipv4::HEADER_LEN || q[0] >> 4 != 4 {
-        return Err(DropReason::Malformed);
-    }
-    let header_len = usize::from(q[0] & 0x0f) * 4;
-    if header_len < ipv4::HEADER_LEN || q.len() < header_len + QUOTED_TRANSPORT_LEN {
-        return Err(DropReason::Malformed);
-    }
-    if u16::from_be_bytes([q[6], q[7]]) & ipv4::OFFSET_MASK != 0 {
-        // a later fragment: what follows its header is no transport header
-        return Err(DropReason::NoNatMapping);
-    }
-    let protocol = q[9];
-    let t = &q[header_len..];
-    match protocol {
+    let quoted = if l.v6 {
+        let p = ipv6::Packet::parse_quoted(q).map_err(DropReason::from)?;
+        if p.fragment().is_some_and(|f| f.offset != 0) {
+            // a later fragment: what follows its header is no transport header
+            return Err(DropReason::NoNatMapping);
+        }
+        Layout {
+            v6: true,
+            header_len: p.header_len(),
+            protocol: p.protocol(),
+            src: p.src().into(),
+            dst: p.dst().into(),
+        }
+    } else {
+        if q.len() < ipv4::HEADER_LEN || q[0] >> 4 != 4 {
+            return Err(DropReason::Malformed);
+        }
+        let header_len = usize::from(q[0] & 0x0f) * 4;
+        if header_len < ipv4::HEADER_LEN {
+            return Err(DropReason::Malformed);
+        }
+        if u16::from_be_bytes([q[6], q[7]]) & ipv4::OFFSET_MASK != 0 {
+            // a later fragment: what follows its header is no transport header
+            return Err(DropReason::NoNatMapping);
+        }
+        Layout {
+            v6: false,
+            header_len,
+            protocol: q[9],
+            src: IpAddr::V4(ip_at(q, 12)),
+            dst: IpAddr::V4(ip_at(q, 16)),
+        }
+    };
+    let t = q
+        .get(quoted.header_len..)
+        .filter(|t| t.len() >= QUOTED_TRANSPORT_LEN)
+        .ok_or(DropReason::Malformed)?;
+    match quoted.protocol {
         proto::TCP | proto::UDP => {}
-        proto::ICMP if matches!(t[0], icmp::ECHO_REQUEST | icmp::ECHO_REPLY) => {}
+        p if p == quoted.icmp() && (quoted.is_echo_request(t[0]) || quoted.is_echo_reply(t[0])) => {
+        }
         _ => return Err(DropReason::UnsupportedProtocol),
     }
-    let port = read16(t, layout(protocol, side).0).ok_or(DropReason::Malformed)?;
-    let quoted = Quoted {
-        header_len,
-        protocol,
-        src: ip_at(q, 12),
-        dst: ip_at(q, 16),
-    };
+    let port = read16(t, layout(quoted.protocol, side).0).ok_or(DropReason::Malformed)?;
     Ok((quoted, port))
 }
 
 /// Rewrites endpoint `side` of the datagram quoted in the ICMP error in `packet`, fixing the
 /// ICMP checksum
-fn rewrite_quoted(packet: &mut [u8], hl: usize, q: &Quoted, side: Side, to: SocketAddrV4) {
+fn rewrite_quoted(packet: &mut [u8], hl: usize, q: &Layout, side: Side, to: SocketAddr) {
     let Some(msg) = packet.get_mut(hl..) else {
         return;
     };
@@ -728,49 +867,84 @@ fn layout(protocol: u8, side: Side) -> (usize, usize, bool) {
     match protocol {
         proto::TCP => (port, 16, true),
         proto::UDP => (port, 6, true),
+        proto::ICMPV6 => (4, 2, true),
         _ => (4, 2, false),
     }
 }
 
-/// Rewrites the address and port (ICMP echo id) on `side` of the IPv4 datagram at the start of
-/// `pkt` (header length `hl`) to `to`, updating its header checksum and its transport checksum
+/// Rewrites the address and port (ICMP echo id) on `side` of the IP datagram at the start of
+/// `pkt` (transport header at `hl`) to `to`, of the datagram's family, updating its IPv4 header
+/// checksum and its transport checksum
 ///
 /// The datagram may be a quoted one cut after 8 bytes of transport header: a checksum that is
 /// not there (a quoted TCP one) is skipped. A UDP checksum of 0 ("none") stays 0. Every changed
 /// 16-bit word is also folded into `outer`, the checksum of an enclosing ICMP message.
-fn rewrite(pkt: &mut [u8], hl: usize, protocol: u8, side: Side, to: SocketAddrV4, outer: &mut u16) {
-    let at = if side == Side::Src { 12 } else { 16 };
-    let Some(old) = pkt.get(at..at + 4) else {
-        return;
-    };
-    let old_ip: [u8; 4] = [old[0], old[1], old[2], old[3]];
-    let new_ip = to.ip().octets();
-    replace16(pkt, at, u16::from_be_bytes([new_ip[0], new_ip[1]]), outer);
-    replace16(
-        pkt,
-        at + 2,
-        u16::from_be_bytes([new_ip[2], new_ip[3]]),
-        outer,
-    );
-    if let Some(c) = read16(pkt, 10) {
-        replace16(pkt, 10, checksum::update32(c, old_ip, new_ip), outer);
-    }
+fn rewrite(pkt: &mut [u8], hl: usize, protocol: u8, side: Side, to: SocketAddr, outer: &mut u16) {
+    rewrite_addr(pkt, hl, protocol, side, to.ip(), outer);
+    let (port_at, csum_at, _) = layout(protocol, side);
     let Some(t) = pkt.get_mut(hl..) else { return };
-    let (port_at, csum_at, pseudo) = layout(protocol, side);
     let Some(old_port) = replace16(t, port_at, to.port(), outer) else {
         return;
     };
-    let Some(c) = read16(t, csum_at) else { return };
+    update_transport(t, protocol, csum_at, &[(old_port, to.port())], outer);
+}
+
+/// Rewrites the address on `side` of the IP datagram at the start of `pkt` (transport header at
+/// `hl`) to `ip`, of the datagram's family, updating its IPv4 header checksum and the transport
+/// checksum when it covers the pseudo-header (TCP, UDP, ICMPv6); changed words are folded into
+/// `outer` as [`rewrite`] does
+fn rewrite_addr(pkt: &mut [u8], hl: usize, protocol: u8, side: Side, ip: IpAddr, outer: &mut u16) {
+    let (at, new, words) = match ip {
+        IpAddr::V4(a) => {
+            let mut w = [0u8; 16];
+            w[..4].copy_from_slice(&a.octets());
+            (if side == Side::Src { 12 } else { 16 }, w, 2)
+        }
+        IpAddr::V6(a) => (if side == Side::Src { 8 } else { 24 }, a.octets(), 8),
+    };
+    if pkt.len() < at + words * 2 {
+        return;
+    }
+    let mut changes = [(0u16, 0u16); 8];
+    for (i, c) in changes.iter_mut().enumerate().take(words) {
+        let w = u16::from_be_bytes([new[2 * i], new[2 * i + 1]]);
+        let old = replace16(pkt, at + 2 * i, w, outer).unwrap_or(w);
+        *c = (old, w);
+    }
+    let changes = &changes[..words];
+    if ip.is_ipv4()
+        && let Some(mut c) = read16(pkt, 10)
+    {
+        for &(old, new) in changes {
+            c = checksum::update16(c, old, new);
+        }
+        replace16(pkt, 10, c, outer);
+    }
+    let (_, csum_at, pseudo) = layout(protocol, side);
+    if let (true, Some(t)) = (pseudo, pkt.get_mut(hl..)) {
+        update_transport(t, protocol, csum_at, changes, outer);
+    }
+}
+
+/// Folds the 16-bit changes `(old, new)` into the transport checksum at `csum_at` of `t` (when
+/// it is there; a UDP checksum of 0 stays 0), folding the checksum's own change into `outer`
+fn update_transport(
+    t: &mut [u8],
+    protocol: u8,
+    csum_at: usize,
+    changes: &[(u16, u16)],
+    outer: &mut u16,
+) {
+    let Some(mut c) = read16(t, csum_at) else {
+        return;
+    };
     let udp = protocol == proto::UDP;
     if udp && c == 0 {
         return;
     }
-    let c = if pseudo {
-        checksum::update32(c, old_ip, new_ip)
-    } else {
-        c
-    };
-    let c = checksum::update16(c, old_port, to.port());
+    for &(old, new) in changes {
+        c = checksum::update16(c, old, new);
+    }
     // UDP sends a computed 0 as its one's-complement twin (RFC 768)
     let c = if udp && c == 0 { 0xffff } else { c };
     replace16(t, csum_at, c, outer);
@@ -815,6 +989,8 @@ mod tests {
     const THIRD: Ipv4Addr = Ipv4Addr::new(198, 18, 15, 9);
     /// A router on the path, sending ICMP errors
     const ROUTER: Ipv4Addr = Ipv4Addr::new(198, 18, 13, 254);
+    /// The server's public IPv6 address
+    const PUBLIC6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1);
 
     /// A seeded generator
     fn rng() -> ChaCha8Rng {
@@ -823,31 +999,39 @@ mod tests {
 
     /// A table with the default configuration
     fn nat() -> Nat {
-        Nat::new(&NatConfig::default(), PUBLIC, Keyed::new([0; 16]))
+        Nat::new(
+            &NatConfig::default(),
+            PUBLIC,
+            Some(PUBLIC6),
+            Keyed::new([0; 16]),
+        )
     }
 
     /// An endpoint
-    fn ep(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(ip, port)
+    fn ep(ip: Ipv4Addr, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.into(), port)
+    }
+
+    /// The IP header builder from `src` to `dst` (IPv4 or IPv6, hop limit 64)
+    fn ip(src: IpAddr, dst: IpAddr) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
+            (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+            _ => panic!("mixed families"),
+        }
     }
 
     /// A UDP datagram with a checksum
-    fn udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64)
-            .udp(src.port(), dst.port());
+    fn udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+        let b = ip(src.ip(), dst.ip()).udp(src.port(), dst.port());
         let mut v = Vec::new();
         b.write(&mut v, payload).unwrap();
         v
     }
 
     /// A TCP segment with `flags` (of FIN, SYN, RST, ACK)
-    fn tcp_with(src: SocketAddrV4, dst: SocketAddrV4, flags: u8, payload: &[u8]) -> Vec<u8> {
-        let mut b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).tcp(
-            src.port(),
-            dst.port(),
-            1000,
-            64240,
-        );
+    fn tcp_with(src: SocketAddr, dst: SocketAddr, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut b = ip(src.ip(), dst.ip()).tcp(src.port(), dst.port(), 1000, 64240);
         if flags & tcp::SYN != 0 {
             b = b.syn();
         }
@@ -866,15 +1050,23 @@ mod tests {
     }
 
     /// An ICMP echo request or reply
-    fn echo(src: Ipv4Addr, dst: Ipv4Addr, request: bool, id: u16, payload: &[u8]) -> Vec<u8> {
-        let b = PacketBuilder::ipv4(src.octets(), dst.octets(), 64);
-        let b = if request {
-            b.icmpv4_echo_request(id, 1)
-        } else {
-            b.icmpv4_echo_reply(id, 1)
-        };
+    fn echo(
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        request: bool,
+        id: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let src = src.into();
+        let b = ip(src, dst.into());
         let mut v = Vec::new();
-        b.write(&mut v, payload).unwrap();
+        match (request, src.is_ipv6()) {
+            (true, false) => b.icmpv4_echo_request(id, 1).write(&mut v, payload),
+            (false, false) => b.icmpv4_echo_reply(id, 1).write(&mut v, payload),
+            (true, true) => b.icmpv6_echo_request(id, 1).write(&mut v, payload),
+            (false, true) => b.icmpv6_echo_reply(id, 1).write(&mut v, payload),
+        }
+        .unwrap();
         v
     }
 
@@ -895,14 +1087,14 @@ mod tests {
     }
 
     /// Source and destination endpoints (ICMP: the echo id as both ports)
-    fn endpoints(pkt: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
-        let p = ipv4::Packet::parse(pkt).unwrap();
-        let t = p.payload();
-        let (sp, dp) = match p.protocol() {
-            proto::ICMP => (read16(t, 4).unwrap(), read16(t, 4).unwrap()),
+    fn endpoints(pkt: &[u8]) -> (SocketAddr, SocketAddr) {
+        let (l, _) = parse(pkt).unwrap();
+        let t = &pkt[l.header_len..];
+        let (sp, dp) = match l.protocol {
+            proto::ICMP | proto::ICMPV6 => (read16(t, 4).unwrap(), read16(t, 4).unwrap()),
             _ => (read16(t, 0).unwrap(), read16(t, 2).unwrap()),
         };
-        (ep(p.src(), sp), ep(p.dst(), dp))
+        (SocketAddr::new(l.src, sp), SocketAddr::new(l.dst, dp))
     }
 
     /// Whether two checksums are the same one's-complement number (0 and 0xffff are both zero)
@@ -974,6 +1166,220 @@ mod tests {
         c
     }
 
+    /// A LAN host's IPv6 address behind a client
+    const HOST6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 2);
+    /// An Internet host's IPv6 address
+    const REMOTE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x14, 0, 0, 0, 0, 2);
+    /// An IPv6 router on the path
+    const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 0xfe);
+
+    /// An IPv6 endpoint
+    fn ep6(ip: Ipv6Addr, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.into(), port)
+    }
+
+    /// Checks every checksum of the IPv6 packet `pkt` from scratch: its upper-layer checksum
+    /// over the pseudo-header, and a whole quoted datagram's too
+    fn assert_checksums6(pkt: &[u8]) {
+        let p = ipv6::Packet::parse(pkt).expect("parses");
+        let len = p.payload().len() as u32;
+        let acc = checksum::pseudo_header6(p.src(), p.dst(), p.protocol(), len);
+        assert_eq!(
+            checksum::finish(checksum::sum(acc, p.payload())),
+            0,
+            "upper-layer checksum"
+        );
+        if p.protocol() == proto::ICMPV6 && icmpv6::is_error(p.payload()[0]) {
+            let q = &p.payload()[icmpv6::HEADER_LEN..];
+            if ipv6::Packet::parse(q).is_ok_and(|qp| qp.bytes().len() == q.len()) {
+                assert_checksums6(q);
+            }
+        }
+    }
+
+    /// An ICMPv6 error from `src` to `dst` quoting `quoted` cut after `quote` bytes
+    fn error6(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        ty: u8,
+        rest: [u8; 4],
+        quoted: &[u8],
+        quote: usize,
+    ) -> Vec<u8> {
+        let q = &quoted[..quote.min(quoted.len())];
+        let mut v = vec![0u8; ipv6::HEADER_LEN + icmpv6::HEADER_LEN + q.len()];
+        ipv6::write_header(
+            &mut v,
+            &ipv6::Header {
+                src,
+                dst,
+                next_header: proto::ICMPV6,
+                hop_limit: 64,
+                payload_len: 8 + q.len(),
+            },
+        );
+        let msg = &mut v[ipv6::HEADER_LEN..];
+        msg[0] = ty;
+        msg[4..8].copy_from_slice(&rest);
+        msg[8..].copy_from_slice(q);
+        let c = icmpv6::checksum(src, dst, msg);
+        msg[2..4].copy_from_slice(&c.to_be_bytes());
+        v
+    }
+
+    #[test]
+    fn nat66_udp_tcp_and_echo_out_then_in() {
+        let (mut nat, now) = (nat(), Instant::now());
+        let inner = ep6(HOST6, 50000);
+        let mut p = udp(inner, ep6(REMOTE6, 53), b"query");
+        let m = nat
+            .outbound(now, 1, &mut p, &mut rng())
+            .unwrap()
+            .created
+            .unwrap();
+        assert_checksums6(&p);
+        assert_eq!(
+            (m.protocol, m.inner, m.public),
+            (proto::UDP, inner, ep6(PUBLIC6, 50000)),
+            "port kept"
+        );
+        assert_eq!(endpoints(&p), (m.public, ep6(REMOTE6, 53)));
+        assert_eq!(p[7], 64, "hop limit kept");
+        let mut r = udp(ep6(REMOTE6, 53), m.public, b"answer");
+        assert_eq!(nat.inbound(now, &mut r), Ok(1));
+        assert_checksums6(&r);
+        assert_eq!(endpoints(&r), (ep6(REMOTE6, 53), inner));
+
+        // the same inner port over IPv4 is a mapping of its own, in its own pool
+        let mut p4 = udp(ep(HOST, 50000), ep(REMOTE, 53), b"v4");
+        let m4 = out(&mut nat, now, 1, &mut p4).created.unwrap();
+        assert_eq!(m4.public, ep(PUBLIC, 50000));
+        // an IPv6 reply to the IPv4 port of a mapping that only exists over IPv4 does not match
+        let mut stray = udp(ep6(REMOTE6, 53), ep6(PUBLIC6, 50001), b"x");
+        assert_eq!(nat.inbound(now, &mut stray), Err(DropReason::NoNatMapping));
+
+        let mut t = tcp_with(ep6(HOST6, 40000), ep6(REMOTE6, 443), tcp::SYN, &[]);
+        let mt = nat
+            .outbound(now, 1, &mut t, &mut rng())
+            .unwrap()
+            .created
+            .unwrap();
+        assert_checksums6(&t);
+        let mut tr = tcp_with(ep6(REMOTE6, 443), mt.public, tcp::SYN | tcp::ACK, b"hi");
+        assert_eq!(nat.inbound(now, &mut tr), Ok(1));
+        assert_checksums6(&tr);
+        assert_eq!(endpoints(&tr).1, ep6(HOST6, 40000));
+
+        let mut e = echo(HOST6, REMOTE6, true, 77, b"ping");
+        let me = nat
+            .outbound(now, 1, &mut e, &mut rng())
+            .unwrap()
+            .created
+            .unwrap();
+        assert_checksums6(&e);
+        assert_eq!(me.protocol, proto::ICMPV6);
+        let mut er = echo(REMOTE6, PUBLIC6, false, me.public.port(), b"ping");
+        assert_eq!(nat.inbound(now, &mut er), Ok(1));
+        assert_checksums6(&er);
+        assert_eq!(endpoints(&er).1, ep6(HOST6, 77));
+        // an echo request to the public address is the host's
+        let mut req = echo(REMOTE6, PUBLIC6, true, me.public.port(), b"ping");
+        assert_eq!(nat.inbound(now, &mut req), Err(DropReason::NoNatMapping));
+    }
+
+    #[test]
+    fn nat66_translates_icmpv6_errors_both_ways() {
+        let (mut nat, now) = (nat(), Instant::now());
+        let inner = ep6(HOST6, 5000);
+        let mut p = udp(inner, ep6(REMOTE6, 53), &[7u8; 1400]);
+        let m = nat
+            .outbound(now, 1, &mut p, &mut rng())
+            .unwrap()
+            .created
+            .unwrap();
+        // a router's Packet Too Big about our packet, quoting as much as fits in 1280 bytes
+        for quote in [48, 1232, p.len()] {
+            let mut ptb = error6(
+                ROUTER6,
+                PUBLIC6,
+                icmpv6::PACKET_TOO_BIG,
+                1280u32.to_be_bytes(),
+                &p,
+                quote,
+            );
+            assert_eq!(nat.inbound(now, &mut ptb), Ok(1), "quote {quote}");
+            assert_checksums6(&ptb);
+            let back = ipv6::Packet::parse(&ptb).unwrap();
+            assert_eq!((back.src(), back.dst()), (ROUTER6, HOST6));
+            let q = ipv6::Packet::parse_quoted(&back.payload()[8..]).unwrap();
+            assert_eq!(q.src(), HOST6);
+            assert_eq!(&back.payload()[4..8], &1280u32.to_be_bytes(), "MTU kept");
+            assert_eq!(
+                read16(q.payload(), 0),
+                Some(5000),
+                "quoted port mapped back"
+            );
+        }
+        // the LAN host's own error about an inbound packet goes out from the public address
+        let reply = {
+            let mut r = udp(ep6(REMOTE6, 53), m.public, b"answer");
+            nat.inbound(now, &mut r).unwrap();
+            r
+        };
+        let mut unreach = error6(
+            HOST6,
+            REMOTE6,
+            icmpv6::DEST_UNREACHABLE,
+            [0; 4],
+            &reply,
+            reply.len(),
+        );
+        assert!(
+            nat.outbound(now, 1, &mut unreach, &mut rng())
+                .unwrap()
+                .created
+                .is_none()
+        );
+        assert_checksums6(&unreach);
+        let out = ipv6::Packet::parse(&unreach).unwrap();
+        assert_eq!(out.src(), PUBLIC6);
+        let q = ipv6::Packet::parse(&out.payload()[8..]).unwrap();
+        assert_eq!(
+            (q.dst(), read16(q.payload(), 2)),
+            (PUBLIC6, Some(m.public.port()))
+        );
+
+        // garbage quoted, a bad checksum, and an error quoting nobody's packet are refused
+        let mut garbage = error6(
+            ROUTER6,
+            PUBLIC6,
+            icmpv6::TIME_EXCEEDED,
+            [0; 4],
+            &[0x60; 30],
+            30,
+        );
+        assert!(nat.inbound(now, &mut garbage).is_err());
+        let mut bad = error6(ROUTER6, PUBLIC6, icmpv6::PACKET_TOO_BIG, [0; 4], &p, 100);
+        bad[50] ^= 1;
+        assert_eq!(nat.inbound(now, &mut bad), Err(DropReason::BadChecksum));
+        let other = udp(ep6(PUBLIC6, 999), ep6(REMOTE6, 53), b"x");
+        let mut none = error6(ROUTER6, PUBLIC6, icmpv6::TIME_EXCEEDED, [0; 4], &other, 64);
+        assert_eq!(nat.inbound(now, &mut none), Err(DropReason::NoNatMapping));
+    }
+
+    #[test]
+    fn nat66_needs_a_public_ipv6_address() {
+        let now = Instant::now();
+        let mut nat = Nat::new(&NatConfig::default(), PUBLIC, None, Keyed::new([0; 16]));
+        let mut p = udp(ep6(HOST6, 5000), ep6(REMOTE6, 53), b"q");
+        assert_eq!(
+            nat.outbound(now, 1, &mut p, &mut rng()),
+            Err(DropReason::NoIpv6)
+        );
+        assert_eq!(nat.len(), 0);
+        assert_eq!(nat.capacity() * 2, self::nat().capacity());
+    }
+
     #[test]
     fn udp_out_then_in() {
         let (mut nat, now) = (nat(), Instant::now());
@@ -982,8 +1388,8 @@ mod tests {
         let o = out(&mut nat, now, 1, &mut p);
         let m = o.created.expect("new mapping");
         assert_eq!(
-            (m.client, m.protocol, m.inner, *m.public.ip()),
-            (1, proto::UDP, inner, PUBLIC)
+            (m.client, m.protocol, m.inner, m.public.ip()),
+            (1, proto::UDP, inner, IpAddr::V4(PUBLIC))
         );
         assert!((49152..=65535).contains(&m.public.port()));
         assert_eq!(endpoints(&p), (m.public, ep(REMOTE, 53)));
@@ -1088,7 +1494,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, now) = (
-            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
             Instant::now(),
         );
         let mut p = udp(ep(HOST, 1500), ep(REMOTE, 53), b"");
@@ -1115,7 +1521,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, now) = (
-            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
             Instant::now(),
         );
         assert_eq!(nat.capacity(), 4);
@@ -1151,7 +1557,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, t0) = (
-            Nat::new(&config, PUBLIC, Keyed::new([0; 16])),
+            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
             Instant::now(),
         );
         let s = Duration::from_secs;
@@ -1497,28 +1903,29 @@ mod tests {
         match pkt[9] {
             proto::TCP => tcp_with(dst, src, tcp::ACK, payload),
             proto::UDP => udp(dst, src, payload),
-            _ => echo(*dst.ip(), *src.ip(), false, src.port(), payload),
+            _ => echo(dst.ip(), src.ip(), false, src.port(), payload),
         }
     }
 
     /// A first packet of a flow: TCP, UDP or an echo request (id = source port)
     fn packet(
         protocol: u8,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         flags: u8,
         payload: &[u8],
     ) -> Vec<u8> {
         match protocol {
             proto::TCP => tcp_with(src, dst, flags, payload),
             proto::UDP => udp(src, dst, payload),
-            _ => echo(*src.ip(), *dst.ip(), true, src.port(), payload),
+            _ => echo(src.ip(), dst.ip(), true, src.port(), payload),
         }
     }
 
     /// Any endpoint
-    fn arb_endpoint() -> impl Strategy<Value = SocketAddrV4> {
-        (any::<u32>(), any::<u16>()).prop_map(|(ip, port)| SocketAddrV4::new(ip.into(), port))
+    fn arb_endpoint() -> impl Strategy<Value = SocketAddr> {
+        (any::<u32>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(Ipv4Addr::from(ip).into(), port))
     }
 
     proptest! {
@@ -1544,7 +1951,7 @@ mod tests {
                 let o = nat.outbound(now, client, &mut p, &mut rng).unwrap();
                 assert_checksums(&p);
                 let (public, to) = endpoints(&p);
-                prop_assert_eq!(*public.ip(), PUBLIC);
+                prop_assert_eq!(public.ip(), IpAddr::V4(PUBLIC));
                 if protocol != proto::ICMP {
                     prop_assert_eq!(to, remote);
                 }
@@ -1557,8 +1964,8 @@ mod tests {
                 prop_assert_eq!(owner, client);
                 let (from, back) = endpoints(&r);
                 if protocol == proto::ICMP {
-                    prop_assert_eq!(back, ep(*inner.ip(), inner.port()));
-                    prop_assert_eq!(*from.ip(), *remote.ip());
+                    prop_assert_eq!(back, inner);
+                    prop_assert_eq!(from.ip(), remote.ip());
                 } else {
                     prop_assert_eq!((from, back), (remote, inner));
                 }

@@ -8,6 +8,10 @@
 //! RST so that a client recovers at once after a server restart.
 //! Inner packets are reassembled if fragmented, translated by the NAT onto the upstream address
 //! and sent to their next hop; replies are translated back and sealed to the owning client.
+//!
+//! Inner IPv6 (from `ikago2` clients) is NATed onto the upstream device's IPv6 address (NAT66)
+//! and sent to the IPv6 gateway, resolved by neighbour discovery; it is never fragmented on the
+//! way: a packet larger than `fragment` is answered with an ICMPv6 Packet Too Big to the client.
 
 mod ikago2;
 
@@ -29,10 +33,10 @@ use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Clients, Framing, ServerRead};
 use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
-use crate::wire::{Mac, arp, ethernet, ipv4, proto, tcp};
+use crate::wire::{Mac, arp, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// Interval of the sweep that forgets stale half-open handshakes (at most
@@ -75,6 +79,8 @@ pub struct Server {
     core: Core,
     port: u16,
     public: Ipv4Addr,
+    /// The upstream device's IPv6 address (NAT66), if it has one
+    public6: Option<Ipv6Addr>,
     nat: Nat,
     tuning: TcpTuning,
     max_clients: usize,
@@ -149,6 +155,7 @@ impl Server {
             return Err(ConfigError::Zero("max clients"));
         }
         let public = config.devices[roles.upstream].addr;
+        let public6 = config.devices[roles.upstream].ipv6.map(|l| l.addr);
         let wire = ikago2::Wire::new(&config, now)?;
         let framing = wire.as_ref().map_or(Framing::Ipv4, ikago2::Wire::framing);
         // the cookie key comes from its own stream of the seed, apart from the machine's draws
@@ -177,7 +184,8 @@ impl Server {
             core,
             port: config.port,
             public,
-            nat: Nat::new(&nat, public, keyed),
+            public6,
+            nat: Nat::new(&nat, public, public6, keyed),
             shard: config.shard,
             tuning: config.tcp,
             max_clients: config.max_clients,
@@ -204,6 +212,11 @@ impl Server {
     /// The public (NAT) address
     pub fn public_addr(&self) -> Ipv4Addr {
         self.public
+    }
+
+    /// The public IPv6 (NAT66) address, when the upstream device has one
+    pub fn public_addr6(&self) -> Option<Ipv6Addr> {
+        self.public6
     }
 
     /// Clients with an established connection, in address order
@@ -285,7 +298,7 @@ impl Server {
         if tunnel {
             self.handle_segment(device, from, pkt);
         } else if device == self.core.upstream && pkt.dst() == self.public {
-            self.nat_in(pkt);
+            self.nat_in(pkt.bytes());
         } else {
             self.core.drop(DropReason::NotForUs);
         }
@@ -632,6 +645,13 @@ impl Server {
     /// is a fragment, and sends it through the NAT
     fn take_inner(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
         let len = buf.len - ethernet::HEADER_LEN;
+        if buf
+            .bytes
+            .get(ethernet::HEADER_LEN)
+            .is_some_and(|b| b >> 4 == 6)
+        {
+            return self.take_inner6(peer, id, buf);
+        }
         let (valid, is_fragment) =
             match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len])
             {
@@ -672,6 +692,118 @@ impl Server {
         self.nat_out(peer, id, buf);
     }
 
+    /// Validates an inner IPv6 packet from a client at `buf.bytes[14..buf.len]` and sends it
+    /// through the NAT66; refused from a client on the `ikago` wire (which carries IPv4 only),
+    /// without an upstream IPv6 address, or as a fragment (clients reassemble before tunnelling)
+    fn take_inner6(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
+        let len = buf.len - ethernet::HEADER_LEN;
+        let reason = match ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) {
+            Ok(p) if p.bytes().len() != len || p.fragment().is_some() => Some(DropReason::BadInner),
+            Ok(_) => None,
+            Err(e) => Some(e.into()),
+        };
+        let compat = self
+            .clients
+            .get(&peer)
+            .is_some_and(|s| matches!(s.wire, ikago2::SlotWire::Compat) || s.kcp.is_some());
+        let reason = reason
+            .or(compat.then_some(DropReason::Ipv6OnIkago))
+            .or(self.public6.is_none().then_some(DropReason::NoIpv6));
+        if let Some(r) = reason {
+            self.core.tx.recycle(buf);
+            return self.core.drop(r);
+        }
+        let now = self.core.now;
+        if let Some(slot) = self.clients.get_mut(&peer) {
+            slot.stats.out.add(len);
+            slot.stats.last_seen = now;
+        }
+        self.core.stats.inner_rx.add(len);
+        self.nat_out6(peer, id, buf);
+    }
+
+    /// Translates the inner IPv6 packet at `buf.bytes[14..buf.len]` and sends it toward its
+    /// destination, or answers a Packet Too Big when it exceeds `fragment` (IPv6 routers do not
+    /// fragment)
+    fn nat_out6(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
+        let (now, fragment, up) = (self.core.now, self.core.fragment, self.core.upstream);
+        let len = buf.len - ethernet::HEADER_LEN;
+        let Ok(p) = ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) else {
+            return self.core.tx.recycle(buf);
+        };
+        // outbound NAT rewrites only the source: the destination read here stays valid
+        let dst = p.dst();
+        let (Some(public6), Some(link)) = (self.public6, self.core.device(up).ipv6) else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::NoIpv6);
+        };
+        if len > fragment {
+            let ptb = self.core.packet_too_big(&p, public6, fragment);
+            self.seal_to_client(id, &ptb.bytes[ethernet::HEADER_LEN..ptb.len]);
+            self.core.tx.recycle(ptb);
+            return self.core.tx.recycle(buf);
+        }
+        if !link.net().contains(dst) && link.gateway.is_none() {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::NoRoute);
+        }
+        let out = match self.nat.outbound(
+            now,
+            id,
+            &mut buf.bytes[ethernet::HEADER_LEN..buf.len],
+            &mut self.core.rng,
+        ) {
+            Err(r) => {
+                self.core.tx.recycle(buf);
+                return self.core.drop(r);
+            }
+            Ok(out) => out,
+        };
+        if let Some(m) = out.created {
+            self.core.tx.event(Event::NatMapped {
+                client: peer,
+                protocol: m.protocol,
+                inner: m.inner,
+                public: m.public,
+            });
+        }
+        let hop = Dest::NextHop(IpAddr::V6(self.core.next_hop6(up, dst)));
+        self.core.stats.local_tx.add(len);
+        let src = self.core.device(up).mac;
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src, ethernet::ETHERTYPE_IPV6);
+        buf.len = ethernet::pad(&mut buf.bytes, buf.len);
+        self.core.send_frame(up, hop, buf);
+    }
+
+    /// An IPv6 frame on `device`: neighbour advertisements teach the gateway's MAC; packets to
+    /// the public IPv6 address go back through the NAT66
+    fn handle_ipv6(&mut self, device: DeviceId, from: Mac, pkt: &ipv6::Packet<'_>) {
+        match icmpv6::parse_ndp(pkt) {
+            Some(Ok(icmpv6::Ndp::Advert {
+                target, target_mac, ..
+            })) => {
+                return self
+                    .core
+                    .learn_mac(device, target.into(), target_mac.unwrap_or(from));
+            }
+            // the host's kernel answers solicitations for its own addresses
+            Some(Ok(icmpv6::Ndp::Solicit { .. })) => return self.core.drop(DropReason::NotForUs),
+            Some(Err(())) => return self.core.drop(DropReason::NdpInvalid),
+            None => {}
+        }
+        if device != self.core.upstream || Some(pkt.dst()) != self.public6 {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        if pkt.fragment().is_some() {
+            if let Some(whole) = self.core.reassemble6(u32::from(device.0), pkt) {
+                self.nat_in(whole.bytes());
+                self.core.release(whole);
+            }
+            return;
+        }
+        self.nat_in(pkt.bytes());
+    }
+
     /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination
     fn nat_out(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
         let now = self.core.now;
@@ -707,12 +839,12 @@ impl Server {
             self.core.tx.event(Event::NatMapped {
                 client: peer,
                 protocol: m.protocol,
-                inner: m.inner.into(),
-                public: m.public.into(),
+                inner: m.inner,
+                public: m.public,
             });
         }
         let up = self.core.upstream;
-        let hop = Dest::NextHop(self.core.next_hop(up, dst));
+        let hop = Dest::NextHop(self.core.next_hop(up, dst).into());
         self.core.stats.local_tx.add(len);
         if len <= fragment {
             let src = self.core.device(up).mac;
@@ -727,11 +859,12 @@ impl Server {
         }
     }
 
-    /// A packet to the public address: translate it back and seal it to its client
-    fn nat_in(&mut self, pkt: &ipv4::Packet<'_>) {
-        let n = pkt.bytes().len();
+    /// A whole packet to a public address (IPv4 or IPv6): translate it back and seal it to its
+    /// client
+    fn nat_in(&mut self, pkt: &[u8]) {
+        let n = pkt.len();
         let mut scratch = std::mem::take(&mut self.core.scratch);
-        scratch[..n].copy_from_slice(pkt.bytes());
+        scratch[..n].copy_from_slice(pkt);
         let now = self.core.now;
         match self.nat.inbound(now, &mut scratch[..n]) {
             Ok(id) => {
@@ -838,6 +971,10 @@ impl Machine for Server {
                 Ok(p) => self.handle_ipv4(device, eth.src, &p),
                 Err(e) => self.core.drop(e.into()),
             },
+            ethernet::ETHERTYPE_IPV6 => match ipv6::Packet::parse(eth.payload) {
+                Ok(p) => self.handle_ipv6(device, eth.src, &p),
+                Err(e) => self.core.drop(e.into()),
+            },
             _ => self.core.drop(DropReason::NotForUs),
         }
     }
@@ -894,7 +1031,7 @@ impl Machine for Server {
         nat.handle_timeout(now, |m| {
             core.tx.event(Event::NatExpired {
                 protocol: m.protocol,
-                public: m.public.into(),
+                public: m.public,
             });
         });
         while let Some((at, peer)) = self.ack_due.pop_due(now) {

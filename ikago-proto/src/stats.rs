@@ -2,7 +2,7 @@
 
 use crate::config::{Protocol, Transport};
 use crate::kcp::KcpStats;
-use crate::wire::ipv4;
+use crate::wire::{ipv4, ipv6};
 use std::fmt;
 use std::net::{IpAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -146,6 +146,16 @@ impl From<ipv4::Error> for DropReason {
         match e {
             ipv4::Error::Malformed => Self::Malformed,
             ipv4::Error::Checksum => Self::BadChecksum,
+        }
+    }
+}
+
+impl From<ipv6::Error> for DropReason {
+    /// The drop an IPv6 packet that fails validation counts as
+    fn from(e: ipv6::Error) -> Self {
+        match e {
+            ipv6::Error::Malformed => Self::Malformed,
+            ipv6::Error::ExtensionHeaders => Self::BadExtensionHeaders,
         }
     }
 }

@@ -25,7 +25,7 @@
 //! so it vectorises); the one's-complement sum is byte-order independent (RFC 1071 §2(B)), so
 //! folding and swapping once at the end gives the network-order checksum.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Adds `data` to the accumulator `start`; pieces must start at even offsets of the checksummed
 /// data (an odd-length piece is zero-padded at its end, so only the last piece may be odd)
@@ -83,6 +83,22 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u6
         + u64::from(u32::from_ne_bytes([0, protocol, l0, l1]))
 }
 
+/// The accumulator of the IPv6 upper-layer pseudo-header (RFC 8200 §8.1), for TCP, UDP and
+/// ICMPv6 alike
+#[inline]
+pub fn pseudo_header6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u64 {
+    let words = |a: Ipv6Addr| {
+        a.octets()
+            .chunks_exact(4)
+            .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
+            .sum::<u64>()
+    };
+    words(src)
+        + words(dst)
+        + u64::from(u32::from_ne_bytes(len.to_be_bytes()))
+        + u64::from(u32::from_ne_bytes([0, 0, 0, next_header]))
+}
+
 /// Updates checksum `csum` after a 16-bit field changed from `old` to `new` (RFC 1624 eq. 3)
 #[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
@@ -128,6 +144,27 @@ mod tests {
             let cut = (cut.min(data.len())) & !1;
             proptest::prop_assert_eq!(finish(sum(sum(0, &data[..cut]), &data[cut..])), reference);
         }
+    }
+
+    #[test]
+    fn pseudo_header6_matches_reference() {
+        use etherparse::{Ipv6Header, UdpHeader};
+        let (src, dst) = (
+            [0xfd, 0, 0, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            [0x20, 1, 0xd, 0xb8, 0, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        );
+        let payload = [1u8, 2, 3, 4, 5];
+        let ip = Ipv6Header {
+            source: src,
+            destination: dst,
+            ..Default::default()
+        };
+        let udp = UdpHeader::with_ipv6_checksum(4000, 53, &ip, &payload).unwrap();
+        let mut seg = udp.to_bytes().to_vec();
+        seg[6..8].fill(0);
+        seg.extend_from_slice(&payload);
+        let acc = pseudo_header6(src.into(), dst.into(), 17, seg.len() as u32);
+        assert_eq!(finish(sum(acc, &seg)), udp.checksum);
     }
 
     #[test]

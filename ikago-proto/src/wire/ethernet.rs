@@ -11,6 +11,8 @@ pub const MIN_FRAME_LEN: usize = 60;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 /// EtherType of ARP
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// EtherType of IPv6
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// A parsed Ethernet II frame
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,5 @@
-//! Views and writers for the headers the tunnel touches: Ethernet, ARP, IPv4, TCP, ICMPv4, the
+//! Views and writers for the headers the tunnel touches: Ethernet, ARP, IPv4, IPv6, TCP, ICMPv4,
+//! ICMPv6 with neighbour discovery, the
 //! DNS answers the client learns names from, and the Internet checksum they share
 //!
 //! The machines use these on every packet, and so can drivers, tests and tools that read or build
@@ -41,7 +42,9 @@ pub mod checksum;
 pub mod dns;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 
 use std::fmt;
@@ -107,6 +110,8 @@ pub mod proto {
     pub const TCP: u8 = 6;
     /// UDP
     pub const UDP: u8 = 17;
+    /// ICMPv6
+    pub const ICMPV6: u8 = 58;
 }
 
 #[cfg(test)]
