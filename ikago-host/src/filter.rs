@@ -17,13 +17,14 @@
 //! | machine, role | IPv6 part |
 //! |---|---|
 //! | client, listen | `(ether dst MAC and (src net S1 or ...) and not NDP) or NS(P1) or ... or (ether dst MAC and NA)` |
-//! | server, upstream | `(dst host NAT66 and (tcp dst portrange T or udp dst portrange U or icmp6 or FRAG6)) or NS(NAT66) or (ether dst MAC and NA)` |
+//! | server, upstream | `(dst host NAT66 and (tcp dst portrange T or udp dst portrange U or icmp6 or FRAG6)) or (ether dst MAC and NA)` |
 //!
 //! where `NS(A)` is a neighbour solicitation whose target is `A` (to any destination: they go to
 //! a solicited-node multicast group), `NA` a neighbour advertisement, `NDP` ICMPv6 types
 //! 133-137 (neighbour discovery belongs to the link, never to the tunnel) and `FRAG6`
 //! `ip6[6] = 44` (a Fragment header first). The client's part needs IPv6 sources or published
-//! IPv6 addresses, the server's an IPv6 address on its upstream device (NAT66). A device with
+//! IPv6 addresses, the server's an IPv6 address on its upstream device (NAT66); solicitations
+//! for the server's own address are the kernel's to answer, and left out. A device with
 //! both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
 //! engine of a sharded server (`--threads`) admits only its share: `tcp dst port P and SHARE`,
 //! its slices of the port ranges and its ICMP echo ids ([`crate::shard`]).
@@ -158,12 +159,11 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
                 ip6: d.ipv6.map(|link| {
                     format!(
                         "(dst host {} and (tcp dst portrange {} or udp dst portrange {} or {} or \
-                         {ANY_FRAGMENT6})) or {} or {}",
+                         {ANY_FRAGMENT6})) or {}",
                         link.addr,
                         range(&nat.tcp_ports),
                         range(&nat.udp_ports),
                         shard::icmp6_share(config.shard, &nat.icmp_ids),
-                        solicitation_for(link.addr),
                         advertisement_to(d.mac)
                     )
                 }),
@@ -597,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn server_filters_admit_nat66_replies_errors_and_neighbour_discovery() {
+    fn server_filters_admit_nat66_replies_errors_and_advertisements() {
         let mut up = device(
             "eth0",
             DeviceRole::Both,
@@ -637,13 +637,9 @@ mod tests {
         fragment[14 + 6] = 44;
         assert!(admits(f, &fragment), "a fragment");
         assert!(
-            admits(f, &solicitation(v6("fe80::1"), me)),
-            "solicitation for us"
+            !admits(f, &solicitation(v6("fe80::1"), me)),
+            "a solicitation for us: the kernel answers"
         );
-        assert!(!admits(
-            f,
-            &solicitation(v6("fe80::1"), v6("2001:db8:24::9"))
-        ));
         let advert = frame6(
             mac,
             v6("fe80::1"),
