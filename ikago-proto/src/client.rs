@@ -7,6 +7,11 @@
 //! with the MAC and device it was last seen with. Until the handshake completes, inner packets
 //! wait in a bounded queue.
 //!
+//! IPv6 packets of the `sources6` hosts travel the same way over the `ikago2` wire (on `ikago`
+//! they are dropped: the Go original has no IPv6); the client answers neighbour solicitations for
+//! its `publish6` addresses (proxy NDP) and never for others, and a reply larger than `fragment`
+//! is not fragmented (IPv6 routers do not): a Packet Too Big goes back to its sender instead.
+//!
 //! With fallback servers the client fails over: when the server resets the connection, stays
 //! silent for the peer timeout, leaves data unacknowledged for [`STALL_TIMEOUT`], or does not
 //! answer [`FAILOVER_SYN_RETRIES`] SYN retransmissions, the next server in the list is tried
@@ -16,8 +21,8 @@
 mod ikago2;
 
 use crate::config::{
-    ClientConfig, ConfigError, Ipv4Net, Protocol, Roles, TcpTuning, Transport, check_common,
-    check_transport,
+    ClientConfig, ConfigError, Ipv4Net, Ipv6Net, Protocol, Roles, TcpTuning, Transport,
+    check_common, check_transport,
 };
 use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
@@ -29,10 +34,10 @@ use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Link, Read};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
-use crate::wire::{Mac, arp, dns, ethernet, ipv4, proto, tcp};
+use crate::wire::{Mac, arp, dns, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
@@ -82,11 +87,15 @@ pub struct Client {
     server_hop: IpAddr,
     sources: Vec<Ipv4Net>,
     publish: Vec<Ipv4Addr>,
+    /// LAN IPv6 sources
+    sources6: Vec<Ipv6Net>,
+    /// IPv6 addresses answered by proxy NDP
+    publish6: Vec<Ipv6Addr>,
     tuning: TcpTuning,
     conn: Conn,
     /// The kernel TCP connection in `tcp` mode (then `conn` only names the local address)
     link: Option<Link>,
-    known: BTreeMap<Ipv4Addr, Source>,
+    known: BTreeMap<IpAddr, Source>,
     pending: VecDeque<FrameBuf>,
     timers: Timers<TIMERS>,
     syn_rto: Duration,
@@ -97,7 +106,7 @@ pub struct Client {
     /// A work buffer for one KCP datagram
     datagram: Vec<u8>,
     /// Counters per remote address
-    remotes: BTreeMap<Ipv4Addr, PeerStats>,
+    remotes: BTreeMap<IpAddr, PeerStats>,
     /// When the server last reset the connection
     last_reset: Option<Instant>,
     /// Delay before the handshake after a reset that follows another closely
@@ -205,6 +214,8 @@ impl Client {
             server_hop,
             sources: config.sources,
             publish: config.publish,
+            sources6: config.sources6,
+            publish6: config.publish6,
             tuning: config.tcp,
             conn,
             link: None,
@@ -267,22 +278,36 @@ impl Client {
         &self.sources
     }
 
+    /// The LAN IPv6 sources tunnelled
+    pub fn sources6(&self) -> &[Ipv6Net] {
+        &self.sources6
+    }
+
+    /// The IPv6 addresses answered by proxy NDP
+    pub fn publish6(&self) -> &[Ipv6Addr] {
+        &self.publish6
+    }
+
     /// Replaces the LAN sources to tunnel, for a config reload; the tunnel is untouched
     ///
     /// From the next frame on only the new sources are tunnelled. A source seen before that the
     /// new list no longer covers is forgotten: the replies addressed to it are dropped
     /// ([`DropReason::NoRoute`]), and its packets waiting for the handshake are dropped
-    /// ([`DropReason::NotForUs`]). An empty list is refused, as [`Client::new`] refuses it, and
-    /// changes nothing.
+    /// ([`DropReason::NotForUs`]). An empty list is refused when there are no IPv6 sources
+    /// either, as [`Client::new`] refuses it, and changes nothing. The IPv6 sources stay.
     pub fn set_sources(&mut self, sources: Vec<Ipv4Net>) -> Result<(), ConfigError> {
-        if sources.is_empty() {
+        if sources.is_empty() && self.sources6.is_empty() {
             return Err(ConfigError::NoSources);
         }
         let covered = |ip: Ipv4Addr| sources.iter().any(|n| n.contains(ip));
-        self.known.retain(|&ip, _| covered(ip));
+        self.known.retain(|ip, _| match ip {
+            IpAddr::V4(ip) => covered(*ip),
+            IpAddr::V6(_) => true,
+        });
         let mut kept = VecDeque::with_capacity(self.pending.len());
         for buf in std::mem::take(&mut self.pending) {
             match ipv4::Packet::parse(&buf.bytes[..buf.len]) {
+                _ if buf.bytes.first().is_some_and(|b| b >> 4 == 6) => kept.push_back(buf),
                 Ok(p) if covered(p.src()) => kept.push_back(buf),
                 _ => {
                     self.core.tx.recycle(buf);
@@ -397,8 +422,8 @@ impl Client {
         }
         let len = pkt.bytes().len();
         self.core.stats.local_rx.add(len);
-        self.learn_source(device, src, eth.src, len);
-        self.count_remote(dst, len, true);
+        self.learn_source(device, src.into(), eth.src, len);
+        self.count_remote(dst.into(), len, true);
         if pkt.is_fragment() {
             if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
                 self.tunnel_inner(whole.bytes());
@@ -409,13 +434,13 @@ impl Client {
         }
     }
 
-    fn learn_source(&mut self, device: DeviceId, ip: Ipv4Addr, mac: Mac, len: usize) {
+    fn learn_source(&mut self, device: DeviceId, ip: IpAddr, mac: Mac, len: usize) {
         let now = self.core.now;
         let entry = self.known.entry(ip).or_insert_with(|| Source {
             mac: Mac::ZERO,
             device,
             stats: PeerStats {
-                peer: Peer::Source(ip.into()),
+                peer: Peer::Source(ip),
                 out: Default::default(),
                 r#in: Default::default(),
                 first_seen: now,
@@ -428,7 +453,7 @@ impl Client {
             entry.device = device;
             let name = self.core.device(device).name.clone();
             self.core.tx.event(Event::SourceJoined {
-                ip: ip.into(),
+                ip,
                 mac,
                 device: name,
             });
@@ -438,7 +463,7 @@ impl Client {
     }
 
     /// Counts a packet to (`out`) or from a remote address, keeping the most recent ones
-    fn count_remote(&mut self, ip: Ipv4Addr, len: usize, out: bool) {
+    fn count_remote(&mut self, ip: IpAddr, len: usize, out: bool) {
         let now = self.core.now;
         if !self.remotes.contains_key(&ip) && self.remotes.len() >= MAX_REMOTES {
             let oldest = self
@@ -451,7 +476,7 @@ impl Client {
             }
         }
         let s = self.remotes.entry(ip).or_insert_with(|| PeerStats {
-            peer: Peer::Remote(ip.into()),
+            peer: Peer::Remote(ip),
             out: Default::default(),
             r#in: Default::default(),
             first_seen: now,
@@ -653,6 +678,17 @@ impl Client {
     /// Delivers the inner packet at `buf.bytes[14..14 + len]` (reassembling it if it is a fragment)
     fn deliver_inner(&mut self, mut buf: FrameBuf, len: usize) {
         let inner = &buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len];
+        if inner.first().is_some_and(|b| b >> 4 == 6) {
+            let ok = ipv6::Packet::parse(inner)
+                .is_ok_and(|p| p.bytes().len() == len && p.fragment().is_none());
+            if !ok || self.ikago2.is_none() {
+                self.core.tx.recycle(buf);
+                return self.core.drop(DropReason::BadInner);
+            }
+            self.core.stats.inner_rx.add(len);
+            buf.len = ethernet::HEADER_LEN + len;
+            return self.deliver_lan6(buf);
+        }
         let (is_fragment, ok) = match ipv4::Packet::parse(inner) {
             Ok(p) => (p.is_fragment(), p.bytes().len() == len),
             Err(_) => (false, false),
@@ -689,12 +725,12 @@ impl Client {
                 .expect("validated by the caller");
             (p.src(), p.dst(), p.bytes().len(), p.dont_fragment())
         };
-        self.count_remote(src, len, false);
+        self.count_remote(src.into(), len, false);
         if self.dns_records {
             self.record_dns(&buf.bytes[ethernet::HEADER_LEN..buf.len]);
         }
         let now = self.core.now;
-        let Some(source) = self.known.get_mut(&dst) else {
+        let Some(source) = self.known.get_mut(&IpAddr::V4(dst)) else {
             self.core.tx.recycle(buf);
             return self.core.drop(DropReason::NoRoute);
         };
@@ -722,6 +758,136 @@ impl Client {
             self.core.send_ip(device, Dest::Mac(mac), &p, fragment);
         }
         self.core.tx.recycle(buf);
+    }
+
+    /// Writes an inner IPv6 packet at `buf.bytes[14..buf.len]` to the source that owns its
+    /// destination; one larger than `fragment` gets a Packet Too Big back to its sender instead
+    /// (from the listen device's IPv6 address, else the first published one)
+    fn deliver_lan6(&mut self, mut buf: FrameBuf) {
+        let Ok(p) = ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) else {
+            return self.core.tx.recycle(buf);
+        };
+        let (src, dst, len) = (p.src(), p.dst(), p.bytes().len());
+        self.count_remote(src.into(), len, false);
+        let now = self.core.now;
+        let Some(source) = self.known.get_mut(&IpAddr::V6(dst)) else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::NoRoute);
+        };
+        let (device, mac) = (source.device, source.mac);
+        let fragment = self.core.fragment;
+        if len > fragment {
+            let from = self.core.device(device).ipv6.map(|l| l.addr);
+            let Some(from) = from.or(self.publish6.first().copied()) else {
+                self.core.tx.recycle(buf);
+                return self.core.drop(DropReason::TooBig);
+            };
+            let p = ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+                .expect("parsed above");
+            let ptb = self.core.packet_too_big(&p, from, fragment);
+            self.tunnel_inner(&ptb.bytes[ethernet::HEADER_LEN..ptb.len]);
+            self.core.tx.recycle(ptb);
+            return self.core.tx.recycle(buf);
+        }
+        source.stats.r#in.add(len);
+        source.stats.last_seen = now;
+        let src_mac = self.core.device(device).mac;
+        ethernet::write(&mut buf.bytes, mac, src_mac, ethernet::ETHERTYPE_IPV6);
+        buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + len);
+        self.core.stats.local_tx.add(len);
+        self.core.tx.push(device, buf);
+    }
+
+    /// An IPv6 frame on a listen device: neighbour discovery (proxy NDP for `publish6`), or a
+    /// packet of a `sources6` host to tunnel (over `ikago2` only)
+    fn handle_lan6(&mut self, device: DeviceId, eth: ethernet::Frame<'_>, pkt: &ipv6::Packet<'_>) {
+        match icmpv6::parse_ndp(pkt) {
+            Some(Err(())) => return self.core.drop(DropReason::NdpInvalid),
+            Some(Ok(ndp)) => return self.handle_ndp(device, eth, pkt, ndp),
+            None => {}
+        }
+        let src = pkt.src();
+        if !self.sources6.iter().any(|n| n.contains(src)) {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        let dev = self.core.device(device);
+        if eth.dst != dev.mac {
+            return self.core.drop(DropReason::NotForUs);
+        }
+        let dst = pkt.dst();
+        let link_local = dst.segments()[0] & 0xffc0 == 0xfe80;
+        if dst.is_multicast()
+            || link_local
+            || dst.is_loopback()
+            || dst.is_unspecified()
+            || self.publish6.contains(&dst)
+            || self
+                .core
+                .devices
+                .iter()
+                .any(|d| d.ipv6.is_some_and(|l| l.addr == dst))
+            || dev.ipv6.is_some_and(|l| l.net().contains(dst))
+        {
+            return self.core.drop(DropReason::LocalDestination);
+        }
+        if self.ikago2.is_none() {
+            return self.core.drop(DropReason::Ipv6OnIkago);
+        }
+        let len = pkt.bytes().len();
+        self.core.stats.local_rx.add(len);
+        self.learn_source(device, src.into(), eth.src, len);
+        self.count_remote(dst.into(), len, true);
+        if pkt.fragment().is_some() {
+            if let Some(whole) = self.core.reassemble6(u32::from(device.0), pkt) {
+                self.tunnel_inner(whole.bytes());
+                self.core.release(whole);
+            }
+        } else {
+            self.tunnel_inner(pkt.bytes());
+        }
+    }
+
+    /// A valid neighbour discovery message on a listen device: a solicitation for a published
+    /// address is answered (proxy NDP); an advertisement claiming one is a spoofing attempt
+    fn handle_ndp(
+        &mut self,
+        device: DeviceId,
+        eth: ethernet::Frame<'_>,
+        pkt: &ipv6::Packet<'_>,
+        ndp: icmpv6::Ndp,
+    ) {
+        let dev = self.core.device(device);
+        let (mac, listens) = (dev.mac, dev.role.listens());
+        match ndp {
+            icmpv6::Ndp::Solicit { target, source_mac }
+                if listens
+                    && self.publish6.contains(&target)
+                    && !pkt.src().is_unspecified()
+                    && pkt.src() != target =>
+            {
+                let requester = pkt.src();
+                let to = source_mac.unwrap_or(eth.src);
+                let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::NDP_LEN;
+                self.core.tx.push_with(device, len, |b| {
+                    let n = ethernet::write(b, to, mac, ethernet::ETHERTYPE_IPV6);
+                    n + icmpv6::write_advert(&mut b[n..], target, requester, mac, true)
+                });
+                self.core.tx.event(Event::NdpReplied {
+                    publish: target,
+                    requester,
+                });
+            }
+            icmpv6::Ndp::Advert { target, .. } if self.publish6.contains(&target) => {
+                self.core.drop(DropReason::NdpInvalid);
+            }
+            icmpv6::Ndp::Advert {
+                target, target_mac, ..
+            } => {
+                self.core
+                    .learn_mac(device, target.into(), target_mac.unwrap_or(eth.src));
+            }
+            icmpv6::Ndp::Solicit { .. } => self.core.drop(DropReason::NotForUs),
+        }
     }
 
     /// Acknowledges received data now when enough is outstanding, otherwise soon
@@ -955,6 +1121,12 @@ impl Machine for Client {
                 Ok(_) => self.core.drop(DropReason::NotForUs),
                 Err(e) => self.core.drop(e.into()),
             },
+            ethernet::ETHERTYPE_IPV6 if self.core.device(device).role.listens() => {
+                match ipv6::Packet::parse(eth.payload) {
+                    Ok(p) => self.handle_lan6(device, eth, &p),
+                    Err(e) => self.core.drop(e.into()),
+                }
+            }
             _ => self.core.drop(DropReason::NotForUs),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::stats::DropReason;
 use crate::wire::Mac;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// Something a user may want to see in a log or a monitor
@@ -68,6 +68,13 @@ pub enum Event {
         publish: Ipv4Addr,
         /// Who asked
         requester: Ipv4Addr,
+    },
+    /// Client: proxy NDP answered a neighbour solicitation for a published IPv6 address
+    NdpReplied {
+        /// The published address asked for
+        publish: Ipv6Addr,
+        /// Who asked
+        requester: Ipv6Addr,
     },
     /// A next hop (gateway or on-link host) was resolved by ARP, or by neighbour discovery for
     /// IPv6

@@ -44,7 +44,8 @@ pub fn record_len(prefix: &[u8]) -> Option<usize> {
 /// What a transport record carries (the first plaintext byte)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// An inner IPv4 packet; its body is the packet, whose length is its IPv4 total length
+    /// An inner IP packet; its body is the packet, whose length is its IPv4 total length, or for
+    /// IPv6 (version 6) its 40-byte header plus its payload length
     Packet = 0,
     /// A keepalive that asks for a [`Kind::Pong`]: body is the sender's 8-byte stamp
     Ping = 1,
@@ -212,10 +213,15 @@ pub(crate) fn open_transport(
     let body_len = match kind {
         Kind::Packet => {
             let b = &out[1..];
-            if b.len() < 20 {
-                return Err(RecordError::Malformed);
+            match b.first() {
+                Some(v) if v >> 4 == 6 && b.len() >= 40 => {
+                    40 + usize::from(u16::from_be_bytes([b[4], b[5]]))
+                }
+                Some(v) if v >> 4 != 6 && b.len() >= 20 => {
+                    usize::from(u16::from_be_bytes([b[2], b[3]]))
+                }
+                _ => return Err(RecordError::Malformed),
             }
-            usize::from(u16::from_be_bytes([b[2], b[3]]))
         }
         Kind::Ping | Kind::Pong => 8,
         Kind::Close => 0,
