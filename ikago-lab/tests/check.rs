@@ -581,6 +581,70 @@ fn server_findings() {
     );
 }
 
+/// Inner IPv6: a client's IPv6 sources with IPv6 forwarding and their gateways, a server's NAT66
+/// address (or none)
+#[test]
+fn ipv6_findings() {
+    if !ikago_lab::require_root() {
+        return;
+    }
+    let runner = Runner::Async;
+    let lab = Lab::build_dual_stack(FirewallPolicy::default()).expect("lab builds");
+    // the findings of the settings and the host; the handshake is another test's concern
+    let dual = TunnelOptions::dual_stack("check-pw");
+    let r = check(
+        &lab,
+        Host::Client,
+        runner,
+        &dual.client_args(ClientSite::Main),
+    );
+    r.has(
+        "ok",
+        "ipv6",
+        "forwarding 0: only the tunnel carries the IPv6 sources' packets",
+    );
+    r.has(
+        "ok",
+        "ipv6",
+        "the IPv6 sources' gateway can be fd00:21::1 on lan0, fd00:21::fe (published)",
+    );
+    let c = lab.ns(Host::Client);
+    c.sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("forwarding on");
+    let without_rule: Vec<String> = dual
+        .client_args(ClientSite::Main)
+        .into_iter()
+        .filter(|a| a != "--rule")
+        .collect();
+    let r = check(&lab, Host::Client, runner, &without_rule);
+    r.has(
+        "warn",
+        "ipv6",
+        "forwarding 1: the kernel also forwards the IPv6 sources' packets itself",
+    );
+    c.sysctl("net.ipv6.conf.all.forwarding", "0")
+        .expect("forwarding off");
+    let r = check(&lab, Host::Server, runner, &server_args(&[]));
+    r.has(
+        "ok",
+        "ipv6",
+        "inner IPv6 from ikago2 clients is NATed onto 2001:db8:24::1 on dst0, to gateway \
+         2001:db8:24::2",
+    );
+    // an IPv4-only client says nothing of IPv6; a server without IPv6 says it drops it
+    let r = check(&lab, Host::Client, runner, &client_args(true, &[]));
+    assert!(r.find("ok", "ipv6", "").is_none(), "{}", r.lines.join("\n"));
+    lab.ns(Host::Server)
+        .ip(&["-6", "addr", "flush", "dev", "dst0", "scope", "global"])
+        .expect("flush");
+    let r = check(&lab, Host::Server, runner, &server_args(&[]));
+    r.has(
+        "ok",
+        "ipv6",
+        "dst0 has no global IPv6 address: inner IPv6 from clients is dropped (no_ipv6)",
+    );
+}
+
 #[test]
 fn unprivileged_check() {
     if !ikago_lab::require_root() {

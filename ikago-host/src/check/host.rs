@@ -244,6 +244,77 @@ pub(super) fn sysctls(report: &mut Report, settings: &Settings, devices: &[Devic
     );
 }
 
+/// Inner IPv6: a server's NAT66 address, or a client's IPv6 sources with IPv6 forwarding (which
+/// must be off, as IPv4's) and the IPv6 gateway its LAN hosts can use; nothing for a client
+/// without IPv6 sources
+pub(super) fn ipv6(report: &mut Report, settings: &Settings, devices: &[DeviceConfig]) {
+    match settings {
+        Settings::Server(_) => {
+            let Some(up) = devices.iter().find(|d| d.role.is_upstream()) else {
+                return;
+            };
+            match up.ipv6 {
+                Some(link) => report.ok(
+                    "ipv6",
+                    format!(
+                        "inner IPv6 from ikago2 clients is NATed onto {} on {}{}",
+                        link.addr,
+                        up.name,
+                        link.gateway
+                            .map_or_else(String::new, |g| format!(", to gateway {g}"))
+                    ),
+                ),
+                None => report.ok(
+                    "ipv6",
+                    format!(
+                        "{} has no global IPv6 address: inner IPv6 from clients is dropped (no_ipv6)",
+                        up.name
+                    ),
+                ),
+            }
+        }
+        Settings::Client(c) if c.sources6.is_empty() => {}
+        Settings::Client(c) => {
+            match sysctl(kernel::IP6_FORWARD).as_deref() {
+                None => report.warn("ipv6", "cannot read net.ipv6.conf.all.forwarding"),
+                Some("0") => report.ok(
+                    "ipv6",
+                    "forwarding 0: only the tunnel carries the IPv6 sources' packets",
+                ),
+                Some(_) if settings.common().rule => report.ok(
+                    "ipv6",
+                    "forwarding 1; --rule turns it off while running, so that only the tunnel \
+                     carries the IPv6 sources' packets",
+                ),
+                Some(_) => report.warn(
+                    "ipv6",
+                    "forwarding 1: the kernel also forwards the IPv6 sources' packets itself, \
+                     outside the tunnel; --rule turns it off while running, or `sysctl -w \
+                     net.ipv6.conf.all.forwarding=0`",
+                ),
+            }
+            let gateways: Vec<String> = devices
+                .iter()
+                .filter(|d| d.role.listens())
+                .filter_map(|d| d.ipv6.map(|l| format!("{} on {}", l.addr, d.name)))
+                .chain(c.publish6.iter().map(|a| format!("{a} (published)")))
+                .collect();
+            match gateways.is_empty() {
+                true => report.warn(
+                    "ipv6",
+                    "no listen device has a global IPv6 address and none is published: the IPv6 \
+                     sources need one as their gateway (--publish an unused address of their \
+                     prefix)",
+                ),
+                false => report.ok(
+                    "ipv6",
+                    format!("the IPv6 sources' gateway can be {}", gateways.join(", ")),
+                ),
+            }
+        }
+    }
+}
+
 /// The devices' MTUs against `--mtu` (frames toward the peer) and `--fragment` (packets toward
 /// the local side): a frame above a device's MTU cannot be sent on it
 pub(super) fn mtu(report: &mut Report, settings: &Settings, devices: &[DeviceConfig]) {

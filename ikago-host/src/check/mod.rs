@@ -159,6 +159,7 @@ pub fn run(runner: &str, role: RoleCommand) -> ExitCode {
     host::devices(&mut report, &devices);
     host::offloads(&mut report, &devices, rule);
     host::sysctls(&mut report, &settings, &devices);
+    host::ipv6(&mut report, &settings, &devices);
     host::mtu(&mut report, &settings, &devices);
     host::nat_ports(&mut report, &built.plan, rule);
     let backend = host::backend(&mut report, rule);
