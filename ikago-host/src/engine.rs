@@ -217,38 +217,39 @@ impl Engine {
     }
 
     /// Reads the frames ready on device `i` into the machine, at most [`BATCH`]; returns how
-    /// many. A capture error stops the engine.
+    /// many. One `pcap_dispatch`: it reads the ring's ready frames and stops at the first one the
+    /// kernel still owns without a system call (only a ring found empty at once costs one
+    /// `poll`). A capture error stops the engine.
     pub fn read(&mut self, i: usize) -> usize {
         let device = DeviceId(u8::try_from(i).expect("the core takes at most 255 devices"));
-        let mut n = 0;
-        while n < BATCH {
-            match self.captures[i].next_packet() {
-                Ok(p) => {
-                    let now = Instant::now();
-                    let input = Input::Frame {
-                        now,
-                        device,
-                        data: p.data,
-                    };
-                    self.recorder.input(input);
-                    self.machine.handle_input(input);
-                    self.deadline = drain(
-                        &mut self.machine,
-                        &mut self.inject,
-                        &mut self.streams,
-                        &mut self.recorder,
-                        |e| self.monitor.record(e, now),
-                    );
-                    n += 1;
-                }
-                Err(pcap::Error::TimeoutExpired) => break,
-                Err(e) => {
-                    self.fail(format!("capture on {} failed: {e}", self.names[i]));
-                    break;
-                }
-            }
-        }
-        n
+        let Self {
+            machine,
+            captures,
+            inject,
+            monitor,
+            recorder,
+            deadline,
+            streams,
+            ..
+        } = self;
+        let read = captures[i].dispatch(Some(BATCH), |p| {
+            let now = Instant::now();
+            let input = Input::Frame {
+                now,
+                device,
+                data: p.data,
+            };
+            recorder.input(input);
+            machine.handle_input(input);
+            *deadline = drain(machine, inject, streams, recorder, |e| {
+                monitor.record(e, now);
+            });
+        });
+        read.unwrap_or_else(|e| {
+            let reason = format!("capture on {} failed: {e}", self.names[i]);
+            self.fail(reason);
+            0
+        })
     }
 
     /// Gives the machine its timeout if its deadline has passed at `now`
