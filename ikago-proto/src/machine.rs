@@ -55,6 +55,9 @@ pub(crate) trait Machine {
     fn handle_timeout(&mut self);
     /// The earliest deadline
     fn next_deadline(&self) -> Option<Instant>;
+    /// Drops the deadlines that no longer hold from the front of the queues, before the
+    /// runner is told when to call back
+    fn skip_stale_deadlines(&mut self) {}
 
     /// Feeds one input; timers that fell due meanwhile run after a frame too
     fn drive_input(&mut self, input: Input<'_>) {
@@ -100,6 +103,7 @@ pub(crate) trait Machine {
             return o;
         }
         let idle = self.core().now + IDLE_TIMEOUT;
+        self.skip_stale_deadlines();
         Output::Timeout(self.next_deadline().unwrap_or(idle))
     }
 }

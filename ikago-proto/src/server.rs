@@ -112,6 +112,13 @@ pub struct Server {
 }
 
 /// Checks the NAT pools and returns this engine's slice of them
+/// Whether the delayed ACK of `peer` at `at` is still due (no ACK or data has left since)
+fn ack_live(clients: &Map<SocketAddrV4, Slot>, at: Instant, peer: SocketAddrV4) -> bool {
+    clients
+        .get(&peer)
+        .is_some_and(|s| s.conn.ack_due == Some(at))
+}
+
 fn check_nat(nat: &NatConfig, shard: &Shard) -> Result<NatConfig, ConfigError> {
     let mut mine = nat.clone();
     for (name, r) in [
@@ -554,9 +561,8 @@ impl Server {
             let at = self.core.now + self.tuning.ack_delay;
             slot.conn.ack_due = Some(at);
             let clients = &self.clients;
-            self.ack_due.push(at, peer, clients.len(), |at, p| {
-                clients.get(&p).is_some_and(|s| s.conn.ack_due == Some(at))
-            });
+            self.ack_due
+                .push(at, peer, clients.len(), |at, p| ack_live(clients, at, p));
         }
     }
 
@@ -1035,11 +1041,7 @@ impl Machine for Server {
             });
         });
         while let Some((at, peer)) = self.ack_due.pop_due(now) {
-            if self
-                .clients
-                .get(&peer)
-                .is_some_and(|s| s.conn.ack_due == Some(at))
-            {
+            if ack_live(&self.clients, at, peer) {
                 self.send_control(peer, Control::Ack);
             }
         }
@@ -1069,6 +1071,13 @@ impl Machine for Server {
                 self.timers.set(Timer::Sweep as usize, now + SWEEP_INTERVAL);
             }
         }
+    }
+
+    fn skip_stale_deadlines(&mut self) {
+        // a delayed ACK goes stale whenever an ACK or data leaves first, many times a second
+        // under load: each would wake the runner for nothing
+        let clients = &self.clients;
+        self.ack_due.skip_stale(|at, p| ack_live(clients, at, p));
     }
 
     fn next_deadline(&self) -> Option<Instant> {

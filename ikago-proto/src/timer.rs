@@ -98,6 +98,17 @@ impl<K: Ord + Copy> Queue<K> {
         self.heap = entries.into();
     }
 
+    /// Drops the entries at the front that `valid` refuses, so that [`Queue::next`] is a live
+    /// deadline and the owner is not woken for an entry that no longer holds
+    pub(crate) fn skip_stale(&mut self, mut valid: impl FnMut(Instant, K) -> bool) {
+        while let Some((at, key)) = self.peek() {
+            if valid(at, key) {
+                return;
+            }
+            self.heap.pop();
+        }
+    }
+
     /// The earliest deadline
     pub(crate) fn next(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
@@ -176,5 +187,25 @@ mod tests {
             q.push(s(5), 7u32, 1, |at, k| (at, k) == (s(5), 7));
         }
         assert!(q.len() <= 2 + STALE_SLACK + 1, "{}", q.len());
+    }
+
+    #[test]
+    fn skipping_stale_entries_stops_at_the_first_live_one() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
+        let mut q = Queue::default();
+        for k in 0..4u32 {
+            q.push(s(u64::from(k)), k, 4, |_, _| true);
+        }
+        // 0 and 2 were answered early; 1 still holds, so 2 stays behind it
+        let live = |_, k: u32| k % 2 == 1;
+        q.skip_stale(live);
+        assert_eq!(q.next(), Some(s(1)));
+        assert_eq!(q.len(), 3);
+        q.pop();
+        q.skip_stale(live);
+        assert_eq!(q.peek(), Some((s(3), 3)));
+        q.skip_stale(|_, _| false);
+        assert_eq!(q.next(), None);
     }
 }

@@ -322,6 +322,29 @@ fn keepalives_keep_the_connection() {
     assert!(echo_round_trip(&mut p, 100));
 }
 
+#[test]
+fn an_ack_that_left_early_does_not_wake_the_server() {
+    let mut p = Pair::new(Method::Plain, "");
+    p.settle();
+    // a one-way flow (the clock stands still): the server delays its ACK, then sends it early
+    // once enough bytes wait (`ack_bytes`), and the delayed ACK's deadline must go with it
+    let ack = TcpTuning::default();
+    let payload = [7u8; 1000];
+    let mut delayed = false;
+    for _ in 0..4 * ack.ack_bytes as usize / payload.len() {
+        from_lan(&mut p, LAN_HOST, LAN_HOST_MAC, 9, &payload);
+        let Output::Timeout(at) = p.server.poll_output(&mut p.buf) else {
+            panic!("the server is idle");
+        };
+        if at <= p.now + ack.ack_delay {
+            delayed = true;
+        } else if delayed {
+            return;
+        }
+    }
+    panic!("the server still asks to wake for an ACK it sent (delayed ACK seen: {delayed})");
+}
+
 /// The TCP flags and acknowledgment number of a tunnel frame
 fn tcp_of(frame: &[u8]) -> (u8, u32) {
     let s = SlicedPacket::from_ethernet(frame).unwrap();
