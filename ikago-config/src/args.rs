@@ -249,12 +249,25 @@ pub(crate) struct ClientKeys {
     publish: Option<String>,
 }
 
-/// Server options: the common ones (`-p` is required)
+/// Server options: the common ones (`-p` is required) and the engines
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct ServerArgs {
     /// Options both roles take
     #[command(flatten)]
     pub common: CommonArgs,
+
+    /// Engines (worker threads), 1-256, each serving its share of the clients with its own
+    /// captures and NAT ports; 1 runs one engine. FakeTCP only; with --record or --mode tcp the
+    /// default is 1 [default: the number of cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u16>,
+}
+
+/// The server-only keys of a config file, read apart from the common ones (see [`ClientKeys`])
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ServerKeys {
+    threads: Option<u16>,
 }
 
 impl FileLayer for CommonArgs {
@@ -279,8 +292,11 @@ impl FileLayer for ClientArgs {
 
 impl FileLayer for ServerArgs {
     fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let common = CommonArgs::from_json(text)?;
+        let keys: ServerKeys = serde_json::from_str(text)?;
         Ok(Self {
-            common: CommonArgs::from_json(text)?,
+            common,
+            threads: keys.threads,
         })
     }
 }
@@ -372,6 +388,7 @@ impl ServerArgs {
     pub fn or(self, other: Self) -> Self {
         Self {
             common: self.common.or(other.common),
+            threads: self.threads.or(other.threads),
         }
     }
 

@@ -156,8 +156,10 @@ impl ClientSettings {
 impl ServerSettings {
     /// How `new` differs from these settings
     pub fn changes(&self, new: &Self) -> Changes {
+        let Self { common, threads } = self;
         let mut changes = Changes::default();
-        self.common.changes(&new.common, &mut changes);
+        common.changes(&new.common, &mut changes);
+        changes.note(false, "threads", *threads != new.threads);
         changes
     }
 
@@ -244,12 +246,16 @@ mod tests {
             ServerSettings::resolve(&args).unwrap()
         };
         let old = server(r#"{"port": 18081}"#);
-        let new = server(r#"{"port": 18081, "monitor": 18080, "kcp": true}"#);
+        let new = server(r#"{"port": 18081, "monitor": 18080, "kcp": true, "threads": 2}"#);
         let c = old.changes(&new);
-        assert_eq!((c.live, c.restart), (vec!["monitor"], vec!["kcp"]));
+        assert_eq!(
+            (c.live, c.restart),
+            (vec!["monitor"], vec!["kcp", "threads"])
+        );
         let mut adopted = old.clone();
         adopted.adopt_live(&new);
         assert_eq!(adopted.common.monitor, Some(18080));
         assert!(!adopted.common.kcp);
+        assert_eq!(adopted.threads, None);
     }
 }

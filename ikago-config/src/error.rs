@@ -117,6 +117,17 @@ pub enum Error {
     /// A busy-poll budget above one second
     #[error("busy-poll {0} out of range 0-1000000 microseconds")]
     BusyPollRange(u32),
+    /// `--threads` outside 1-256
+    #[error("threads {0} out of range 1-{max}", max = crate::settings::MAX_THREADS)]
+    ThreadsRange(u16),
+    /// More than one engine with the flight recorder
+    #[error(
+        "threads {0} with record: a recording replays one engine (give threads 1, or leave it out)"
+    )]
+    ThreadsWithRecord(u16),
+    /// More than one engine in `--mode tcp`
+    #[error("threads {0} with mode tcp: the tunnel's kernel connections run on one engine")]
+    ThreadsWithTcp(u16),
     /// A fragment size below 576
     #[error("fragment {0} out of range 576-65535")]
     FragmentRange(u16),

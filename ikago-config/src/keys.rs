@@ -7,7 +7,7 @@
 //! serde's derive names the fields of a struct when it asks a deserializer for one, and
 //! [`struct_keys`] reads them there.
 
-use crate::args::{ClientKeys, CommonArgs, KcpArgs};
+use crate::args::{ClientKeys, CommonArgs, KcpArgs, ServerKeys};
 use crate::record::RecordArgs;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess};
 use std::cell::Cell;
@@ -39,6 +39,7 @@ impl Object {
     fn top() -> Self {
         let mut known = struct_keys::<CommonArgs>().to_vec();
         known.extend(struct_keys::<ClientKeys>());
+        known.extend(struct_keys::<ServerKeys>());
         known.extend(struct_keys::<RecordArgs>());
         known.extend(IGNORED);
         Self {
@@ -182,6 +183,7 @@ mod tests {
             "sources",
             "server",
             "publish",
+            "threads",
             "record",
             "record-max-mb",
             "destination",

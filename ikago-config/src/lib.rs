@@ -10,7 +10,8 @@
 //! (127.0.0.1) unless given, where the original listened on every interface; `--log-format`
 //! ([`LogFormat`], key `log-format`); and the flight recorder's `--record FILE` and
 //! `--record-max-mb N` ([`RecordArgs`], keys `record` and `record-max-mb`), which the live
-//! runners take beside the role's options.
+//! runners take beside the role's options; and the server's `--threads N` (key `threads`,
+//! [`ServerSettings::engines`]), its engines.
 //!
 //! The flow is: parse [`ClientArgs`] or [`ServerArgs`] with clap, [`ClientArgs::load`] the config
 //! file (command-line values win over the file, the file over the defaults),
@@ -43,5 +44,5 @@ pub use log_format::LogFormat;
 pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
 pub use settings::{
     ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
-    ServerSettings, fastest_record_method,
+    MAX_THREADS, ServerSettings, fastest_record_method,
 };

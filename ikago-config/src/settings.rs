@@ -97,11 +97,17 @@ pub struct ClientSettings {
     pub protocol: Protocol,
 }
 
+/// Engines a server may run (`--threads`)
+pub const MAX_THREADS: u16 = 256;
+
 /// Server settings, validated (`common.port` is not 0)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
     /// The shared part
     pub common: CommonSettings,
+    /// Engines asked for with `--threads` (1 to [`MAX_THREADS`]); `None`: see
+    /// [`ServerSettings::engines`]
+    pub threads: Option<u16>,
 }
 
 /// Parses an IPv4 address given to `option`
@@ -462,7 +468,30 @@ impl ServerSettings {
         if common.port == 0 {
             return Err(Error::ServerPortMissing);
         }
-        Ok(Self { common })
+        let threads = a.threads;
+        if let Some(n) = threads {
+            if !(1..=MAX_THREADS).contains(&n) {
+                return Err(Error::ThreadsRange(n));
+            }
+            if n > 1 && common.mode == Transport::Tcp {
+                return Err(Error::ThreadsWithTcp(n));
+            }
+        }
+        Ok(Self { common, threads })
+    }
+
+    /// How many engines to run: `--threads` when given, else one per core (at most
+    /// [`MAX_THREADS`]); one in `--mode tcp` (the kernel's connections are not sharded) and
+    /// when `recording` (a recording replays one machine), where more than one given is an error
+    pub fn engines(&self, recording: bool) -> Result<u16, Error> {
+        match self.threads {
+            Some(n) if n > 1 && recording => Err(Error::ThreadsWithRecord(n)),
+            Some(n) => Ok(n),
+            None if recording || self.common.mode == Transport::Tcp => Ok(1),
+            None => Ok(std::thread::available_parallelism()
+                .map_or(1, |n| u16::try_from(n.get()).unwrap_or(MAX_THREADS))
+                .min(MAX_THREADS)),
+        }
     }
 
     /// The config-file keys that give the server of these settings again, never the password

@@ -918,3 +918,65 @@ fn the_client_reports_dns_names_only_for_the_monitor() {
         assert_eq!(c.dns_records, on, "{extra:?}");
     }
 }
+
+#[test]
+fn threads_is_a_server_option_with_a_file_key() {
+    let s = ServerSettings::resolve(&server(&["-p", "18081", "--threads", "2"])).unwrap();
+    assert_eq!(s.threads, Some(2));
+    assert_eq!(s.engines(false).unwrap(), 2);
+    // the file's key, under the command line's
+    let f: ServerArgs = parse_str(r#"{"port": 18081, "threads": 3}"#, no_env).unwrap();
+    assert_eq!(ServerSettings::resolve(&f).unwrap().threads, Some(3));
+    let over = server(&["--threads", "1"]).or(f.clone());
+    let s = ServerSettings::resolve(&over).unwrap();
+    assert_eq!((s.threads, s.engines(false).unwrap()), (Some(1), 1));
+    // a client reads a shared file and leaves the key alone, and refuses the option
+    let c: ClientArgs = parse_str(
+        r#"{"threads": 4, "sources": "198.18.11.2", "server": "198.18.12.1:1"}"#,
+        no_env,
+    )
+    .unwrap();
+    ClientSettings::resolve(&c).unwrap();
+    assert!(
+        Cli::try_parse_from(["ikago", "client", "-r", "198.18.11.2", "--threads", "2"]).is_err()
+    );
+    for (args, msg) in [
+        (
+            &["-p", "1", "--threads", "0"][..],
+            "threads 0 out of range 1-256",
+        ),
+        (
+            &["-p", "1", "--threads", "257"],
+            "threads 257 out of range 1-256",
+        ),
+        (
+            &["-p", "1", "--threads", "2", "--mode", "tcp"],
+            "threads 2 with mode tcp: the tunnel's kernel connections run on one engine",
+        ),
+    ] {
+        let e = ServerSettings::resolve(&server(args)).unwrap_err();
+        assert_eq!(e.to_string(), msg, "{args:?}");
+    }
+}
+
+#[test]
+fn engines_default_to_the_cores_and_to_one_for_a_recording_or_tcp() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let s = ServerSettings::resolve(&server(&["-p", "18081"])).unwrap();
+    assert_eq!(s.threads, None);
+    assert_eq!(usize::from(s.engines(false).unwrap()), cores.min(256));
+    assert_eq!(
+        s.engines(true).unwrap(),
+        1,
+        "a recording replays one engine"
+    );
+    let tcp = ServerSettings::resolve(&server(&["-p", "18081", "--mode", "tcp"])).unwrap();
+    assert_eq!(tcp.engines(false).unwrap(), 1);
+    let one = ServerSettings::resolve(&server(&["-p", "18081", "--threads", "1"])).unwrap();
+    assert_eq!(one.engines(true).unwrap(), 1);
+    let two = ServerSettings::resolve(&server(&["-p", "18081", "--threads", "2"])).unwrap();
+    assert_eq!(
+        two.engines(true).unwrap_err().to_string(),
+        "threads 2 with record: a recording replays one engine (give threads 1, or leave it out)"
+    );
+}

@@ -12,6 +12,13 @@
 //! that cannot be created among them) is one `error: ...` line on stderr and exit code 2; a
 //! graceful shutdown exits 0. Started by systemd, it tells the service manager when it is ready
 //! and when it stops ([`notify`]).
+//!
+//! A server runs `--threads N` engines ([`ServerSettings::engines`]): N machines, engine `k`
+//! with [`Shard`] `k` of N, its own seed, its share of `max_clients` and its own capture handles
+//! whose filters admit only its share ([`crate::shard`]), each driven by the runner's loop on a
+//! thread of its own ([`crate::engines`]). The port reservation, the firewall, the signals
+//! ([`shutdown::catch`] hands each signal to every engine) and the monitor ([`Feed::shared`])
+//! are the whole server's; the exit summary adds the engines' counters up.
 
 use crate::capture::{self, DeviceIo, IoOptions};
 use crate::cli::{Cli, Command};
@@ -21,16 +28,16 @@ use crate::machine::{self, device_summary, summary};
 use crate::monitor::Feed;
 use crate::port::{self, Reservation};
 use crate::reload::{Reader, Reload, Reread};
-use crate::shutdown::{self, Signals};
+use crate::shutdown::{self, Signals, StopAll};
 use crate::stream::{self, Sink, Streams};
-use crate::{events, filter, logging, notify, privilege, record};
+use crate::{engines, events, filter, logging, notify, privilege, record};
 use ikago_config::{
     Changes, ClientSettings, CommonSettings, DEFAULT_MONITOR_ADDRESS, RecordArgs, RecordSettings,
     RoleCommand, ServerSettings, load_file,
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
 use ikago_proto::{
-    Client, DeviceConfig, Ipv4Net, Ipv6Net, Machine, Method, Server, Stats, Transport,
+    Client, DeviceConfig, Ipv4Net, Ipv6Net, Machine, Method, Server, Shard, Stats, Transport,
 };
 use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -42,7 +49,7 @@ const EXIT_USAGE: u8 = 2;
 /// Exit code of a failure while running (a device went away)
 const EXIT_FAILURE: u8 = 1;
 
-/// Everything a runner's loop needs
+/// Everything a runner's loop needs: one per engine
 #[derive(Debug)]
 pub struct Session {
     /// The machine to drive
@@ -110,9 +117,12 @@ pub struct Outcome {
     pub result: Result<(), String>,
 }
 
-/// What [`start`] sets up: the session for the loop, and what must outlive it
+/// What [`start`] sets up: the sessions for the loops, and what must outlive them
 struct Started {
-    session: Session,
+    /// One per engine
+    sessions: Vec<Session>,
+    /// Ends every engine's loop
+    stop_all: StopAll<Reread>,
     /// Removed after the loop
     firewall: Option<Firewall>,
     /// Held until the process exits
@@ -131,8 +141,9 @@ impl<E: std::fmt::Display> From<E> for StartError {
     }
 }
 
-/// Runs the program: `runner` names the binary in the banner, and `run` is the runner's loop
-pub fn main(runner: &'static str, run: impl FnOnce(Session) -> Outcome) -> ExitCode {
+/// Runs the program: `runner` names the binary in the banner, and `run` is the runner's loop,
+/// called once per engine (on as many threads when a server runs several)
+pub fn main(runner: &'static str, run: impl Fn(Session) -> Outcome + Sync) -> ExitCode {
     let cli = match Cli::parse_args(runner, std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e.to_string()),
@@ -149,7 +160,8 @@ pub fn main(runner: &'static str, run: impl FnOnce(Session) -> Outcome) -> ExitC
         Command::Role(role) => role,
     };
     let Started {
-        session,
+        sessions,
+        stop_all,
         firewall,
         _port,
         service,
@@ -160,7 +172,7 @@ pub fn main(runner: &'static str, run: impl FnOnce(Session) -> Outcome) -> ExitC
     if let Err(e) = notify::started(service) {
         log::warn!("Cannot notify the service manager: {e}");
     }
-    let outcome = run(session);
+    let outcome = engines::run(sessions, &stop_all, &run);
     notify::stopping();
     events::flush();
     let removed = firewall.is_none_or(Firewall::remove);
@@ -202,6 +214,10 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
     let reader = Reader::new(role.clone(), record.clone());
     let record = record_settings(&role, record)?;
     let settings = Settings::load(role)?;
+    let engines = match &settings {
+        Settings::Client(_) => 1,
+        Settings::Server(s) => s.engines(record.is_some())?,
+    };
     let common = settings.common();
     logging::init(common.verbose, common.log.as_deref(), common.log_format)
         .map_err(|e| format!("cannot open log file: {e}"))?;
@@ -238,23 +254,34 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
         None => None,
     };
     let devices = devices(&settings)?;
-    let built = settings.build(devices.clone())?;
+    let built = (0..engines)
+        .map(|k| settings.build(devices.clone(), Shard::new(k, engines)?))
+        .collect::<Result<Vec<Built>, StartError>>()?;
     describe(common, &devices);
-    let mut open = Vec::with_capacity(devices.len());
-    for (d, f) in devices.iter().zip(&built.filters) {
-        log::debug!("Filter on {}: {f}", d.name);
-        open.push(OpenDevice {
-            name: d.name.clone(),
-            io: capture::open(&d.name, f, IoOptions::of(common))?,
-        });
+    if engines > 1 {
+        log::info!("Run {engines} engines, each with its share of the clients");
     }
+    let mut open = Vec::with_capacity(built.len());
+    for (k, b) in built.iter().enumerate() {
+        let mut handles = Vec::with_capacity(devices.len());
+        for (d, f) in devices.iter().zip(&b.filters) {
+            log::debug!("Filter of engine {k} on {}: {f}", d.name);
+            handles.push(OpenDevice {
+                name: d.name.clone(),
+                io: capture::open(&d.name, f, IoOptions::of(common))?,
+            });
+        }
+        open.push(handles);
+    }
+    // a recording runs one engine ([`ServerSettings::engines`])
     let recorder = match &record {
-        Some(r) => start_recorder(runner, r, &settings, &devices, &built)?,
+        Some(r) => start_recorder(runner, r, &settings, &devices, &built[0])?,
         None => record::Recorder::off(),
     };
-    let signals =
-        shutdown::catch(move || reader.read()).map_err(|e| format!("cannot catch signals: {e}"))?;
-    let sockets = match (&built.machine, transport) {
+    let (signals, stop_all) = shutdown::catch(usize::from(engines), move || reader.read())
+        .map_err(|e| format!("cannot catch signals: {e}"))?;
+    // in tcp mode a server runs one engine ([`ServerSettings::engines`])
+    let sockets = match (&built[0].machine, transport) {
         (_, Transport::FakeTcp) => TunnelSockets::Off,
         (Machine::Client(_), Transport::Tcp) => TunnelSockets::Client,
         (Machine::Server(_), Transport::Tcp) => {
@@ -267,8 +294,9 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
             TunnelSockets::Server(stream::listen(&addrs)?)
         }
     };
+    // the plan of any engine is the whole server's (every port of the pools)
     let firewall = if common.rule {
-        Some(Firewall::install(&built.plan, None)?)
+        Some(Firewall::install(&built[0].plan, None)?)
     } else if transport == Transport::Tcp {
         None
     } else {
@@ -281,33 +309,52 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
     if let Some(m) = &monitor {
         describe_monitor(m.local_addr());
     }
-    let monitor_recorder = Recorder::new(
-        machine::role(&built.machine),
-        env!("CARGO_PKG_VERSION"),
-        started,
-        started_wall,
-    )
-    .with_probe_interval(built.probe_interval);
-    let monitor = Feed::new(monitor, monitor_recorder, Instant::now());
-    let local = match &built.machine {
-        Machine::Client(c) => Some(c.local_addr()),
-        Machine::Server(_) => None,
-    };
+    let monitor_recorders = built
+        .iter()
+        .map(|b| {
+            Recorder::new(
+                machine::role(&b.machine),
+                env!("CARGO_PKG_VERSION"),
+                started,
+                started_wall,
+            )
+            .with_probe_interval(b.probe_interval)
+        })
+        .collect();
+    let feeds = Feed::shared(monitor, monitor_recorders, Instant::now());
     let service = settings.service();
     let busy_poll = common.busy_poll;
-    let reload = Reload::new(settings, record, (devices, built.filters), local);
-    let session = Session {
-        machine: built.machine,
-        devices: open,
-        signals,
-        monitor,
-        reload,
-        recorder,
-        busy_poll,
-        sockets,
-    };
+    let mut recorder = Some(recorder);
+    let mut sockets = Some(sockets);
+    let sessions = built
+        .into_iter()
+        .zip(open)
+        .zip(signals.into_iter().zip(feeds))
+        .enumerate()
+        .map(|(k, ((b, devs), (signals, monitor)))| {
+            let local = match &b.machine {
+                Machine::Client(c) => Some(c.local_addr()),
+                Machine::Server(_) => None,
+            };
+            let files = (devices.clone(), b.filters);
+            let reload = Reload::new(settings.clone(), record.clone(), files, local);
+            Session {
+                machine: b.machine,
+                devices: devs,
+                signals,
+                monitor,
+                // the engines after the first say nothing of a reload, record nothing and
+                // hold no tunnel connection
+                reload: if k == 0 { reload } else { reload.quiet() },
+                recorder: recorder.take().unwrap_or_else(record::Recorder::off),
+                busy_poll,
+                sockets: sockets.take().unwrap_or(TunnelSockets::Off),
+            }
+        })
+        .collect();
     Ok(Started {
-        session,
+        sessions,
+        stop_all,
         firewall,
         _port: reservation,
         service,
@@ -381,6 +428,7 @@ pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartErr
 }
 
 /// The validated settings of the role the command line chose
+#[derive(Clone)]
 pub enum Settings {
     /// `client`
     Client(ClientSettings),
@@ -479,9 +527,16 @@ impl Settings {
         }
     }
 
-    /// The machine over `devices`, seeded from the OS, with its filters and firewall plan
-    pub(crate) fn build(&self, devices: Vec<DeviceConfig>) -> Result<Built, StartError> {
+    /// The machine over `devices`, seeded from the OS, with its filters and firewall plan; a
+    /// server's engine `shard` of several serves its share of the clients, at most its share of
+    /// `max_clients`. The first engine (shard 0) logs what the machines speak.
+    pub(crate) fn build(
+        &self,
+        devices: Vec<DeviceConfig>,
+        shard: Shard,
+    ) -> Result<Built, StartError> {
         let (seed, now, wall) = (os_seed()?, Instant::now(), SystemTime::now());
+        let first = shard.index == 0;
         Ok(match self {
             Self::Client(c) => {
                 let mut config = c.client_config(devices, seed);
@@ -503,16 +558,20 @@ impl Settings {
             Self::Server(s) => {
                 let mut config = s.server_config(devices, seed);
                 config.ikago2.unix_time = unix(wall);
-                match config.protocol {
-                    Some(p) => log::info!("Accept protocol {p} only"),
-                    // ikago2 needs a password and does not carry KCP
-                    None if config.password.is_empty() || config.kcp.is_some() => {
-                        log::info!("Accept protocol ikago")
-                    }
-                    None => log::info!("Accept protocols ikago and ikago2"),
-                }
+                config.shard = shard;
+                config.max_clients = config.max_clients.div_ceil(usize::from(shard.count));
                 let core = Server::new(config.clone(), now)?;
-                log::info!("Proxy from :{}", config.port);
+                if first {
+                    match config.protocol {
+                        Some(p) => log::info!("Accept protocol {p} only"),
+                        // ikago2 needs a password and does not carry KCP
+                        None if config.password.is_empty() || config.kcp.is_some() => {
+                            log::info!("Accept protocol ikago")
+                        }
+                        None => log::info!("Accept protocols ikago and ikago2"),
+                    }
+                    log::info!("Proxy from :{}", config.port);
+                }
                 Built {
                     machine: core.into(),
                     filters: filter::server(&config),

@@ -121,7 +121,10 @@ fn from_file(path: &Path) -> Result<Command, ikago_config::Error> {
                 ..ClientArgs::default()
             })
         } else {
-            RoleCommand::Server(ServerArgs { common })
+            RoleCommand::Server(ServerArgs {
+                common,
+                ..ServerArgs::default()
+            })
         },
     )))
 }

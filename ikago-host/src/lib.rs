@@ -7,6 +7,7 @@
 //! - [`capture`]: pcap capture handles and their drop counters;
 //! - [`inject`] and [`packet`]: batched injection (`sendmmsg` on AF_PACKET, pcap as fallback);
 //! - [`engine`]: the machine and its devices advanced in turns, which both runners drive;
+//! - [`engines`]: a server's engines (`--threads`) on threads of their own, stopped together;
 //! - [`firewall`]: `--rule`, undone on exit;
 //! - [`logging`] and [`events`]: the log (text, JSON, or the journal's priorities under systemd)
 //!   and the machines' events in it;
@@ -29,6 +30,7 @@ pub mod check;
 pub mod cli;
 pub mod discover;
 pub mod engine;
+pub mod engines;
 pub mod events;
 pub mod filter;
 pub mod firewall;

@@ -1,6 +1,10 @@
 //! The monitor (`--monitor PORT`) as the engine thread sees it: a [`Feed`] that shows the
 //! machine's events to an [`ikago_monitor::Recorder`] and publishes a snapshot once per second
 //!
+//! A server of several engines (`--threads`) has one monitor and one feed per engine
+//! ([`Feed::shared`]): each engine leaves its snapshot on a board they share, and the monitor
+//! serves the board's sum, so that `/`, `/metrics` and the dashboard show one server.
+//!
 //! The HTTP side runs on threads of its own ([`ikago_monitor::Monitor`]) and only ever reads the
 //! latest published snapshot, so nothing the monitor does holds a lock across the packet loop:
 //! the engine pays one comparison per wake-up, one `record` per event (events are per flow, not
@@ -10,19 +14,32 @@
 //! ([`Feed::rebind`]); the recorder sees every event all along, so a monitor started late shows
 //! the NAT table and peers of the whole run.
 
-use ikago_monitor::{DeviceCounters, Monitor, MonitorError, Publisher, Recorder};
+use ikago_monitor::{DeviceCounters, Monitor, MonitorError, Publisher, Recorder, Snapshot};
 use ikago_proto::{Event, Machine};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Time between two snapshots
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the engine thread does for the monitor; publishing is a no-op when it is off
+/// What an engine thread does for the monitor; publishing is a no-op when it is off
 #[derive(Debug)]
 pub struct Feed {
     recorder: Box<Recorder>,
-    on: Option<Box<Serving>>,
+    /// This engine's place on the board
+    engine: usize,
+    board: Arc<Mutex<Board>>,
+    /// When this engine's next snapshot is due, while the monitor is on
+    next_publish: Option<Instant>,
+}
+
+/// What the engines of one process share: the monitor while it is on, and each engine's latest
+/// snapshot, which the monitor shows added up ([`Snapshot::absorb`]) as one server
+#[derive(Debug)]
+struct Board {
+    on: Option<Serving>,
+    parts: Vec<Option<Snapshot>>,
 }
 
 /// A monitor that is on
@@ -31,16 +48,20 @@ struct Serving {
     /// Serves until dropped
     monitor: Monitor,
     publisher: Publisher,
-    next_publish: Instant,
 }
 
 impl Serving {
-    fn new(monitor: Monitor, now: Instant) -> Box<Self> {
-        Box::new(Self {
+    fn new(monitor: Monitor) -> Self {
+        Self {
             publisher: monitor.publisher(),
             monitor,
-            next_publish: now,
-        })
+        }
+    }
+}
+
+impl Board {
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.on.as_ref().map(|r| r.monitor.local_addr())
     }
 }
 
@@ -48,45 +69,75 @@ impl Feed {
     /// Keeps `recorder` up to date and serves it on `monitor` (started already), if any; the
     /// first snapshot is due at `now`
     pub fn new(monitor: Option<Monitor>, recorder: Recorder, now: Instant) -> Self {
-        Self {
-            recorder: Box::new(recorder),
-            on: monitor.map(|m| Serving::new(m, now)),
-        }
+        let mut feeds = Self::shared(monitor, vec![recorder], now);
+        feeds.remove(0)
     }
 
-    /// Whether the monitor is on
+    /// One feed per engine of a server (one per recorder), all serving on `monitor` (started
+    /// already), if any, the sum of their snapshots; each engine's first snapshot is due at `now`
+    pub fn shared(monitor: Option<Monitor>, recorders: Vec<Recorder>, now: Instant) -> Vec<Self> {
+        let next_publish = monitor.is_some().then_some(now);
+        let board = Arc::new(Mutex::new(Board {
+            on: monitor.map(Serving::new),
+            parts: vec![None; recorders.len()],
+        }));
+        recorders
+            .into_iter()
+            .enumerate()
+            .map(|(engine, recorder)| Self {
+                recorder: Box::new(recorder),
+                engine,
+                board: board.clone(),
+                next_publish,
+            })
+            .collect()
+    }
+
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the monitor is on (as this engine last saw it)
     pub fn is_on(&self) -> bool {
-        self.on.is_some()
+        self.next_publish.is_some()
     }
 
     /// The address the monitor listens on, when it is on
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.on.as_ref().map(|r| r.monitor.local_addr())
+        self.board().local_addr()
     }
 
     /// Moves the monitor to `addr`, starts it there, or stops it (`None`); nothing happens when
-    /// it listens there already. The old socket is closed first, so the same port may be taken
-    /// on another address; if `addr` cannot be bound, the monitor goes back to where it was
-    /// (when it can) and the error is returned. The first snapshot is due at `now`.
+    /// it listens there already (another engine of the server may have moved it). The old
+    /// socket is closed first, so the same port may be taken on another address; if `addr`
+    /// cannot be bound, the monitor goes back to where it was (when it can) and the error is
+    /// returned. This engine's first snapshot is due at `now`.
     pub fn rebind(&mut self, addr: Option<SocketAddr>, now: Instant) -> Result<(), MonitorError> {
-        let old = self.local_addr();
-        if addr == old {
-            return Ok(());
-        }
-        self.on = None;
-        let Some(addr) = addr else { return Ok(()) };
-        match Monitor::start(addr) {
-            Ok(m) => {
-                self.on = Some(Serving::new(m, now));
-                Ok(())
+        let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        let old = board.local_addr();
+        let result = if addr == old {
+            Ok(())
+        } else {
+            board.on = None;
+            match addr.map(Monitor::start).transpose() {
+                Ok(m) => {
+                    board.on = m.map(Serving::new);
+                    Ok(())
+                }
+                Err(e) => {
+                    board.on = old.and_then(|a| Monitor::start(a).ok()).map(Serving::new);
+                    Err(e)
+                }
             }
-            Err(e) => {
-                self.on = old
-                    .and_then(|a| Monitor::start(a).ok())
-                    .map(|m| Serving::new(m, now));
-                Err(e)
-            }
-        }
+        };
+        let on = board.on.is_some();
+        drop(board);
+        self.next_publish = match (on, self.next_publish) {
+            (false, _) => None,
+            (true, Some(due)) if addr == old => Some(due),
+            (true, _) => Some(now),
+        };
+        result
     }
 
     /// Shows an event from the machine's output to the recorder (the hook of
@@ -98,20 +149,21 @@ impl Feed {
 
     /// When the next snapshot is due, when the monitor is on
     pub fn next_publish(&self) -> Option<Instant> {
-        self.on.as_ref().map(|r| r.next_publish)
+        self.next_publish
     }
 
     /// When the engine must wake up: the machine's `deadline`, or the next snapshot if earlier
     #[inline]
     pub fn wake_at(&self, deadline: Instant) -> Instant {
-        match &self.on {
-            Some(r) => deadline.min(r.next_publish),
+        match self.next_publish {
+            Some(due) => deadline.min(due),
             None => deadline,
         }
     }
 
     /// Publishes a snapshot of `machine`, with the runner's `devices` counters, if one is due at
-    /// `now`; returns whether it did (the next one is then due [`PUBLISH_INTERVAL`] later)
+    /// `now`; returns whether it did (the next one is then due [`PUBLISH_INTERVAL`] later). With
+    /// several engines, the monitor shows the sum of every engine's latest snapshot.
     #[inline]
     pub fn publish_due(
         &mut self,
@@ -119,35 +171,41 @@ impl Feed {
         now: Instant,
         devices: impl FnOnce() -> Vec<DeviceCounters>,
     ) -> bool {
-        match &mut self.on {
-            Some(r) if now >= r.next_publish => {
-                publish(r, &mut self.recorder, machine, now, devices());
+        match self.next_publish {
+            Some(due) if now >= due => {
+                self.publish(machine, now, devices());
                 true
             }
             _ => false,
         }
     }
-}
 
-#[cold]
-fn publish(
-    on: &mut Serving,
-    recorder: &mut Recorder,
-    machine: &Machine,
-    now: Instant,
-    devices: Vec<DeviceCounters>,
-) {
-    let mut snapshot = recorder.snapshot(machine.stats(), now);
-    snapshot.devices = devices.into();
-    on.publisher.publish(snapshot);
-    on.next_publish = now + PUBLISH_INTERVAL;
+    #[cold]
+    fn publish(&mut self, machine: &Machine, now: Instant, devices: Vec<DeviceCounters>) {
+        let mut snapshot = self.recorder.snapshot(machine.stats(), now);
+        snapshot.devices = devices.into();
+        self.next_publish = Some(now + PUBLISH_INTERVAL);
+        let mut board = self.board.lock().unwrap_or_else(|p| p.into_inner());
+        board.parts[self.engine] = Some(snapshot);
+        let Some(on) = &board.on else { return };
+        let mut parts = board.parts.iter().flatten();
+        if let Some(first) = parts.next() {
+            let mut sum = first.clone();
+            for part in parts {
+                sum.absorb(part);
+            }
+            on.publisher.publish(sum);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ikago_monitor::Role;
-    use ikago_proto::{Client, ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac};
+    use ikago_proto::{
+        Client, ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac, Server, ServerConfig, Shard,
+    };
     use std::io::{Read, Write};
     use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
     use std::time::SystemTime;
@@ -284,5 +342,64 @@ mod tests {
         let late = t0 + Duration::from_millis(3500);
         assert!(feed.publish_due(&machine, late, Vec::new));
         assert_eq!(feed.next_publish(), Some(late + PUBLISH_INTERVAL));
+    }
+
+    /// Engine `index` of a server of `count`, on the lab's two devices
+    fn engine(index: u16, count: u16, now: Instant) -> Machine {
+        let devices = vec![
+            device("wan0", DeviceRole::Listen, [198, 18, 22, 1]),
+            device("dst0", DeviceRole::Upstream, [198, 18, 23, 1]),
+        ];
+        let mut config = ServerConfig::new(devices, 18081);
+        config.shard = Shard::new(index, count).unwrap();
+        Server::new(config, now).unwrap().into()
+    }
+
+    #[test]
+    fn engines_show_as_one_server() {
+        let t0 = Instant::now();
+        let monitor = Monitor::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = || Recorder::new(Role::Server, "t", t0, SystemTime::now());
+        let mut feeds = Feed::shared(Some(monitor), vec![server(), server()], t0);
+        let addr = feeds[0].local_addr().expect("on");
+        assert_eq!(feeds[1].local_addr(), Some(addr), "one monitor");
+        let (a, b) = (engine(0, 2, t0), engine(1, 2, t0));
+        let whole = engine(0, 1, t0).stats().nat_capacity;
+        let wan = |captured| {
+            move || {
+                vec![DeviceCounters {
+                    device: "wan0".into(),
+                    captured,
+                    ..DeviceCounters::default()
+                }]
+            }
+        };
+        assert!(feeds[0].publish_due(&a, t0, wan(3)));
+        let capacity = format!("ikago_nat_capacity {}", a.stats().nat_capacity);
+        assert!(get(addr, "/metrics").contains(&capacity));
+        assert!(feeds[1].publish_due(&b, t0, wan(4)));
+        let metrics = get(addr, "/metrics");
+        assert!(
+            metrics.contains(&format!("ikago_nat_capacity {whole}")),
+            "the slices add up to the whole pool: {metrics}"
+        );
+        assert!(
+            metrics.contains("ikago_capture_frames_total{device=\"wan0\"} 7"),
+            "{metrics}"
+        );
+
+        // a reload moves the one monitor; the engine that comes second finds it moved
+        let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let later = t0 + Duration::from_secs(3);
+        feeds[0].rebind(Some(any_port), later).expect("moves");
+        let moved = feeds[0].local_addr().expect("on");
+        assert_ne!(moved, addr);
+        feeds[1].rebind(Some(moved), later).expect("already there");
+        assert_eq!(feeds[1].local_addr(), Some(moved));
+        feeds[1].rebind(None, later).expect("stops");
+        assert!(!feeds[1].is_on() && feeds[0].is_on());
+        feeds[0].rebind(None, later).expect("stopped already");
+        assert!(!feeds[0].is_on());
+        assert!(!feeds[0].publish_due(&a, later, wan(1)));
     }
 }

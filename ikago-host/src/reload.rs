@@ -18,6 +18,10 @@
 //!
 //! A flight recording ([`crate::record`]) stops at the first reload that changes the machine: a
 //! replay starts from the scenario written at the start, and could not follow.
+//!
+//! Each engine of a server (`--threads`) applies the same [`Reread`] with a [`Reload`] of its
+//! own; only the first says what it did ([`Reload::quiet`] for the others), so that the log
+//! reads as one server's.
 
 use crate::app::{self, Settings};
 use crate::monitor::Feed;
@@ -63,6 +67,8 @@ pub struct Reload {
     local: Option<SocketAddrV4>,
     /// The capture filters in force, in device order
     filters: Vec<String>,
+    /// Whether to log what a reload does (off for the engines after the first)
+    announce: bool,
 }
 
 impl std::fmt::Debug for Reload {
@@ -87,6 +93,15 @@ impl Reload {
             devices,
             local,
             filters,
+            announce: true,
+        }
+    }
+
+    /// The same, applying reloads without logging (another engine of the server logs them)
+    pub(crate) fn quiet(self) -> Self {
+        Self {
+            announce: false,
+            ..self
         }
     }
 
@@ -104,7 +119,9 @@ impl Reload {
         let (new, record) = match reread {
             Ok(read) => read,
             Err(e) => {
-                log::error!("Cannot reload the config, the running one is kept: {e}");
+                if self.announce {
+                    log::error!("Cannot reload the config, the running one is kept: {e}");
+                }
                 return Vec::new();
             }
         };
@@ -113,10 +130,12 @@ impl Reload {
             changes.restart.push("record");
         }
         if changes.is_empty() {
-            log::info!("The config is unchanged");
+            if self.announce {
+                log::info!("The config is unchanged");
+            }
             return Vec::new();
         }
-        if !changes.restart.is_empty() {
+        if !changes.restart.is_empty() && self.announce {
             log::warn!("{} changed: restart to apply", names(&changes.restart));
         }
         self.settings.adopt_live(&new);
@@ -149,10 +168,14 @@ impl Reload {
         if !changes.live.iter().any(|k| k.starts_with("monitor")) {
             return;
         }
-        match (
+        let moved = (
             monitor.rebind(self.settings.common().monitor_addr(), now),
             monitor.local_addr(),
-        ) {
+        );
+        if !self.announce {
+            return;
+        }
+        match moved {
             (Err(e), _) => log::error!("Cannot move the monitor: {e}"),
             (Ok(()), Some(addr)) => app::describe_monitor(addr),
             (Ok(()), None) => log::info!("Monitor off"),

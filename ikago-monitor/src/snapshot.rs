@@ -118,6 +118,28 @@ pub struct DeviceCounters {
     pub inject_short: u64,
 }
 
+impl DeviceCounters {
+    /// Adds another engine's counters of the same device (`--threads`: each engine captures and
+    /// injects on every device with handles of its own)
+    pub fn absorb(&mut self, other: &Self) {
+        let Self {
+            device: _,
+            captured,
+            capture_dropped,
+            interface_dropped,
+            injected,
+            inject_failed,
+            inject_short,
+        } = other;
+        self.captured += captured;
+        self.capture_dropped += capture_dropped;
+        self.interface_dropped += interface_dropped;
+        self.injected += injected;
+        self.inject_failed += inject_failed;
+        self.inject_short += inject_short;
+    }
+}
+
 /// Everything the monitor shows, taken at one instant; immutable once published
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -161,6 +183,34 @@ impl Snapshot {
         };
         wall.and_then(|w| w.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs())
+    }
+
+    /// Adds the snapshot of another engine of the same server (`--threads`), so that the monitor
+    /// shows one server: counters add up ([`Stats::absorb`]), NAT mappings are listed together
+    /// (by protocol and public address, at most [`NAT_TABLE_CAP`]), DNS records follow one
+    /// another, device counters add up device by device; the later of the two instants stays
+    pub fn absorb(&mut self, other: &Self) {
+        self.stats.absorb(&other.stats);
+        self.taken = self.taken.max(other.taken);
+        self.rtt_refreshed = self.rtt_refreshed.max(other.rtt_refreshed);
+        if !other.dns.is_empty() {
+            self.dns = self.dns.iter().chain(other.dns.iter()).cloned().collect();
+        }
+        if !other.nat.is_empty() {
+            let mut nat: Vec<NatEntry> = self.nat.iter().chain(other.nat.iter()).copied().collect();
+            nat.sort_by_key(|e| (e.protocol, e.public));
+            nat.truncate(NAT_TABLE_CAP);
+            self.nat = nat.into();
+        }
+        if self.devices.is_empty() {
+            self.devices = other.devices.clone();
+        } else if !other.devices.is_empty() {
+            let mut devices = self.devices.to_vec();
+            for (mine, theirs) in devices.iter_mut().zip(other.devices.iter()) {
+                mine.absorb(theirs);
+            }
+            self.devices = devices.into();
+        }
     }
 
     /// The RTT at `taken`, in the original's terms
@@ -410,6 +460,55 @@ mod tests {
         let s = r.snapshot(Stats::default(), t0);
         assert_eq!(s.nat.len(), NAT_TABLE_CAP - 1);
         assert!(s.nat.iter().all(|e| e.public != public));
+    }
+
+    #[test]
+    fn engines_snapshots_add_up_to_one_server() {
+        let t0 = Instant::now();
+        let server = |t: Instant| Recorder::new(Role::Server, "t", t, UNIX_EPOCH);
+        let client = |port: u16| SocketAddrV4::new(Ipv4Addr::new(198, 18, 16, 2), port);
+        let map = |port: u16| Event::NatMapped {
+            client: client(40000),
+            protocol: 17,
+            inner: SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), port),
+            public: SocketAddrV4::new(Ipv4Addr::new(198, 18, 13, 1), port),
+        };
+        let device = |captured: u64, injected: u64| DeviceCounters {
+            device: "wan0".into(),
+            captured,
+            injected,
+            capture_dropped: 1,
+            ..DeviceCounters::default()
+        };
+        let (mut a, mut b) = (server(t0), server(t0));
+        a.record(&map(30001), t0);
+        b.record(&map(20001), t0);
+        b.record(&map(40001), t0);
+        let mut stats = Stats::default();
+        stats.nat_mappings = 1;
+        let mut one = a.snapshot(stats.clone(), t0);
+        one.devices = vec![device(10, 20)].into();
+        stats.nat_mappings = 2;
+        let later = t0 + Duration::from_millis(400);
+        let mut two = b.snapshot(stats, later);
+        two.devices = vec![device(1, 2)].into();
+        one.absorb(&two);
+        assert_eq!(one.stats.nat_mappings, 3);
+        assert_eq!(one.taken, later);
+        let ports: Vec<u16> = one.nat.iter().map(|e| e.public.port()).collect();
+        assert_eq!(ports, [20001, 30001, 40001]);
+        assert_eq!(one.devices.len(), 1);
+        assert_eq!((one.devices[0].captured, one.devices[0].injected), (11, 22));
+        assert_eq!(one.devices[0].capture_dropped, 2);
+        // the table stays within its cap
+        let (mut c, mut d) = (server(t0), server(t0));
+        for port in 0..NAT_TABLE_CAP as u16 {
+            c.record(&map(port), t0);
+            d.record(&map(port + 5000), t0);
+        }
+        let mut full = c.snapshot(Stats::default(), t0);
+        full.absorb(&d.snapshot(Stats::default(), t0));
+        assert_eq!(full.nat.len(), NAT_TABLE_CAP);
     }
 
     #[test]

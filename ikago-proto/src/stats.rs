@@ -23,6 +23,12 @@ impl Counter {
         self.packets += 1;
         self.bytes += bytes as u64;
     }
+
+    /// Adds `other`'s packets and bytes
+    pub fn absorb(&mut self, other: Self) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+    }
 }
 
 macro_rules! drop_reasons {
@@ -180,6 +186,12 @@ impl Drops {
     pub fn get(&self, reason: DropReason) -> u64 {
         self.0[reason as usize]
     }
+    /// Adds `other`'s counts, reason by reason
+    pub fn absorb(&mut self, other: &Self) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0) {
+            *mine += theirs;
+        }
+    }
     /// All drops
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
@@ -290,4 +302,137 @@ pub struct Stats {
     /// Peers whose tunnel payloads cannot be opened (wrong password or method): 0 or 1 on the
     /// client, the number of such clients on the server
     pub unopenable: usize,
+}
+
+impl Stats {
+    /// Adds the counters of another engine of the same server (`--threads`), so that the
+    /// engines read as one: counts, drops, handshakes, NAT mappings and capacity, unopenable
+    /// peers and KCP totals add up; peers (and remotes) are listed together, sorted by peer;
+    /// what only a client has (RTT, server, wire) stays, or comes from `other` when unset
+    pub fn absorb(&mut self, other: &Self) {
+        // destructured so that a new counter cannot be forgotten here
+        let Self {
+            tunnel_tx,
+            tunnel_rx,
+            inner_tx,
+            inner_rx,
+            local_tx,
+            local_rx,
+            drops,
+            handshakes,
+            reconnects,
+            rtt,
+            server,
+            protocol,
+            server_switches,
+            nat_mappings,
+            nat_capacity,
+            transport: _,
+            peers,
+            remotes,
+            kcp,
+            unopenable,
+        } = other;
+        self.tunnel_tx.absorb(*tunnel_tx);
+        self.tunnel_rx.absorb(*tunnel_rx);
+        self.inner_tx.absorb(*inner_tx);
+        self.inner_rx.absorb(*inner_rx);
+        self.local_tx.absorb(*local_tx);
+        self.local_rx.absorb(*local_rx);
+        self.drops.absorb(drops);
+        self.handshakes += handshakes;
+        self.reconnects += reconnects;
+        self.rtt = self.rtt.or(*rtt);
+        self.server = self.server.or(*server);
+        self.protocol = self.protocol.or(*protocol);
+        self.server_switches += server_switches;
+        self.nat_mappings += nat_mappings;
+        self.nat_capacity += nat_capacity;
+        self.peers.extend_from_slice(peers);
+        self.peers.sort_by_key(|p| p.peer);
+        self.remotes.extend_from_slice(remotes);
+        self.remotes.sort_by_key(|p| p.peer);
+        match (&mut self.kcp, kcp) {
+            (Some(mine), Some(theirs)) => mine.accumulate(theirs),
+            (mine @ None, theirs) => *mine = *theirs,
+            (Some(_), None) => {}
+        }
+        self.unopenable += unopenable;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(port: u16, packets: u64) -> PeerStats {
+        let now = Instant::now();
+        PeerStats {
+            peer: Peer::Client(SocketAddrV4::new(Ipv4Addr::new(198, 18, 16, 2), port)),
+            out: Counter { packets, bytes: 0 },
+            r#in: Counter::default(),
+            first_seen: now,
+            last_seen: now,
+            protocol: None,
+        }
+    }
+
+    #[test]
+    fn engines_add_up_to_one_server() {
+        let mut a = Stats {
+            nat_mappings: 3,
+            nat_capacity: 100,
+            handshakes: 1,
+            peers: vec![peer(40002, 1)],
+            kcp: Some(KcpStats {
+                retransmissions: 2,
+                ..KcpStats::default()
+            }),
+            ..Stats::default()
+        };
+        a.tunnel_rx.add(100);
+        a.drops.add(DropReason::OtherShard);
+        let mut b = Stats {
+            nat_mappings: 4,
+            nat_capacity: 101,
+            handshakes: 2,
+            unopenable: 1,
+            peers: vec![peer(40003, 5), peer(40001, 7)],
+            kcp: Some(KcpStats {
+                retransmissions: 3,
+                ..KcpStats::default()
+            }),
+            ..Stats::default()
+        };
+        b.tunnel_rx.add(200);
+        b.tunnel_rx.add(300);
+        b.drops.add(DropReason::OtherShard);
+        b.drops.add(DropReason::Malformed);
+        a.absorb(&b);
+        assert_eq!(
+            a.tunnel_rx,
+            Counter {
+                packets: 3,
+                bytes: 600
+            }
+        );
+        assert_eq!(a.drops.get(DropReason::OtherShard), 2);
+        assert_eq!(a.drops.total(), 3);
+        assert_eq!((a.nat_mappings, a.nat_capacity), (7, 201));
+        assert_eq!((a.handshakes, a.unopenable), (3, 1));
+        let ports: Vec<_> = a
+            .peers
+            .iter()
+            .map(|p| match p.peer {
+                Peer::Client(c) => c.port(),
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(ports, [40001, 40002, 40003], "listed together, sorted");
+        assert_eq!(a.kcp.map(|k| k.retransmissions), Some(5));
+        // an engine with nothing adds nothing
+        let before = a.clone();
+        a.absorb(&Stats::default());
+        assert_eq!(a, before);
+    }
 }

@@ -293,7 +293,10 @@ impl Given {
                         common,
                         ..ClientArgs::default()
                     }),
-                    Role::Server => Options::Server(ServerArgs { common }),
+                    Role::Server => Options::Server(ServerArgs {
+                        common,
+                        ..ServerArgs::default()
+                    }),
                 }
             }
         }

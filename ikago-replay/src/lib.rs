@@ -137,6 +137,8 @@ pub fn prepare(cli: Options, scenario: &Scenario, seed: Option<u64>) -> Result<P
             };
 
             let s = ServerSettings::resolve(&args.load()?.or(file))?;
+            // a recording is one engine's: more than one given is refused
+            s.engines(true)?;
             let devices = with_gateway(
                 s.common.apply_device_roles(scenario.devices.clone())?,
                 s.common.gateway,

@@ -7,8 +7,10 @@
 //! into the injection slots, sent at the end of the turn (one `sendmmsg` per device). No frame is
 //! copied between threads, and the steady state allocates nothing per packet. With `--monitor`,
 //! the monitor's own HTTP threads serve the snapshot the engine publishes once per second; with
-//! `--busy-poll`, the engine polls the devices for a while before it sleeps. Everything around the loop (CLI, devices, pcap,
-//! firewall, signals, the monitor's socket) is `ikago_host::app`.
+//! `--busy-poll`, the engine polls the devices for a while before it sleeps. A server of
+//! `--threads N` runs N such loops, each on a thread of its own with its own machine and captures.
+//! Everything around the loop (CLI, devices, pcap, firewall, signals, the monitor's socket) is
+//! `ikago_host::app`.
 
 mod engine;
 

@@ -149,7 +149,7 @@ pub fn run(runner: &str, role: RoleCommand) -> ExitCode {
             return report.finish(name);
         }
     };
-    let built = match settings.build(devices.clone()) {
+    let built = match settings.build(devices.clone(), ikago_proto::Shard::WHOLE) {
         Ok(b) => b,
         Err(StartError(e)) => {
             report.fail("settings", e);
