@@ -265,7 +265,10 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
     for (k, b) in built.iter().enumerate() {
         let mut handles = Vec::with_capacity(devices.len());
         for (d, f) in devices.iter().zip(&b.filters) {
-            log::debug!("Filter of engine {k} on {}: {f}", d.name);
+            match engines {
+                1 => log::debug!("Filter on {}: {f}", d.name),
+                _ => log::debug!("Filter of engine {k} on {}: {f}", d.name),
+            }
             handles.push(OpenDevice {
                 name: d.name.clone(),
                 io: capture::open(&d.name, f, IoOptions::of(common))?,
