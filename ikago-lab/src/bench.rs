@@ -44,6 +44,9 @@ pub struct Plan {
     pub runners: Vec<Runner>,
     /// Extra rows, each the first runner, plain, with these options (`--busy-poll 50`)
     pub extra_rows: Vec<Vec<String>>,
+    /// Extra rows, each the first runner, plain, with these options on the server only
+    /// (`--threads 1`)
+    pub server_rows: Vec<Vec<String>>,
 }
 
 /// The median figures of one offered rate
@@ -101,12 +104,14 @@ fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
     let mut tunnels = plan
         .runners
         .iter()
-        .flat_map(|&r| METHODS.map(|m| (r, m, Vec::new())))
+        .flat_map(|&r| METHODS.map(|m| (r, m, Vec::new(), Vec::new())))
         .collect::<Vec<_>>();
     if let Some(&runner) = plan.runners.first() {
-        tunnels.extend(plan.extra_rows.iter().map(|o| (runner, "plain", o.clone())));
+        let both = plan.extra_rows.iter().map(|o| (o.clone(), Vec::new()));
+        let server = plan.server_rows.iter().map(|o| (Vec::new(), o.clone()));
+        tunnels.extend(both.chain(server).map(|(b, s)| (runner, "plain", b, s)));
     }
-    for (runner, method, extra) in tunnels {
+    for (runner, method, extra, server_extra) in tunnels {
         let mut tunnel = match method {
             "plain" => TunnelOptions::default(),
             _ => TunnelOptions::encrypted(method, PASSWORD),
@@ -116,12 +121,20 @@ fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
             label += " ";
             label += option.trim_start_matches('-');
         }
+        if !server_extra.is_empty() {
+            label += " server";
+        }
+        for option in &server_extra {
+            label += " ";
+            label += option.trim_start_matches('-');
+        }
         tunnel.extra = extra;
+        tunnel.server_extra = server_extra;
         let mut server = lab.start_server(runner, &tunnel)?;
         let mut client = lab.start_client(runner, ClientSite::Main, &tunnel)?;
         let row =
             measure(lab, label, Some((runner, method)), Some([&client, &server])).map(|row| Row {
-                extra: !tunnel.extra.is_empty(),
+                extra: !tunnel.extra.is_empty() || !tunnel.server_extra.is_empty(),
                 ..row
             });
         for (side, daemon) in [("client", &mut client), ("server", &mut server)] {

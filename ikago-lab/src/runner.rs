@@ -183,6 +183,8 @@ pub struct TunnelOptions {
     pub ipv6: bool,
     /// Extra arguments appended to both command lines
     pub extra: Vec<String>,
+    /// Extra arguments appended to the server's command line only (`--threads 2`)
+    pub server_extra: Vec<String>,
 }
 
 impl Default for TunnelOptions {
@@ -195,6 +197,7 @@ impl Default for TunnelOptions {
             protocol: None,
             ipv6: false,
             extra: Vec::new(),
+            server_extra: Vec::new(),
         }
     }
 }
@@ -233,7 +236,9 @@ impl TunnelOptions {
     pub fn server_args(&self) -> Vec<String> {
         let mut args = vec!["server".to_owned(), "-p".into(), self.port.to_string()];
         args.extend(["--listen-devices", "wan0", "--upstream-device", "dst0"].map(String::from));
-        self.common(args)
+        let mut args = self.common(args);
+        args.extend(self.server_extra.iter().cloned());
+        args
     }
 
     /// `client -r SOURCES -s SERVER:PORT[,SERVER:PORT] --listen-devices lan0 --upstream-device wan0 ...`

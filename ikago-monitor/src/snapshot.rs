@@ -470,8 +470,8 @@ mod tests {
         let map = |port: u16| Event::NatMapped {
             client: client(40000),
             protocol: 17,
-            inner: SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), port),
-            public: SocketAddrV4::new(Ipv4Addr::new(198, 18, 13, 1), port),
+            inner: SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), port).into(),
+            public: SocketAddrV4::new(Ipv4Addr::new(198, 18, 13, 1), port).into(),
         };
         let device = |captured: u64, injected: u64| DeviceCounters {
             device: "wan0".into(),

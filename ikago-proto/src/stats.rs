@@ -364,6 +364,7 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn peer(port: u16, packets: u64) -> PeerStats {
         let now = Instant::now();

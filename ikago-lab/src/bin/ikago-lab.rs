@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
-//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass]
+//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass] [--threads N]...
 //!                                           direct path vs tunnel: UDP throughput, loss, echo
 //!                                           round trips and the tunnel's CPU per GB
 //! ikago-lab sweep                           remove namespaces left by killed lab runs
@@ -45,12 +45,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `--runner` options (both runners when none is given), and `--busy-poll MICROS` and
-/// `--qdisc-bypass`, each an extra row; `None` on a bad option
+/// The `--runner` options (both runners when none is given), and `--busy-poll MICROS`,
+/// `--qdisc-bypass` and the server's `--threads N`, each an extra row; `None` on a bad option
 fn plan(args: &[String]) -> Option<bench::Plan> {
     let mut plan = bench::Plan {
         runners: Vec::new(),
         extra_rows: Vec::new(),
+        server_rows: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -64,6 +65,10 @@ fn plan(args: &[String]) -> Option<bench::Plan> {
             ("--busy-poll", Some(micros)) => {
                 let micros: u32 = micros.parse().ok()?;
                 plan.extra_rows.push(vec![arg.clone(), micros.to_string()]);
+            }
+            ("--threads", Some(n)) => {
+                let n: u16 = n.parse().ok()?;
+                plan.server_rows.push(vec![arg.clone(), n.to_string()]);
             }
             _ => return None,
         }
@@ -85,7 +90,7 @@ fn load_average() -> String {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass] \
-         | ikago-lab sweep"
+         [--threads N]... | ikago-lab sweep"
     );
     ExitCode::from(2)
 }
