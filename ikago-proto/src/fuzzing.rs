@@ -289,6 +289,81 @@ pub fn reassembly(mut data: &[u8]) {
     }
 }
 
+/// The IPv6 decoder, NAT66 and IPv6 reassembly: records `[kind, len_hi, len_lo, packet...]`;
+/// every packet is decoded (the header chain, as a quoted packet, as neighbour discovery), then
+/// kind bits 0-1 send it through a NAT66 outbound (0) or inbound (1), or to a small reassembler
+/// (2, 3: scope `kind >> 2 & 3`). A translated packet must still decode; a reassembled one must
+/// be one IPv6 packet of at most 65535 bytes.
+pub fn ipv6_decoder(mut data: &[u8]) {
+    use crate::hashing::Keyed;
+    use crate::nat::Nat;
+    use crate::wire::{icmpv6, ipv6};
+    use rand_core::SeedableRng;
+    let limits = ReassemblyLimits {
+        max_entries: 4,
+        max_bytes: 64 * 1024,
+        timeout: Duration::from_secs(1),
+    };
+    let mut r = Reassembler::new(limits);
+    let public6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1);
+    let config = crate::NatConfig::default();
+    let mut nat = Nat::new(
+        &config,
+        Ipv4Addr::new(198, 18, 13, 1),
+        Some(public6),
+        Keyed::new([0; 16]),
+    );
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([0; 32]);
+    let mut now = Instant::now();
+    let mut copy = vec![0u8; u16::MAX as usize];
+    while data.len() >= 3 {
+        let kind = data[0];
+        let len = usize::from(u16::from_be_bytes([data[1], data[2]])).min(data.len() - 3);
+        let pkt = &data[3..3 + len];
+        data = &data[3 + len..];
+        now += Duration::from_millis(100);
+        if let Ok(q) = ipv6::Packet::parse_quoted(pkt) {
+            assert!(q.header_len() <= q.bytes().len());
+        }
+        let Ok(p) = ipv6::Packet::parse(pkt) else {
+            continue;
+        };
+        assert!(p.header_len() <= p.bytes().len() && p.bytes().len() <= pkt.len());
+        let _ = icmpv6::parse_ndp(&p);
+        match kind & 3 {
+            k @ (0 | 1) => {
+                let buf = &mut copy[..p.bytes().len()];
+                buf.copy_from_slice(p.bytes());
+                let translated = if k == 0 {
+                    nat.outbound(now, 1, buf, &mut rng).is_ok()
+                } else {
+                    nat.inbound(now, buf).is_ok()
+                };
+                if translated {
+                    assert!(
+                        ipv6::Packet::parse(buf).is_ok(),
+                        "translated packets decode"
+                    );
+                }
+            }
+            _ => {
+                if let Ok(Some(whole)) = r.handle_fragment6(now, u32::from(kind >> 2 & 3), &p) {
+                    assert!(whole.len() <= ipv4::MAX_LEN);
+                    assert_eq!(
+                        whole.len(),
+                        40 + usize::from(u16::from_be_bytes([whole[4], whole[5]]))
+                    );
+                }
+                r.handle_timeout(now);
+                assert!(
+                    r.datagrams() <= limits.max_entries && r.buffered_bytes() <= limits.max_bytes
+                );
+            }
+        }
+        nat.handle_timeout(now, |_| {});
+    }
+}
+
 /// The test vectors' PSK (docs/protocol.md: password "correct horse", port 18081)
 const VECTOR_PSK: &str = "0a63ba403ca0a6ec71eb2a105859dedb7029512f539f34ddd9c2470167a65ff7";
 /// The test vectors' client-to-server record key (AES-256-GCM)

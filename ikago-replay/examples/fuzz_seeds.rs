@@ -11,7 +11,10 @@
 //!   wire for every method (so that sealed payloads open with the fuzz password);
 //! - `open_frame`: `[method, sealed...]` for every method, plus the captures' sealed payloads;
 //! - `reassembly`: `[scope, len_hi, len_lo, packet]` records of the captures' IPv4 fragments and
-//!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated).
+//!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated);
+//! - `ipv6_decoder`: `[kind, len_hi, len_lo, packet]` records of IPv6 packets (UDP, TCP, an echo,
+//!   a neighbour solicitation, with extension headers) out through the NAT66, the replies and a
+//!   Packet Too Big quoting one back in, and fragment sets (in order, reversed, overlapping).
 
 use ikago_proto::crypto::Cipher;
 use ikago_proto::fragment::fragment;
@@ -432,5 +435,126 @@ fn main() {
     write(&corpus, "reassembly", "ordered", &ordered);
     write(&corpus, "reassembly", "reversed", &reversed);
     write(&corpus, "reassembly", "overlapping-duplicated", &messy);
+    ipv6_seeds(&corpus);
     println!("seeds written to {}", corpus.display());
+}
+
+/// The NAT66 address of `ikago_proto::fuzzing::ipv6_decoder`
+const PUBLIC6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0x13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// A LAN host's IPv6 address
+const HOST6: [u8; 16] = [0xfd, 0, 0, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// An Internet host's IPv6 address
+const REMOTE6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+/// An IPv6 packet built by `b` with `payload`
+fn build6(b: etherparse::PacketBuilderStep<etherparse::UdpHeader>, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    b.write(&mut v, payload).expect("writes to a Vec");
+    v
+}
+
+/// The fragments of the IPv6 packet `ip` (a fixed header, no extension headers) with `chunk`
+/// bytes of data each
+fn fragments6(ip: &[u8], chunk: usize, id: u32) -> Vec<Vec<u8>> {
+    let data = &ip[40..];
+    let mut out = Vec::new();
+    for (k, c) in data.chunks(chunk).enumerate() {
+        let offset = k * chunk;
+        let more = offset + c.len() < data.len();
+        let mut f = ip[..40].to_vec();
+        f[4..6].copy_from_slice(&((8 + c.len()) as u16).to_be_bytes());
+        f[6] = 44;
+        f.extend_from_slice(&[ip[6], 0]);
+        f.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f.extend_from_slice(c);
+        out.push(f);
+    }
+    out
+}
+
+/// The seeds of `ipv6_decoder`
+fn ipv6_seeds(corpus: &Path) {
+    use etherparse::PacketBuilder;
+    let udp = build6(
+        PacketBuilder::ipv6(HOST6, REMOTE6, 64).udp(50000, 53),
+        b"query",
+    );
+    let reply = build6(
+        PacketBuilder::ipv6(REMOTE6, PUBLIC6, 64).udp(53, 50000),
+        b"answer",
+    );
+    let mut tcp = Vec::new();
+    PacketBuilder::ipv6(HOST6, REMOTE6, 64)
+        .tcp(40000, 443, 1, 64240)
+        .syn()
+        .write(&mut tcp, &[])
+        .expect("writes to a Vec");
+    let mut echo = Vec::new();
+    PacketBuilder::ipv6(HOST6, REMOTE6, 64)
+        .icmpv6_echo_request(7, 1)
+        .write(&mut echo, b"ping")
+        .expect("writes to a Vec");
+    let sent = {
+        let mut s = udp.clone();
+        s[8..24].copy_from_slice(&PUBLIC6);
+        s
+    };
+    let mut ptb = Vec::new();
+    PacketBuilder::ipv6(REMOTE6, PUBLIC6, 64)
+        .icmpv6_raw(2, 0, [0, 0, 5, 0])
+        .write(&mut ptb, &sent)
+        .expect("writes to a Vec");
+    let mut ns = vec![0u8; 72];
+    ikago_proto::wire::icmpv6::write_solicit(
+        &mut ns,
+        HOST6.into(),
+        ikago_proto::Mac(SOURCE_MAC),
+        PUBLIC6.into(),
+        false,
+    );
+    let mut with_options = udp.clone();
+    with_options[6] = 60;
+    with_options.splice(40..40, [17u8, 0, 1, 4, 0, 0, 0, 0]);
+    let payload_len = (with_options.len() - 40) as u16;
+    with_options[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let mut flows = Vec::new();
+    for (kind, p) in [
+        (0, &udp),
+        (1, &reply),
+        (0, &tcp),
+        (0, &echo),
+        (1, &ptb),
+        (0, &ns),
+        (0, &with_options),
+    ] {
+        reassembly_record(&mut flows, kind, p);
+    }
+    write(corpus, "ipv6_decoder", "nat66", &flows);
+    let big = build6(
+        PacketBuilder::ipv6(REMOTE6, PUBLIC6, 64).udp(53, 50000),
+        &[0x5a; 3000],
+    );
+    let parts = fragments6(&big, 1232, 9);
+    let (mut ordered, mut reversed, mut overlapping) = (Vec::new(), Vec::new(), Vec::new());
+    for p in &parts {
+        reassembly_record(&mut ordered, 2, p);
+    }
+    for p in parts.iter().rev() {
+        reassembly_record(&mut reversed, 6, p);
+    }
+    for p in fragments6(&big, 512, 10)
+        .iter()
+        .chain(&fragments6(&big, 256, 10))
+    {
+        reassembly_record(&mut overlapping, 3, p);
+    }
+    write(corpus, "ipv6_decoder", "fragments-ordered", &ordered);
+    write(corpus, "ipv6_decoder", "fragments-reversed", &reversed);
+    write(
+        corpus,
+        "ipv6_decoder",
+        "fragments-overlapping",
+        &overlapping,
+    );
 }

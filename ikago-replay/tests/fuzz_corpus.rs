@@ -53,6 +53,11 @@ fn server_input_corpus() {
 }
 
 #[test]
+fn ipv6_decoder_corpus() {
+    replay("ipv6_decoder", ikago_proto::fuzzing::ipv6_decoder);
+}
+
+#[test]
 fn reassembly_corpus() {
     replay("reassembly", ikago_proto::fuzzing::reassembly);
 }
