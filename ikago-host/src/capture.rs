@@ -5,12 +5,15 @@
 //! full is dropped by the kernel and counted: [`DropCounters`]), inbound direction only (the
 //! frames we inject are outbound, so we never read them back), the device's BPF filter, and
 //! nonblocking reads: the engine waits on the handle's fd, then reads every frame that is ready.
+//! The kernel hands the capture no outgoing frame at all where it can
+//! ([`crate::packet::ignore_outgoing`]), so that the frames the engine injects cost it nothing.
 //! On Linux, libpcap maps the ring into memory (`TPACKET_V2` in immediate mode: `TPACKET_V3`
 //! hands frames over in blocks that wait for a block timeout, which immediate mode avoids), so a
 //! ready frame costs no system call. Injection goes through [`Sink::open`].
 
 use crate::inject::Sink;
 use pcap::{Active, Capture, Direction, Linktype};
+use std::os::fd::AsFd;
 
 /// Largest frame captured, libpcap's usual snapshot length (tunnel frames are far smaller)
 pub const SNAPLEN: usize = 65535;
@@ -128,6 +131,9 @@ pub fn open(device: &str, filter: &str, options: IoOptions) -> Result<DeviceIo, 
         });
     }
     capture.direction(Direction::In).map_err(open_err)?;
+    if let Err(e) = crate::packet::ignore_outgoing(capture.as_fd()) {
+        log::debug!("Capture on {device} sees the frames it sends (libpcap drops them): {e}");
+    }
     set_filter(&mut capture, device, filter)?;
     let capture = capture.setnonblock().map_err(open_err)?;
     let inject = Sink::open(device, options.qdisc_bypass)?;

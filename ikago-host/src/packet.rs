@@ -126,6 +126,14 @@ impl AsFd for PacketSocket {
     }
 }
 
+/// Tells the capture's packet socket `fd` to skip the frames its device sends
+/// (`PACKET_IGNORE_OUTGOING`, Linux 4.20): a capture that reads inbound frames only then costs the
+/// kernel nothing for each frame the engine injects, where it otherwise clones every one of them
+/// for the socket's filter to refuse. An older kernel refuses the option, and nothing changes.
+pub fn ignore_outgoing(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int(fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)
+}
+
 /// Binds the packet socket `fd` to the device with index `index`, receiving no protocol
 fn bind(fd: BorrowedFd<'_>, index: u32) -> io::Result<()> {
     // SAFETY: an all-zero `sockaddr_ll` is valid; the fields that matter are set below
