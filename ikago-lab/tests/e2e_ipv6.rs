@@ -1,12 +1,190 @@
-//! Inner IPv6 end to end (root; skipped otherwise), with both runners, in a dual-stack lab:
-//! `--rule` drops the server's NAT66 ports with ip6tables and turns the client's IPv6
-//! forwarding off, all undone when SIGTERM stops them.
+//! Inner IPv6 end to end (root; skipped otherwise), with both runners: the LAN's IPv6 hosts
+//! reach the destination through the IPv4 tunnel on the ikago2 wire, past the firewall that
+//! blocks UDP and ICMPv6 (strict conntrack) in a dual-stack lab
+//!
+//! - host D, with an IPv6 address only, gets UDP echoes, a TCP echo, DNS and ping6; host B, whose
+//!   IPv6 gateway only the client's proxy NDP answers for, gets its echo;
+//! - host A, dual-stack, uses both families at once;
+//! - the peer, a third Internet host, reaches the port the server mapped for host D (full cone);
+//! - a datagram too big for the peer's link draws a Packet Too Big from the destination, which
+//!   reaches host D translated: its kernel learns the path MTU;
+//! - `--rule` drops the server's NAT66 ports with ip6tables and turns the client's IPv6
+//!   forwarding off, all undone when SIGTERM stops them.
+//!
+//! Every destination is a literal of the lab's plan ([`ikago_lab::addr`]), and every probe
+//! refuses any other.
 
-use ikago_lab::addr::SERVER_DST6;
-use ikago_lab::{ClientSite, FirewallPolicy, Host, Lab, Runner, TunnelOptions, stop};
+use ikago_lab::addr::*;
+use ikago_lab::probe::{dns, ping, pmtu, tcp, udp};
+use ikago_lab::{
+    ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner, TunnelOptions, stop,
+};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
+/// Wait for one probe answer through the tunnel
+const WAIT: Duration = Duration::from_secs(2);
 /// The ikago2 password of these tests
 const PASSWORD: &str = "ipv6-lab";
+/// The peer's port the oversize datagrams go to
+const PEER_PORT: u16 = 9100;
+/// The largest UDP payload in a 1280-byte IPv6 packet
+const MIN_MTU_PAYLOAD: usize = 1232;
+
+fn echo6() -> SocketAddr {
+    SocketAddr::new(DESTINATION6.into(), ECHO_PORT)
+}
+
+fn dns6() -> SocketAddr {
+    SocketAddr::new(DESTINATION6.into(), DNS_PORT)
+}
+
+/// A dual-stack lab with the default (blocking) firewall, a server and the main client
+/// tunnelling the LAN's IPv6 over ikago2; drops the processes before the lab
+struct Tunnel {
+    _client: Daemon,
+    _server: Daemon,
+    lab: Lab,
+}
+
+impl Tunnel {
+    fn up(runner: Runner) -> Self {
+        let lab = Lab::build_dual_stack(FirewallPolicy::default()).expect("lab builds");
+        let options = TunnelOptions::dual_stack(PASSWORD);
+        let server = lab.start_server(runner, &options).expect("server starts");
+        let client = lab
+            .start_client(runner, ClientSite::Main, &options)
+            .expect("client connects");
+        Self {
+            _client: client,
+            _server: server,
+            lab,
+        }
+    }
+
+    fn ns(&self, host: Host) -> &Netns {
+        self.lab.ns(host)
+    }
+}
+
+fn echoes(t: &Tunnel, host: Host, to: SocketAddr, size: usize) {
+    udp::echo_retry(t.ns(host), to, size, WAIT, 2)
+        .unwrap_or_else(|e| panic!("{host:?}: {size}-byte udp echo from {to}: {e}"));
+}
+
+/// A UDP socket of `host` bound to an ephemeral port of its IPv6 address `at`
+fn udp6(ns: &Netns, at: Ipv6Addr) -> UdpSocket {
+    let socket = ns
+        .enter(|| UdpSocket::bind(SocketAddr::new(at.into(), 0)))
+        .expect("enter")
+        .expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    socket
+}
+
+pub(crate) fn ipv6_only_host_through_the_blocking_firewall(runner: Runner) {
+    let t = Tunnel::up(runner);
+    for size in [20, 1200, MIN_MTU_PAYLOAD] {
+        echoes(&t, Host::HostD, echo6(), size);
+    }
+    let d = t.ns(Host::HostD);
+    tcp::echo(d, echo6(), b"tcp over ipv6\n", WAIT).expect("tcp echo from host D");
+    let (ip, _) = dns::query(d, dns6(), "echo.lab.test", WAIT)
+        .or_else(|_| dns::query(d, dns6(), "echo.lab.test", WAIT))
+        .expect("dns from host D over IPv6");
+    assert_eq!(ip, DESTINATION);
+    let pings = ping::ping(
+        d,
+        DESTINATION6,
+        10,
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+    )
+    .expect("ping runs");
+    assert!(
+        pings.received() >= 9,
+        "{} of 10 ping6 came back",
+        pings.received()
+    );
+    // host B's IPv6 gateway is answered for by the client's proxy NDP
+    echoes(&t, Host::HostB, echo6(), 100);
+    let neigh = t
+        .ns(Host::HostB)
+        .ip(&["-6", "neigh", "show", &PUBLISHED_GATEWAY6.to_string()])
+        .expect("neigh");
+    assert!(
+        neigh.contains("02:00:00:00:15:01"),
+        "the client's lan0 answered for the gateway: {neigh}"
+    );
+}
+
+pub(crate) fn dual_stack_host_uses_both_at_once(runner: Runner) {
+    let t = Tunnel::up(runner);
+    let a = t.ns(Host::HostA);
+    let echo4 = SocketAddr::new(DESTINATION.into(), ECHO_PORT);
+    std::thread::scope(|scope| {
+        let v6 = scope.spawn(|| {
+            for _ in 0..20 {
+                udp::echo_retry(a, echo6(), 600, WAIT, 2).expect("IPv6 echo");
+            }
+        });
+        for _ in 0..20 {
+            udp::echo_retry(a, echo4, 600, WAIT, 2).expect("IPv4 echo");
+        }
+        v6.join().expect("the IPv6 echoes");
+    });
+    tcp::echo(a, echo6(), b"six\n", WAIT).expect("tcp over IPv6");
+    tcp::echo(a, echo4, b"four\n", WAIT).expect("tcp over IPv4");
+}
+
+pub(crate) fn a_third_host_reaches_the_mapped_ipv6_port(runner: Runner) {
+    let t = Tunnel::up(runner);
+    let far = udp6(t.ns(Host::Destination), DESTINATION6);
+    let far_at = far.local_addr().expect("addr");
+    let near = udp6(t.ns(Host::HostD), HOST_D6);
+    let mut buf = [0u8; 64];
+    // host D opens the mapping; the destination sees the server's NAT66 address and port
+    let mapped = (0..10)
+        .find_map(|_| {
+            near.send_to(b"open", far_at).expect("send");
+            far.recv_from(&mut buf).ok().map(|(_, from)| from)
+        })
+        .expect("the destination hears host D through the tunnel");
+    assert_eq!(
+        mapped.ip(),
+        IpAddr::from(SERVER_DST6),
+        "NAT66 onto the server's address"
+    );
+    // the peer, which host D never sent to, reaches host D through that mapping
+    let peer = udp6(t.ns(Host::Peer), PEER6);
+    let peer_at = peer.local_addr().expect("addr");
+    let start = Instant::now();
+    let from = loop {
+        peer.send_to(b"from the peer", mapped).expect("send");
+        if let Ok((n, from)) = near.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], b"from the peer");
+            break from;
+        }
+        assert!(
+            start.elapsed() < 3 * WAIT,
+            "the peer's datagram to {mapped} never reached host D"
+        );
+    };
+    assert_eq!(from, peer_at, "host D sees the peer as it is");
+}
+
+pub(crate) fn a_packet_too_big_reaches_the_lan_host_translated(runner: Runner) {
+    let t = Tunnel::up(runner);
+    let d = t.ns(Host::HostD);
+    // the path works, and host D knows of no smaller MTU toward the peer
+    echoes(&t, Host::HostD, echo6(), 100);
+    assert_eq!(pmtu::cached(d, PEER6.into()).expect("route"), None);
+    let peer = SocketAddr::new(PEER6.into(), PEER_PORT);
+    let mtu = pmtu::learn(d, peer, 1300, 3 * WAIT).expect("a Packet Too Big reaches host D");
+    assert_eq!(mtu, PEER_LINK_MTU);
+}
 
 /// `--rule` with IPv6: the server drops its NAT66 ports in an ip6tables chain, the client with
 /// IPv6 sources turns IPv6 forwarding off; after SIGTERM both exit 0 and everything is as before
@@ -65,4 +243,10 @@ macro_rules! both_runners {
     };
 }
 
-both_runners!(sigterm_removes_the_ipv6_rules);
+both_runners!(
+    sigterm_removes_the_ipv6_rules,
+    ipv6_only_host_through_the_blocking_firewall,
+    dual_stack_host_uses_both_at_once,
+    a_third_host_reaches_the_mapped_ipv6_port,
+    a_packet_too_big_reaches_the_lan_host_translated,
+);
