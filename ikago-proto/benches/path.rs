@@ -1,6 +1,8 @@
 //! The per-packet path: a 1200-byte UDP payload from a LAN host, encapsulated by the client,
 //! then decapsulated and NATed by the server, per method of the compatible wire and per record
-//! cipher of ikago2 (rows `ikago2/...`); beside raw AEAD sealing of the same bytes for comparison
+//! cipher of ikago2 (rows `ikago2/...`), and over ikago2 for inner IPv6 NATed onto the server's
+//! IPv6 address (rows `.../ipv6`, beside the same wire's IPv4 row); beside raw AEAD sealing of the
+//! same bytes for comparison
 
 #![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
 
@@ -11,7 +13,7 @@ use ikago_proto::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 #[path = "common/scale.rs"]
@@ -33,11 +35,37 @@ fn wires() -> Vec<(Protocol, Method)> {
         .collect()
 }
 
+/// The wires that carry inner IPv6: ikago2 with each record cipher
+fn wires6() -> Vec<(Protocol, Method)> {
+    wires()
+        .into_iter()
+        .filter(|w| w.0 == Protocol::Ikago2)
+        .collect()
+}
+
 /// The row name of a wire
 fn wire_name((protocol, method): (Protocol, Method)) -> String {
     match protocol {
         Protocol::Ikago => method.name().to_owned(),
         Protocol::Ikago2 => format!("ikago2/{}", method.name()),
+    }
+}
+
+/// The inner packets measured: IPv4, and IPv6 on the wires that carry it
+fn rows() -> Vec<((Protocol, Method), bool)> {
+    wires()
+        .into_iter()
+        .map(|w| (w, false))
+        .chain(wires6().into_iter().map(|w| (w, true)))
+        .collect()
+}
+
+/// The row name of a wire and family
+fn row_name(wire: (Protocol, Method), v6: bool) -> String {
+    if v6 {
+        format!("{}/ipv6", wire_name(wire))
+    } else {
+        wire_name(wire)
     }
 }
 
@@ -68,7 +96,16 @@ fn drain(out: &mut dyn FnMut(&mut [u8]) -> Output, buf: &mut [u8]) -> Vec<Vec<u8
 }
 
 /// A connected client and server, with the LAN frame the benchmark sends
-fn setup((protocol, method): (Protocol, Method)) -> (Client, Server, Vec<u8>, Instant) {
+fn setup(wire: (Protocol, Method)) -> (Client, Server, Vec<u8>, Instant) {
+    setup_family(wire, false)
+}
+
+/// A connected client and server, with the LAN frame the benchmark sends: IPv6 from
+/// fd00:11::2 NATed onto 2001:db8:13::1 when `v6`, else IPv4
+fn setup_family(
+    (protocol, method): (Protocol, Method),
+    v6: bool,
+) -> (Client, Server, Vec<u8>, Instant) {
     let now = Instant::now();
     let server_addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
     let mut c = ClientConfig::new(
@@ -82,11 +119,16 @@ fn setup((protocol, method): (Protocol, Method)) -> (Client, Server, Vec<u8>, In
     c.method = method;
     c.password = "bench".into();
     c.protocol = protocol;
+    c.sources6 = vec!["fd00:11::2".parse().expect("valid")];
+    let mut upstream = dev("dst0", DeviceRole::Upstream, 13, 1, Some(2));
+    upstream.ipv6 = Some(Ipv6Link {
+        addr: Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1),
+        prefix_len: 64,
+        gateway: Some(Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 2)),
+        gateway_mac: Some(Mac([2, 0, 0, 0, 13, 2])),
+    });
     let mut s = ServerConfig::new(
-        vec![
-            dev("wan0", DeviceRole::Listen, 12, 1, None),
-            dev("dst0", DeviceRole::Upstream, 13, 1, Some(2)),
-        ],
+        vec![dev("wan0", DeviceRole::Listen, 12, 1, None), upstream],
         18081,
     );
     s.method = method;
@@ -112,9 +154,15 @@ fn setup((protocol, method): (Protocol, Method)) -> (Client, Server, Vec<u8>, In
     }
     assert!(client.is_connected());
     let mut frame = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 11, 2], [2, 0, 0, 0, 11, 1])
-        .ipv4([198, 18, 11, 2], [198, 18, 13, 2], 64)
-        .udp(40000, 7)
+    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 11, 2], [2, 0, 0, 0, 11, 1]);
+    let ip = if v6 {
+        let src = Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 2);
+        let dst = Ipv6Addr::new(0x2001, 0xdb8, 0x14, 0, 0, 0, 0, 2);
+        eth.ipv6(src.octets(), dst.octets(), 64)
+    } else {
+        eth.ipv4([198, 18, 11, 2], [198, 18, 13, 2], 64)
+    };
+    ip.udp(40000, 7)
         .write(&mut frame, &[0x5a; PAYLOAD])
         .expect("writes to a Vec");
     (client, server, frame, now)
@@ -123,12 +171,12 @@ fn setup((protocol, method): (Protocol, Method)) -> (Client, Server, Vec<u8>, In
 fn path(c: &mut Criterion) {
     let mut g = c.benchmark_group("client_encap_server_decap_nat");
     g.throughput(Throughput::Elements(1));
-    for wire in wires() {
-        let (mut client, mut server, frame, now) = setup(wire);
+    for (wire, v6) in rows() {
+        let (mut client, mut server, frame, now) = setup_family(wire, v6);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut buf2 = vec![0u8; MAX_FRAME_LEN];
         let mut acks = Vec::new();
-        let method = wire_name(wire);
+        let method = row_name(wire, v6);
         g.bench_function(&method, |b| {
             b.iter(|| {
                 client.handle_input(Input::Frame {
@@ -223,12 +271,12 @@ fn path(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("server_decap_nat");
     g.throughput(Throughput::Elements(1));
-    for wire in wires() {
-        let (mut client, mut server, frame, now) = setup(wire);
+    for (wire, v6) in rows() {
+        let (mut client, mut server, frame, now) = setup_family(wire, v6);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut tunnel = Vec::new();
         let mut acks = Vec::new();
-        let method = wire_name(wire);
+        let method = row_name(wire, v6);
         g.bench_function(&method, |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;

@@ -62,15 +62,18 @@
 //!
 //! - The client tunnels the IPv6 packets of its LAN sources ([`ClientConfig::sources6`]),
 //!   answers neighbour solicitations for [`ClientConfig::publish6`] on its listen devices
-//!   (proxy NDP, the counterpart of proxy ARP), and writes replies to the LAN host's MAC,
-//!   learned from its frames. Oversize replies get no fragmentation: the LAN host receives an
-//!   ICMPv6 Packet Too Big instead.
+//!   (proxy NDP, the counterpart of proxy ARP; never for other addresses), and writes replies to
+//!   the LAN host's MAC, learned from its frames. A reply larger than its fragment size is not
+//!   fragmented: a Packet Too Big goes back through the tunnel to its sender. Fragments from a
+//!   LAN host are reassembled (bounded as for IPv4) before they are tunnelled.
 //! - The server NATs inner IPv6 (TCP, UDP, ICMPv6 echo) onto its upstream device's IPv6
 //!   address ([`DeviceConfig::ipv6`]) with the same full-cone rules, pools and timeouts as
 //!   IPv4 (NAT66), translates ICMPv6 errors both ways with their quoted headers, and resolves
 //!   its IPv6 gateway by neighbour discovery. Without an upstream IPv6 address inner IPv6 is a
-//!   counted drop ([`DropReason::NoIpv6`]). A packet too big for the upstream MTU is answered
-//!   with a Packet Too Big to the client, as routers do for IPv6.
+//!   counted drop ([`DropReason::NoIpv6`]). A packet larger than its fragment size is answered
+//!   with a Packet Too Big to the LAN host, as IPv6 routers do; replies arriving in fragments
+//!   are reassembled before translation. An `ikago2` packet record carries IPv6 with its length
+//!   taken from the IPv6 payload length.
 //!
 //! # Panics, errors and drops
 //!

@@ -1,7 +1,7 @@
 //! ICMPv6 (RFC 4443) messages the tunnel translates or sends, and neighbour discovery
 //! (RFC 4861) solicitations and advertisements
 //!
-//! ICMPv6 checksums cover the IPv6 pseudo-header ([`checksum`]). [`parse_ndp`] applies
+//! ICMPv6 checksums cover the IPv6 pseudo-header ([`checksum()`]). [`parse_ndp`] applies
 //! RFC 4861's validity checks (§7.1.1, §7.1.2) so that a machine only ever acts on well-formed
 //! neighbour discovery; the writers build whole IPv6 packets.
 

@@ -4,9 +4,8 @@
 //! and fragment headers up to the upper-layer header, within [`MAX_EXTENSION_HEADERS`] headers
 //! and [`MAX_CHAIN_LEN`] bytes. A fragment that is not the first stops the walk at its fragment
 //! header; a first fragment must reach the upper-layer header (RFC 7112). IPv6 has no header
-//! checksum: upper-layer checksums cover a pseudo-header ([`checksum::pseudo_header6`]).
-//!
-//! [`checksum::pseudo_header6`]: super::checksum::pseudo_header6
+//! checksum: upper-layer checksums cover a pseudo-header
+//! ([`pseudo_header6`](super::checksum::pseudo_header6)).
 
 use std::net::Ipv6Addr;
 
