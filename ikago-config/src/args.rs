@@ -234,6 +234,11 @@ pub struct ClientArgs {
     /// devices (proxy ARP and proxy NDP), a comma list
     #[arg(long, value_name = "IPS")]
     pub publish: Option<String>,
+
+    /// A server's option, refused here with one line rather than clap's usage (a client reads
+    /// a shared config file's `threads` key as nothing)
+    #[arg(long, value_name = "N", hide = true)]
+    pub threads: Option<u16>,
 }
 
 /// The client-only keys of a config file, read apart from the common ones so that serde's error
@@ -286,6 +291,7 @@ impl FileLayer for ClientArgs {
             server: keys.server,
             failback: keys.failback,
             publish: keys.publish,
+            threads: None,
         })
     }
 }
@@ -368,6 +374,7 @@ impl ClientArgs {
             server: self.server.or(other.server),
             failback: self.failback.or(other.failback),
             publish: self.publish.or(other.publish),
+            threads: self.threads.or(other.threads),
         }
     }
 

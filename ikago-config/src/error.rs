@@ -120,6 +120,9 @@ pub enum Error {
     /// `--threads` outside 1-256
     #[error("threads {0} out of range 1-{max}", max = crate::settings::MAX_THREADS)]
     ThreadsRange(u16),
+    /// `--threads` given to a client
+    #[error("--threads is a server option (a client runs one engine)")]
+    ClientThreads,
     /// More than one engine with the flight recorder
     #[error(
         "threads {0} with record: a recording replays one engine (give threads 1, or leave it out)"

@@ -356,6 +356,9 @@ impl CommonSettings {
 impl ClientSettings {
     /// Validates client options and applies the defaults
     pub fn resolve(a: &ClientArgs) -> Result<Self, Error> {
+        if a.threads.is_some() {
+            return Err(Error::ClientThreads);
+        }
         let common = CommonSettings::resolve(&a.common)?;
         let (sources, sources6) = sources(a.sources.as_deref().unwrap_or_default())?;
         if sources.is_empty() && sources6.is_empty() {

@@ -937,9 +937,17 @@ fn threads_is_a_server_option_with_a_file_key() {
     )
     .unwrap();
     ClientSettings::resolve(&c).unwrap();
-    assert!(
-        Cli::try_parse_from(["ikago", "client", "-r", "198.18.11.2", "--threads", "2"]).is_err()
+    let e = ClientSettings::resolve(&client(&["-r", "198.18.11.2", "--threads", "2"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--threads is a server option (a client runs one engine)"
     );
+    let help = Cli::command()
+        .find_subcommand_mut("client")
+        .expect("a client subcommand")
+        .render_long_help()
+        .to_string();
+    assert!(!help.contains("--threads"), "not offered to a client");
     for (args, msg) in [
         (
             &["-p", "1", "--threads", "0"][..],

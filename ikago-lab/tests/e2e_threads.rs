@@ -119,7 +119,18 @@ fn two_engines(runner: Runner) {
         .ip(&["addr", "add", &format!("{HOST_C2}/24"), "dev", "eth0"])
         .expect("a second address on host C");
     let mut args = TunnelOptions::default().server_args();
-    args.extend(["--threads", "2", "--monitor", &MONITOR_PORT.to_string()].map(String::from));
+    let monitor = monitor();
+    args.extend(
+        [
+            "--threads",
+            "2",
+            "--monitor",
+            &monitor.port().to_string(),
+            "--monitor-address",
+            &monitor.ip().to_string(),
+        ]
+        .map(String::from),
+    );
     let mut server = lab
         .spawn_runner(runner, Host::Server, "server", &args)
         .expect("server starts");
@@ -175,7 +186,7 @@ fn two_engines(runner: Runner) {
         .iter()
         .map(|r| r.clone().count())
         .sum::<usize>();
-    let metrics = http::get(s, monitor(), "/metrics", WAIT).expect("metrics");
+    let metrics = http::get(s, monitor, "/metrics", WAIT).expect("metrics");
     assert!(
         metrics.body.contains(&format!("ikago_nat_capacity {pool}")),
         "the engines' slices add up to the pool: {}",
@@ -219,8 +230,9 @@ fn two_engines(runner: Runner) {
     drop(clients);
 }
 
+/// Where the server's monitor listens: its lab address, which the probes may reach
 fn monitor() -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::LOCALHOST, MONITOR_PORT)
+    SocketAddrV4::new(SERVER_WAN, MONITOR_PORT)
 }
 
 fn echo_addr() -> SocketAddrV4 {
