@@ -9,6 +9,12 @@
 //! delayed and read in pieces of random size ([`WorldConfig::stream_delay`],
 //! [`WorldConfig::stream_read_max`]).
 //!
+//! The World is dual-stack when asked ([`WorldConfig::dual_stack`]): hosts may have IPv6
+//! addresses as well or only ([`HostIpv6`]), the machines get theirs (the server its NAT66
+//! address, the clients their LAN's IPv6 prefix as a source), the routers forward IPv6 with
+//! neighbour discovery, the firewall blocks ICMPv6 as it blocks ICMP, and an edge router beyond
+//! the Internet segment answers oversize IPv6 packets with Packet Too Big.
+//!
 //! ```
 //! use ikago_sim::{HostConfig, World, WorldConfig, addr};
 //! use std::net::SocketAddrV4;
