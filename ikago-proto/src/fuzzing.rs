@@ -54,7 +54,8 @@ fn device(
     }
 }
 
-/// The client the fuzzers drive: LAN 198.18.11.0/24, WAN 198.18.12.0/24, server 198.18.12.1:18081
+/// The client the fuzzers drive: LAN 198.18.11.0/24 (and IPv6 sources fd00:11::/64, proxy NDP for
+/// fd00:11::fe), WAN 198.18.12.0/24, server 198.18.12.1:18081
 pub fn fuzz_client(method: Method, kcp: bool) -> Client {
     Client::new(client_config(method, kcp), Instant::now())
         .expect("the fuzz configuration is valid")
@@ -92,11 +93,14 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
     c.mtu = 1000;
     c.fragment = 800;
     c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
+    c.sources6 = vec!["fd00:11::/64".parse().expect("valid prefix")];
+    c.publish6 = vec![std::net::Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 0xfe)];
     c.kcp = kcp.then(KcpTuning::default);
     c
 }
 
-/// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1
+/// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1 and
+/// 2001:db8:13::1 (its IPv6 gateway 2001:db8:13::2, resolved by neighbour discovery)
 pub fn fuzz_server(method: Method, kcp: bool) -> Server {
     Server::new(server_config(method, kcp), Instant::now())
         .expect("the fuzz configuration is valid")
@@ -104,7 +108,7 @@ pub fn fuzz_server(method: Method, kcp: bool) -> Server {
 
 /// The configuration of [`fuzz_server`]
 fn server_config(method: Method, kcp: bool) -> ServerConfig {
-    let devices = vec![
+    let mut devices = vec![
         device("wan0", DeviceRole::Listen, 1, 12, None),
         device(
             "dst0",
@@ -114,6 +118,12 @@ fn server_config(method: Method, kcp: bool) -> ServerConfig {
             Some(Ipv4Addr::new(198, 18, 13, 2)),
         ),
     ];
+    devices[1].ipv6 = Some(crate::Ipv6Link {
+        addr: std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1),
+        prefix_len: 64,
+        gateway: Some(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 2)),
+        gateway_mac: None,
+    });
     let mut s = ServerConfig::new(devices, 18081);
     s.method = method;
     s.password = "fuzz".into();

@@ -1900,7 +1900,7 @@ mod tests {
     /// The translated packet with source and destination swapped (an echo reply for a request)
     fn reply(pkt: &[u8], payload: &[u8]) -> Vec<u8> {
         let (src, dst) = endpoints(pkt);
-        match pkt[9] {
+        match parse(pkt).unwrap().0.protocol {
             proto::TCP => tcp_with(dst, src, tcp::ACK, payload),
             proto::UDP => udp(dst, src, payload),
             _ => echo(dst.ip(), src.ip(), false, src.port(), payload),
@@ -1928,20 +1928,45 @@ mod tests {
             .prop_map(|(ip, port)| SocketAddr::new(Ipv4Addr::from(ip).into(), port))
     }
 
+    /// Any endpoint of the family of `v6`
+    fn arb_endpoint_of(v6: bool) -> BoxedStrategy<SocketAddr> {
+        if v6 {
+            (any::<u128>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddr::new(Ipv6Addr::from(ip).into(), port))
+                .boxed()
+        } else {
+            arb_endpoint().boxed()
+        }
+    }
+
+    /// A flow of either family: (client, protocol, inner, remote, TCP flags, payload)
+    fn arb_flow() -> impl Strategy<Value = (u32, u8, SocketAddr, SocketAddr, u8, Vec<u8>)> {
+        any::<bool>().prop_flat_map(|v6| {
+            let icmp = if v6 { proto::ICMPV6 } else { proto::ICMP };
+            (
+                0u32..4,
+                prop::sample::select(vec![proto::TCP, proto::UDP, icmp]),
+                arb_endpoint_of(v6),
+                arb_endpoint_of(v6),
+                any::<u8>(),
+                prop::collection::vec(any::<u8>(), 0..64),
+            )
+        })
+    }
+
+    /// Checks the checksums of `pkt` of either family
+    fn assert_checksums_any(pkt: &[u8]) {
+        if pkt[0] >> 4 == 6 {
+            assert_checksums6(pkt);
+        } else {
+            assert_checksums(pkt);
+        }
+    }
+
     proptest! {
         #[test]
         fn out_then_in_round_trips(
-            flows in prop::collection::vec(
-                (
-                    0u32..4,
-                    prop::sample::select(vec![proto::TCP, proto::UDP, proto::ICMP]),
-                    arb_endpoint(),
-                    arb_endpoint(),
-                    any::<u8>(),
-                    prop::collection::vec(any::<u8>(), 0..64),
-                ),
-                1..12,
-            ),
+            flows in prop::collection::vec(arb_flow(), 1..12),
             seed in any::<u64>(),
         ) {
             let (mut nat, now) = (nat(), Instant::now());
@@ -1949,10 +1974,12 @@ mod tests {
             for (client, protocol, inner, remote, flags, payload) in flows {
                 let mut p = packet(protocol, inner, remote, flags & 0x17, &payload);
                 let o = nat.outbound(now, client, &mut p, &mut rng).unwrap();
-                assert_checksums(&p);
+                assert_checksums_any(&p);
                 let (public, to) = endpoints(&p);
-                prop_assert_eq!(public.ip(), IpAddr::V4(PUBLIC));
-                if protocol != proto::ICMP {
+                let expected: IpAddr = if inner.is_ipv6() { PUBLIC6.into() } else { PUBLIC.into() };
+                prop_assert_eq!(public.ip(), expected);
+                let icmp = protocol == proto::ICMP || protocol == proto::ICMPV6;
+                if !icmp {
                     prop_assert_eq!(to, remote);
                 }
                 if let Some(m) = o.created {
@@ -1960,10 +1987,10 @@ mod tests {
                 }
                 let mut r = reply(&p, &payload);
                 let owner = nat.inbound(now, &mut r).unwrap();
-                assert_checksums(&r);
+                assert_checksums_any(&r);
                 prop_assert_eq!(owner, client);
                 let (from, back) = endpoints(&r);
-                if protocol == proto::ICMP {
+                if icmp {
                     prop_assert_eq!(back, inner);
                     prop_assert_eq!(from.ip(), remote.ip());
                 } else {
