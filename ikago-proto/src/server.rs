@@ -324,9 +324,8 @@ impl Server {
         if self.refuses_syn(local, peer, &seg) {
             return;
         }
-        if self.clients.contains_key(&peer) {
-            self.core.stats.tunnel_rx.add(pkt.bytes().len());
-            return self.established_segment(device, from, peer, &seg);
+        if self.established_segment(device, from, peer, &seg, pkt.bytes().len()) {
+            return;
         }
         if self.admission.get_mut(&peer).is_some() {
             self.core.stats.tunnel_rx.add(pkt.bytes().len());
@@ -355,8 +354,7 @@ impl Server {
                 &mut self.core.rng,
             );
             if self.establish(peer, device, from, conn) {
-                self.core.stats.tunnel_rx.add(pkt.bytes().len());
-                self.established_segment(device, from, peer, &seg);
+                self.established_segment(device, from, peer, &seg, pkt.bytes().len());
             }
             return;
         }
@@ -492,26 +490,30 @@ impl Server {
         true
     }
 
-    /// A segment of an established client
+    /// A segment (`len` bytes of IPv4) of an established client, counted and handled; false
+    /// when `peer` is no client (one lookup of the client for both)
     fn established_segment(
         &mut self,
         device: DeviceId,
         from: Mac,
         peer: SocketAddrV4,
         seg: &tcp::Segment<'_>,
-    ) {
+        len: usize,
+    ) -> bool {
         let now = self.core.now;
         let Some(slot) = self.clients.get_mut(&peer) else {
-            return;
+            return false;
         };
+        self.core.stats.tunnel_rx.add(len);
         slot.device = device;
         slot.mac = from;
         let r = slot.conn.handle_segment(now, seg);
         if r.change == Some(Change::Reset) {
             self.forget(peer);
-            return;
+        } else {
+            self.after_segment(peer, r, seg);
         }
-        self.after_segment(peer, r, seg);
+        true
     }
 
     /// Sends what an established client's segment asks for and delivers its payload
@@ -589,7 +591,7 @@ impl Server {
             return self.core.drop(DropReason::DecryptFailed);
         };
         slot.opening.success();
-        self.compat_opened(peer);
+        slot.compat_opened();
         if self.kcp_tuning.is_some() {
             self.kcp_input(
                 peer,

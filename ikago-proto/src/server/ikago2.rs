@@ -92,6 +92,16 @@ impl SlotWire {
     }
 }
 
+impl super::Slot {
+    /// The compatible wire opened this client's payload: that is its wire from now on
+    pub(super) fn compat_opened(&mut self) {
+        if matches!(self.wire, SlotWire::Undecided) {
+            self.wire = SlotWire::Compat;
+            self.stats.protocol = Some(Protocol::Ikago);
+        }
+    }
+}
+
 /// Whether `payload` is exactly one record shaped as an initiation
 fn looks_like_initiation(payload: &[u8]) -> bool {
     payload.len() == INITIATION_LEN
@@ -219,16 +229,6 @@ impl Server {
             }
         }
         true
-    }
-
-    /// The compatible wire opened this client's payload: that is its wire from now on
-    pub(super) fn compat_opened(&mut self, peer: SocketAddrV4) {
-        if let Some(slot) = self.clients.get_mut(&peer)
-            && matches!(slot.wire, SlotWire::Undecided)
-        {
-            slot.wire = SlotWire::Compat;
-            slot.stats.protocol = Some(Protocol::Ikago);
-        }
     }
 
     /// Hands one record to `ep` (opening into a scratch area)
