@@ -205,7 +205,7 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 /// The table: one line per path; received rate and loss at each offered rate, echo round trips,
 /// and CPU seconds per GB at each offered rate
 pub fn table(rows: &[Row]) -> String {
-    let mut out = format!("{:<26} {:>15}", "path", "echo p50/p99 ms");
+    let mut out = format!("{:<30} {:>15}", "path", "echo p50/p99 ms");
     for rate in OFFERED_BPS {
         out += &format!(" {:>15}", format!("rx,loss@{}M", rate / 1_000_000));
     }
@@ -221,7 +221,7 @@ pub fn table(rows: &[Row]) -> String {
             0 => String::new(),
             n => format!(" ({n} lost)"),
         };
-        out += &format!("{:<26} {:>15}", row.label, rtt + &lost);
+        out += &format!("{:<30} {:>15}", row.label, rtt + &lost);
         for rate in &row.rates {
             out += &format!(
                 " {:>15}",
