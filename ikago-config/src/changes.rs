@@ -2,11 +2,10 @@
 //! only a restart applies
 //!
 //! A runner re-reads its sources on SIGHUP and compares the result with the settings in force.
-//! The LAN IPv4 sources (`sources`), the proxy-ARP addresses (`publish`) and the monitor
-//! (`monitor`, `monitor-address`) apply without dropping the tunnel; every other key needs a
-//! restart, since devices, filters of the upstream side, firewall rules, keys and the tunnel
-//! itself were set up with it. So do the IPv6 items of `sources` and `publish`, noted as
-//! `sources (IPv6)` and `publish (IPv6)`.
+//! The LAN sources (`sources`, IPv4 and IPv6), the proxy-ARP and proxy-NDP addresses (`publish`)
+//! and the monitor (`monitor`, `monitor-address`) apply without dropping the tunnel; every other
+//! key needs a restart, since devices, filters of the upstream side, firewall rules, keys and
+//! the tunnel itself were set up with it.
 
 use crate::settings::{ClientSettings, CommonSettings, ServerSettings};
 
@@ -130,17 +129,22 @@ impl ClientSettings {
             "protocol",
             *protocol != new.protocol && default_changed,
         );
-        changes.note(true, "sources", *sources != new.sources);
+        changes.note(
+            true,
+            "sources",
+            *sources != new.sources || *sources6 != new.sources6,
+        );
         changes.note(
             false,
             "server",
             *server != new.server || *fallback != new.fallback,
         );
         changes.note(false, "failback", *failback != new.failback);
-        changes.note(true, "publish", *publish != new.publish);
-        // the core takes new IPv6 sources and published addresses at its start only
-        changes.note(false, "sources (IPv6)", *sources6 != new.sources6);
-        changes.note(false, "publish (IPv6)", *publish6 != new.publish6);
+        changes.note(
+            true,
+            "publish",
+            *publish != new.publish || *publish6 != new.publish6,
+        );
         changes
     }
 
@@ -149,7 +153,9 @@ impl ClientSettings {
     pub fn adopt_live(&mut self, new: &Self) {
         self.common.adopt_live(&new.common);
         self.sources.clone_from(&new.sources);
+        self.sources6.clone_from(&new.sources6);
         self.publish.clone_from(&new.publish);
+        self.publish6.clone_from(&new.publish6);
     }
 }
 

@@ -11,7 +11,8 @@
 //!   `--rule`, the log, the recording...) are named in one warning line, `password changed:
 //!   restart to apply`, and left as they are, so the next reload names them again;
 //! - the live keys apply at once, without a new handshake: `sources` and `publish` go to the
-//!   client machine ([`Client::set_sources`], [`Client::set_publish`]) and the listen devices'
+//!   client machine ([`Client::set_sources`], [`Client::set_sources6`], [`Client::set_publish`],
+//!   [`Client::set_publish6`]) and the listen devices'
 //!   capture filters follow the sources (the loop sets them on its live pcap handles, see
 //!   [`crate::capture::refilter`]); `monitor` and `monitor-address` move, start or stop the
 //!   monitor ([`Feed::rebind`]), and the client's DNS records follow it.
@@ -189,19 +190,27 @@ impl Reload {
             return false;
         };
         let mut changed = false;
-        if m.sources() != c.sources.as_slice() {
-            // resolved settings always hold a source
-            match m.set_sources(c.sources.clone()) {
+        // resolved settings always hold a source: the family that keeps some goes first, so
+        // that the machine never holds none
+        let v4_first = !c.sources.is_empty();
+        for v4 in [v4_first, !v4_first] {
+            let set = match v4 {
+                true if m.sources() != c.sources.as_slice() => m.set_sources(c.sources.clone()),
+                false if m.sources6() != c.sources6.as_slice() => {
+                    m.set_sources6(c.sources6.clone())
+                }
+                _ => continue,
+            };
+            match set {
                 Ok(()) => changed = true,
                 Err(e) => log::error!("Cannot change the sources: {e}"),
             }
         }
-        if m.publish() != c.publish.as_slice() {
+        if m.publish() != c.publish.as_slice() || m.publish6() != c.publish6.as_slice() {
             m.set_publish(c.publish.clone());
-            let list = c
-                .publish
-                .iter()
-                .map(ToString::to_string)
+            m.set_publish6(c.publish6.clone());
+            let list = (c.publish.iter().map(ToString::to_string))
+                .chain(c.publish6.iter().map(ToString::to_string))
                 .collect::<Vec<_>>();
             match list.is_empty() {
                 true => log::info!("Publish no address"),

@@ -320,6 +320,41 @@ impl Client {
         Ok(())
     }
 
+    /// Replaces the LAN IPv6 sources to tunnel, for a config reload, as [`Self::set_sources`]
+    /// does for IPv4: a host the new list no longer covers is forgotten and its packets waiting
+    /// for the handshake are dropped ([`DropReason::NotForUs`]); an empty list is refused when
+    /// there are no IPv4 sources either, and changes nothing. The IPv4 sources stay.
+    pub fn set_sources6(&mut self, sources6: Vec<Ipv6Net>) -> Result<(), ConfigError> {
+        if sources6.is_empty() && self.sources.is_empty() {
+            return Err(ConfigError::NoSources);
+        }
+        let covered = |ip: Ipv6Addr| sources6.iter().any(|n| n.contains(ip));
+        self.known.retain(|ip, _| match ip {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(ip) => covered(*ip),
+        });
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for buf in std::mem::take(&mut self.pending) {
+            match ipv6::Packet::parse(&buf.bytes[..buf.len]) {
+                _ if buf.bytes.first().is_some_and(|b| b >> 4 != 6) => kept.push_back(buf),
+                Ok(p) if covered(p.src()) => kept.push_back(buf),
+                _ => {
+                    self.core.tx.recycle(buf);
+                    self.core.drop(DropReason::NotForUs);
+                }
+            }
+        }
+        self.pending = kept;
+        self.sources6 = sources6;
+        Ok(())
+    }
+
+    /// Replaces the IPv6 addresses answered by proxy NDP on the listen devices, for a config
+    /// reload; the next neighbour solicitation is answered (or not) by the new list
+    pub fn set_publish6(&mut self, publish6: Vec<Ipv6Addr>) {
+        self.publish6 = publish6;
+    }
+
     /// The addresses answered by proxy ARP
     pub fn publish(&self) -> &[Ipv4Addr] {
         &self.publish

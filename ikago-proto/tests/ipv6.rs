@@ -580,3 +580,45 @@ fn the_server_resolves_its_ipv6_gateway_by_ndp() {
     assert!(p.events.iter().any(|e| matches!(e,
         Event::NeighborResolved { ip, mac } if *ip == ROUTER6 && *mac == ROUTER_MAC)));
 }
+
+#[test]
+fn ipv6_sources_and_published_addresses_change_on_a_live_tunnel() {
+    let mut p = Pair::new(Setup::default());
+    let other: Ipv6Addr = "fd00:11::3".parse().unwrap();
+    let other_mac = Mac([2, 0, 0, 0, 11, 3]);
+    let from = |host, mac, data: &[u8]| udp6(mac, CLIENT_LAN_MAC, (host, 50000), (DST, 7), data);
+    p.lan_sends(&from(LAN_HOST, LAN_HOST_MAC, b"before"));
+    assert!(p.internet.pop().is_some(), "host A is tunnelled");
+
+    let not_for_us = p.client.stats().drops.get(DropReason::NotForUs);
+    p.client
+        .set_sources6(vec!["fd00:11::3".parse().unwrap()])
+        .unwrap();
+    assert_eq!(p.client.sources6(), ["fd00:11::3".parse().unwrap()]);
+    p.lan_sends(&from(LAN_HOST, LAN_HOST_MAC, b"no more"));
+    assert!(p.internet.is_empty(), "no longer a source");
+    assert_eq!(
+        p.client.stats().drops.get(DropReason::NotForUs),
+        not_for_us + 1
+    );
+    p.lan_sends(&from(other, other_mac, b"now"));
+    let out = p.internet.pop().expect("the new source is tunnelled");
+    assert!(packet(&out).payload().ends_with(b"now"));
+    let peers: Vec<_> = p.client.stats().peers.iter().map(|s| s.peer).collect();
+    assert_eq!(
+        peers,
+        [Peer::Source(other.into())],
+        "the old source is forgotten"
+    );
+    // no IPv4 sources: an empty list is refused and changes nothing
+    assert_eq!(p.client.set_sources6(vec![]), Err(ConfigError::NoSources));
+    assert_eq!(p.client.sources6().len(), 1);
+
+    p.client.set_publish6(vec![]);
+    p.lan_sends(&solicit(LAN_GATEWAY, 255));
+    assert!(p.lan.is_empty(), "no longer published");
+    p.client.set_publish6(vec![LAN_GATEWAY]);
+    p.lan_sends(&solicit(LAN_GATEWAY, 255));
+    assert!(p.lan.pop().is_some(), "published again");
+    assert_eq!(p.client.stats().handshakes, 1, "the tunnel stayed up");
+}
