@@ -9,7 +9,8 @@
 //! - a datagram too big for the peer's link draws a Packet Too Big from the destination, which
 //!   reaches host D translated: its kernel learns the path MTU;
 //! - `--rule` drops the server's NAT66 ports with ip6tables and turns the client's IPv6
-//!   forwarding off, all undone when SIGTERM stops them.
+//!   forwarding off, all undone when SIGTERM stops them;
+//! - an IPv6 source added to the config file is tunnelled after SIGHUP, without a new handshake.
 //!
 //! Every destination is a literal of the lab's plan ([`ikago_lab::addr`]), and every probe
 //! refuses any other.
@@ -19,6 +20,7 @@ use ikago_lab::probe::{dns, ping, pmtu, tcp, udp};
 use ikago_lab::{
     ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner, TunnelOptions, stop,
 };
+use nix::sys::signal::Signal;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -218,6 +220,74 @@ pub(crate) fn sigterm_removes_the_ipv6_rules(runner: Runner) {
     assert_eq!(forwarding(), "1", "IPv6 forwarding is restored");
 }
 
+/// SIGHUP with host D added to the config file's sources: its IPv6 echoes come back within
+/// 5 s, without a new handshake
+pub(crate) fn sighup_adds_an_ipv6_source(runner: Runner) {
+    let lab = Lab::build_dual_stack(FirewallPolicy::default()).expect("lab builds");
+    let options = TunnelOptions::dual_stack(PASSWORD);
+    let _server = lab.start_server(runner, &options).expect("server starts");
+    let file = std::env::temp_dir().join(format!(
+        "ikago-lab-reload6-{}-{}.json",
+        std::process::id(),
+        runner.name()
+    ));
+    let config = |sources: &[String]| {
+        let config = serde_json::json!({
+            "sources": sources,
+            "server": format!("{SERVER_WAN}:{TUNNEL_PORT}"),
+            "password": PASSWORD,
+            "protocol": "ikago2",
+            "listen-devices": "lan0",
+            "upstream-device": "wan0",
+            "rule": true
+        });
+        std::fs::write(&file, config.to_string()).expect("the config file is written");
+    };
+    config(&[HOST_A6.to_string()]);
+    let path = file.to_str().expect("a UTF-8 path").to_owned();
+    let args = ["client", "-c", &path, "-v"].map(String::from);
+    let client = lab
+        .spawn_runner(runner, Host::Client, "client", &args)
+        .expect("client starts");
+    client
+        .wait_for_line(ikago_lab::runner::CONNECTED, 0, ikago_lab::CONNECT_TIMEOUT)
+        .expect("client connects");
+    let d = lab.ns(Host::HostD);
+    udp::echo_retry(lab.ns(Host::HostA), echo6(), 100, WAIT, 2).expect("host A's echo");
+    assert!(
+        udp::echo(d, echo6(), 100, WAIT).is_err(),
+        "host D is no source yet"
+    );
+    config(&[HOST_A6.to_string(), HOST_D6.to_string()]);
+    let since = client.line_count();
+    client.signal(Signal::SIGHUP).expect("SIGHUP");
+    client
+        .wait_for_line(&format!("{HOST_D6} through"), since, WAIT)
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", &client.lines()[since..]));
+    let start = Instant::now();
+    while udp::echo(d, echo6(), 100, Duration::from_millis(300)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no echo for host D within 5 s of the reload: {:#?}",
+            client.lines()
+        );
+    }
+    let restart = client.lines()[since..]
+        .iter()
+        .any(|l| l.contains("restart to apply"));
+    assert!(!restart, "{:#?}", &client.lines()[since..]);
+    assert_eq!(
+        client
+            .lines()
+            .iter()
+            .filter(|l| l.contains(ikago_lab::runner::CONNECTED))
+            .count(),
+        1,
+        "no new handshake"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
 macro_rules! both_runners {
     ($($name:ident),+ $(,)?) => {
         mod sync {
@@ -245,6 +315,7 @@ macro_rules! both_runners {
 
 both_runners!(
     sigterm_removes_the_ipv6_rules,
+    sighup_adds_an_ipv6_source,
     ipv6_only_host_through_the_blocking_firewall,
     dual_stack_host_uses_both_at_once,
     a_third_host_reaches_the_mapped_ipv6_port,
