@@ -622,3 +622,58 @@ fn ipv6_sources_and_published_addresses_change_on_a_live_tunnel() {
     assert!(p.lan.pop().is_some(), "published again");
     assert_eq!(p.client.stats().handshakes, 1, "the tunnel stayed up");
 }
+
+#[test]
+fn fragmented_replies_are_reassembled_and_oversize_ones_get_a_packet_too_big_back() {
+    let mut p = Pair::new(Setup::default());
+    p.lan_sends(&udp6(
+        LAN_HOST_MAC,
+        CLIENT_LAN_MAC,
+        (LAN_HOST, 50000),
+        (DST, 7),
+        b"q",
+    ));
+    p.internet.pop().expect("sent");
+    // a 3000-byte reply arrives in three fragments, the last first
+    let whole = udp6(
+        ROUTER_MAC,
+        SERVER_UP_MAC,
+        (DST, 7),
+        (PUBLIC6, 50000),
+        &[9u8; 3000],
+    );
+    let ip = &whole[ethernet::HEADER_LEN..];
+    let data = &ip[ipv6::HEADER_LEN..];
+    for (k, chunk) in data.chunks(1232).enumerate().rev() {
+        let offset = k * 1232;
+        let more = offset + chunk.len() < data.len();
+        let mut f = whole[..ethernet::HEADER_LEN + ipv6::HEADER_LEN].to_vec();
+        f[ethernet::HEADER_LEN + 4..ethernet::HEADER_LEN + 6]
+            .copy_from_slice(&((8 + chunk.len()) as u16).to_be_bytes());
+        f[ethernet::HEADER_LEN + 6] = ipv6::FRAGMENT;
+        f.extend_from_slice(&[proto::UDP, 0]);
+        f.extend_from_slice(&((offset as u16) | u16::from(more)).to_be_bytes());
+        f.extend_from_slice(&77u32.to_be_bytes());
+        f.extend_from_slice(chunk);
+        p.internet_sends(&f);
+    }
+    // too big for the client's LAN (fragment 1500): a Packet Too Big goes back to the sender,
+    // through the tunnel and the NAT66, from the published gateway's address translated
+    assert!(p.lan.is_empty(), "not fragmented toward the LAN");
+    let out = p
+        .internet
+        .pop()
+        .expect("a Packet Too Big toward the sender");
+    let e = packet(&out);
+    assert_eq!(
+        (e.src(), e.dst(), e.payload()[0]),
+        (PUBLIC6, DST, icmpv6::PACKET_TOO_BIG)
+    );
+    assert_eq!(&e.payload()[4..8], &1500u32.to_be_bytes());
+    let q = ipv6::Packet::parse_quoted(&e.payload()[8..]).unwrap();
+    assert_eq!(
+        (q.src(), q.dst(), word(q.payload(), 2)),
+        (DST, PUBLIC6, 50000)
+    );
+    assert_eq!(p.client.stats().drops.get(DropReason::TooBig), 1);
+}
