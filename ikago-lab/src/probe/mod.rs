@@ -3,8 +3,8 @@
 //!
 //! Socket probes open their sockets in the host's namespace ([`crate::Netns::enter`]) and run in
 //! this process; `ping` and `iperf3` run as commands in the namespace. Every probe is bounded in
-//! count and time, and refuses a destination outside the lab's ranges ([`crate::addr`]) before
-//! it sends anything.
+//! count and time, and sends only to the lab's ranges ([`crate::addr`]) or the namespace's own
+//! loopback: any other destination is refused before anything is sent.
 
 pub mod dns;
 pub mod http;
@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use crate::addr::is_lab_ip;
 use crate::{LabError, Netns, Result};
 
-/// `Ok` for a destination in 198.18.0.0/15, 2001:db8::/32 or fd00::/8, the only ones a probe
-/// sends to; an error naming it otherwise
+/// `Ok` for a destination in 198.18.0.0/15, 2001:db8::/32 or fd00::/8, or the loopback of the
+/// namespace the probe runs in (where a runner's monitor listens; it never leaves the
+/// namespace), the only ones a probe sends to; an error naming it otherwise
 pub fn lab_only(ip: impl Into<IpAddr>) -> Result<()> {
     let ip = ip.into();
-    match is_lab_ip(ip) {
+    match is_lab_ip(ip) || ip.is_loopback() {
         true => Ok(()),
         false => Err(LabError::Check(format!(
             "{ip} is outside the lab (198.18.0.0/15, 2001:db8::/32, fd00::/8): nothing is sent"
@@ -87,7 +88,13 @@ mod tests {
 
     #[test]
     fn probes_send_to_lab_addresses_only() {
-        for ip in ["198.18.24.2", "2001:db8:24::2", "fd00:21::4"] {
+        for ip in [
+            "198.18.24.2",
+            "2001:db8:24::2",
+            "fd00:21::4",
+            "127.0.0.1",
+            "::1",
+        ] {
             assert!(lab_only(ip.parse::<IpAddr>().unwrap()).is_ok(), "{ip}");
         }
         for ip in [
@@ -95,8 +102,8 @@ mod tests {
             "8.8.8.8",
             "2001:4860::8888",
             "fe80::1",
-            "::1",
-            "127.0.0.1",
+            "0.0.0.0",
+            "198.20.0.1",
         ] {
             assert!(lab_only(ip.parse::<IpAddr>().unwrap()).is_err(), "{ip}");
         }
