@@ -22,4 +22,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/demo.sh --deps-only
 cargo build --release --quiet -p ikago-lab -p ikago-runner-sync -p ikago-runner-async
-IKAGO_LAB_BIN_DIR="$PWD/target/release" target/release/ikago-lab bench "$@"
+bin="$(realpath "${CARGO_TARGET_DIR:-target}")/release"
+IKAGO_LAB_BIN_DIR="$bin" "$bin/ikago-lab" bench "$@"
