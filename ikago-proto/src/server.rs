@@ -733,8 +733,8 @@ impl Server {
     /// Translates the inner IPv6 packet at `buf.bytes[14..buf.len]` and sends it toward its
     /// destination, or answers a Packet Too Big when it exceeds `fragment` (IPv6 routers do not
     /// fragment)
-    fn nat_out6(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
-        let (now, fragment, up) = (self.core.now, self.core.fragment, self.core.upstream);
+    fn nat_out6(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
+        let (fragment, up) = (self.core.fragment, self.core.upstream);
         let len = buf.len - ethernet::HEADER_LEN;
         let Ok(p) = ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) else {
             return self.core.tx.recycle(buf);
@@ -755,26 +755,9 @@ impl Server {
             self.core.tx.recycle(buf);
             return self.core.drop(DropReason::NoRoute);
         }
-        let out = match self.nat.outbound(
-            now,
-            id,
-            &mut buf.bytes[ethernet::HEADER_LEN..buf.len],
-            &mut self.core.rng,
-        ) {
-            Err(r) => {
-                self.core.tx.recycle(buf);
-                return self.core.drop(r);
-            }
-            Ok(out) => out,
+        let Some(mut buf) = self.translate_out(peer, id, buf) else {
+            return;
         };
-        if let Some(m) = out.created {
-            self.core.tx.event(Event::NatMapped {
-                client: peer,
-                protocol: m.protocol,
-                inner: m.inner,
-                public: m.public,
-            });
-        }
         let hop = Dest::NextHop(IpAddr::V6(self.core.next_hop6(up, dst)));
         self.core.stats.local_tx.add(len);
         let src = self.core.device(up).mac;
@@ -813,8 +796,7 @@ impl Server {
     }
 
     /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination
-    fn nat_out(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
-        let now = self.core.now;
+    fn nat_out(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
         let fragment = self.core.fragment;
         let len = buf.len - ethernet::HEADER_LEN;
         // outbound NAT rewrites only the source: the destination read here stays valid
@@ -830,27 +812,9 @@ impl Server {
             self.core.tx.recycle(icmp);
             return self.core.tx.recycle(buf);
         }
-        let rng = &mut self.core.rng;
-        let out = match self.nat.outbound(
-            now,
-            id,
-            &mut buf.bytes[ethernet::HEADER_LEN..ethernet::HEADER_LEN + len],
-            rng,
-        ) {
-            Err(r) => {
-                self.core.tx.recycle(buf);
-                return self.core.drop(r);
-            }
-            Ok(out) => out,
+        let Some(mut buf) = self.translate_out(peer, id, buf) else {
+            return;
         };
-        if let Some(m) = out.created {
-            self.core.tx.event(Event::NatMapped {
-                client: peer,
-                protocol: m.protocol,
-                inner: m.inner,
-                public: m.public,
-            });
-        }
         let up = self.core.upstream;
         let hop = Dest::NextHop(self.core.next_hop(up, dst).into());
         self.core.stats.local_tx.add(len);
@@ -864,6 +828,39 @@ impl Server {
                 .expect("NAT keeps the header valid");
             self.core.send_ip(up, hop, &p, fragment);
             self.core.tx.recycle(buf);
+        }
+    }
+
+    /// Runs the outbound NAT of client `id` (at `peer`) over the inner packet at
+    /// `buf.bytes[14..buf.len]`, reporting a mapping it created; a refused packet is counted and
+    /// its buffer recycled
+    fn translate_out(
+        &mut self,
+        peer: SocketAddrV4,
+        id: u32,
+        mut buf: FrameBuf,
+    ) -> Option<FrameBuf> {
+        let inner = &mut buf.bytes[ethernet::HEADER_LEN..buf.len];
+        match self
+            .nat
+            .outbound(self.core.now, id, inner, &mut self.core.rng)
+        {
+            Err(r) => {
+                self.core.tx.recycle(buf);
+                self.core.drop(r);
+                None
+            }
+            Ok(out) => {
+                if let Some(m) = out.created {
+                    self.core.tx.event(Event::NatMapped {
+                        client: peer,
+                        protocol: m.protocol,
+                        inner: m.inner,
+                        public: m.public,
+                    });
+                }
+                Some(buf)
+            }
         }
     }
 
