@@ -250,7 +250,7 @@ mod tests {
     fn dns_event() -> Event {
         Event::DnsRecord {
             name: "echo.lab.test".into(),
-            ip: Ipv4Addr::new(198, 18, 24, 2),
+            ip: Ipv4Addr::new(198, 18, 24, 2).into(),
         }
     }
 

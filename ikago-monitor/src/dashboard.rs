@@ -3,7 +3,8 @@
 //!
 //! It shows each source (client) or client (server) with a live throughput chart in bits/s
 //! computed from counter deltas over the snapshots' own clock, the tunnel's throughput, the
-//! RTT, the NAT table, the drops by reason and, with KCP, the session's counters; a red warning
+//! RTT, the NAT table (server), the names learned from DNS answers with their IPv4 and IPv6
+//! addresses (client), the drops by reason and, with KCP, the session's counters; a red warning
 //! above them while a peer's payloads cannot be opened (wrong password or method). Data from the
 //! network (DNS names, addresses) only ever reaches the page through `textContent`.
 

@@ -1,7 +1,7 @@
 //! JSON bodies: the original's `/` and `/dns` (reference §10), and the dashboard's
 //! `/api/snapshot`
 
-use crate::snapshot::{Role, Snapshot};
+use crate::snapshot::{DnsRecord, Role, Snapshot};
 use ikago_proto::{Counter, DropReason, PeerStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -105,16 +105,19 @@ struct Dns<'a> {
     name: &'a str,
 }
 
-/// The learned DNS names (`GET /dns`): `[{"ip":"1.2.3.4","name":"example.com"},…]`, oldest first
-pub fn dns(s: &Snapshot) -> String {
-    let list: Vec<Dns<'_>> = s
-        .dns
-        .iter()
-        .map(|r| Dns {
+impl<'a> From<&'a DnsRecord> for Dns<'a> {
+    fn from(r: &'a DnsRecord) -> Self {
+        Self {
             ip: r.ip.to_string(),
             name: &r.name,
-        })
-        .collect();
+        }
+    }
+}
+
+/// The learned DNS names (`GET /dns`): `[{"ip":"1.2.3.4","name":"example.com"},…]`, oldest
+/// first; the addresses of A and AAAA records alike (`"2001:db8::1"`)
+pub fn dns(s: &Snapshot) -> String {
+    let list: Vec<Dns<'_>> = s.dns.iter().map(Dns::from).collect();
     serde_json::to_string(&list).expect("plain data serializes")
 }
 
@@ -199,6 +202,7 @@ struct Api<'a> {
     devices: Vec<Device<'a>>,
     nat: Nat,
     kcp: Option<Kcp>,
+    dns: Vec<Dns<'a>>,
 }
 
 /// One device's capture and injection counters
@@ -222,7 +226,8 @@ struct Device<'a> {
 /// server peer's once its first payload told. `unopenable` counts the peers whose payloads
 /// cannot be opened (wrong password or method). `devices` holds the runner's capture and
 /// injection counters per device (frames captured, dropped by the full capture buffer or the
-/// interface, injected, refused by the kernel, short batches).
+/// interface, injected, refused by the kernel, short batches). `dns` lists the names learned
+/// from DNS answers (client), newest first, with the address of an A or AAAA record each.
 pub fn api(s: &Snapshot) -> String {
     let st = &s.stats;
     let client = s.role == Role::Client;
@@ -312,6 +317,7 @@ pub fn api(s: &Snapshot) -> String {
             in_flight: k.in_flight,
             wait_snd: k.wait_snd,
         }),
+        dns: s.dns.iter().rev().map(Dns::from).collect(),
     };
     serde_json::to_string(&body).expect("plain data serializes")
 }

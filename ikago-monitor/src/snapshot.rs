@@ -3,7 +3,7 @@
 
 use ikago_proto::{Event, Stats};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -57,8 +57,8 @@ impl Role {
 pub struct DnsRecord {
     /// The name asked for
     pub name: String,
-    /// One address of its A records
-    pub ip: Ipv4Addr,
+    /// One address of its A or AAAA records
+    pub ip: IpAddr,
 }
 
 /// One mapping of the server's NAT
@@ -315,7 +315,7 @@ impl Recorder {
         }
     }
 
-    fn record_dns(&mut self, name: &str, ip: Ipv4Addr) {
+    fn record_dns(&mut self, name: &str, ip: IpAddr) {
         if let Some(i) = self.dns.iter().position(|r| r.ip == ip) {
             self.dns.remove(i);
         } else if self.dns.len() == DNS_CAP {
@@ -366,6 +366,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn recorder(start: Instant) -> Recorder {
         Recorder::new(
@@ -415,7 +416,12 @@ mod tests {
         let t0 = Instant::now();
         let mut r = recorder(t0);
         for i in 0..DNS_CAP as u32 + 10 {
-            let ip = Ipv4Addr::from(i);
+            // both families share the list: every third record an AAAA one
+            let ip = if i % 3 == 2 {
+                IpAddr::V6(Ipv6Addr::from(u128::from(i)))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(i))
+            };
             r.record(
                 &Event::DnsRecord {
                     name: format!("n{i}"),
@@ -424,12 +430,12 @@ mod tests {
                 t0,
             );
         }
-        let ip = Ipv4Addr::from(20);
+        let ip = IpAddr::V6(Ipv6Addr::from(20));
         let name = "renamed".to_owned();
         r.record(&Event::DnsRecord { name, ip }, t0);
         let s = r.snapshot(Stats::default(), t0);
         assert_eq!(s.dns.len(), DNS_CAP);
-        assert_eq!(s.dns[0].ip, Ipv4Addr::from(10));
+        assert_eq!(s.dns[0].ip, IpAddr::V4(Ipv4Addr::from(10)));
         assert_eq!(s.dns.last().map(|d| d.name.as_str()), Some("renamed"));
         assert_eq!(s.dns.iter().filter(|d| d.ip == ip).count(), 1);
     }

@@ -114,9 +114,14 @@ fn client(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
     if n == 1 {
         let dns = Event::DnsRecord {
             name: "example.com".into(),
-            ip: Ipv4Addr::new(93, 184, 216, 34),
+            ip: Ipv4Addr::new(93, 184, 216, 34).into(),
         };
         r.record(&dns, now);
+        let dns6 = Event::DnsRecord {
+            name: "six.example".into(),
+            ip: "2001:db8:24::53".parse().unwrap(),
+        };
+        r.record(&dns6, now);
         let server = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 18081);
         let rtt = Duration::from_millis(23);
         r.record(&Event::Connected { server, rtt }, now);
@@ -302,6 +307,12 @@ fn dashboard_shows_the_source_and_rising_counters() {
         "the drops by reason:\n{second}"
     );
     assert!(
+        second.contains(r#"<section id="dns-box">"#)
+            && second.contains("<td>six.example</td><td>2001:db8:24::53</td>")
+            && second.contains("<td>example.com</td><td>93.184.216.34</td>"),
+        "the names learned from A and AAAA records:\n{second}"
+    );
+    assert!(
         second.contains(r#"<div id="unopenable" role="alert" hidden="">"#),
         "no warning while the server's replies open:\n{second}"
     );
@@ -346,6 +357,10 @@ fn dashboard_shows_clients_the_nat_table_and_kcp_on_the_server() {
         );
     }
     assert!(dom.contains("retransmissions"), "the KCP counters:\n{dom}");
+    assert!(
+        dom.contains(r#"<section id="dns-box" hidden="">"#),
+        "no DNS names on the server:\n{dom}"
+    );
     assert!(dom.contains("no nat mapping"), "the drops:\n{dom}");
     assert!(
         dom.contains(

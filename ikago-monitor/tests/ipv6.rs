@@ -137,6 +137,39 @@ fn the_api_lists_ipv6_peers_and_nat66_mappings() {
 }
 
 #[test]
+fn dns_and_the_api_list_aaaa_records_beside_a_records() {
+    let t0 = Instant::now();
+    let mut r = recorder(Role::Client, t0);
+    for (name, ip) in [
+        ("four.test", "198.18.24.53"),
+        ("six.test", "2001:db8:24::53"),
+        ("six.test", "2001:db8:24::54"),
+    ] {
+        let event = Event::DnsRecord {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+        };
+        r.record(&event, t0 + Duration::from_secs(1));
+    }
+    let snapshot = r.snapshot(Stats::default(), t0 + Duration::from_secs(2));
+    let dns: Value = serde_json::from_str(&json::dns(&snapshot)).unwrap();
+    assert_eq!(
+        dns,
+        serde_json::json!([
+            {"ip": "198.18.24.53", "name": "four.test"},
+            {"ip": "2001:db8:24::53", "name": "six.test"},
+            {"ip": "2001:db8:24::54", "name": "six.test"},
+        ])
+    );
+    let api: Value = serde_json::from_str(&json::api(&snapshot)).unwrap();
+    let newest_first: Vec<&Value> = dns.as_array().unwrap().iter().rev().collect();
+    assert_eq!(
+        api["dns"].as_array().unwrap().iter().collect::<Vec<_>>(),
+        newest_first
+    );
+}
+
+#[test]
 fn metrics_label_ipv6_sources_and_parse() {
     let text = prometheus::render(&client(Instant::now()));
     let f = parse_metrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

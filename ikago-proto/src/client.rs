@@ -526,13 +526,10 @@ impl Client {
         s.last_seen = now;
     }
 
-    /// Reports the names of a DNS answer from port 53 of a remote host
-    fn record_dns(&mut self, packet: &[u8]) {
-        let Ok(p) = ipv4::Packet::parse(packet) else {
-            return;
-        };
-        let udp = p.payload();
-        if p.protocol() != proto::UDP || udp.len() < 8 || udp[0..2] != 53u16.to_be_bytes() {
+    /// Reports the names and addresses (A and AAAA records) of a DNS answer from port 53 of a
+    /// remote host, given the protocol and payload of a whole packet of either family
+    fn record_dns(&mut self, protocol: u8, udp: &[u8]) {
+        if protocol != proto::UDP || udp.len() < 8 || udp[0..2] != 53u16.to_be_bytes() {
             return;
         }
         if let Some(a) = dns::parse_answer(&udp[8..]) {
@@ -761,8 +758,10 @@ impl Client {
             (p.src(), p.dst(), p.bytes().len(), p.dont_fragment())
         };
         self.count_remote(src.into(), len, false);
-        if self.dns_records {
-            self.record_dns(&buf.bytes[ethernet::HEADER_LEN..buf.len]);
+        if self.dns_records
+            && let Ok(p) = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
+        {
+            self.record_dns(p.protocol(), p.payload());
         }
         let now = self.core.now;
         let Some(source) = self.known.get_mut(&IpAddr::V4(dst)) else {
@@ -804,6 +803,9 @@ impl Client {
         };
         let (src, dst, len) = (p.src(), p.dst(), p.bytes().len());
         self.count_remote(src.into(), len, false);
+        if self.dns_records && p.fragment().is_none() {
+            self.record_dns(p.protocol(), p.payload());
+        }
         let now = self.core.now;
         let Some(source) = self.known.get_mut(&IpAddr::V6(dst)) else {
             self.core.tx.recycle(buf);

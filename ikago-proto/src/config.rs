@@ -453,8 +453,8 @@ pub struct ClientConfig {
     /// The first KCP conversation id; `None` draws it from the CSPRNG (as the original does).
     /// A replay sets the recorded one. Conversations after a reconnect are always drawn.
     pub kcp_conv: Option<u32>,
-    /// Report the names in DNS answers to the sources as [`Event::DnsRecord`](crate::Event)
-    /// (for a monitor's `/dns`)
+    /// Report the names and addresses (A and AAAA records) in DNS answers to the sources, over
+    /// either family, as [`Event::DnsRecord`](crate::Event) (for a monitor's `/dns`)
     pub dns_records: bool,
     /// The wire to speak; [`Protocol::Ikago2`] needs a password and uses `method` only to
     /// choose its record cipher (see [`ClientConfig::record_cipher`])

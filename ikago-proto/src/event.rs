@@ -106,8 +106,8 @@ pub enum Event {
     DnsRecord {
         /// The name asked for
         name: String,
-        /// One address of its A records
-        ip: Ipv4Addr,
+        /// One address of its A or AAAA records
+        ip: IpAddr,
     },
     /// Tunnel traffic with this peer has gone on for a few seconds and none of it could be
     /// opened: the password or the method differs on the two ends. Client: the server's payloads

@@ -55,7 +55,8 @@ fn device(
 }
 
 /// The client the fuzzers drive: LAN 198.18.11.0/24 (and IPv6 sources fd00:11::/64, proxy NDP for
-/// fd00:11::fe), WAN 198.18.12.0/24, server 198.18.12.1:18081
+/// fd00:11::fe), WAN 198.18.12.0/24, server 198.18.12.1:18081; it reports DNS records, so that
+/// answers in the return path reach the DNS decoder
 pub fn fuzz_client(method: Method, kcp: bool) -> Client {
     Client::new(client_config(method, kcp), Instant::now())
         .expect("the fuzz configuration is valid")
@@ -96,6 +97,7 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
     c.sources6 = vec!["fd00:11::/64".parse().expect("valid prefix")];
     c.publish6 = vec![std::net::Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 0xfe)];
     c.kcp = kcp.then(KcpTuning::default);
+    c.dns_records = true;
     c
 }
 
@@ -371,6 +373,26 @@ pub fn ipv6_decoder(mut data: &[u8]) {
             }
         }
         nat.handle_timeout(now, |_| {});
+    }
+}
+
+/// The DNS decoder on a whole message: a response's name and addresses stay within their caps,
+/// [`parse_answer`](crate::wire::dns::parse_answer) is the responses without error that name an
+/// address, and a name read at the offset given by the last byte ends within the message
+pub fn dns_decoder(data: &[u8]) {
+    use crate::wire::dns;
+    let response = dns::parse_response(data);
+    if let Some(r) = &response {
+        assert!(r.addrs.len() <= dns::MAX_ADDRS && r.name.len() <= dns::MAX_NAME);
+        assert!(!r.name.bytes().any(|b| b.is_ascii_uppercase()));
+    }
+    assert_eq!(
+        dns::parse_answer(data),
+        response.filter(|r| r.rcode == 0 && !r.addrs.is_empty())
+    );
+    let at = data.last().map_or(0, |&b| usize::from(b));
+    if let Some((name, end)) = dns::read_name(data, at) {
+        assert!(end <= data.len() && name.len() <= dns::MAX_NAME);
     }
 }
 

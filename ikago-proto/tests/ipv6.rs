@@ -4,7 +4,7 @@
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{checksum, ethernet, icmpv6, ipv6, proto};
 use ikago_proto::*;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 const LAN_HOST: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 2);
@@ -483,6 +483,50 @@ fn the_ikago_wire_refuses_ipv6() {
     let s = p.client.stats();
     assert_eq!(s.drops.get(DropReason::Ipv6OnIkago), 1);
     assert_eq!(s.inner_tx, before, "nothing sealed");
+}
+
+#[test]
+fn dns_over_ipv6_reports_a_and_aaaa_records() {
+    let mut p = Pair::new(Setup::default());
+    p.client.set_dns_records(true);
+    p.lan_sends(&udp6(
+        LAN_HOST_MAC,
+        CLIENT_LAN_MAC,
+        (LAN_HOST, 50053),
+        (DST, 53),
+        b"query",
+    ));
+    let q = p.internet.pop().expect("the query");
+    let public_port = word(packet(&q).payload(), 0);
+    let named = Ipv6Addr::new(0x2001, 0xdb8, 0x14, 0, 0, 0, 0, 0x99);
+    let mut answer = vec![0, 9, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    answer.extend_from_slice(b"\x03six\x04test\x00\x00\x1c\x00\x01");
+    answer.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+    answer.extend_from_slice(&named.octets());
+    answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 14, 99]);
+    p.internet_sends(&udp6(
+        ROUTER_MAC,
+        SERVER_UP_MAC,
+        (DST, 53),
+        (PUBLIC6, public_port),
+        &answer,
+    ));
+    assert_eq!(packet(&p.lan.pop().expect("the answer")).dst(), LAN_HOST);
+    let records: Vec<(&str, IpAddr)> = p
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DnsRecord { name, ip } => Some((name.as_str(), *ip)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [
+            ("six.test", IpAddr::V6(named)),
+            ("six.test", IpAddr::V4(Ipv4Addr::new(198, 18, 14, 99)))
+        ]
+    );
 }
 
 /// A neighbour solicitation for `target` from the LAN host, with `hop_limit`

@@ -6,7 +6,7 @@ mod common;
 use common::udp_payload;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::*;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 const LAN_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 2);
@@ -564,11 +564,16 @@ fn publish_changes_on_a_live_tunnel() {
     assert_eq!(connected_events(&p), 1);
 }
 
-/// A DNS response naming `x.test` at 198.18.13.9
+/// The IPv6 address of `x.test` in [`dns_answer`]
+const X_TEST6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, 9);
+
+/// A DNS response naming `x.test` at 198.18.13.9 (an A record) and 2001:db8:13::9 (AAAA)
 fn dns_answer() -> Vec<u8> {
-    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
     m.extend_from_slice(b"\x01x\x04test\x00\x00\x01\x00\x01");
     m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 13, 9]);
+    m.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+    m.extend_from_slice(&X_TEST6.octets());
     m
 }
 
@@ -592,12 +597,17 @@ fn dns_records_turn_on_and_off_on_a_live_tunnel() {
     assert_eq!(records(&p), 0, "off by default");
     p.client.set_dns_records(true);
     lookup(&mut p);
-    assert_eq!(records(&p), 1);
-    assert!(p.events.iter().any(|e| matches!(
-        e,
-        Event::DnsRecord { name, ip } if name == "x.test" && *ip == Ipv4Addr::new(198, 18, 13, 9)
-    )));
+    assert_eq!(records(&p), 2, "the A and the AAAA record");
+    for addr in [
+        IpAddr::V4(Ipv4Addr::new(198, 18, 13, 9)),
+        IpAddr::V6(X_TEST6),
+    ] {
+        assert!(p.events.iter().any(|e| matches!(
+            e,
+            Event::DnsRecord { name, ip } if name == "x.test" && *ip == addr
+        )));
+    }
     p.client.set_dns_records(false);
     lookup(&mut p);
-    assert_eq!(records(&p), 1);
+    assert_eq!(records(&p), 2);
 }

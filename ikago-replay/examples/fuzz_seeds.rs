@@ -14,7 +14,9 @@
 //!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated);
 //! - `ipv6_decoder`: `[kind, len_hi, len_lo, packet]` records of IPv6 packets (UDP, TCP, an echo,
 //!   a neighbour solicitation, with extension headers) out through the NAT66, the replies and a
-//!   Packet Too Big quoting one back in, and fragment sets (in order, reversed, overlapping).
+//!   Packet Too Big quoting one back in, and fragment sets (in order, reversed, overlapping);
+//! - `dns_decoder`: DNS responses with A and AAAA records (and a CNAME), an error, more addresses
+//!   than are kept, and a compression loop.
 
 use ikago_proto::crypto::Cipher;
 use ikago_proto::fragment::fragment;
@@ -436,6 +438,7 @@ fn main() {
     write(&corpus, "reassembly", "reversed", &reversed);
     write(&corpus, "reassembly", "overlapping-duplicated", &messy);
     ipv6_seeds(&corpus);
+    dns_seeds(&corpus);
     println!("seeds written to {}", corpus.display());
 }
 
@@ -557,4 +560,66 @@ fn ipv6_seeds(corpus: &Path) {
         "fragments-overlapping",
         &overlapping,
     );
+}
+
+/// A DNS response (rcode `rcode`) to the question `name` (type AAAA) with `records`, each of type
+/// and data, named by a compression pointer to the question
+fn dns_message(rcode: u8, name: &str, records: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut m = vec![0x4a, 0x11, 0x81, 0x80 | rcode, 0, 1];
+    m.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    for label in name.split('.') {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 28, 0, 1]);
+    for (ty, data) in records {
+        m.extend_from_slice(&[0xc0, 12]);
+        m.extend_from_slice(&ty.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        m.extend_from_slice(data);
+    }
+    m
+}
+
+/// The seeds of `dns_decoder`
+fn dns_seeds(corpus: &Path) {
+    const A: u16 = 1;
+    const CNAME: u16 = 5;
+    const AAAA: u16 = 28;
+    let v4 = [198, 18, 14, 2];
+    write(
+        corpus,
+        "dns_decoder",
+        "a-aaaa-cname",
+        &dns_message(
+            0,
+            "Echo.Lab.test",
+            &[(CNAME, b"\x02cn\xc0\x0c"), (AAAA, &REMOTE6), (A, &v4)],
+        ),
+    );
+    write(
+        corpus,
+        "dns_decoder",
+        "nxdomain",
+        &dns_message(3, "missing.lab.test", &[]),
+    );
+    let many: Vec<[u8; 16]> = (0..20u8)
+        .map(|i| {
+            let mut a = REMOTE6;
+            a[15] = i;
+            a
+        })
+        .collect();
+    let records: Vec<(u16, &[u8])> = many.iter().map(|a| (AAAA, &a[..])).collect();
+    write(
+        corpus,
+        "dns_decoder",
+        "more-than-kept",
+        &dns_message(0, "many.lab.test", &records),
+    );
+    let mut looped = dns_message(0, "loop.lab.test", &[(AAAA, &REMOTE6)]);
+    looped[12..14].copy_from_slice(&[0xc0, 12]);
+    write(corpus, "dns_decoder", "pointer-loop", &looped);
 }

@@ -53,6 +53,11 @@ fn server_input_corpus() {
 }
 
 #[test]
+fn dns_decoder_corpus() {
+    replay("dns_decoder", ikago_proto::fuzzing::dns_decoder);
+}
+
+#[test]
 fn ipv6_decoder_corpus() {
     replay("ipv6_decoder", ikago_proto::fuzzing::ipv6_decoder);
 }

@@ -75,6 +75,7 @@ pub fn answer(query: &[u8], records: &[(String, Ipv4Addr)]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use ikago_proto::wire::dns::parse_response;
+    use std::net::IpAddr;
 
     #[test]
     fn query_answer_round_trip() {
@@ -86,7 +87,7 @@ mod tests {
             (a.id, a.rcode, a.name.as_str()),
             (0x1234, 0, "example.test")
         );
-        assert_eq!(a.addrs, [Ipv4Addr::new(198, 18, 13, 80)]);
+        assert_eq!(a.addrs, [IpAddr::from(Ipv4Addr::new(198, 18, 13, 80))]);
         let nx = answer(&query(7, "nowhere.test"), &records).expect("a query");
         let nx = parse_response(&nx).expect("a response");
         assert_eq!((nx.id, nx.rcode, nx.name.as_str()), (7, 3, "nowhere.test"));

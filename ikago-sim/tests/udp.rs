@@ -6,7 +6,7 @@ mod common;
 use common::{Basic, ECHO_PORT, connect, exchange, payload};
 use ikago_proto::wire::dns::parse_answer;
 use ikago_sim::{HostConfig, SimDrop, WorldConfig, addr, dns};
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddrV4};
 use std::time::Duration;
 
 #[test]
@@ -73,5 +73,5 @@ fn dns_like_exchange() {
     assert_eq!(got[0].payload, expected);
     let parsed = parse_answer(&got[0].payload).expect("an answer");
     assert_eq!((parsed.id, parsed.name.as_str()), (id, name));
-    assert_eq!(parsed.addrs, [answer]);
+    assert_eq!(parsed.addrs, [IpAddr::from(answer)]);
 }

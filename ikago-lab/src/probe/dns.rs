@@ -1,6 +1,6 @@
 //! A tiny DNS client: one A query over UDP (RFC 1035 §4), over IPv4 or IPv6
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::{LabError, Netns, Result};
@@ -52,8 +52,12 @@ fn encode(id: u16, name: &str) -> Vec<u8> {
 /// The first A record of a response to `id`; `None` for a datagram that is not that response
 fn decode(id: u16, msg: &[u8]) -> Option<Result<Ipv4Addr>> {
     let answer = dns::parse_response(msg).filter(|a| a.id == id)?;
-    Some(match (answer.rcode, answer.addrs.first()) {
-        (0, Some(&ip)) => Ok(ip),
+    let a = answer.addrs.iter().find_map(|a| match a {
+        IpAddr::V4(ip) => Some(*ip),
+        IpAddr::V6(_) => None,
+    });
+    Some(match (answer.rcode, a) {
+        (0, Some(ip)) => Ok(ip),
         (0, None) => Err(LabError::Check("dns answer has no A record".into())),
         (rcode, _) => Err(LabError::Check(format!("dns answered rcode {rcode}"))),
     })

@@ -1,31 +1,47 @@
-//! Just enough DNS (RFC 1035) to learn names from answers: the question name and the A records
+//! Just enough DNS (RFC 1035) to learn names from answers: the question name and the addresses of
+//! its A and AAAA (RFC 3596) records
 //!
 //! ```
 //! use ikago_proto::wire::dns;
-//! use std::net::Ipv4Addr;
+//! use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 //!
-//! // a response to id 7 for "echo.lab.test" with one A record that points back at the question
-//! let mut msg = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+//! // a response to id 7 for "echo.lab.test" with one A and one AAAA record that point back at
+//! // the question
+//! let mut msg = vec![0, 7, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
 //! msg.extend_from_slice(b"\x04echo\x03lab\x04test\x00\x00\x01\x00\x01");
 //! msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 13, 2]);
-//! let a = dns::parse_answer(&msg).expect("a response with an A record");
+//! msg.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+//! msg.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, 2).octets());
+//! let a = dns::parse_answer(&msg).expect("a response with addresses");
 //! assert_eq!((a.id, a.name.as_str()), (7, "echo.lab.test"));
-//! assert_eq!(a.addrs, [Ipv4Addr::new(198, 18, 13, 2)]);
+//! assert_eq!(
+//!     a.addrs,
+//!     [
+//!         IpAddr::V4(Ipv4Addr::new(198, 18, 13, 2)),
+//!         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, 2)),
+//!     ]
+//! );
 //! assert_eq!(dns::parse_answer(&msg[..40]), None, "truncated");
 //! ```
 //!
 //! Nothing here panics, whatever the bytes.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Length of the DNS header (RFC 1035 §4.1.1)
 pub const HEADER_LEN: usize = 12;
-/// Most A records taken from one answer
-const MAX_ADDRS: usize = 16;
+/// Most addresses (A and AAAA records together) taken from one answer
+pub const MAX_ADDRS: usize = 16;
 /// Longest name kept (RFC 1035 §2.3.4: 255 octets)
-const MAX_NAME: usize = 255;
+pub const MAX_NAME: usize = 255;
 /// Compression pointers followed before giving up (loops)
 const MAX_JUMPS: usize = 16;
+/// Record type A: an IPv4 address
+const TYPE_A: u16 = 1;
+/// Record type AAAA: an IPv6 address (RFC 3596)
+const TYPE_AAAA: u16 = 28;
+/// Class IN (the Internet)
+const CLASS_IN: u16 = 1;
 
 /// The names and addresses of one DNS response
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +52,8 @@ pub struct Answer {
     pub rcode: u8,
     /// The first question's name, dotted, lower-case
     pub name: String,
-    /// The IPv4 addresses of its A records (at most 16)
-    pub addrs: Vec<Ipv4Addr>,
+    /// The addresses of its A and AAAA records, in answer order (at most 16)
+    pub addrs: Vec<IpAddr>,
 }
 
 /// Reads the name at offset `at` of `msg`; returns it (dotted, lower-case) and the offset after
@@ -74,7 +90,7 @@ pub fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
     None
 }
 
-/// Parses a DNS response with at least one A record; `None` for queries, errors, answers
+/// Parses a DNS response with at least one A or AAAA record; `None` for queries, errors, answers
 /// without an address and anything malformed
 pub fn parse_answer(msg: &[u8]) -> Option<Answer> {
     parse_response(msg).filter(|a| a.rcode == 0 && !a.addrs.is_empty())
@@ -107,8 +123,11 @@ pub fn parse_response(msg: &[u8]) -> Option<Answer> {
         );
         let len = usize::from(u16::from_be_bytes([rr[8], rr[9]]));
         let data = msg.get(at + 10..at + 10 + len)?;
-        if ty == 1 && class == 1 && len == 4 && addrs.len() < MAX_ADDRS {
-            addrs.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        if class == CLASS_IN
+            && addrs.len() < MAX_ADDRS
+            && let Some(ip) = address(ty, data)
+        {
+            addrs.push(ip);
         }
         at += 10 + len;
     }
@@ -118,6 +137,20 @@ pub fn parse_response(msg: &[u8]) -> Option<Answer> {
         name,
         addrs,
     })
+}
+
+/// The address in the data of a record of type `ty`: an A record's 4 bytes, an AAAA record's 16;
+/// `None` for other types and for data of another length
+fn address(ty: u16, data: &[u8]) -> Option<IpAddr> {
+    match ty {
+        TYPE_A => <[u8; 4]>::try_from(data)
+            .ok()
+            .map(|o| Ipv4Addr::from(o).into()),
+        TYPE_AAAA => <[u8; 16]>::try_from(data)
+            .ok()
+            .map(|o| Ipv6Addr::from(o).into()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +179,76 @@ mod tests {
         assert_eq!(a.name, "echo.lab.test");
         assert_eq!(
             a.addrs,
-            vec![Ipv4Addr::new(198, 18, 13, 2), Ipv4Addr::new(198, 18, 13, 3)]
+            [Ipv4Addr::new(198, 18, 13, 2), Ipv4Addr::new(198, 18, 13, 3)].map(IpAddr::from)
+        );
+    }
+
+    /// Appends a record for the question's name (a compression pointer) of type `ty`
+    fn push_record(m: &mut Vec<u8>, ty: u16, data: &[u8]) {
+        m.extend_from_slice(&[0xc0, 12]);
+        m.extend_from_slice(&ty.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+        m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        m.extend_from_slice(data);
+        let an = u16::from_be_bytes([m[6], m[7]]) + 1;
+        m[6..8].copy_from_slice(&an.to_be_bytes());
+    }
+
+    const V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, 2);
+
+    #[test]
+    fn aaaa_records_beside_a_records_in_answer_order() {
+        let mut m = answer();
+        push_record(&mut m, TYPE_AAAA, &V6.octets());
+        // a CNAME and records whose data has the other family's length are skipped
+        push_record(&mut m, 5, b"\x01x\x00");
+        push_record(&mut m, TYPE_AAAA, &[198, 18, 13, 9]);
+        push_record(&mut m, TYPE_A, &V6.octets());
+        let a = parse_answer(&m).unwrap();
+        assert_eq!(
+            a.addrs,
+            [
+                IpAddr::V4(Ipv4Addr::new(198, 18, 13, 2)),
+                IpAddr::V4(Ipv4Addr::new(198, 18, 13, 3)),
+                IpAddr::V6(V6),
+            ]
+        );
+        // an answer of AAAA records only is an answer too
+        let mut only6 = answer();
+        only6.truncate(HEADER_LEN + 19);
+        only6[7] = 0;
+        push_record(&mut only6, TYPE_AAAA, &V6.octets());
+        assert_eq!(parse_answer(&only6).unwrap().addrs, [IpAddr::V6(V6)]);
+        for n in 0..only6.len() {
+            assert_eq!(parse_answer(&only6[..n]), None, "truncated at {n}");
+        }
+        // another class is not the Internet's
+        let mut chaos = only6.clone();
+        chaos[HEADER_LEN + 19 + 5] = 3;
+        assert_eq!(parse_answer(&chaos), None);
+    }
+
+    #[test]
+    fn addresses_are_capped_over_both_families() {
+        let mut m = answer();
+        for i in 0..MAX_ADDRS as u16 {
+            push_record(
+                &mut m,
+                TYPE_AAAA,
+                &Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, i).octets(),
+            );
+        }
+        let a = parse_answer(&m).unwrap();
+        assert_eq!(a.addrs.len(), MAX_ADDRS);
+        assert_eq!(
+            a.addrs[2],
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 13, 0, 0, 0, 0, 0))
+        );
+        assert_eq!(
+            a.addrs.last(),
+            Some(&IpAddr::V6(Ipv6Addr::new(
+                0x2001, 0xdb8, 13, 0, 0, 0, 0, 13
+            )))
         );
     }
 
@@ -202,7 +304,9 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(0u8.., 0..300), at in 0usize..300) {
             let _ = parse_answer(&bytes);
-            let _ = parse_response(&bytes);
+            if let Some(r) = parse_response(&bytes) {
+                proptest::prop_assert!(r.addrs.len() <= MAX_ADDRS && r.name.len() <= MAX_NAME);
+            }
             let _ = read_name(&bytes, at);
         }
     }
