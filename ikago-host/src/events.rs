@@ -170,6 +170,10 @@ fn kind(role: Role, e: &Event) -> (Kind, Level) {
         }
         Event::SourceJoined { .. } => ("Device joined the network", Level::Info),
         Event::ArpReplied { .. } => ("Reply an ARP request", Level::Debug),
+        Event::NdpReplied { requester, .. } if requester.is_unspecified() => {
+            ("Defend a published address", Level::Warn)
+        }
+        Event::NdpReplied { .. } => ("Reply a neighbour solicitation", Level::Debug),
         Event::NeighborResolved { .. } => ("Resolve", Level::Debug),
         Event::NatMapped { .. } => ("NAT", Level::Debug),
         Event::NatExpired { .. } => ("Recycle NAT", Level::Debug),
@@ -214,6 +218,13 @@ pub fn line(role: Role, e: &Event) -> (Level, String) {
         }
         Event::ArpReplied { publish, requester } => {
             format!("Reply an ARP request for {publish} from {requester}")
+        }
+        Event::NdpReplied { publish, requester } if requester.is_unspecified() => format!(
+            "Defend published address {publish}: a LAN device probed for it (duplicate address \
+             detection) and is told it is in use"
+        ),
+        Event::NdpReplied { publish, requester } => {
+            format!("Reply a neighbour solicitation for {publish} from {requester}")
         }
         Event::NeighborResolved { ip, mac } => format!("Resolve {ip} at [{mac}]"),
         Event::NatMapped {
@@ -308,6 +319,13 @@ pub fn fields(e: &Event) -> Vec<(&'static str, Value<'_>)> {
         ),
         Event::ArpReplied { publish, requester } => (
             "arp_replied",
+            vec![
+                ("publish", Value::from_display(publish)),
+                ("requester", Value::from_display(requester)),
+            ],
+        ),
+        Event::NdpReplied { publish, requester } => (
+            "ndp_replied",
             vec![
                 ("publish", Value::from_display(publish)),
                 ("requester", Value::from_display(requester)),
@@ -425,6 +443,31 @@ mod tests {
         assert_eq!(
             line(Role::Server, &e),
             (Level::Warn, "Drop 3 packet(s): decrypt_failed".into())
+        );
+        let publish = "fd00:21::fe".parse().unwrap();
+        let e = Event::NdpReplied {
+            publish,
+            requester: "fd00:21::2".parse().unwrap(),
+        };
+        assert_eq!(
+            line(Role::Client, &e),
+            (
+                Level::Debug,
+                "Reply a neighbour solicitation for fd00:21::fe from fd00:21::2".into()
+            )
+        );
+        let e = Event::NdpReplied {
+            publish,
+            requester: std::net::Ipv6Addr::UNSPECIFIED,
+        };
+        assert_eq!(
+            line(Role::Client, &e),
+            (
+                Level::Warn,
+                "Defend published address fd00:21::fe: a LAN device probed for it (duplicate \
+                 address detection) and is told it is in use"
+                    .into()
+            )
         );
     }
 

@@ -885,7 +885,8 @@ impl Client {
     }
 
     /// A valid neighbour discovery message on a listen device: a solicitation for a published
-    /// address is answered (proxy NDP); an advertisement claiming one is a spoofing attempt
+    /// address is answered (proxy NDP), duplicate address detection for one too (a LAN device
+    /// must not take it); an advertisement claiming one is a spoofing attempt
     fn handle_ndp(
         &mut self,
         device: DeviceId,
@@ -897,17 +898,22 @@ impl Client {
         let (mac, listens) = (dev.mac, dev.role.listens());
         match ndp {
             icmpv6::Ndp::Solicit { target, source_mac }
-                if listens
-                    && self.publish6.contains(&target)
-                    && !pkt.src().is_unspecified()
-                    && pkt.src() != target =>
+                if listens && self.publish6.contains(&target) && pkt.src() != target =>
             {
                 let requester = pkt.src();
-                let to = source_mac.unwrap_or(eth.src);
+                // a probe of duplicate address detection (from ::) is answered to all nodes,
+                // unsolicited, so that the prober sees the address is taken (RFC 4861 §7.2.4)
+                let dad = requester.is_unspecified();
+                let (dst, to) = if dad {
+                    let all = icmpv6::ALL_NODES;
+                    (all, icmpv6::multicast_mac(all))
+                } else {
+                    (requester, source_mac.unwrap_or(eth.src))
+                };
                 let len = ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmpv6::NDP_LEN;
                 self.core.tx.push_with(device, len, |b| {
                     let n = ethernet::write(b, to, mac, ethernet::ETHERTYPE_IPV6);
-                    n + icmpv6::write_advert(&mut b[n..], target, requester, mac, true)
+                    n + icmpv6::write_advert(&mut b[n..], target, dst, mac, !dad)
                 });
                 self.core.tx.event(Event::NdpReplied {
                     publish: target,

@@ -73,7 +73,8 @@ pub enum Event {
     NdpReplied {
         /// The published address asked for
         publish: Ipv6Addr,
-        /// Who asked
+        /// Who asked; `::` for duplicate address detection (a LAN device about to take the
+        /// address, told it is in use)
         requester: Ipv6Addr,
     },
     /// A next hop (gateway or on-link host) was resolved by ARP, or by neighbour discovery for

@@ -590,6 +590,69 @@ fn proxy_ndp_answers_published_addresses_only() {
     assert!(p.lan.is_empty());
 }
 
+/// A duplicate address detection probe for `target` from a LAN device: a solicitation from `::`
+/// to the target's solicited-node group, without a source link-layer address (RFC 4862 §5.4.2)
+fn dad_probe(target: Ipv6Addr) -> Vec<u8> {
+    let group = icmpv6::solicited_node(target);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(Mac([2, 0, 0, 0, 11, 9]).0, icmpv6::multicast_mac(group).0)
+        .ipv6(Ipv6Addr::UNSPECIFIED.octets(), group.octets(), 255)
+        .icmpv6_raw(icmpv6::NEIGHBOR_SOLICIT, 0, [0; 4])
+        .write(&mut v, &target.octets())
+        .unwrap();
+    v
+}
+
+#[test]
+fn duplicate_address_detection_of_a_published_address_is_answered_to_all_nodes() {
+    let mut p = Pair::new(Setup::default());
+    p.lan_sends(&dad_probe(LAN_GATEWAY));
+    let na = p.lan.pop().expect("an advertisement");
+    assert!(p.lan.is_empty());
+    assert_eq!(
+        (&na[0..6], &na[6..12]),
+        (&[0x33, 0x33, 0, 0, 0, 1][..], &CLIENT_LAN_MAC.0[..]),
+        "to the all-nodes group"
+    );
+    let a = packet(&na);
+    assert_eq!((a.src(), a.dst()), (LAN_GATEWAY, icmpv6::ALL_NODES));
+    assert_eq!(
+        icmpv6::parse_ndp(&a),
+        Some(Ok(icmpv6::Ndp::Advert {
+            target: LAN_GATEWAY,
+            target_mac: Some(CLIENT_LAN_MAC),
+            solicited: false
+        }))
+    );
+    assert_eq!(a.payload()[4], 0x20, "override set, solicited clear");
+    assert!(p.events.iter().any(|e| matches!(e,
+        Event::NdpReplied { publish, requester }
+            if *publish == LAN_GATEWAY && requester.is_unspecified())));
+
+    // a probe for an address nobody publishes is the prober's business
+    p.lan_sends(&dad_probe("fd00:11::77".parse().unwrap()));
+    assert!(p.lan.is_empty());
+    assert_eq!(p.client.stats().drops.get(DropReason::NotForUs), 1);
+    // a probe carrying a source link-layer address breaks RFC 4861 §7.1.1
+    let mut with_option = vec![0u8; 14 + 72];
+    ethernet::write(
+        &mut with_option,
+        icmpv6::multicast_mac(icmpv6::solicited_node(LAN_GATEWAY)),
+        LAN_HOST_MAC,
+        ethernet::ETHERTYPE_IPV6,
+    );
+    icmpv6::write_solicit(
+        &mut with_option[14..],
+        Ipv6Addr::UNSPECIFIED,
+        LAN_HOST_MAC,
+        LAN_GATEWAY,
+        false,
+    );
+    p.lan_sends(&with_option);
+    assert!(p.lan.is_empty());
+    assert_eq!(p.client.stats().drops.get(DropReason::NdpInvalid), 1);
+}
+
 #[test]
 fn the_server_resolves_its_ipv6_gateway_by_ndp() {
     let mut p = Pair::new(Setup {

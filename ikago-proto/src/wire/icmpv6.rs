@@ -32,6 +32,9 @@ pub const HEADER_LEN: usize = 8;
 pub const NDP_HOP_LIMIT: u8 = 255;
 /// Length of a neighbour solicitation or advertisement with one link-layer address option
 pub const NDP_LEN: usize = 24 + 8;
+/// The all-nodes multicast address, where an answer to duplicate address detection goes
+/// (RFC 4861 §7.2.4)
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// Option type "source link-layer address"
 const OPTION_SOURCE_LL: u8 = 1;
 /// Option type "target link-layer address"
@@ -118,8 +121,9 @@ pub enum Ndp {
 
 /// Parses the neighbour solicitation or advertisement in `packet` with RFC 4861's checks: hop
 /// limit 255, code 0, a valid checksum, at least 24 bytes, a unicast target, options of non-zero
-/// length within the message. `None` when it is not NDP; `Some(Err(()))` when it is NDP but fails
-/// a check
+/// length within the message, and for a solicitation from the unspecified address (duplicate
+/// address detection, RFC 4862 §5.4.2) a solicited-node destination and no source link-layer
+/// address option. `None` when it is not NDP; `Some(Err(()))` when it is NDP but fails a check
 #[allow(clippy::result_unit_err)]
 pub fn parse_ndp(packet: &ipv6::Packet<'_>) -> Option<Result<Ndp, ()>> {
     if packet.protocol() != proto::ICMPV6 || packet.fragment().is_some() {
@@ -166,8 +170,9 @@ fn ndp_body(packet: &ipv6::Packet<'_>, msg: &[u8], ty: u8) -> Result<Ndp, ()> {
         options = &options[len..];
     }
     Ok(if ty == NEIGHBOR_SOLICIT {
-        if packet.src().is_unspecified() && ll.is_some() {
-            // duplicate address detection carries no source link-layer address
+        if packet.src().is_unspecified() && (ll.is_some() || !is_solicited_node(packet.dst())) {
+            // duplicate address detection goes to a solicited-node group without a source
+            // link-layer address (RFC 4861 §7.1.1)
             return Err(());
         }
         Ndp::Solicit {
@@ -189,6 +194,11 @@ pub fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
     Ipv6Addr::from([
         0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
     ])
+}
+
+/// Whether `ip` is a solicited-node multicast address (ff02::1:ff00:0/104)
+pub fn is_solicited_node(ip: Ipv6Addr) -> bool {
+    ip.octets()[..13] == solicited_node(Ipv6Addr::UNSPECIFIED).octets()[..13]
 }
 
 /// The Ethernet multicast MAC of the IPv6 multicast address `ip` (33:33 and its last 4 bytes)
@@ -228,8 +238,8 @@ pub fn write_solicit(
 }
 
 /// Writes an IPv6 neighbour advertisement from `target` to `dst` saying `target` is at `mac`
-/// (solicited when it answers a solicitation, with the override flag); returns the packet
-/// length ([`IPV6_HEADER_LEN`] + [`NDP_LEN`])
+/// (solicited when it answers a solicitation from a unicast address, with the override flag);
+/// returns the packet length ([`IPV6_HEADER_LEN`] + [`NDP_LEN`])
 ///
 /// # Panics
 /// If `buf` is shorter than 72 bytes.
@@ -344,6 +354,59 @@ mod tests {
         opt[42..44].copy_from_slice(&c.to_be_bytes());
         let p = ipv6::Packet::parse(&opt[..n]).unwrap();
         assert_eq!(parse_ndp(&p), Some(Err(())), "zero-length option");
+    }
+
+    /// A duplicate address detection probe for `target`: a solicitation from `::` to `dst`,
+    /// with the source link-layer address option when `option`
+    fn dad_probe(target: Ipv6Addr, dst: Ipv6Addr, option: bool) -> Vec<u8> {
+        let mut buf = vec![0u8; 72];
+        let n = write_solicit(&mut buf, Ipv6Addr::UNSPECIFIED, MAC, target, false);
+        buf.truncate(if option { n } else { n - 8 });
+        let payload_len = buf.len() as u16 - 40;
+        buf[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        buf[24..40].copy_from_slice(&dst.octets());
+        buf[42..44].fill(0);
+        let c = checksum(Ipv6Addr::UNSPECIFIED, dst, &buf[40..]);
+        buf[42..44].copy_from_slice(&c.to_be_bytes());
+        buf
+    }
+
+    #[test]
+    fn duplicate_address_detection_probes() {
+        let group = solicited_node(GW);
+        assert!(is_solicited_node(group) && !is_solicited_node(GW));
+        assert!(!is_solicited_node(ALL_NODES));
+        let probe = dad_probe(GW, group, false);
+        assert_eq!(
+            parse_ndp(&ipv6::Packet::parse(&probe).unwrap()),
+            Some(Ok(Ndp::Solicit {
+                target: GW,
+                source_mac: None
+            }))
+        );
+        // RFC 4861 §7.1.1: no source link-layer address, and to a solicited-node group
+        for (bad, why) in [
+            (dad_probe(GW, group, true), "with a link-layer address"),
+            (dad_probe(GW, GW, false), "to a unicast address"),
+            (dad_probe(GW, ALL_NODES, false), "to all nodes"),
+        ] {
+            let p = ipv6::Packet::parse(&bad).unwrap();
+            assert_eq!(parse_ndp(&p), Some(Err(())), "{why}");
+        }
+        // the answer: to all nodes, not solicited, overriding
+        let mut buf = [0u8; 80];
+        let n = write_advert(&mut buf, GW, ALL_NODES, MAC, false);
+        let p = ipv6::Packet::parse(&buf[..n]).unwrap();
+        assert_eq!(
+            parse_ndp(&p),
+            Some(Ok(Ndp::Advert {
+                target: GW,
+                target_mac: Some(MAC),
+                solicited: false
+            }))
+        );
+        assert_eq!(p.payload()[4], FLAG_OVERRIDE);
+        assert_eq!(multicast_mac(ALL_NODES), Mac([0x33, 0x33, 0, 0, 0, 1]));
     }
 
     #[test]
