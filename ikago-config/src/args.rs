@@ -33,9 +33,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "NAME")]
     pub upstream_device: Option<String>,
 
-    /// Gateway IPv4 address [default: the default route's]
-    #[arg(long, value_name = "IP")]
-    pub gateway: Option<String>,
+    /// Gateway of the upstream device: an IPv4 address, an IPv6 address, or one of each as a
+    /// comma list (198.18.0.1,2001:db8:24::ff); an IPv6 gateway replaces the upstream device's
+    /// IPv6 router [default: the routing tables']
+    #[arg(long, value_delimiter = ',', value_name = "IPS")]
+    #[serde(deserialize_with = "list::de")]
+    pub gateway: Option<Vec<String>>,
 
     /// Transport: faketcp (segments no kernel socket owns), or tcp (a kernel TCP connection,
     /// the original's framing: method plain only, no KCP, one server) [default: faketcp]

@@ -43,6 +43,7 @@ impl CommonSettings {
             listen_devices,
             upstream_device,
             gateway,
+            gateway6,
             mode,
             method,
             password,
@@ -66,7 +67,10 @@ impl CommonSettings {
         let restart = [
             ("listen-devices", *listen_devices != new.listen_devices),
             ("upstream-device", *upstream_device != new.upstream_device),
-            ("gateway", *gateway != new.gateway),
+            (
+                "gateway",
+                *gateway != new.gateway || *gateway6 != new.gateway6,
+            ),
             ("mode", *mode != new.mode),
             ("method", *method != new.method),
             ("password", *password != new.password),
@@ -243,6 +247,14 @@ mod tests {
         assert_eq!(adopted.common.password, "one");
         assert_eq!(adopted.common.mtu, old.common.mtu);
         assert!(adopted.fallback.is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_gateway_needs_a_restart() {
+        let old = with(json!({"gateway": "198.18.21.1"}));
+        let new = with(json!({"gateway": ["198.18.21.1", "2001:db8:21::1"]}));
+        let c = old.changes(&new);
+        assert_eq!((c.restart, c.live), (vec!["gateway"], vec![]));
     }
 
     #[test]

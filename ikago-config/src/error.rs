@@ -1,6 +1,7 @@
 //! Configuration errors: each one clear lower-case line, shown before anything touches the network
 
 use ikago_proto::Method;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// A mistake in the options or the config file
@@ -60,13 +61,20 @@ pub enum Error {
         "method {0} needs a password (--password, IKAGO_PASSWORD or the config file's \"password\")"
     )]
     MissingPassword(Method),
-    /// An option that must be an IPv4 address is not one
-    #[error("invalid {option} address {value:?} (expected an IPv4 address like 198.18.0.1)")]
-    BadAddress {
-        /// The option
-        option: &'static str,
-        /// The value given
-        value: String,
+    /// A gateway that is neither an IPv4 nor an IPv6 address
+    #[error(
+        "invalid gateway address {0:?} (expected an IPv4 or IPv6 address like 198.18.0.1 or 2001:db8:24::ff)"
+    )]
+    BadGateway(String),
+    /// Two gateways of one family
+    #[error("two {family} gateways ({first} and {second}): give at most one of each family")]
+    TwoGateways {
+        /// `IPv4` or `IPv6`
+        family: &'static str,
+        /// The first one given
+        first: IpAddr,
+        /// The second one given
+        second: IpAddr,
     },
     /// A monitor address that is not an IP address
     #[error(

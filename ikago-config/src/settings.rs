@@ -30,8 +30,10 @@ pub struct CommonSettings {
     pub listen_devices: Vec<String>,
     /// The upstream device, when named
     pub upstream_device: Option<String>,
-    /// The gateway, when given
+    /// The IPv4 gateway, when given
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 gateway of the upstream device, when given (in place of its IPv6 router)
+    pub gateway6: Option<Ipv6Addr>,
     /// FakeTCP or a kernel TCP connection (`mode`)
     pub mode: Transport,
     /// Encryption method
@@ -111,11 +113,27 @@ pub struct ServerSettings {
 }
 
 /// Parses an IPv4 address given to `option`
-fn address(option: &'static str, value: &str) -> Result<Ipv4Addr, Error> {
-    value.trim().parse().map_err(|_| Error::BadAddress {
-        option,
-        value: value.to_owned(),
-    })
+/// The gateways of `--gateway`: at most one IPv4 and one IPv6 address, in any order
+fn gateways(items: &[String]) -> Result<(Option<Ipv4Addr>, Option<Ipv6Addr>), Error> {
+    let (mut v4, mut v6) = (None, None);
+    for item in items {
+        let ip: IpAddr = item
+            .trim()
+            .parse()
+            .map_err(|_| Error::BadGateway(item.clone()))?;
+        let (family, first) = match ip {
+            IpAddr::V4(a) => ("IPv4", v4.replace(a).map(IpAddr::V4)),
+            IpAddr::V6(a) => ("IPv6", v6.replace(a).map(IpAddr::V6)),
+        };
+        if let Some(first) = first {
+            return Err(Error::TwoGateways {
+                family,
+                first,
+                second: ip,
+            });
+        }
+    }
+    Ok((v4, v6))
 }
 
 /// The sources of `-r`: each item an IPv4 or an IPv6 address or prefix
@@ -229,10 +247,7 @@ impl CommonSettings {
                 return Err(Error::Ikago2WithKcp);
             }
         }
-        let gateway = match a.gateway.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(g) => Some(address("gateway", g)?),
-        };
+        let (gateway, gateway6) = gateways(a.gateway.as_deref().unwrap_or_default())?;
         let monitor_address = match a.monitor_address.as_deref().map(str::trim) {
             None | Some("") => DEFAULT_MONITOR_ADDRESS,
             Some(ip) => ip
@@ -243,6 +258,7 @@ impl CommonSettings {
             listen_devices: a.listen_devices.clone().unwrap_or_default(),
             upstream_device: a.upstream_device.clone().filter(|s| !s.trim().is_empty()),
             gateway,
+            gateway6,
             mode,
             method,
             password,

@@ -251,7 +251,31 @@ fn errors_are_one_clear_line() {
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--gateway", "1.2.3"],
-            "invalid gateway address \"1.2.3\" (expected an IPv4 address like 198.18.0.1)",
+            "invalid gateway address \"1.2.3\" (expected an IPv4 or IPv6 address like 198.18.0.1 or 2001:db8:24::ff)",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4",
+                "-s",
+                "1.2.3.4:1",
+                "--gateway",
+                "198.18.0.1,198.18.0.2",
+            ],
+            "two IPv4 gateways (198.18.0.1 and 198.18.0.2): give at most one of each family",
+        ),
+        (
+            &[
+                "-r",
+                "1.2.3.4",
+                "-s",
+                "1.2.3.4:1",
+                "--gateway",
+                "2001:db8:24::ff",
+                "--gateway",
+                "fe80::1",
+            ],
+            "two IPv6 gateways (2001:db8:24::ff and fe80::1): give at most one of each family",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--publish", "x"],
@@ -530,6 +554,49 @@ fn several_servers_make_a_failover_list() {
         .to_string();
     assert!(e.contains("\"x\""), "{e}");
     assert!(!e.contains('\n'));
+}
+
+#[test]
+fn gateway_takes_an_address_of_each_family() {
+    let v4 = Ipv4Addr::new(198, 18, 0, 1);
+    let v6: Ipv6Addr = "2001:db8:24::ff".parse().unwrap();
+    let gateways = |args: &ClientArgs| {
+        let s = CommonSettings::resolve(&args.common).unwrap();
+        (s.gateway, s.gateway6)
+    };
+    for (given, expected) in [
+        ("198.18.0.1,2001:db8:24::ff", (Some(v4), Some(v6))),
+        ("2001:db8:24::ff, 198.18.0.1", (Some(v4), Some(v6))),
+        ("198.18.0.1", (Some(v4), None)),
+        ("2001:db8:24::ff", (None, Some(v6))),
+    ] {
+        assert_eq!(
+            gateways(&client(&["--gateway", given])),
+            expected,
+            "{given}"
+        );
+    }
+    assert_eq!(gateways(&client(&[])), (None, None));
+    // the config file's key takes a string or a list, and the command line overrides it
+    for file in [
+        r#"{"gateway": "198.18.0.1,2001:db8:24::ff"}"#,
+        r#"{"gateway": ["2001:db8:24::ff", "198.18.0.1"]}"#,
+    ] {
+        let f: ClientArgs = parse_str(file, no_env).unwrap();
+        assert_eq!(gateways(&f), (Some(v4), Some(v6)), "{file}");
+        let merged = client(&["--gateway", "fe80::1"]).or(f);
+        assert_eq!(
+            gateways(&merged),
+            (None, Some("fe80::1".parse().unwrap())),
+            "{file}"
+        );
+    }
+    let f: ClientArgs = parse_str(r#"{"gateway": ["fe80::1", "fe80::2"]}"#, no_env).unwrap();
+    let e = CommonSettings::resolve(&f.common).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "two IPv6 gateways (fe80::1 and fe80::2): give at most one of each family"
+    );
 }
 
 fn device(name: &str, role: DeviceRole) -> DeviceConfig {

@@ -414,8 +414,9 @@ fn start_recorder(
     )?)
 }
 
-/// The devices of `settings`: those discovered, with the roles the options give them, the
-/// upstream one checked to reach the peer
+/// The devices of `settings`: those discovered, with the roles the options give them and the
+/// upstream one's IPv6 gateway when `--gateway` names one, the upstream one checked to reach the
+/// peer
 pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartError> {
     let ifaces = discover::list().map_err(|e| format!("cannot list devices: {e}"))?;
     let mut found = discover::candidates(
@@ -424,8 +425,12 @@ pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartErr
         &Neighbors::read(),
         settings.reach(),
     );
-    discover::add_ipv6(&mut found, &ifaces, &Routes6::read(), &Neighbors6::read());
-    let devices = settings.common().apply_device_roles(found)?;
+    let neighbors6 = Neighbors6::read();
+    discover::add_ipv6(&mut found, &ifaces, &Routes6::read(), &neighbors6);
+    let mut devices = settings.common().apply_device_roles(found)?;
+    if let Some(gateway) = settings.common().gateway6 {
+        discover::apply_gateway6(&mut devices, &ifaces, gateway, &neighbors6)?;
+    }
     discover::check_upstream(&devices, settings.reach())?;
     Ok(devices)
 }

@@ -60,6 +60,10 @@ fn bad_input_is_one_line_and_exit_code_2() {
         (with(&["--method", "aes-256-gcm"]), "needs a password"),
         (with(&["--gateway", "198.18.1"]), "invalid gateway address"),
         (
+            with(&["--gateway", "198.18.1.254,198.18.1.253"]),
+            "two IPv4 gateways (198.18.1.254 and 198.18.1.253): give at most one of each family",
+        ),
+        (
             vec!["client", "-r", "198.18.1.2", "-s", "198.19.0.1"],
             "invalid server",
         ),
@@ -171,6 +175,20 @@ fn bad_input_is_one_line_and_exit_code_2() {
     fails(
         &run(&ns, &dir, &[], &client),
         "no gateway: no route to 198.19.0.1",
+    );
+    // an IPv6 gateway for an upstream device without IPv6, then off its prefix
+    let gateways = with(&["--gateway", "198.18.1.254,2001:db8:1::fe"]);
+    fails(
+        &run(&ns, &dir, &[], &gateways),
+        "IPv6 gateway 2001:db8:1::fe given, but upstream device v0 has no global IPv6 address",
+    );
+    ns.exec("sysctl", &["-qw", "net.ipv6.conf.v0.disable_ipv6=0"])
+        .unwrap();
+    ns.ip(&["addr", "add", "2001:db8:2::1/64", "dev", "v0", "nodad"])
+        .unwrap();
+    fails(
+        &run(&ns, &dir, &[], &gateways),
+        "IPv6 gateway 2001:db8:1::fe is not on a subnet of upstream device v0",
     );
 
     let nobody = [

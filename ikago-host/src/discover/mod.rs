@@ -8,12 +8,14 @@
 //! `ikago_config::CommonSettings::apply_device_roles` then applies `--listen-devices` and
 //! `--upstream-device`, and [`check_upstream`] makes sure the upstream device can reach the peer.
 
+mod gateway6;
 mod interface;
 mod neighbor;
 mod neighbor6;
 mod route;
 mod route6;
 
+pub use gateway6::{Gateway6Error, apply_gateway6};
 pub use interface::{Interface, list};
 pub use neighbor::{Neighbor, Neighbors};
 pub use neighbor6::Neighbors6;
