@@ -6,28 +6,35 @@
 //!
 //! | machine, role | IPv4 part |
 //! |---|---|
-//! | client, upstream | `src host SERVER and dst host LOCAL and ((tcp src port SP and tcp dst port LP) or FRAG)` |
+//! | client, upstream | `dst host LOCAL and ((src host S and ((tcp src port SP and tcp dst port LP) or FRAG)) or ...)` |
 //! | client, listen | `ether dst MAC and (src net S1 or src net S2 ...)` |
 //! | server, listen | `dst host ADDR and (tcp dst port P or FRAG)` |
 //! | server, upstream | `dst host PUBLIC and (tcp dst portrange T or udp dst portrange U or icmp or FRAG)` |
 //!
 //! where `FRAG` is `ip[6:2] & 0x3fff != 0` (any IPv4 fragment: libpcap matches ports in first
-//! fragments only). The tunnel is IPv4, so IPv6 has two parts:
+//! fragments only) and the client's servers `S` are those of the failover list of the family.
+//! The tunnel runs over IPv4 or IPv6 (a server given as `[ADDR]:PORT`; a server accepts on
+//! both), and IPv6 carries the LAN's IPv6 inside the tunnel too:
 //!
 //! | machine, role | IPv6 part |
 //! |---|---|
+//! | client, upstream | `dst host LOCAL6 and ((src host S6 and ((tcp src port SP and tcp dst port LP) or FRAG6)) or ... or PTB)` |
 //! | client, listen | `(ether dst MAC and (src net S1 or ...) and not NDP) or NS(P1) or ... or (ether dst MAC and NA)` |
+//! | server, listen | `dst host ADDR6 and (tcp dst port P or FRAG6 or PTB)` |
 //! | server, upstream | `(dst host NAT66 and (tcp dst portrange T or udp dst portrange U or icmp6 or FRAG6)) or (ether dst MAC and NA)` |
 //!
 //! where `NS(A)` is a neighbour solicitation whose target is `A` (to any destination: they go to
 //! a solicited-node multicast group), `NA` a neighbour advertisement, `NDP` ICMPv6 types
-//! 133-137 (neighbour discovery belongs to the link, never to the tunnel) and `FRAG6`
-//! `ip6[6] = 44` (a Fragment header first). The client's part needs IPv6 sources or published
-//! IPv6 addresses, the server's an IPv6 address on its upstream device (NAT66); solicitations
-//! for the server's own address are the kernel's to answer, and left out. A device with
-//! both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An
-//! engine of a sharded server (`--threads`) admits only its share: `tcp dst port P and SHARE`,
-//! its slices of the port ranges and its ICMP echo ids ([`crate::shard`]).
+//! 133-137 (neighbour discovery belongs to the link, never to the tunnel), `FRAG6`
+//! `ip6[6] = 44` (a Fragment header first) and `PTB` an ICMPv6 Packet Too Big (type 2), which
+//! tells the tunnel's sender to send smaller frames. `LOCAL6` is the client's upstream IPv6
+//! address, `ADDR6` a listen device's. The client's listen part needs IPv6 sources or published
+//! IPv6 addresses, the server's upstream part an IPv6 address on its upstream device (NAT66);
+//! solicitations for the server's own address are the kernel's to answer, and left out. A
+//! device with both roles gets `arp or (ip and (UPSTREAM or LISTEN))`. An engine of a sharded
+//! server (`--threads`) admits only its share: `tcp dst port P and SHARE` (over IPv6 the share
+//! of the source's low 32 bits), its slices of the port ranges and its ICMP echo ids
+//! ([`crate::shard`]); fragments and Packet Too Big reach every engine.
 //!
 //! In `tcp` mode the tunnel is a kernel socket, not pcap: the client's upstream part and the
 //! server's listen part are left out, and a device with no part left admits nothing.
@@ -35,13 +42,15 @@
 use crate::capture::NOTHING;
 use crate::shard;
 use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, Ipv6Net, Mac, ServerConfig, Transport};
-use std::net::{Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 
 /// Matches any IPv4 fragment, first or not (MF flag or a fragment offset)
 const ANY_FRAGMENT: &str = "ip[6:2] & 0x3fff != 0";
 /// Matches an IPv6 packet whose first header after the fixed one is a Fragment header
 const ANY_FRAGMENT6: &str = "ip6[6] = 44";
+/// Matches an ICMPv6 Packet Too Big
+const PACKET_TOO_BIG: &str = "(icmp6 and icmp6[0] = 2)";
 /// Matches neighbour discovery: ICMPv6 router solicitation to redirect (types 133-137)
 const NDP: &str = "(icmp6 and icmp6[0] >= 133 and icmp6[0] <= 137)";
 
@@ -55,24 +64,27 @@ struct Part {
 }
 
 /// One filter per device of a client whose FakeTCP address is `local`, in device order; the
-/// upstream filter takes every server of the failover list
+/// upstream filter takes every server of the failover list, each on its family's address of
+/// the upstream device
 pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
-    let upstream = std::iter::once(&config.server)
+    let local = SocketAddr::from(local);
+    let servers: Vec<SocketAddr> = std::iter::once(&config.server)
         .chain(&config.fallback)
-        .map(|server| {
-            format!(
-                "(src host {} and ((tcp src port {} and tcp dst port {}) or {ANY_FRAGMENT}))",
-                server.ip(),
-                server.port(),
-                local.port()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" or ");
+        .map(|&s| SocketAddr::from(s))
+        .collect();
+    let up = config.devices.iter().find(|d| d.role.is_upstream());
+    let (local4, local6) = match local.ip() {
+        IpAddr::V4(a) => (Some(a), up.and_then(|d| d.ipv6).map(|l| l.addr)),
+        IpAddr::V6(a) => (up.map(|d| d.addr), Some(a)),
+    };
+    let fake = config.transport == Transport::FakeTcp;
     let upstream = Part {
-        ip: (config.transport == Transport::FakeTcp)
-            .then(|| format!("dst host {} and ({upstream})", local.ip())),
-        ip6: None,
+        ip: local4
+            .filter(|_| fake)
+            .and_then(|l| from_servers(&servers, l.into(), local.port())),
+        ip6: local6
+            .filter(|_| fake)
+            .and_then(|l| from_servers(&servers, l.into(), local.port())),
     };
     let sources = config
         .sources
@@ -91,6 +103,34 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
             device_filter(d, &upstream, &listen)
         })
         .collect()
+}
+
+/// The part admitting the tunnel segments (and fragments) of every server of `local`'s family
+/// to `local` at `port`, and over IPv6 the Packet Too Big messages to it; `None` without a
+/// server of that family
+fn from_servers(servers: &[SocketAddr], local: IpAddr, port: u16) -> Option<String> {
+    let frag = match local {
+        IpAddr::V4(_) => ANY_FRAGMENT,
+        IpAddr::V6(_) => ANY_FRAGMENT6,
+    };
+    let mut parts: Vec<String> = servers
+        .iter()
+        .filter(|s| s.is_ipv4() == local.is_ipv4())
+        .map(|s| {
+            format!(
+                "(src host {} and ((tcp src port {} and tcp dst port {port}) or {frag}))",
+                s.ip(),
+                s.port()
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    if local.is_ipv6() {
+        parts.push(PACKET_TOO_BIG.to_owned());
+    }
+    Some(format!("dst host {local} and ({})", parts.join(" or ")))
 }
 
 /// The IPv6 part of a client's listen device of MAC `mac`: its IPv6 sources' packets to it,
@@ -150,6 +190,11 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
         Some(share) => format!("(tcp dst port {} and {share})", config.port),
         None => format!("tcp dst port {}", config.port),
     };
+    let tunnel6 = match shard::tunnel_share6(config.shard) {
+        Some(share) => format!("(tcp dst port {} and {share})", config.port),
+        None => format!("tcp dst port {}", config.port),
+    };
+    let fake = config.transport == Transport::FakeTcp;
     config
         .devices
         .iter()
@@ -169,9 +214,13 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
                 }),
             };
             let listen = Part {
-                ip: (config.transport == Transport::FakeTcp)
-                    .then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr)),
-                ip6: None,
+                ip: fake.then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr)),
+                ip6: d.ipv6.filter(|_| fake).map(|link| {
+                    format!(
+                        "dst host {} and ({tunnel6} or {ANY_FRAGMENT6} or {PACKET_TOO_BIG})",
+                        link.addr
+                    )
+                }),
             };
             device_filter(d, &upstream, &listen)
         })
@@ -703,5 +752,113 @@ mod tests {
             engines.iter().all(|e| admits(e, &error)),
             "errors reach every engine"
         );
+    }
+
+    /// A Packet Too Big from `from` to `to`, quoting the start of a tunnel segment
+    fn too_big(from: [u8; 16], to: [u8; 16]) -> Vec<u8> {
+        frame6(
+            [2, 0, 0, 0, 0, 2],
+            from,
+            to,
+            Some((2, 0, [0, 0, 5, 0])),
+            (0, 0),
+            &[0; 48],
+        )
+    }
+
+    /// `frame` made a fragment: its next header the Fragment header
+    fn fragment(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[14 + 6] = 44;
+        frame
+    }
+
+    #[test]
+    fn client_upstream_admits_the_ipv6_servers_segments_fragments_and_too_big() {
+        let servers: Vec<SocketAddr> = ["[2001:db8:23::2]:18081", "198.19.0.2:18082"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let me = v6("2001:db8:22::2");
+        let f = from_servers(&servers, IpAddr::from(me), 50000).expect("an IPv6 server");
+        assert_eq!(
+            f,
+            "dst host 2001:db8:22::2 and ((src host 2001:db8:23::2 and ((tcp src port 18081 and \
+             tcp dst port 50000) or ip6[6] = 44)) or (icmp6 and icmp6[0] = 2))"
+        );
+        let f = format!("arp or (ip6 and {f})");
+        let server = v6("2001:db8:23::2");
+        assert!(admits(&f, &tcp6(server, me, 18081, 50000)), "a segment");
+        assert!(!admits(&f, &tcp6(server, me, 18081, 22)), "another port");
+        assert!(
+            !admits(&f, &tcp6(server, me, 18082, 50000)),
+            "another source port"
+        );
+        let other = v6("2001:db8:23::9");
+        assert!(!admits(&f, &tcp6(other, me, 18081, 50000)), "another host");
+        assert!(!admits(&f, &tcp6(server, other, 18081, 50000)), "not to us");
+        assert!(admits(&f, &fragment(tcp6(server, me, 1, 2))), "a fragment");
+        assert!(
+            !admits(&f, &fragment(tcp6(other, me, 1, 2))),
+            "another host's fragment"
+        );
+        assert!(
+            admits(&f, &too_big(v6("2001:db8:22::1"), me)),
+            "Packet Too Big"
+        );
+        assert!(!admits(&f, &too_big(v6("2001:db8:22::1"), other)));
+        let v4 = from_servers(&servers, IpAddr::from([198, 18, 2, 1]), 50000).expect("an IPv4 one");
+        assert!(
+            !v4.contains("2001:db8") && v4.contains("198.19.0.2"),
+            "{v4}"
+        );
+        assert_eq!(
+            from_servers(&servers[..1], IpAddr::from([198, 18, 2, 1]), 50000),
+            None,
+            "no IPv4 server"
+        );
+    }
+
+    #[test]
+    fn server_listen_devices_admit_the_ipv6_tunnel() {
+        let mut wan = device(
+            "wan0",
+            DeviceRole::Listen,
+            [198, 18, 23, 2],
+            Mac([2, 0, 0, 0, 0, 2]),
+        );
+        wan.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: "2001:db8:23::2".parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        let mut c = ServerConfig::new(vec![wan], 18081);
+        let f = &server(&c)[0];
+        assert_eq!(
+            f,
+            "arp or (ip and dst host 198.18.23.2 and (tcp dst port 18081 or ip[6:2] & 0x3fff != 0)) \
+             or (ip6 and (dst host 2001:db8:23::2 and (tcp dst port 18081 or ip6[6] = 44 or \
+             (icmp6 and icmp6[0] = 2))))"
+        );
+        let (me, client) = (v6("2001:db8:23::2"), v6("2001:db8:22::2"));
+        assert!(admits(f, &tcp6(client, me, 50000, 18081)), "a segment");
+        assert!(!admits(f, &tcp6(client, me, 50000, 22)), "another port");
+        assert!(
+            !admits(f, &tcp6(client, v6("2001:db8:23::9"), 50000, 18081)),
+            "another address"
+        );
+        assert!(admits(f, &fragment(tcp6(client, me, 1, 2))), "a fragment");
+        assert!(
+            admits(f, &too_big(v6("2001:db8:23::1"), me)),
+            "Packet Too Big"
+        );
+        let udp6 = frame6([2, 0, 0, 0, 0, 2], client, me, None, (5000, 18081), b"x");
+        assert!(!admits(f, &udp6), "UDP to the port");
+        assert!(
+            admits(f, &tcp([198, 18, 22, 2], [198, 18, 23, 2], 50000, 18081)),
+            "IPv4 as before"
+        );
+        c.transport = Transport::Tcp;
+        assert_eq!(server(&c)[0], NOTHING, "tcp mode: the kernel's sockets");
     }
 }

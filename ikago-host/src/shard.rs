@@ -6,12 +6,14 @@
 //! keep their order:
 //!
 //! - tunnel segments whose source hashes to `k`: `(a ^ (a >> 16) ^ p) % N = k` over the source
-//!   address `a` and port `p`, the hash of [`Shard::of`] in BPF arithmetic (32-bit, unsigned);
+//!   address `a` (an IPv6 source: its low 32 bits) and port `p`, the hash of [`Shard::of`] in
+//!   BPF arithmetic (32-bit, unsigned);
 //! - Internet replies to its slice of each NAT pool ([`Shard::slice`]), TCP and UDP by
 //!   destination port, ICMP echo replies by id;
 //! - what cannot be told apart by its first header, every engine: ARP (each resolves its
-//!   gateway itself), IPv4 fragments after the first and ICMP errors (the engine that does not
-//!   own them drops them, counted as `other_shard` or `no_nat_mapping`).
+//!   gateway itself), IPv4 and IPv6 fragments and ICMP and ICMPv6 errors (Packet Too Big among
+//!   them; the engine that does not own them drops them, counted as `other_shard` or
+//!   `no_nat_mapping`).
 //!
 //! Inner IPv6 (NAT66) shares the same way: replies by destination port and ICMPv6 echo id;
 //! IPv6 fragments, ICMPv6 errors and neighbour discovery reach every engine.
@@ -19,12 +21,25 @@
 use ikago_proto::{NatConfig, Shard};
 use std::ops::RangeInclusive;
 
-/// The filter part that admits the tunnel segments of `shard`'s clients (`None` for a whole
-/// server, which takes them all)
+/// The filter part that admits the IPv4 tunnel segments of `shard`'s clients (`None` for a
+/// whole server, which takes them all)
 pub fn tunnel_share(shard: Shard) -> Option<String> {
+    hash_share(shard, "ip[12:4]", "tcp[0:2]")
+}
+
+/// The filter part that admits the IPv6 tunnel segments of `shard`'s clients: the hash over
+/// the low 32 bits of the source address (`ip6[20:4]`) and the TCP source port, which follows
+/// the fixed header (`ip6[40:2]`; the caller matches `tcp`, which libpcap checks as the next
+/// header of the fixed one); `None` for a whole server
+pub fn tunnel_share6(shard: Shard) -> Option<String> {
+    hash_share(shard, "ip6[20:4]", "ip6[40:2]")
+}
+
+/// `(a ^ (a >> 16) ^ port) % N = k` with `a` and `port` loaded by the BPF expressions given
+fn hash_share(shard: Shard, addr: &str, port: &str) -> Option<String> {
     (shard.count > 1).then(|| {
         format!(
-            "((ip[12:4] ^ (ip[12:4] >> 16) ^ tcp[0:2]) % {} = {})",
+            "(({addr} ^ ({addr} >> 16) ^ {port}) % {} = {})",
             shard.count, shard.index
         )
     })

@@ -1,13 +1,13 @@
 //! The live runners under test (`ikago-sync`, `ikago-async`): finding them and their command lines
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::addr::{
     HOST_A, HOST_A6, HOST_B, HOST_B6, HOST_C, HOST_C6, HOST_D6, PUBLISHED_GATEWAY,
-    PUBLISHED_GATEWAY6, SERVER_WAN, SERVER2_WAN, TUNNEL_PORT,
+    PUBLISHED_GATEWAY6, SERVER_WAN, SERVER_WAN6, SERVER2_WAN, SERVER2_WAN6, TUNNEL_PORT,
 };
 use crate::{Host, LabError, Result};
 
@@ -162,6 +162,14 @@ impl ServerSite {
             Self::Second => SERVER2_WAN,
         }
     }
+
+    /// The IPv6 tunnel address the clients reach it at in a dual-stack lab
+    pub fn addr6(self) -> Ipv6Addr {
+        match self {
+            Self::Main => SERVER_WAN6,
+            Self::Second => SERVER2_WAN6,
+        }
+    }
 }
 
 /// The tunnel's settings, shared by server and client unless a test makes them differ
@@ -181,6 +189,9 @@ pub struct TunnelOptions {
     /// gains their IPv6 addresses (host D's, IPv6 only, on the main LAN) and its `--publish`
     /// host B's IPv6 gateway
     pub ipv6: bool,
+    /// Run the tunnel itself over IPv6 (a dual-stack lab): the client's `-s` gives each server's
+    /// IPv6 address ([`ServerSite::addr6`]), `[ADDR]:PORT`
+    pub tunnel6: bool,
     /// Extra arguments appended to both command lines
     pub extra: Vec<String>,
     /// Extra arguments appended to the server's command line only (`--threads 2`)
@@ -196,6 +207,7 @@ impl Default for TunnelOptions {
             servers: vec![ServerSite::Main],
             protocol: None,
             ipv6: false,
+            tunnel6: false,
             extra: Vec::new(),
             server_extra: Vec::new(),
         }
@@ -257,7 +269,7 @@ impl TunnelOptions {
         let servers = self
             .servers
             .iter()
-            .map(|s| format!("{}:{}", s.addr(), self.port))
+            .map(|&s| self.server_addr(s).to_string())
             .collect::<Vec<_>>();
         args.extend(["-s".into(), servers.join(",")]);
         args.extend(["--listen-devices", "lan0", "--upstream-device", "wan0"].map(String::from));
@@ -269,6 +281,14 @@ impl TunnelOptions {
             args.extend(["--publish".into(), publish]);
         }
         self.common(args)
+    }
+
+    /// The tunnel address of server `site` a client is given: IPv6 with [`Self::tunnel6`]
+    pub fn server_addr(&self, site: ServerSite) -> SocketAddr {
+        match self.tunnel6 {
+            true => SocketAddr::new(site.addr6().into(), self.port),
+            false => SocketAddr::new(site.addr().into(), self.port),
+        }
     }
 
     fn common(&self, mut args: Vec<String>) -> Vec<String> {

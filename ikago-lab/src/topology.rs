@@ -195,6 +195,18 @@ impl Lab {
         Ok(())
     }
 
+    /// Lowers the MTU of the firewall's client-side link (its `in0` and the WAN switch's port
+    /// toward it) to `mtu`: the firewall answers a bigger packet it routes toward the clients
+    /// with ICMP "fragmentation needed" or ICMPv6 Packet Too Big to its sender, and the switch
+    /// drops bigger frames from the clients
+    pub fn narrow_inside_link(&self, mtu: u16) -> Result<()> {
+        let mtu = mtu.to_string();
+        for (host, dev) in [(Host::Firewall, INSIDE), (Host::WanSwitch, "pfw")] {
+            self.ns(host).ip(&["link", "set", dev, "mtu", &mtu])?;
+        }
+        Ok(())
+    }
+
     /// Starts the server of `runner` on the server machine
     pub fn start_server(&self, runner: Runner, tunnel: &TunnelOptions) -> Result<Daemon> {
         self.start_server_at(runner, ServerSite::Main, tunnel)

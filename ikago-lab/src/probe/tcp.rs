@@ -1,7 +1,7 @@
 //! TCP probes: an echo exchange and bulk transfers with content checks
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::udp::Direction;
@@ -48,14 +48,17 @@ pub fn connect(ns: &Netns, to: impl Into<SocketAddr>, timeout: Duration) -> Resu
 }
 
 /// Moves `bytes` between the LAN host `lan` and a listener of the destination `dst` at
-/// `dst_addr`, checking every byte; returns the time from connect to the last byte
+/// `dst_addr` (IPv4 or IPv6), checking every byte; returns the time from connect to the last
+/// byte
 pub fn transfer(
     lan: &Netns,
     dst: &Netns,
-    dst_addr: SocketAddrV4,
+    dst_addr: impl Into<SocketAddr>,
     bytes: u64,
     direction: Direction,
 ) -> Result<Duration> {
+    let dst_addr = dst_addr.into();
+    super::lab_only(dst_addr.ip())?;
     let listener = dst
         .enter(|| TcpListener::bind(dst_addr))?
         .map_err(LabError::io(format!("listen on {dst_addr}")))?;
