@@ -72,19 +72,18 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
         .chain(&config.fallback)
         .map(|&s| SocketAddr::from(s))
         .collect();
-    let up = config.devices.iter().find(|d| d.role.is_upstream());
-    let (local4, local6) = match local.ip() {
-        IpAddr::V4(a) => (Some(a), up.and_then(|d| d.ipv6).map(|l| l.addr)),
-        IpAddr::V6(a) => (up.map(|d| d.addr), Some(a)),
-    };
+    let (local4, local6) = (
+        local_of_family(config, local, false),
+        local_of_family(config, local, true),
+    );
     let fake = config.transport == Transport::FakeTcp;
     let upstream = Part {
         ip: local4
             .filter(|_| fake)
-            .and_then(|l| from_servers(&servers, l.into(), local.port())),
+            .and_then(|l| from_servers(&servers, l, local.port())),
         ip6: local6
             .filter(|_| fake)
-            .and_then(|l| from_servers(&servers, l.into(), local.port())),
+            .and_then(|l| from_servers(&servers, l, local.port())),
     };
     let sources = config
         .sources
@@ -103,6 +102,23 @@ pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
             device_filter(d, &upstream, &listen)
         })
         .collect()
+}
+
+/// The client's tunnel address of one family (IPv6 when `ipv6`): `local`'s when it is of that
+/// family, else the upstream device's address of it (a failover list may mix the families)
+pub(crate) fn local_of_family(
+    config: &ClientConfig,
+    local: SocketAddr,
+    ipv6: bool,
+) -> Option<IpAddr> {
+    if local.is_ipv6() == ipv6 {
+        return Some(local.ip());
+    }
+    let up = config.devices.iter().find(|d| d.role.is_upstream())?;
+    match ipv6 {
+        true => up.ipv6.map(|l| l.addr.into()),
+        false => Some(up.addr.into()),
+    }
 }
 
 /// The part admitting the tunnel segments (and fragments) of every server of `local`'s family

@@ -24,7 +24,7 @@ use crate::firewall::rules::{Protocol, Rule};
 use crate::firewall::{Backend, Plan};
 use ikago_proto::{DYNAMIC_PORTS, DeviceConfig};
 use serde_json::Value;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
 /// Where legacy iptables lists the tables it has loaded
@@ -542,11 +542,12 @@ fn compare(value: &RangeInclusive<u32>, set: &[RangeInclusive<u32>]) -> Tri {
 fn packets_of(rule: &Rule, to: Ipv4Addr, iif: &str, random_port: bool) -> Packets {
     let any = 0..=u32::MAX;
     let (saddr, sport) = match rule.from {
-        Some(from) => {
+        // the rules to an IPv4 address come from IPv4 addresses
+        Some(SocketAddr::V4(from)) => {
             let (a, p) = (u32::from(*from.ip()), u32::from(from.port()));
             (a..=a, p..=p)
         }
-        None => (any.clone(), 0..=u32::from(u16::MAX)),
+        _ => (any.clone(), 0..=u32::from(u16::MAX)),
     };
     let to = u32::from(to);
     let dport = if random_port {

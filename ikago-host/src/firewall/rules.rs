@@ -4,14 +4,17 @@
 //! them with RSTs and ICMP port unreachables (DESIGN §5). Dropping them in INPUT keeps the kernel
 //! quiet while pcap, which taps before netfilter, still sees every packet:
 //!
-//! - client: TCP from `SERVER:PORT` to our FakeTCP address;
-//! - server: TCP to the listening port on each listen address, and TCP and UDP to the NAT port
+//! - client: TCP from `SERVER:PORT` to our FakeTCP address (of the server's family: an IPv6
+//!   server's segments come to the upstream device's IPv6 address);
+//! - server: TCP to the listening port on each listen address, IPv4 and IPv6 (the tunnel runs
+//!   over either), and TCP and UDP to the NAT port
 //!   ranges on the public address and, for NAT66, on the upstream device's IPv6 address (the
 //!   kernel would answer those with RSTs and ICMPv6 port unreachables as well).
 
+use crate::filter;
 use ikago_proto::{ClientConfig, ServerConfig, Transport};
 use std::fmt;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 
 /// A transport protocol a rule matches
@@ -37,9 +40,10 @@ impl fmt::Display for Protocol {
 pub struct Rule {
     /// The transport protocol
     pub protocol: Protocol,
-    /// The source address and port, when the rule is for one peer
-    pub from: Option<SocketAddrV4>,
-    /// The destination address: IPv4, or IPv6 for the NAT66 ports (`ip6tables`, `ip6 daddr`)
+    /// The source address and port, when the rule is for one peer (of `to`'s family)
+    pub from: Option<SocketAddr>,
+    /// The destination address: IPv4, or IPv6 (`ip6tables`, `ip6 daddr`) for an IPv6 tunnel
+    /// and the NAT66 ports
     pub to: IpAddr,
     /// The destination ports
     pub ports: RangeInclusive<u16>,
@@ -66,51 +70,59 @@ impl Rule {
     /// The nft rule statement
     pub fn nft(&self) -> String {
         let p = self.protocol;
+        let family = if self.to.is_ipv6() { "ip6" } else { "ip" };
         let mut s = String::new();
         if let Some(from) = self.from {
-            s += &format!("ip saddr {} {p} sport {} ", from.ip(), from.port());
+            s += &format!("{family} saddr {} {p} sport {} ", from.ip(), from.port());
         }
         let ports = if self.ports.start() == self.ports.end() {
             self.ports.start().to_string()
         } else {
             format!("{}-{}", self.ports.start(), self.ports.end())
         };
-        let family = if self.to.is_ipv6() { "ip6" } else { "ip" };
         s + &format!("{family} daddr {} {p} dport {ports} drop", self.to)
     }
 }
 
-/// The client's rules: TCP from each server (of the failover list) to our FakeTCP address; none
-/// in `tcp` mode, whose connection the kernel must answer
+/// The client's rules: TCP from each server (of the failover list) to our FakeTCP address of
+/// its family; none in `tcp` mode, whose connection the kernel must answer
 pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
+    let local = SocketAddr::from(local);
     if config.transport == Transport::Tcp {
         return Vec::new();
     }
     std::iter::once(&config.server)
         .chain(&config.fallback)
-        .map(|&server| Rule {
-            protocol: Protocol::Tcp,
-            from: Some(server),
-            to: IpAddr::V4(*local.ip()),
-            ports: local.port()..=local.port(),
+        .map(|&server| SocketAddr::from(server))
+        .filter_map(|server| {
+            Some(Rule {
+                protocol: Protocol::Tcp,
+                from: Some(server),
+                to: filter::local_of_family(config, local, server.is_ipv6())?,
+                ports: local.port()..=local.port(),
+            })
         })
         .collect()
 }
 
-/// The server's rules: TCP to the listening port on each listen address (not in `tcp` mode,
+/// The server's rules: TCP to the listening port on each listen address, IPv4 and IPv6 (not in
+/// `tcp` mode,
 /// whose connections the kernel must answer), TCP and UDP to the NAT ranges on the public address
 pub fn server(config: &ServerConfig) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
     let fake = config.transport == Transport::FakeTcp;
     for d in config.devices.iter().filter(|d| fake && d.role.listens()) {
-        let r = Rule {
-            protocol: Protocol::Tcp,
-            from: None,
-            to: d.addr.into(),
-            ports: config.port..=config.port,
-        };
-        if !rules.contains(&r) {
-            rules.push(r);
+        let addr6 = d.ipv6.map(|link| IpAddr::V6(link.addr));
+        for to in std::iter::once(IpAddr::V4(d.addr)).chain(addr6) {
+            let r = Rule {
+                protocol: Protocol::Tcp,
+                from: None,
+                to,
+                ports: config.port..=config.port,
+            };
+            if !rules.contains(&r) {
+                rules.push(r);
+            }
         }
     }
     if let Some(up) = config.devices.iter().find(|d| d.role.is_upstream()) {
@@ -258,6 +270,77 @@ mod tests {
         assert_eq!(
             rules[4].nft(),
             "ip6 daddr 2001:db8:24::1 udp dport 40000-40999 drop"
+        );
+    }
+
+    fn with_ipv6(mut d: DeviceConfig, addr: &str) -> DeviceConfig {
+        d.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: addr.parse().unwrap(),
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        d
+    }
+
+    #[test]
+    fn a_server_drops_its_port_on_its_ipv6_address_too() {
+        let wan = with_ipv6(
+            device("wan0", DeviceRole::Listen, [198, 18, 23, 2]),
+            "2001:db8:23::2",
+        );
+        let c = ServerConfig::new(
+            vec![wan, device("dst0", DeviceRole::Upstream, [198, 18, 24, 1])],
+            18081,
+        );
+        let rules = server(&c);
+        let text: Vec<String> = rules.iter().map(|r| r.iptables_args().join(" ")).collect();
+        assert_eq!(
+            text[..2],
+            [
+                "-p tcp -d 198.18.23.2 --dport 18081",
+                "-p tcp -d 2001:db8:23::2 --dport 18081",
+            ]
+        );
+        assert_eq!(
+            rules[1].nft(),
+            "ip6 daddr 2001:db8:23::2 tcp dport 18081 drop"
+        );
+    }
+
+    #[test]
+    fn a_client_drops_each_servers_segments_on_the_address_of_its_family() {
+        let wan = with_ipv6(
+            device("wan0", DeviceRole::Both, [198, 18, 22, 2]),
+            "2001:db8:22::2",
+        );
+        let mut c = ClientConfig::new(
+            vec![wan],
+            vec!["198.18.21.0/24".parse().unwrap()],
+            "198.18.23.2:18081".parse().unwrap(),
+        );
+        let local: SocketAddrV4 = "198.18.22.2:50000".parse().unwrap();
+        let from = |server: &str| Rule {
+            protocol: Protocol::Tcp,
+            from: Some(server.parse().unwrap()),
+            to: "2001:db8:22::2".parse().unwrap(),
+            ports: 50000..=50000,
+        };
+        let v6 = from("[2001:db8:23::2]:18081");
+        assert_eq!(
+            v6.iptables_args().join(" "),
+            "-p tcp -s 2001:db8:23::2 --sport 18081 -d 2001:db8:22::2 --dport 50000"
+        );
+        assert_eq!(
+            v6.nft(),
+            "ip6 saddr 2001:db8:23::2 tcp sport 18081 ip6 daddr 2001:db8:22::2 tcp dport 50000 drop"
+        );
+        assert_eq!(client(&c, local).len(), 1);
+        c.devices[0].ipv6 = None;
+        assert_eq!(
+            filter::local_of_family(&c, local.into(), true),
+            None,
+            "no IPv6 address upstream"
         );
     }
 }
