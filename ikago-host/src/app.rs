@@ -419,19 +419,21 @@ fn start_recorder(
 /// peer
 pub(crate) fn devices(settings: &Settings) -> Result<Vec<DeviceConfig>, StartError> {
     let ifaces = discover::list().map_err(|e| format!("cannot list devices: {e}"))?;
+    let (reach, routes6) = (settings.reach(), Routes6::read());
     let mut found = discover::candidates(
         &ifaces,
         &Routes::read(),
+        &routes6,
         &Neighbors::read(),
-        settings.reach(),
+        reach,
     );
     let neighbors6 = Neighbors6::read();
-    discover::add_ipv6(&mut found, &ifaces, &Routes6::read(), &neighbors6);
+    discover::add_ipv6(&mut found, &ifaces, &routes6, &neighbors6, reach);
     let mut devices = settings.common().apply_device_roles(found)?;
     if let Some(gateway) = settings.common().gateway6 {
         discover::apply_gateway6(&mut devices, &ifaces, gateway, &neighbors6)?;
     }
-    discover::check_upstream(&devices, settings.reach())?;
+    discover::check_upstream(&devices, reach)?;
     Ok(devices)
 }
 
@@ -528,7 +530,7 @@ impl Settings {
     pub(crate) fn reach(&self) -> Reach {
         Reach {
             peer: match self {
-                Self::Client(c) => Some(*c.server.ip()),
+                Self::Client(c) => Some(SocketAddr::from(c.server).ip()),
                 Self::Server(_) => None,
             },
             gateway: self.common().gateway,
