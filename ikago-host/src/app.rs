@@ -289,10 +289,13 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
         (Machine::Client(_), Transport::Tcp) => TunnelSockets::Client,
         (Machine::Server(_), Transport::Tcp) => {
             let port = common.port;
-            let addrs: Vec<SocketAddrV4> = devices
+            let addrs: Vec<SocketAddr> = devices
                 .iter()
                 .filter(|d| d.role.listens())
-                .map(|d| SocketAddrV4::new(d.addr, port))
+                .flat_map(|d| {
+                    let v6 = d.ipv6.map(|link| SocketAddr::new(link.addr.into(), port));
+                    std::iter::once(SocketAddr::new(d.addr.into(), port)).chain(v6)
+                })
                 .collect();
             TunnelSockets::Server(stream::listen(&addrs)?)
         }

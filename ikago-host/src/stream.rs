@@ -6,8 +6,8 @@
 //! (blocking writes of buffers from a second pool). The engine never blocks on a socket: a
 //! write that finds the pool empty (the peer reads slower than we write, [`WRITE_BUFFERS`]
 //! records are waiting) is dropped whole and counted, since half a record would break the
-//! framing. The server listens on its tunnel port on every listen device's address, each
-//! listener with its thread; the client connects from its upstream address and port as the
+//! framing. The server listens on its tunnel port on every listen device's addresses (IPv4, and
+//! IPv6 when it has one), each listener with its thread; the client connects from its upstream address and port as the
 //! original does (`SO_REUSEADDR`, so that a reconnect may take the port again), in a thread that
 //! then reads. Every socket gets `TCP_NODELAY` and keepalives (a silent peer is given up after
 //! about [`KEEPALIVE_IDLE`] + [`KEEPALIVE_COUNT`] × [`KEEPALIVE_INTERVAL`]). Whatever happens on
@@ -18,7 +18,7 @@ use ikago_proto::{ConnId, StreamInput, StreamOp};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -250,14 +250,18 @@ impl Streams {
     }
 }
 
-/// Listens on every address of `addrs` (the tunnel port of each listen device); an address in
-/// use is an error naming it
-pub fn listen(addrs: &[SocketAddrV4]) -> Result<Vec<TcpListener>, String> {
+/// Listens on every address of `addrs` (the tunnel port of each listen device, on its IPv4 and
+/// IPv6 addresses); an address in use is an error naming it
+pub fn listen(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, String> {
     addrs
         .iter()
         .map(|addr| {
-            let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let socket = Socket::new(
+                Domain::for_address(*addr),
+                Type::STREAM,
+                Some(Protocol::TCP),
+            )
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             socket
                 .set_reuse_address(true)
                 .and_then(|()| socket.bind(&SockAddr::from(*addr)))
@@ -281,7 +285,7 @@ fn connect(local: SocketAddrV4, server: SocketAddrV4) -> std::io::Result<TcpStre
 fn accept_loop(listener: &TcpListener, table: &Arc<Table>, sink: &Sink, next: &AtomicU64) {
     loop {
         match listener.accept() {
-            Ok((stream, std::net::SocketAddr::V4(peer))) => {
+            Ok((stream, SocketAddr::V4(peer))) => {
                 if let Err(e) = tune(&SockRef::from(&stream)) {
                     log::debug!("Cannot set the options of a connection from {peer}: {e}");
                 }
