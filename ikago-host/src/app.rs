@@ -37,7 +37,8 @@ use ikago_config::{
 };
 use ikago_monitor::{DEFAULT_PROBE_INTERVAL, Monitor, Recorder};
 use ikago_proto::{
-    Client, DeviceConfig, Ipv4Net, Ipv6Net, Machine, Method, Server, Shard, Stats, Transport,
+    Client, DeviceConfig, Ipv4Net, Ipv6Net, Machine, Method, Server, ServerConfig, Shard, Stats,
+    Transport,
 };
 use std::io::Read;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -584,6 +585,7 @@ impl Settings {
                         None => log::info!("Accept protocols ikago and ikago2"),
                     }
                     log::info!("Proxy from :{}", config.port);
+                    describe_tunnel_addrs(&config);
                 }
                 Built {
                     machine: core.into(),
@@ -664,6 +666,22 @@ pub(crate) fn describe_proxy(
         .chain(sources6)
         .collect::<Vec<_>>();
     log::info!("Proxy {} through {local} to {server}", sources.join(", "));
+}
+
+/// The startup line naming the addresses a server takes tunnels on, with their family: each
+/// listen device's IPv4 address and its IPv6 one when it has one
+fn describe_tunnel_addrs(config: &ServerConfig) {
+    let addrs: Vec<String> = config
+        .devices
+        .iter()
+        .filter(|d| d.role.listens())
+        .flat_map(|d| {
+            let v6 = d.ipv6.map(|l| SocketAddr::new(l.addr.into(), config.port));
+            std::iter::once(SocketAddr::new(d.addr.into(), config.port)).chain(v6)
+        })
+        .map(|a| format!("{a} ({})", if a.is_ipv6() { "IPv6" } else { "IPv4" }))
+        .collect();
+    log::info!("Take tunnels on {}", addrs.join(", "));
 }
 
 /// The startup line of the monitor, and a warning when others than this host may reach it
