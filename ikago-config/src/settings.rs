@@ -458,8 +458,8 @@ impl ClientSettings {
     /// it reads must be in [`Self::machine_keys`] too, or recordings would not replay
     pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
         let c = &self.common;
-        let mut config = ClientConfig::new(devices, self.sources.clone(), self.server);
-        config.fallback = self.fallback.clone();
+        let mut config = ClientConfig::new(devices, self.sources.clone(), self.server.into());
+        config.fallback = self.fallback.iter().map(|&a| a.into()).collect();
         config.failback = self.failback;
         config.publish = self.publish.clone();
         config.sources6 = self.sources6.clone();

@@ -41,7 +41,7 @@ use ikago_proto::{
     Transport,
 };
 use std::io::Read;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -523,7 +523,9 @@ impl Settings {
     /// What the service manager is told about ([`notify`])
     fn service(&self) -> notify::Role {
         match self {
-            Self::Client(c) => notify::Role::Client { server: c.server },
+            Self::Client(c) => notify::Role::Client {
+                server: c.server.into(),
+            },
             Self::Server(s) => notify::Role::Server {
                 port: s.common.port,
             },
@@ -658,8 +660,8 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
 pub(crate) fn describe_proxy(
     sources: &[Ipv4Net],
     sources6: &[Ipv6Net],
-    local: SocketAddrV4,
-    server: SocketAddrV4,
+    local: SocketAddr,
+    server: SocketAddr,
 ) {
     let sources6 = sources6.iter().map(ToString::to_string);
     let sources = (sources.iter().map(ToString::to_string))

@@ -559,7 +559,7 @@ mod tests {
     fn repeated_lines_are_counted_and_the_count_reported_later() {
         let t0 = Instant::now();
         let client = |i: u16| Event::ClientConnected {
-            client: std::net::SocketAddrV4::new([198, 18, 2, 1].into(), 50000 + i),
+            client: std::net::SocketAddr::from(([198, 18, 2, 1], 50000 + i)),
         };
         let flood: Vec<Event> = (0..100).map(client).collect();
         let mut limiter = Limiter::new();

@@ -42,7 +42,7 @@
 use crate::capture::NOTHING;
 use crate::shard;
 use ikago_proto::{ClientConfig, DeviceConfig, Ipv4Net, Ipv6Net, Mac, ServerConfig, Transport};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
 /// Matches any IPv4 fragment, first or not (MF flag or a fragment offset)
@@ -66,11 +66,10 @@ struct Part {
 /// One filter per device of a client whose FakeTCP address is `local`, in device order; the
 /// upstream filter takes every server of the failover list, each on its family's address of
 /// the upstream device
-pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<String> {
-    let local = SocketAddr::from(local);
+pub fn client(config: &ClientConfig, local: SocketAddr) -> Vec<String> {
     let servers: Vec<SocketAddr> = std::iter::once(&config.server)
         .chain(&config.fallback)
-        .map(|&s| SocketAddr::from(s))
+        .copied()
         .collect();
     let (local4, local6) = (
         local_of_family(config, local, false),

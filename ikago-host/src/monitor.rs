@@ -207,7 +207,7 @@ mod tests {
         Client, ClientConfig, DeviceConfig, DeviceRole, LinkType, Mac, Server, ServerConfig, Shard,
     };
     use std::io::{Read, Write};
-    use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
     use std::time::SystemTime;
 
     fn device(name: &str, role: DeviceRole, addr: [u8; 4]) -> DeviceConfig {
@@ -229,7 +229,7 @@ mod tests {
             device("lan0", DeviceRole::Listen, [198, 18, 21, 1]),
             device("wan0", DeviceRole::Upstream, [198, 18, 22, 2]),
         ];
-        let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 23, 2), 18081);
+        let server = SocketAddr::from((Ipv4Addr::new(198, 18, 23, 2), 18081));
         let config = ClientConfig::new(devices, vec!["198.18.21.2".parse().unwrap()], server);
         Client::new(config, now).unwrap().into()
     }

@@ -15,7 +15,7 @@ use ikago_proto::{Event, PeerLostReason};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
-use std::net::SocketAddrV4;
+
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -30,7 +30,7 @@ pub enum Role {
     /// A client tunnelling to this server: ready at the first completed handshake
     Client {
         /// The server
-        server: SocketAddrV4,
+        server: std::net::SocketAddr,
     },
     /// A server on this tunnel port: ready as soon as it runs
     Server {
@@ -48,7 +48,7 @@ struct Service {
     /// Whether `READY=1` went out
     ready: bool,
     /// Server: the clients connected and not expired
-    clients: HashSet<SocketAddrV4>,
+    clients: HashSet<std::net::SocketAddr>,
 }
 
 /// Opens the notification socket when `NOTIFY_SOCKET` names one, and tells the service manager
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_client_is_ready_at_its_first_handshake() {
-        let server: SocketAddrV4 = "198.18.0.1:18081".parse().unwrap();
+        let server: std::net::SocketAddr = "198.18.0.1:18081".parse().unwrap();
         let mut s = service(Role::Client { server }, "@unused");
         let connected = Event::Connected {
             server,
@@ -233,7 +233,7 @@ mod tests {
             Some("STATUS=Connected to server 198.18.0.1:18081 (12 ms)"),
             "ready once"
         );
-        let backup: SocketAddrV4 = "198.18.0.2:18081".parse().unwrap();
+        let backup: std::net::SocketAddr = "198.18.0.2:18081".parse().unwrap();
         assert_eq!(
             s.update(&Event::ServerSwitched {
                 from: server,
@@ -247,8 +247,8 @@ mod tests {
     #[test]
     fn a_server_counts_its_clients() {
         let mut s = service(Role::Server { port: 18081 }, "@unused");
-        let a: SocketAddrV4 = "198.18.1.2:40000".parse().unwrap();
-        let b: SocketAddrV4 = "198.18.1.3:40000".parse().unwrap();
+        let a: std::net::SocketAddr = "198.18.1.2:40000".parse().unwrap();
+        let b: std::net::SocketAddr = "198.18.1.3:40000".parse().unwrap();
         assert_eq!(server_status(18081, 0), "Proxy from :18081, 0 clients");
         let joined = |c| Event::ClientConnected { client: c };
         assert_eq!(

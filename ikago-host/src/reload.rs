@@ -29,7 +29,7 @@ use crate::monitor::Feed;
 use crate::{filter, record};
 use ikago_config::{Changes, RecordArgs, RecordSettings, RoleCommand};
 use ikago_proto::{Client, DeviceConfig, Machine};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// The settings and the recorder's settings read again, or why they could not be
@@ -65,7 +65,7 @@ pub struct Reload {
     /// The devices in use, in device order
     devices: Vec<DeviceConfig>,
     /// The client's FakeTCP address, which its filters name
-    local: Option<SocketAddrV4>,
+    local: Option<SocketAddr>,
     /// The capture filters in force, in device order
     filters: Vec<String>,
     /// Whether to log what a reload does (off for the engines after the first)
@@ -86,7 +86,7 @@ impl Reload {
         settings: Settings,
         record: Option<RecordSettings>,
         (devices, filters): (Vec<DeviceConfig>, Vec<String>),
-        local: Option<SocketAddrV4>,
+        local: Option<SocketAddr>,
     ) -> Self {
         Self {
             record,

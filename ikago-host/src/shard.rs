@@ -186,7 +186,7 @@ mod tests {
                     let seg = tcp(peer, (SERVER, 18081));
                     assert_eq!(
                         takers(&engines, 0, &seg),
-                        [Shard::of(peer, count)],
+                        [Shard::of(peer.into(), count)],
                         "{peer}"
                     );
                 }

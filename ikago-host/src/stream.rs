@@ -18,7 +18,7 @@ use ikago_proto::{ConnId, StreamInput, StreamOp};
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,7 +47,7 @@ pub enum StreamEvent {
         /// The connection
         conn: ConnId,
         /// The other end
-        peer: SocketAddrV4,
+        peer: SocketAddr,
     },
     /// Bytes read, in `buf[..len]`; give `buf` back with [`Streams::recycle`]
     Data {
@@ -273,8 +273,12 @@ pub fn listen(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, String> {
 }
 
 /// Connects from `local` to `server` within [`CONNECT_TIMEOUT`]
-fn connect(local: SocketAddrV4, server: SocketAddrV4) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+fn connect(local: SocketAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(server),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.bind(&SockAddr::from(local))?;
     tune(&socket)?;
@@ -285,7 +289,7 @@ fn connect(local: SocketAddrV4, server: SocketAddrV4) -> std::io::Result<TcpStre
 fn accept_loop(listener: &TcpListener, table: &Arc<Table>, sink: &Sink, next: &AtomicU64) {
     loop {
         match listener.accept() {
-            Ok((stream, SocketAddr::V4(peer))) => {
+            Ok((stream, peer)) => {
                 if let Err(e) = tune(&SockRef::from(&stream)) {
                     log::debug!("Cannot set the options of a connection from {peer}: {e}");
                 }
@@ -298,7 +302,6 @@ fn accept_loop(listener: &TcpListener, table: &Arc<Table>, sink: &Sink, next: &A
                     log::error!("Cannot start a connection thread: {e}");
                 }
             }
-            Ok(_) => {}
             Err(e) => {
                 log::error!("Cannot accept a tunnel connection: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -308,7 +311,7 @@ fn accept_loop(listener: &TcpListener, table: &Arc<Table>, sink: &Sink, next: &A
 }
 
 /// Registers an open connection, starts its writer and reads it until it closes
-fn run(stream: TcpStream, conn: ConnId, peer: SocketAddrV4, table: &Table, sink: &Sink) {
+fn run(stream: TcpStream, conn: ConnId, peer: SocketAddr, table: &Table, sink: &Sink) {
     let (writes, write_rx) = mpsc::sync_channel::<Vec<u8>>(WRITE_BUFFERS);
     let (write_back, write_free) = mpsc::sync_channel(WRITE_BUFFERS);
     for _ in 0..WRITE_BUFFERS {

@@ -91,7 +91,7 @@ impl Site {
 /// The first port from `from` on at which a client at `wan` belongs to engine `engine`
 fn port_of(wan: Ipv4Addr, engine: u16, from: u16) -> u16 {
     (from..)
-        .find(|&p| Shard::of(SocketAddrV4::new(wan, p), ENGINES) == engine)
+        .find(|&p| Shard::of(SocketAddrV4::new(wan, p).into(), ENGINES) == engine)
         .expect("every engine owns some port")
 }
 
@@ -140,7 +140,7 @@ fn two_engines(runner: Runner) {
     let sites = sites();
     let shards: Vec<u16> = sites
         .iter()
-        .map(|s| Shard::of(s.tunnel(), ENGINES))
+        .map(|s| Shard::of(s.tunnel().into(), ENGINES))
         .collect();
     assert_eq!(shards, [0, 1, 0, 1], "the clients land on both engines");
     let clients: Vec<Daemon> = sites

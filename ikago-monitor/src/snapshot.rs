@@ -3,7 +3,7 @@
 
 use ikago_proto::{Event, Stats};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,7 +67,7 @@ pub struct NatEntry {
     /// IP protocol number (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6)
     pub protocol: u8,
     /// The client that owns it
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// The inner source address and port (ICMP id); IPv6 for a NAT66 mapping
     pub inner: SocketAddr,
     /// The public address and port (ICMP id)
@@ -405,7 +405,7 @@ mod tests {
         r.snapshot(stats.clone(), t0);
         let later = t0 + Duration::from_secs(30);
         assert_eq!(r.snapshot(stats.clone(), later).ping(), Ping::Stale);
-        let server = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9);
+        let server = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 9));
         let rtt = Duration::from_millis(5);
         r.record(&Event::Connected { server, rtt }, later);
         assert_eq!(r.snapshot(stats, later).ping(), Ping::Fresh(rtt));
@@ -444,18 +444,18 @@ mod tests {
     fn nat_table_follows_events_within_its_cap() {
         let t0 = Instant::now();
         let mut r = recorder(t0);
-        let client = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50000);
+        let client = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 7), 50000));
         let map = |port: u16| Event::NatMapped {
             client,
             protocol: 17,
-            inner: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), port).into(),
-            public: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), port).into(),
+            inner: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 2), port)),
+            public: SocketAddr::from((Ipv4Addr::new(203, 0, 113, 1), port)),
         };
         for port in 0..NAT_TABLE_CAP as u16 + 5 {
             r.record(&map(port), t0);
         }
         assert_eq!(r.snapshot(Stats::default(), t0).nat.len(), NAT_TABLE_CAP);
-        let public = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 3).into();
+        let public = SocketAddr::from((Ipv4Addr::new(203, 0, 113, 1), 3));
         r.record(
             &Event::NatExpired {
                 protocol: 17,
@@ -472,12 +472,12 @@ mod tests {
     fn engines_snapshots_add_up_to_one_server() {
         let t0 = Instant::now();
         let server = |t: Instant| Recorder::new(Role::Server, "t", t, UNIX_EPOCH);
-        let client = |port: u16| SocketAddrV4::new(Ipv4Addr::new(198, 18, 16, 2), port);
+        let client = |port: u16| SocketAddr::from((Ipv4Addr::new(198, 18, 16, 2), port));
         let map = |port: u16| Event::NatMapped {
             client: client(40000),
             protocol: 17,
-            inner: SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), port).into(),
-            public: SocketAddrV4::new(Ipv4Addr::new(198, 18, 13, 1), port).into(),
+            inner: SocketAddr::from((Ipv4Addr::new(198, 18, 11, 2), port)),
+            public: SocketAddr::from((Ipv4Addr::new(198, 18, 13, 1), port)),
         };
         let device = |captured: u64, injected: u64| DeviceCounters {
             device: "wan0".into(),

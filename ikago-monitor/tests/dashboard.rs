@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use ikago_monitor::{Monitor, Publisher, Recorder, Role};
 use ikago_proto::{DropReason, Event, Peer, Protocol, Stats};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -122,7 +122,7 @@ fn client(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
             ip: "2001:db8:24::53".parse().unwrap(),
         };
         r.record(&dns6, now);
-        let server = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 18081);
+        let server = SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 18081));
         let rtt = Duration::from_millis(23);
         r.record(&Event::Connected { server, rtt }, now);
     }
@@ -165,7 +165,7 @@ fn server(r: &mut Recorder, n: u64, t0: Instant) -> Stats {
             r.record(&e, t0);
         }
         let nat66 = Event::NatMapped {
-            client: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50_000),
+            client: SocketAddr::from((Ipv4Addr::new(198, 51, 100, 7), 50_000)),
             protocol: 58,
             inner: "[fd00:21::4]:7".parse().unwrap(),
             public: "[2001:db8:24::1]:7".parse().unwrap(),

@@ -7,7 +7,7 @@ use common::*;
 use ikago_monitor::{Role, Snapshot, json, prometheus};
 use ikago_proto::{Event, Peer, Stats};
 use serde_json::Value;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const SOURCE6: &str = "fd00:21::4";
@@ -62,7 +62,7 @@ fn client(t0: Instant) -> Snapshot {
 /// A server with an IPv4 mapping and two NAT66 ones (UDP and ICMPv6 echo)
 fn server(t0: Instant) -> Snapshot {
     let mut r = recorder(Role::Server, t0);
-    let client = SocketAddrV4::new(Ipv4Addr::new(198, 18, 22, 2), 50_000);
+    let client = SocketAddr::from((Ipv4Addr::new(198, 18, 22, 2), 50_000));
     let v4 = |a: [u8; 4], port| SocketAddr::from((Ipv4Addr::from(a), port));
     let v6 = |a: &str, port| SocketAddr::new(ip(a), port);
     for (protocol, inner, public) in [

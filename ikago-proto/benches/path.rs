@@ -13,7 +13,7 @@ use ikago_proto::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use std::hint::black_box;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 #[path = "common/scale.rs"]
@@ -107,7 +107,7 @@ fn setup_family(
     v6: bool,
 ) -> (Client, Server, Vec<u8>, Instant) {
     let now = Instant::now();
-    let server_addr = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+    let server_addr = SocketAddr::from((Ipv4Addr::new(198, 18, 12, 1), 18081));
     let mut c = ClientConfig::new(
         vec![
             dev("lan0", DeviceRole::Listen, 11, 1, None),

@@ -13,7 +13,7 @@ use crate::ratelimit::PerSecond;
 use crate::syncookie::{Cookies, Restored};
 use crate::wire::{Mac, tcp};
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Half-open handshakes kept at most; beyond, SYNs get cookies
@@ -50,7 +50,7 @@ pub(crate) enum SynAdmission {
 /// The server's half-open table, cookies and SYN budget
 #[derive(Debug)]
 pub(crate) struct Admission {
-    half_open: BTreeMap<SocketAddrV4, HalfOpen>,
+    half_open: BTreeMap<SocketAddr, HalfOpen>,
     /// The cookie key, drawn from the machine's seed
     pub(crate) cookies: Cookies,
     syns: PerSecond,
@@ -80,7 +80,7 @@ impl Admission {
     /// Keeps a half-open handshake
     pub(crate) fn insert(
         &mut self,
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         conn: Conn,
         device: DeviceId,
         mac: Mac,
@@ -96,20 +96,20 @@ impl Admission {
     }
 
     /// The half-open handshake with `peer`
-    pub(crate) fn get_mut(&mut self, peer: &SocketAddrV4) -> Option<&mut HalfOpen> {
+    pub(crate) fn get_mut(&mut self, peer: &SocketAddr) -> Option<&mut HalfOpen> {
         self.half_open.get_mut(peer)
     }
 
     /// Takes the half-open handshake with `peer` out of the table
-    pub(crate) fn remove(&mut self, peer: &SocketAddrV4) -> Option<HalfOpen> {
+    pub(crate) fn remove(&mut self, peer: &SocketAddr) -> Option<HalfOpen> {
         self.half_open.remove(peer)
     }
 
     /// Checks an ACK from a peer without a connection against the cookies
     pub(crate) fn check_cookie(
         &self,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         seg: &tcp::Segment<'_>,
         since_start: Duration,
     ) -> Option<Restored> {

@@ -21,8 +21,8 @@
 mod ikago2;
 
 use crate::config::{
-    ClientConfig, ConfigError, Ipv4Net, Ipv6Net, Protocol, Roles, TcpTuning, Transport,
-    check_common, check_transport,
+    ClientConfig, ConfigError, DeviceConfig, Ipv4Net, Ipv6Net, Protocol, Roles, TcpTuning,
+    Transport, check_common, check_transport,
 };
 use crate::event::{Event, PeerLostReason};
 use crate::faketcp::{Change, Conn, Control, Reply};
@@ -30,6 +30,7 @@ use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::openwatch::{self, Watch};
+use crate::outer::View;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Link, Read};
 use crate::timer::Timers;
@@ -37,7 +38,7 @@ use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, dns, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// The range a random local port is drawn from (IANA dynamic ports, as the original)
@@ -78,9 +79,9 @@ struct Source {
 pub struct Client {
     core: Core,
     /// The server in use
-    server: SocketAddrV4,
+    server: SocketAddr,
     /// Every server, the preferred first
-    servers: Vec<SocketAddrV4>,
+    servers: Vec<SocketAddr>,
     /// The index of `server` in `servers`
     active: usize,
     failback: Option<Duration>,
@@ -122,6 +123,27 @@ pub struct Client {
     dns_records: bool,
     /// The `ikago2` wire, when spoken
     ikago2: Option<ikago2::Wire>,
+}
+
+/// Checks that the upstream device `up` can reach `server`: an IPv4 server on-link or through
+/// the gateway, an IPv6 server through the device's IPv6 address (on-link, else its gateway)
+fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError> {
+    match server.ip() {
+        IpAddr::V4(ip) if !up.on_link(ip) && up.gateway.is_none() => {
+            Err(ConfigError::NoGateway(up.name.clone(), ip))
+        }
+        IpAddr::V4(_) => Ok(()),
+        IpAddr::V6(_) => Err(ConfigError::Ipv6Server(server)),
+    }
+}
+
+/// The local tunnel address toward `server`: the upstream device's address of its family
+/// (checked by [`check_reach`]) and `port`
+fn tunnel_local(up: &DeviceConfig, server: SocketAddr, port: u16) -> SocketAddr {
+    match (server.ip(), up.ipv6) {
+        (IpAddr::V6(_), Some(l)) => SocketAddr::new(l.addr.into(), port),
+        _ => SocketAddr::new(up.addr.into(), port),
+    }
 }
 
 /// A KCP session with conversation id `conv`, else a random one (the original reads 4 random
@@ -172,11 +194,8 @@ impl Client {
         }
         let up = &config.devices[roles.upstream];
         for server in std::iter::once(&config.server).chain(&config.fallback) {
-            if !up.on_link(*server.ip()) && up.gateway.is_none() {
-                return Err(ConfigError::NoGateway(up.name.clone(), *server.ip()));
-            }
+            check_reach(up, *server)?;
         }
-        let server_ip = *config.server.ip();
         let wire = (config.protocol == Protocol::Ikago2).then(|| ikago2::Wire::new(&config, now));
         let mut core = Core::new(
             config.devices.clone(),
@@ -196,10 +215,10 @@ impl Client {
             }
             p => p,
         };
-        let local = SocketAddrV4::new(up.addr, port);
+        let local = tunnel_local(up, config.server, port);
         let mss = config.mtu.saturating_sub(40);
         let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
-        let server_hop = core.next_hop(core.upstream, server_ip).into();
+        let server_hop = core.next_hop_ip(core.upstream, config.server.ip());
         let kcp = config
             .kcp
             .map(|t| new_session(&t, config.kcp_conv, &mut core.rng, now));
@@ -249,12 +268,12 @@ impl Client {
     }
 
     /// The local FakeTCP address (upstream address and port)
-    pub fn local_addr(&self) -> SocketAddrV4 {
+    pub fn local_addr(&self) -> SocketAddr {
         self.conn.local
     }
 
     /// The server's tunnel address
-    pub fn server_addr(&self) -> SocketAddrV4 {
+    pub fn server_addr(&self) -> SocketAddr {
         self.server
     }
 
@@ -587,14 +606,14 @@ impl Client {
         }
     }
 
-    /// A packet from the server's address on the upstream device
-    fn handle_tunnel(&mut self, device: DeviceId, pkt: &ipv4::Packet<'_>) {
-        if pkt.dst() != *self.conn.local.ip() {
+    /// A packet from the server's address on the upstream device (either family)
+    fn handle_tunnel(&mut self, device: DeviceId, pkt: &View<'_>) {
+        if pkt.dst() != self.conn.local.ip() {
             return self.core.drop(DropReason::NotForUs);
         }
         if pkt.is_fragment() {
-            if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
-                if let Ok(p) = ipv4::Packet::parse(whole.bytes()) {
+            if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
+                if let Some(p) = View::parse(whole.bytes()) {
                     self.handle_segment(&p);
                 }
                 self.core.release(whole);
@@ -604,7 +623,7 @@ impl Client {
         self.handle_segment(pkt);
     }
 
-    fn handle_segment(&mut self, pkt: &ipv4::Packet<'_>) {
+    fn handle_segment(&mut self, pkt: &View<'_>) {
         if pkt.protocol() != proto::TCP {
             return self.core.drop(DropReason::NotForUs);
         }
@@ -1122,16 +1141,16 @@ impl Client {
         let from = self.server;
         self.active = next;
         self.server = self.servers[next];
-        self.server_hop = self
-            .core
-            .next_hop(self.core.upstream, *self.server.ip())
-            .into();
+        self.server_hop = self.core.next_hop_ip(self.core.upstream, self.server.ip());
         self.core.stats.server_switches += 1;
         self.core.tx.event(Event::ServerSwitched {
             from,
             to: self.server,
         });
-        self.conn.retarget(self.server, now, &mut self.core.rng);
+        let up = self.core.device(self.core.upstream);
+        let local = tunnel_local(up, self.server, self.conn.local.port());
+        self.conn
+            .retarget(local, self.server, now, &mut self.core.rng);
         if let Some(tuning) = self.kcp_tuning {
             self.kcp = Some(new_session(&tuning, None, &mut self.core.rng, now));
         }
@@ -1155,8 +1174,10 @@ impl Machine for Client {
         match eth.ethertype {
             ethernet::ETHERTYPE_ARP => self.handle_arp(device, eth),
             ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(eth.payload) {
-                Ok(p) if device == self.core.upstream && p.src() == *self.server.ip() => {
-                    self.handle_tunnel(device, &p)
+                Ok(p)
+                    if device == self.core.upstream && IpAddr::V4(p.src()) == self.server.ip() =>
+                {
+                    self.handle_tunnel(device, &View::V4(p))
                 }
                 Ok(p) if self.core.device(device).role.listens() => {
                     self.handle_lan(device, eth, &p)

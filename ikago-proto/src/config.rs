@@ -6,7 +6,7 @@ use crate::kcp::{KcpConfigError, KcpTuning};
 use crate::shard::Shard;
 use crate::wire::Mac;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -425,10 +425,10 @@ pub struct ClientConfig {
     /// IPv6 addresses answered by proxy NDP (neighbour advertisements) on the listen devices
     pub publish6: Vec<Ipv6Addr>,
     /// The server's tunnel address (the preferred one when there are fallbacks)
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// More servers, tried in turn when the current one goes silent, resets or does not answer
     /// the handshake (failover); empty for one server
-    pub fallback: Vec<SocketAddrV4>,
+    pub fallback: Vec<SocketAddr>,
     /// With fallbacks: after this long on another server, try `server` again
     pub failback: Option<Duration>,
     /// Local FakeTCP port (`tcp` mode: the port the connection is bound to); 0 draws one from
@@ -467,7 +467,7 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A configuration with the original's defaults for everything but the given parts
-    pub fn new(devices: Vec<DeviceConfig>, sources: Vec<Ipv4Net>, server: SocketAddrV4) -> Self {
+    pub fn new(devices: Vec<DeviceConfig>, sources: Vec<Ipv4Net>, server: SocketAddr) -> Self {
         Self {
             devices,
             sources,
@@ -623,6 +623,9 @@ pub enum ConfigError {
     /// The upstream device cannot reach the peer: it is off-link and there is no gateway
     #[error("no gateway on upstream device {0} and {1} is not on its subnet")]
     NoGateway(String, Ipv4Addr),
+    /// An IPv6 server address: the tunnel runs over IPv4 only
+    #[error("server {0} is an IPv6 address: the tunnel runs over IPv4")]
+    Ipv6Server(SocketAddr),
     /// A zero limit
     #[error("{0} must be greater than zero")]
     Zero(&'static str),

@@ -34,7 +34,7 @@ impl MachineConfig {
 ///
 /// ```
 /// # use ikago_proto::*;
-/// # use std::net::{Ipv4Addr, SocketAddrV4};
+/// # use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 /// # use std::time::Instant;
 /// let device = |name: &str, role, last| DeviceConfig {
 ///     name: name.into(),
@@ -48,7 +48,7 @@ impl MachineConfig {
 ///     ipv6: None,
 /// };
 /// let devices = vec![device("lan0", DeviceRole::Listen, 1), device("wan0", DeviceRole::Upstream, 2)];
-/// let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 1), 443);
+/// let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 3, 1)), 443);
 /// let config = ClientConfig::new(devices, vec!["198.18.1.0/24".parse().unwrap()], server);
 /// let mut machine = Machine::new(MachineConfig::Client(config), Instant::now())?;
 /// assert!(machine.as_client().is_some());

@@ -2,7 +2,7 @@
 
 use crate::stats::DropReason;
 use crate::wire::Mac;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// Something a user may want to see in a log or a monitor
@@ -12,46 +12,46 @@ pub enum Event {
     /// Client: the FakeTCP handshake with the server completed
     Connected {
         /// The server
-        server: SocketAddrV4,
+        server: SocketAddr,
         /// Time from the SYN that succeeded to its SYN+ACK
         rtt: Duration,
     },
     /// Client: the server stopped answering or reset the connection; a new handshake starts
     PeerLost {
         /// The server
-        server: SocketAddrV4,
+        server: SocketAddr,
         /// Why
         reason: PeerLostReason,
     },
     /// Client: a handshake attempt (first SYN or a retransmission) was sent
     Connecting {
         /// The server
-        server: SocketAddrV4,
+        server: SocketAddr,
         /// 0 for the first SYN of an attempt, then 1, 2, ... for retransmissions
         retry: u32,
     },
     /// Client: the tunnel moved to another server (failover, or back to the preferred one)
     ServerSwitched {
         /// The server left
-        from: SocketAddrV4,
+        from: SocketAddr,
         /// The server now tried
-        to: SocketAddrV4,
+        to: SocketAddr,
     },
     /// Server: a client completed (or restarted) its handshake
     ClientConnected {
         /// The client's tunnel address
-        client: SocketAddrV4,
+        client: SocketAddr,
     },
     /// Server: a client's tunnel connection closed (`tcp` mode), or the server closed it for
     /// garbage; its NAT mappings stay until they expire
     ClientDisconnected {
         /// The client's tunnel address
-        client: SocketAddrV4,
+        client: SocketAddr,
     },
     /// Server: a client was forgotten after a long silence
     ClientExpired {
         /// The client's tunnel address
-        client: SocketAddrV4,
+        client: SocketAddr,
     },
     /// Client: a LAN device sent its first packet, or moved to another MAC or device
     SourceJoined {
@@ -88,7 +88,7 @@ pub enum Event {
     /// Server: a NAT mapping was created
     NatMapped {
         /// The client that owns it
-        client: SocketAddrV4,
+        client: SocketAddr,
         /// IP protocol number (1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6)
         protocol: u8,
         /// The inner source address and port (ICMP id); IPv6 for a NAT66 mapping
@@ -116,7 +116,7 @@ pub enum Event {
     /// connection). Server: a client's payloads fail to open (at most once a minute per client).
     Unopenable {
         /// The server (client side) or the client's tunnel address (server side)
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         /// Payload segments that could not be opened (client: or went unanswered) so far
         packets: u64,
     },

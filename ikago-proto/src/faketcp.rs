@@ -16,15 +16,14 @@
 //! a peer that really restarted answers with a RST at the exact number. A connection waiting
 //! for its SYN+ACK answers an ACK that is not for its SYN with a RST (RFC 9293 §3.10.7.3).
 
+use crate::outer::{self, FLOW_LABEL_MASK, Fields};
 use crate::stats::DropReason;
 use crate::syncookie::{self, Cookies, Restored};
-use crate::wire::{ipv4, proto, tcp};
+use crate::wire::tcp;
 use rand_core::RngCore;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// TTL of every FakeTCP packet (Linux `ip_default_ttl`)
-const TTL: u8 = 64;
 /// Window scale we offer (Linux offers 7 to 9 depending on its buffers)
 const WINDOW_SCALE: u8 = 9;
 /// Window field of a SYN (Linux: 64240 = 44 segments of 1460)
@@ -106,9 +105,9 @@ pub(crate) struct Received {
 #[derive(Debug, Clone)]
 pub(crate) struct Conn {
     /// Our address
-    pub(crate) local: SocketAddrV4,
+    pub(crate) local: SocketAddr,
     /// The peer's address
-    pub(crate) remote: SocketAddrV4,
+    pub(crate) remote: SocketAddr,
     /// Handshake state
     pub(crate) state: State,
     iss: u32,
@@ -124,6 +123,8 @@ pub(crate) struct Conn {
     irs: u32,
     rcv_nxt: u32,
     ip_id: u16,
+    /// The IPv6 flow label of every packet (0 over IPv4)
+    flow: u32,
     opts: Negotiated,
     mss: u16,
     ts_offset: u32,
@@ -150,6 +151,15 @@ pub(crate) struct Conn {
     stall_since: Option<Instant>,
 }
 
+/// A random flow label toward an IPv6 `remote` (Linux's automatic flow labels: one per
+/// connection); none toward IPv4, which draws nothing
+fn flow_label(remote: SocketAddr, rng: &mut impl RngCore) -> u32 {
+    match remote {
+        SocketAddr::V4(_) => 0,
+        SocketAddr::V6(_) => rng.next_u32() & FLOW_LABEL_MASK,
+    }
+}
+
 /// `a` is after `b` in sequence space (RFC 9293 §3.4)
 #[inline]
 fn seq_gt(a: u32, b: u32) -> bool {
@@ -158,8 +168,8 @@ fn seq_gt(a: u32, b: u32) -> bool {
 
 impl Conn {
     fn new(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         state: State,
         mss: u16,
         now: Instant,
@@ -180,6 +190,7 @@ impl Conn {
             irs: 0,
             rcv_nxt: 0,
             ip_id: rng.next_u32() as u16,
+            flow: flow_label(remote, rng),
             opts: Negotiated::default(),
             mss,
             ts_offset: rng.next_u32(),
@@ -199,8 +210,8 @@ impl Conn {
 
     /// Client: a new connection about to send its SYN (random ISN)
     pub(crate) fn connect(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         mss: u16,
         now: Instant,
         epoch: Instant,
@@ -211,8 +222,8 @@ impl Conn {
 
     /// Server: a connection for a SYN just received; answer with [`Reply::SynAck`]
     pub(crate) fn accept(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         syn: &tcp::Segment<'_>,
         mss: u16,
         now: Instant,
@@ -228,8 +239,8 @@ impl Conn {
     /// with and then forget; the ISN and the timestamp clock come from `cookies`
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn cookie_answer(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         syn: &tcp::Segment<'_>,
         mss: u16,
         cookies: &Cookies,
@@ -253,8 +264,8 @@ impl Conn {
     /// pass `ack` to [`Conn::handle_segment`] next for its payload
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_cookie(
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         ack: &tcp::Segment<'_>,
         restored: Restored,
         mss: u16,
@@ -316,10 +327,19 @@ impl Conn {
         self.stall_since = None;
     }
 
-    /// Client: start a new handshake with another server, from the same local address
-    pub(crate) fn retarget(&mut self, remote: SocketAddrV4, now: Instant, rng: &mut impl RngCore) {
+    /// Client: start a new handshake with another server, from `local` (the same port, on the
+    /// upstream address of the server's family)
+    pub(crate) fn retarget(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+        rng: &mut impl RngCore,
+    ) {
+        self.local = local;
         self.remote = remote;
         self.restart(now, rng);
+        self.flow = flow_label(remote, rng);
     }
 
     /// Since when data has waited for an acknowledgment, with a peer that acknowledges (one
@@ -529,9 +549,16 @@ impl Conn {
         }
     }
 
-    /// Bytes of IPv4 and TCP headers in front of a data payload
+    /// Bytes of IP (IPv4 or IPv6) and TCP headers in front of a data payload
+    #[inline]
     pub(crate) fn data_offset(&self) -> usize {
-        ipv4::HEADER_LEN + tcp::HEADER_LEN + if self.opts.timestamps { 12 } else { 0 }
+        self.ip_header_len() + tcp::HEADER_LEN + if self.opts.timestamps { 12 } else { 0 }
+    }
+
+    /// Bytes of the IP header of this connection's packets
+    #[inline]
+    pub(crate) fn ip_header_len(&self) -> usize {
+        outer::header_len(self.remote.ip())
     }
 
     fn window_field(&self) -> u16 {
@@ -542,8 +569,8 @@ impl Conn {
         }
     }
 
-    /// Writes IPv4 and TCP headers around the `payload_len` bytes already at
-    /// `buf[data_offset()..]`, advancing the sequence number; returns the IPv4 packet length
+    /// Writes IP and TCP headers around the `payload_len` bytes already at
+    /// `buf[data_offset()..]`, advancing the sequence number; returns the IP packet length
     pub(crate) fn write_data_headers(
         &mut self,
         buf: &mut [u8],
@@ -639,29 +666,25 @@ impl Conn {
     }
 
     fn write_packet(&mut self, buf: &mut [u8], h: &tcp::Header, payload_len: usize) -> usize {
-        let tcp_len = tcp::write_header(&mut buf[ipv4::HEADER_LEN..], h);
-        debug_assert!(payload_len == 0 || tcp_len + ipv4::HEADER_LEN == self.data_offset());
+        let ip_len = self.ip_header_len();
+        let tcp_len = tcp::write_header(&mut buf[ip_len..], h);
+        debug_assert!(payload_len == 0 || tcp_len + ip_len == self.data_offset());
         let seg_len = tcp_len + payload_len;
-        let (ip, seg) = buf.split_at_mut(ipv4::HEADER_LEN);
-        tcp::fill_checksum(&mut seg[..seg_len], *self.local.ip(), *self.remote.ip());
-        ipv4::write_header(
-            ip,
-            &ipv4::Header {
-                src: *self.local.ip(),
-                dst: *self.remote.ip(),
-                protocol: proto::TCP,
-                id: self.ip_id,
-                ttl: TTL,
-                flags_offset: 0,
-                payload_len: seg_len,
-            },
-        );
+        let (ip, seg) = buf.split_at_mut(ip_len);
+        let (src, dst) = (self.local.ip(), self.remote.ip());
+        tcp::fill_checksum(&mut seg[..seg_len], src, dst);
+        let fields = Fields {
+            id: self.ip_id,
+            df: false,
+            flow: self.flow,
+        };
+        outer::write_header(ip, src, dst, fields, seg_len);
         self.ip_id = self.ip_id.wrapping_add(1);
         if payload_len > 0 {
             self.unacked = 0;
             self.ack_due = None;
         }
-        ipv4::HEADER_LEN + seg_len
+        ip_len + seg_len
     }
 }
 
@@ -678,11 +701,12 @@ pub(crate) enum Control {
     Keepalive,
 }
 
-/// Writes a RST answering `seg` from an unknown peer (RFC 9293 §3.10.7.1); returns the IPv4 length
+/// Writes a RST answering `seg` from an unknown peer (RFC 9293 §3.10.7.1); returns the IP
+/// packet length (IPv4 with DF as Linux's, or IPv6 without a flow label)
 pub(crate) fn write_reset(
     buf: &mut [u8],
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     seg: &tcp::Segment<'_>,
 ) -> usize {
     let (seq, ack, flags) = if seg.flags() & tcp::ACK != 0 {
@@ -700,40 +724,37 @@ pub(crate) fn write_reset(
         window: 0,
         options: tcp::Options::default(),
     };
-    let tcp_len = tcp::write_header(&mut buf[ipv4::HEADER_LEN..], &h);
-    tcp::fill_checksum(
-        &mut buf[ipv4::HEADER_LEN..ipv4::HEADER_LEN + tcp_len],
-        *local.ip(),
-        *remote.ip(),
-    );
-    ipv4::write_header(
-        buf,
-        &ipv4::Header {
-            src: *local.ip(),
-            dst: *remote.ip(),
-            protocol: proto::TCP,
-            id: 0,
-            ttl: TTL,
-            flags_offset: ipv4::FLAG_DF,
-            payload_len: tcp_len,
-        },
-    );
-    ipv4::HEADER_LEN + tcp_len
+    let ip_len = outer::header_len(remote.ip());
+    let tcp_len = tcp::write_header(&mut buf[ip_len..], &h);
+    tcp::fill_checksum(&mut buf[ip_len..ip_len + tcp_len], local.ip(), remote.ip());
+    let fields = Fields {
+        id: 0,
+        df: true,
+        flow: 0,
+    };
+    outer::write_header(buf, local.ip(), remote.ip(), fields, tcp_len);
+    ip_len + tcp_len
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::tcp::{ACK, PSH, RST, SYN, Segment};
+    use crate::wire::{ipv4, ipv6, proto};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
-    const C: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000);
-    const S: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+    const C: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000));
+    const S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081));
 
-    /// Parses the TCP segment of an IPv4 packet written by a `Conn`
+    /// Parses the TCP segment of an IPv4 or IPv6 packet written by a `Conn`
     fn seg(buf: &[u8]) -> Segment<'_> {
+        if buf[0] >> 4 == 6 {
+            let p = ipv6::Packet::parse(buf).unwrap();
+            assert_eq!(p.protocol(), proto::TCP);
+            return Segment::parse(p.payload(), p.src(), p.dst()).unwrap();
+        }
         let p = ipv4::Packet::parse(buf).unwrap();
         Segment::parse(p.payload(), p.src(), p.dst()).unwrap()
     }
@@ -741,8 +762,8 @@ mod tests {
     /// A segment from a Go peer: no options, window 65535
     fn go_segment(
         buf: &mut [u8],
-        from: SocketAddrV4,
-        to: SocketAddrV4,
+        from: SocketAddr,
+        to: SocketAddr,
         seq: u32,
         ack: u32,
         flags: u8,
@@ -757,20 +778,17 @@ mod tests {
             window: 65535,
             options: tcp::Options::default(),
         };
-        let n = tcp::write_header(&mut buf[20..], &h);
-        buf[20 + n..20 + n + payload.len()].copy_from_slice(payload);
-        tcp::fill_checksum(&mut buf[20..20 + n + payload.len()], *from.ip(), *to.ip());
-        let hdr = ipv4::Header {
-            src: *from.ip(),
-            dst: *to.ip(),
-            protocol: proto::TCP,
+        let ip = outer::header_len(to.ip());
+        let n = tcp::write_header(&mut buf[ip..], &h);
+        buf[ip + n..ip + n + payload.len()].copy_from_slice(payload);
+        tcp::fill_checksum(&mut buf[ip..ip + n + payload.len()], from.ip(), to.ip());
+        let f = Fields {
             id: 0,
-            ttl: 127,
-            flags_offset: 0,
-            payload_len: n + payload.len(),
+            df: false,
+            flow: 0,
         };
-        ipv4::write_header(buf, &hdr);
-        20 + n + payload.len()
+        outer::write_header(buf, from.ip(), to.ip(), f, n + payload.len());
+        ip + n + payload.len()
     }
 
     #[test]

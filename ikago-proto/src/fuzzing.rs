@@ -14,7 +14,7 @@ use crate::kcp::KcpTuning;
 use crate::machine::Machine;
 use crate::wire::{Mac, ipv4};
 use crate::{Client, Server};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Opens `data[1..]` as a tunnel payload with the method chosen by `data[0]`
@@ -85,7 +85,7 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
     let mut c = ClientConfig::new(
         devices,
         vec!["198.18.11.0/24".parse().expect("valid CIDR")],
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 12, 1)), 18081),
     );
     c.method = method;
     c.password = "fuzz".into();
@@ -232,7 +232,10 @@ pub fn stream_input(data: &[u8]) {
         data = &data[4..];
         let event = match kind {
             0 => StreamInput::Opened {
-                peer: SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000 + conn.0 as u16),
+                peer: SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(198, 18, 12, 2)),
+                    50000 + conn.0 as u16,
+                ),
             },
             1 => {
                 let n = len.min(data.len());

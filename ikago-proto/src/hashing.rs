@@ -103,6 +103,11 @@ impl Hasher for Fold {
     fn write_u64(&mut self, i: u64) {
         self.mix(i);
     }
+    /// An enum's discriminant (the family of a `SocketAddr` key) is one integer, not bytes
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
     #[inline]
     fn finish(&self) -> u64 {
         folded_multiply(self.state, self.keys.k0 ^ PI[1]).rotate_left(23)
@@ -120,18 +125,18 @@ pub(crate) fn map<K, V>(keyed: Keyed) -> Map<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
     #[test]
     fn the_key_decides_the_hash() {
-        let a = SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), 40000);
+        let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40000);
         let k = Keyed::new([7; 16]);
         assert_eq!(k.hash_one(a), Keyed::new([7; 16]).hash_one(a));
         assert_ne!(k.hash_one(a), Keyed::new([8; 16]).hash_one(a));
-        let b = SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 2), 40001);
+        let b = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40001);
         assert_ne!(k.hash_one(a), k.hash_one(b));
         // every integer written counts, the first one too
-        let c = SocketAddrV4::new(Ipv4Addr::new(198, 18, 11, 3), 40000);
+        let c = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 3)), 40000);
         assert_ne!(k.hash_one(a), k.hash_one(c));
     }
 
@@ -148,7 +153,7 @@ mod tests {
                 (Ipv4Addr::new(198, 18, 11, 3), port.swap_bytes()),
                 (host, 40000),
             ] {
-                let h = k.hash_one(SocketAddrV4::new(host, p));
+                let h = k.hash_one(SocketAddr::new(IpAddr::V4(host), p));
                 low[(h & 63) as usize] += 1;
                 top[(h >> 57) as usize] += 1;
             }

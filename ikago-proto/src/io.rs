@@ -1,7 +1,7 @@
 //! What goes into and comes out of a machine: [`Input`], [`Output`], [`Transmit`]
 
 use crate::event::Event;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 /// Index of a device in the machine's configured device list
@@ -60,7 +60,7 @@ pub enum StreamInput<'a> {
     /// one from `peer`
     Opened {
         /// The remote end (the server for a client, the client for a server)
-        peer: SocketAddrV4,
+        peer: SocketAddr,
     },
     /// Bytes read from the connection, in stream order; any split (part of a record, several
     /// records) is fine
@@ -78,9 +78,9 @@ pub enum StreamOp {
         /// The id to report it by
         conn: ConnId,
         /// The local address to bind (the upstream address and tunnel port)
-        local: SocketAddrV4,
+        local: SocketAddr,
         /// The server
-        server: SocketAddrV4,
+        server: SocketAddr,
     },
     /// Append `buf[..len]` to the connection's outgoing bytes; whole, or not at all when the
     /// runner's bounded send buffer is full (a partial write would break the framing)

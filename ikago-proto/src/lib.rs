@@ -101,6 +101,7 @@ mod kcp;
 mod machine;
 mod nat;
 mod openwatch;
+mod outer;
 mod ratelimit;
 mod server;
 mod shard;

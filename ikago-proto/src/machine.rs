@@ -8,13 +8,14 @@ use crate::event::Event;
 use crate::faketcp::{self, Conn, Control};
 use crate::fragment::{self, Reassembler};
 use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
+use crate::outer::{self, View};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
 use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How far ahead `poll_output` points when nothing is scheduled
@@ -291,6 +292,14 @@ impl Core {
         }
     }
 
+    /// The next hop toward `dst` of either family through `device`
+    pub(crate) fn next_hop_ip(&self, device: DeviceId, dst: IpAddr) -> IpAddr {
+        match dst {
+            IpAddr::V4(v4) => self.next_hop(device, v4).into(),
+            IpAddr::V6(v6) => self.next_hop6(device, v6).into(),
+        }
+    }
+
     /// Feeds a fragment to reassembly under `scope`; the whole packet when it completes
     ///
     /// Drops are counted here. The packet is copied out of the reassembler so that the machine
@@ -320,6 +329,19 @@ impl Core {
             self.drop(r);
             None
         })
+    }
+
+    /// Feeds an outer fragment of either family to reassembly under `scope`, as
+    /// [`reassemble`](Self::reassemble)
+    pub(crate) fn reassemble_outer(
+        &mut self,
+        scope: u32,
+        fragment: &View<'_>,
+    ) -> Option<Reassembled> {
+        match fragment {
+            View::V4(p) => self.reassemble(scope, p),
+            View::V6(p) => self.reassemble6(scope, p),
+        }
     }
 
     /// Gives back the buffer of a [`Reassembled`] packet
@@ -452,7 +474,8 @@ impl Core {
         len: usize,
     ) -> usize {
         let src_mac = self.device(device).mac;
-        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+        let ethertype = outer::ethertype(conn.remote.ip());
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethertype);
         let ip_len = conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, len);
         self.finish_tunnel(device, dest, buf, ip_len)
     }
@@ -460,7 +483,7 @@ impl Core {
     /// Parses the FakeTCP segment of `pkt`, counting a drop when it is malformed; without an
     /// AEAD (plain) a segment's payload is checked against the TCP checksum too, since nothing
     /// else would catch its corruption
-    pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &ipv4::Packet<'a>) -> Option<tcp::Segment<'a>> {
+    pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &View<'a>) -> Option<tcp::Segment<'a>> {
         let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
             self.drop(DropReason::Malformed);
             return None;
@@ -480,8 +503,8 @@ impl Core {
         &mut self,
         device: DeviceId,
         dest: Dest,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         seg: &tcp::Segment<'_>,
     ) {
         if !self.rsts.allow(self.now) {
@@ -489,7 +512,7 @@ impl Core {
         }
         let mut buf = self.tx.take(ethernet::MIN_FRAME_LEN + 40);
         let src = self.device(device).mac;
-        ethernet::write(&mut buf.bytes, Mac::ZERO, src, ethernet::ETHERTYPE_IPV4);
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src, outer::ethertype(peer.ip()));
         let n = faketcp::write_reset(&mut buf.bytes[ethernet::HEADER_LEN..], local, peer, seg);
         self.stats.tunnel_tx.add(n);
         buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + n);
@@ -517,7 +540,8 @@ impl Core {
     ) {
         let mut buf = self.tx.take(ethernet::MIN_FRAME_LEN + 80);
         let src_mac = self.device(device).mac;
-        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
+        let ethertype = outer::ethertype(conn.remote.ip());
+        ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethertype);
         let ip_len = conn.write_control(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, kind);
         self.finish_tunnel(device, dest, buf, ip_len);
     }

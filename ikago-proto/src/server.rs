@@ -28,6 +28,7 @@ use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
+use crate::outer::View;
 use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Clients, Framing, ServerRead};
@@ -36,7 +37,7 @@ use crate::txq::FrameBuf;
 use crate::wire::{Mac, arp, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Interval of the sweep that forgets stale half-open handshakes (at most
@@ -88,16 +89,16 @@ pub struct Server {
     /// The clients (and NAT ports) this engine serves
     shard: Shard,
     /// Established clients by tunnel address (never iterated where order shows)
-    clients: Map<SocketAddrV4, Slot>,
+    clients: Map<SocketAddr, Slot>,
     /// Tunnel addresses by client id
-    by_id: Map<u32, SocketAddrV4>,
+    by_id: Map<u32, SocketAddr>,
     next_id: u32,
     /// Clients' delayed ACKs (valid while it is the client's `conn.ack_due`)
-    ack_due: Queue<SocketAddrV4>,
+    ack_due: Queue<SocketAddr>,
     /// Clients' KCP clocks (valid while it is the client's `kcp_scheduled`)
-    kcp_due: Queue<SocketAddrV4>,
+    kcp_due: Queue<SocketAddr>,
     /// Clients' idle timeouts (valid while it is the client's `idle_scheduled`)
-    idle_due: Queue<SocketAddrV4>,
+    idle_due: Queue<SocketAddr>,
     /// Half-open handshakes, cookies and the SYN budget
     admission: Admission,
     timers: Timers<TIMERS>,
@@ -113,7 +114,7 @@ pub struct Server {
 
 /// Checks the NAT pools and returns this engine's slice of them
 /// Whether the delayed ACK of `peer` at `at` is still due (no ACK or data has left since)
-fn ack_live(clients: &Map<SocketAddrV4, Slot>, at: Instant, peer: SocketAddrV4) -> bool {
+fn ack_live(clients: &Map<SocketAddr, Slot>, at: Instant, peer: SocketAddr) -> bool {
     clients
         .get(&peer)
         .is_some_and(|s| s.conn.ack_due == Some(at))
@@ -227,8 +228,8 @@ impl Server {
     }
 
     /// Clients with an established connection, in address order
-    pub fn clients(&self) -> impl Iterator<Item = SocketAddrV4> + '_ {
-        let mut v: Vec<SocketAddrV4> = self.clients.keys().copied().collect();
+    pub fn clients(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        let mut v: Vec<SocketAddr> = self.clients.keys().copied().collect();
         v.sort_unstable();
         v.into_iter()
     }
@@ -284,43 +285,64 @@ impl Server {
         if !to_listener && !to_public {
             return self.core.drop(DropReason::NotForUs);
         }
+        self.handle_ip(device, from, &View::V4(*pkt), to_listener, to_public);
+    }
+
+    /// A packet (either family) to a listen address (`to_listener`) or the public address
+    /// (`to_public`): reassembled when it is a fragment, then dispatched
+    fn handle_ip(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        pkt: &View<'_>,
+        to_listener: bool,
+        to_public: bool,
+    ) {
         if pkt.is_fragment() {
-            if let Some(whole) = self.core.reassemble(u32::from(device.0), pkt) {
-                if let Ok(p) = ipv4::Packet::parse(whole.bytes()) {
-                    self.dispatch(device, from, &p, to_listener);
+            if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
+                if let Some(p) = View::parse(whole.bytes()) {
+                    self.dispatch(device, from, &p, to_listener, to_public);
                 }
                 self.core.release(whole);
             }
             return;
         }
-        self.dispatch(device, from, pkt, to_listener);
+        self.dispatch(device, from, pkt, to_listener, to_public);
     }
 
     /// Routes a whole packet to the tunnel (our port on a listen address) or to the NAT
-    fn dispatch(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>, to_listener: bool) {
+    fn dispatch(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        pkt: &View<'_>,
+        to_listener: bool,
+        to_public: bool,
+    ) {
+        let payload = pkt.payload();
         let tunnel = to_listener
             && pkt.protocol() == proto::TCP
-            && pkt.payload().len() >= 4
-            && u16::from_be_bytes([pkt.payload()[2], pkt.payload()[3]]) == self.port;
+            && payload.len() >= 4
+            && u16::from_be_bytes([payload[2], payload[3]]) == self.port;
         if tunnel {
             self.handle_segment(device, from, pkt);
-        } else if device == self.core.upstream && pkt.dst() == self.public {
+        } else if to_public {
             self.nat_in(pkt.bytes());
         } else {
             self.core.drop(DropReason::NotForUs);
         }
     }
 
-    fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
+    fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &View<'_>) {
         let Some(seg) = self.core.parse_tunnel(pkt) else {
             return;
         };
-        let peer = SocketAddrV4::new(pkt.src(), seg.src_port());
+        let peer = SocketAddr::new(pkt.src(), seg.src_port());
         if !self.shard.owns(peer) {
             // another engine's client: no answer, not even a RST
             return self.core.drop(DropReason::OtherShard);
         }
-        let local = SocketAddrV4::new(pkt.dst(), self.port);
+        let local = SocketAddr::new(pkt.dst(), self.port);
         if self.refuses_syn(local, peer, &seg) {
             return;
         }
@@ -375,9 +397,9 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
-        pkt: &ipv4::Packet<'_>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        pkt: &View<'_>,
         seg: &tcp::Segment<'_>,
     ) {
         if self.clients.len() >= self.max_clients {
@@ -416,7 +438,7 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         seg: &tcp::Segment<'_>,
     ) {
         let now = self.core.now;
@@ -449,7 +471,7 @@ impl Server {
     }
 
     /// Makes `conn` an established client; false when the client limit refuses it
-    fn establish(&mut self, peer: SocketAddrV4, device: DeviceId, mac: Mac, conn: Conn) -> bool {
+    fn establish(&mut self, peer: SocketAddr, device: DeviceId, mac: Mac, conn: Conn) -> bool {
         if self.clients.len() >= self.max_clients {
             self.core.drop(DropReason::TooManyClients);
             return false;
@@ -496,7 +518,7 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         seg: &tcp::Segment<'_>,
         len: usize,
     ) -> bool {
@@ -517,7 +539,7 @@ impl Server {
     }
 
     /// Sends what an established client's segment asks for and delivers its payload
-    fn after_segment(&mut self, peer: SocketAddrV4, r: Received, seg: &tcp::Segment<'_>) {
+    fn after_segment(&mut self, peer: SocketAddr, r: Received, seg: &tcp::Segment<'_>) {
         if let Some(reason) = r.refused {
             self.core.drop(reason);
         }
@@ -538,13 +560,13 @@ impl Server {
         }
     }
 
-    fn forget(&mut self, peer: SocketAddrV4) {
+    fn forget(&mut self, peer: SocketAddr) {
         if let Some(slot) = self.clients.remove(&peer) {
             self.by_id.remove(&slot.id);
         }
     }
 
-    fn send_control(&mut self, peer: SocketAddrV4, kind: Control) {
+    fn send_control(&mut self, peer: SocketAddr, kind: Control) {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
@@ -552,7 +574,7 @@ impl Server {
             .send_control(&mut slot.conn, slot.device, Dest::Mac(slot.mac), kind);
     }
 
-    fn schedule_ack(&mut self, peer: SocketAddrV4) {
+    fn schedule_ack(&mut self, peer: SocketAddr) {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
@@ -569,7 +591,7 @@ impl Server {
     }
 
     /// Opens a client's payload into a frame buffer and sends the inner packet through the NAT
-    fn open_from_client(&mut self, peer: SocketAddrV4, sealed: &[u8]) {
+    fn open_from_client(&mut self, peer: SocketAddr, sealed: &[u8]) {
         if self.ikago2_payload(peer, sealed) {
             return;
         }
@@ -606,7 +628,7 @@ impl Server {
 
     /// Feeds a client's KCP datagram to its session (opening one for a new conversation) and
     /// forwards the messages it completes
-    fn kcp_input(&mut self, peer: SocketAddrV4, id: u32, datagram: &[u8]) {
+    fn kcp_input(&mut self, peer: SocketAddr, id: u32, datagram: &[u8]) {
         let now = self.core.now;
         let Some(tuning) = self.kcp_tuning else {
             return;
@@ -651,7 +673,7 @@ impl Server {
 
     /// Validates an inner packet from a client at `buf.bytes[14..buf.len]`, reassembles it if it
     /// is a fragment, and sends it through the NAT
-    fn take_inner(&mut self, peer: SocketAddrV4, id: u32, mut buf: FrameBuf) {
+    fn take_inner(&mut self, peer: SocketAddr, id: u32, mut buf: FrameBuf) {
         let len = buf.len - ethernet::HEADER_LEN;
         if buf
             .bytes
@@ -703,7 +725,7 @@ impl Server {
     /// Validates an inner IPv6 packet from a client at `buf.bytes[14..buf.len]` and sends it
     /// through the NAT66; refused from a client on the `ikago` wire (which carries IPv4 only),
     /// without an upstream IPv6 address, or as a fragment (clients reassemble before tunnelling)
-    fn take_inner6(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
+    fn take_inner6(&mut self, peer: SocketAddr, id: u32, buf: FrameBuf) {
         let len = buf.len - ethernet::HEADER_LEN;
         let reason = match ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) {
             Ok(p) if p.bytes().len() != len || p.fragment().is_some() => Some(DropReason::BadInner),
@@ -733,7 +755,7 @@ impl Server {
     /// Translates the inner IPv6 packet at `buf.bytes[14..buf.len]` and sends it toward its
     /// destination, or answers a Packet Too Big when it exceeds `fragment` (IPv6 routers do not
     /// fragment)
-    fn nat_out6(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
+    fn nat_out6(&mut self, peer: SocketAddr, id: u32, buf: FrameBuf) {
         let (fragment, up) = (self.core.fragment, self.core.upstream);
         let len = buf.len - ethernet::HEADER_LEN;
         let Ok(p) = ipv6::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) else {
@@ -796,7 +818,7 @@ impl Server {
     }
 
     /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination
-    fn nat_out(&mut self, peer: SocketAddrV4, id: u32, buf: FrameBuf) {
+    fn nat_out(&mut self, peer: SocketAddr, id: u32, buf: FrameBuf) {
         let fragment = self.core.fragment;
         let len = buf.len - ethernet::HEADER_LEN;
         // outbound NAT rewrites only the source: the destination read here stays valid
@@ -834,12 +856,7 @@ impl Server {
     /// Runs the outbound NAT of client `id` (at `peer`) over the inner packet at
     /// `buf.bytes[14..buf.len]`, reporting a mapping it created; a refused packet is counted and
     /// its buffer recycled
-    fn translate_out(
-        &mut self,
-        peer: SocketAddrV4,
-        id: u32,
-        mut buf: FrameBuf,
-    ) -> Option<FrameBuf> {
+    fn translate_out(&mut self, peer: SocketAddr, id: u32, mut buf: FrameBuf) -> Option<FrameBuf> {
         let inner = &mut buf.bytes[ethernet::HEADER_LEN..buf.len];
         match self
             .nat
@@ -931,7 +948,7 @@ impl Server {
     }
 
     /// Sends the datagrams a client's KCP session has ready and re-arms the KCP timer
-    fn flush_kcp(&mut self, peer: SocketAddrV4) {
+    fn flush_kcp(&mut self, peer: SocketAddr) {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };

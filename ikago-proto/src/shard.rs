@@ -7,10 +7,12 @@
 //! all reach the one engine that holds it: each client's packets stay in order and nothing is
 //! shared between engines. The hash is one a classic BPF capture filter computes, so that the
 //! host can hand each engine only its share: `(a ^ (a >> 16) ^ p) % count` over the address `a`
-//! as a 32-bit number and the port `p`.
+//! as a 32-bit number and the port `p`. For an IPv6 client `a` is the last 32 bits of its
+//! address (BPF `ip6[20:4]` for the source address of a packet).
 
 use crate::config::ConfigError;
-use std::net::SocketAddrV4;
+use crate::outer;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 /// Engine `index` of `count` (`0` of `1`: the whole server)
@@ -54,8 +56,8 @@ impl Shard {
     }
 
     /// The engine, of `count`, that owns the client at tunnel address `peer`
-    pub fn of(peer: SocketAddrV4, count: u16) -> u16 {
-        let a = peer.ip().to_bits();
+    pub fn of(peer: SocketAddr, count: u16) -> u16 {
+        let a = outer::low32(peer.ip());
         let h = a ^ (a >> 16) ^ u32::from(peer.port());
         // below `count`, a u16
         (h % u32::from(count.max(1))) as u16
@@ -63,7 +65,7 @@ impl Shard {
 
     /// Whether this engine owns the client at `peer`
     #[inline]
-    pub fn owns(&self, peer: SocketAddrV4) -> bool {
+    pub fn owns(&self, peer: SocketAddr) -> bool {
         self.count <= 1 || Self::of(peer, self.count) == self.index
     }
 
@@ -89,7 +91,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn slices_split_a_pool_into_disjoint_parts() {
@@ -115,7 +117,7 @@ mod tests {
         let mut per = [0u32; 3];
         for host in 1..=200u8 {
             for port in [40000u16, 40001, 50000] {
-                let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, host), port);
+                let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 12, host)), port);
                 let owner = Shard::of(peer, 3);
                 per[usize::from(owner)] += 1;
                 let owners = (0..3).filter(|&i| Shard { index: i, count: 3 }.owns(peer));

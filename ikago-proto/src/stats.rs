@@ -4,7 +4,7 @@ use crate::config::{Protocol, Transport};
 use crate::kcp::KcpStats;
 use crate::wire::{ipv4, ipv6};
 use std::fmt;
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Packets and bytes
@@ -225,7 +225,7 @@ pub enum Peer {
     /// Client: a LAN source address (IPv4, or IPv6 for a `sources6` host)
     Source(IpAddr),
     /// Server: a client's tunnel address
-    Client(SocketAddrV4),
+    Client(SocketAddr),
     /// Client: a remote address its sources talk to
     Remote(IpAddr),
 }
@@ -282,7 +282,7 @@ pub struct Stats {
     /// Client: the latest RTT to the server (handshake or timestamp echo)
     pub rtt: Option<Duration>,
     /// Client: the server in use
-    pub server: Option<SocketAddrV4>,
+    pub server: Option<SocketAddr>,
     /// Client: the wire spoken to it
     pub protocol: Option<Protocol>,
     /// Client: times the tunnel moved to another server
@@ -369,7 +369,10 @@ mod tests {
     fn peer(port: u16, packets: u64) -> PeerStats {
         let now = Instant::now();
         PeerStats {
-            peer: Peer::Client(SocketAddrV4::new(Ipv4Addr::new(198, 18, 16, 2), port)),
+            peer: Peer::Client(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(198, 18, 16, 2)),
+                port,
+            )),
             out: Counter { packets, bytes: 0 },
             r#in: Counter::default(),
             first_seen: now,

@@ -63,7 +63,7 @@ use crate::txq::FrameBuf;
 use crate::wire::{ethernet, ipv4};
 use rand_core::RngCore;
 use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// A partial record older than this (no record completed meanwhile) is discarded when the next
@@ -432,8 +432,8 @@ enum State {
 /// The client's connection to the server
 #[derive(Debug)]
 pub(crate) struct Link {
-    local: SocketAddrV4,
-    server: SocketAddrV4,
+    local: SocketAddr,
+    server: SocketAddr,
     conn: ConnId,
     state: State,
     framing: Framing,
@@ -457,8 +457,8 @@ impl Link {
     /// is asked at once
     pub(crate) fn new(
         core: &mut Core,
-        local: SocketAddrV4,
-        server: SocketAddrV4,
+        local: SocketAddr,
+        server: SocketAddr,
         tuning: &TcpTuning,
         ikago2: bool,
     ) -> Self {
@@ -654,7 +654,7 @@ struct Accepted {
     /// The client's NAT id
     id: u32,
     /// Its TCP peer address
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     wire: ConnWire,
     stats: PeerStats,
 }
@@ -665,7 +665,7 @@ pub(crate) enum ServerRead {
     /// A whole inner packet at `buf.bytes[14..14 + len]` from the client `peer` with NAT id `id`
     Record {
         /// The client
-        peer: SocketAddrV4,
+        peer: SocketAddr,
         /// Its NAT id
         id: u32,
         /// The packet
@@ -709,7 +709,7 @@ impl Clients {
     }
 
     /// The client at `peer` connected as `conn`, with NAT id `id`
-    pub(crate) fn open(&mut self, core: &mut Core, conn: ConnId, peer: SocketAddrV4, id: u32) {
+    pub(crate) fn open(&mut self, core: &mut Core, conn: ConnId, peer: SocketAddr, id: u32) {
         let now = core.now;
         let stats = PeerStats {
             peer: Peer::Client(peer),

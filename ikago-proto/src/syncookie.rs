@@ -8,7 +8,7 @@
 //! # Encoding
 //!
 //! - **ISN**: the top 2 bits are a 64-second time counter (mod 4); the low 30 bits are
-//!   SipHash-2-4, under a key drawn from the machine's seed, of the 4-tuple, the peer's ISN and
+//!   SipHash-2-4, under a key drawn from the machine's seed, of the 4-tuple (IPv4 or IPv6), the peer's ISN and
 //!   the full counter. A cookie is valid for the current counter and the two before it (64 to
 //!   192 s), like Linux's.
 //! - **Timestamp**: when the peer offers timestamps, the low 4 bits of our SYN+ACK's TSval carry
@@ -19,8 +19,9 @@
 //!
 //! The MSS is not encoded: the tunnel never segments by it.
 
+use crate::outer::Octets;
 use siphasher::sip::SipHasher24;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Length of one cookie time step (Linux: 64 s)
@@ -59,18 +60,23 @@ impl Cookies {
         }
     }
 
-    fn hash(&self, tag: u8, local: SocketAddrV4, peer: SocketAddrV4, extra: u64) -> u64 {
-        let mut b = [0u8; 21];
+    /// SipHash of `tag`, both ends (address bytes of their family, then port) and `extra`
+    fn hash(&self, tag: u8, local: SocketAddr, peer: SocketAddr, extra: u64) -> u64 {
+        let mut b = [0u8; 1 + 2 * (16 + 2) + 8];
         b[0] = tag;
-        b[1..5].copy_from_slice(&local.ip().octets());
-        b[5..7].copy_from_slice(&local.port().to_be_bytes());
-        b[7..11].copy_from_slice(&peer.ip().octets());
-        b[11..13].copy_from_slice(&peer.port().to_be_bytes());
-        b[13..21].copy_from_slice(&extra.to_be_bytes());
-        self.hasher.hash(&b)
+        let mut n = 1;
+        for end in [local, peer] {
+            let ip = Octets::of(end.ip());
+            b[n..n + ip.len()].copy_from_slice(&ip);
+            n += ip.len();
+            b[n..n + 2].copy_from_slice(&end.port().to_be_bytes());
+            n += 2;
+        }
+        b[n..n + 8].copy_from_slice(&extra.to_be_bytes());
+        self.hasher.hash(&b[..n + 8])
     }
 
-    fn isn_at(&self, local: SocketAddrV4, peer: SocketAddrV4, peer_isn: u32, step: u64) -> u32 {
+    fn isn_at(&self, local: SocketAddr, peer: SocketAddr, peer_isn: u32, step: u64) -> u32 {
         let extra = (step << 32) | u64::from(peer_isn);
         let h = self.hash(b'c', local, peer, extra) as u32;
         ((step as u32 & 3) << 30) | (h & HASH_MASK)
@@ -79,8 +85,8 @@ impl Cookies {
     /// The ISN of a cookie SYN+ACK answering `peer_isn`, `since_start` after the machine started
     pub(crate) fn isn(
         &self,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         peer_isn: u32,
         since_start: Duration,
     ) -> u32 {
@@ -88,7 +94,7 @@ impl Cookies {
     }
 
     /// The timestamp offset of the connection with `peer`
-    pub(crate) fn ts_offset(&self, local: SocketAddrV4, peer: SocketAddrV4) -> u32 {
+    pub(crate) fn ts_offset(&self, local: SocketAddr, peer: SocketAddr) -> u32 {
         self.hash(b't', local, peer, 0) as u32
     }
 
@@ -96,8 +102,8 @@ impl Cookies {
     /// its echoed timestamp when it carries one
     pub(crate) fn check(
         &self,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         seq: u32,
         ack: u32,
         tsecr: Option<u32>,
@@ -140,10 +146,10 @@ pub(crate) fn encode_tsval(now_ts: u32, wscale: Option<u8>) -> u32 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 18081);
-    const P: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 2), 50000);
+    const L: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 18081);
+    const P: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), 50000);
 
     #[test]
     fn valid_for_three_steps_then_refused() {
@@ -172,7 +178,7 @@ mod tests {
         let c = Cookies::new([7; 16]);
         let t = Duration::from_secs(5);
         let ack = c.isn(L, P, 41, t).wrapping_add(1);
-        let other = SocketAddrV4::new(*P.ip(), 50001);
+        let other = SocketAddr::new(P.ip(), 50001);
         assert!(c.check(L, other, 42, ack, None, t).is_none());
         assert!(c.check(L, P, 43, ack, None, t).is_none());
         assert!(

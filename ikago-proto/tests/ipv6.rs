@@ -4,7 +4,7 @@
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{checksum, ethernet, icmpv6, ipv6, proto};
 use ikago_proto::*;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const LAN_HOST: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 2);
@@ -72,7 +72,7 @@ impl Pair {
                 dev("wan0", DeviceRole::Upstream, 12, 2, None),
             ],
             vec![],
-            SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081),
+            SocketAddr::from((Ipv4Addr::new(198, 18, 12, 1), 18081)),
         );
         c.sources6 = vec!["fd00:11::/64".parse().unwrap()];
         c.publish6 = vec![LAN_GATEWAY];

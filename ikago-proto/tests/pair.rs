@@ -6,7 +6,7 @@ mod common;
 use common::udp_payload;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::*;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const LAN_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 2);
@@ -63,7 +63,7 @@ impl Pair {
                 dev("wan0", DeviceRole::Upstream, 12, 2, None),
             ],
             vec!["198.18.11.2".parse().unwrap()],
-            SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081),
+            SocketAddr::from((Ipv4Addr::new(198, 18, 12, 1), 18081)),
         );
         c.method = method;
         c.password = client_pw.into();

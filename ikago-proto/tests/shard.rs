@@ -25,7 +25,7 @@ fn each_engine_serves_its_clients_their_ports_and_their_replies() {
     let pool = NatConfig::default().udp_ports;
     let mut owned = [0usize; ENGINES as usize];
     for i in 0..CLIENTS {
-        let owner = usize::from(Shard::of(client(i), ENGINES));
+        let owner = usize::from(Shard::of(client(i).into(), ENGINES));
         owned[owner] += 1;
         // only the owner answers the SYN; the other neither answers nor resets
         for (e, engine) in engines.iter_mut().enumerate() {

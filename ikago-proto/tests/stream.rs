@@ -8,7 +8,7 @@ use common::udp_payload;
 use etherparse::PacketBuilder;
 use ikago_proto::*;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 const LAN_HOST: Ipv4Addr = Ipv4Addr::new(198, 18, 11, 2);
@@ -17,7 +17,7 @@ const CLIENT_LAN_MAC: Mac = Mac([2, 0, 0, 0, 11, 1]);
 const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 13, 2);
 const DST_MAC: Mac = Mac([2, 0, 0, 0, 13, 2]);
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(198, 18, 13, 1);
-const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 12, 1)), 18081);
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<Ipv4Addr>) -> DeviceConfig {
     DeviceConfig {
@@ -487,7 +487,7 @@ fn a_connect_that_hangs_is_given_up() {
 fn garbage_closes_only_its_connection() {
     let mut w = World::new(vec![700]);
     let intruder = ConnId(7);
-    let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 9), 50000);
+    let peer = SocketAddr::from((Ipv4Addr::new(198, 18, 12, 9), 50000));
     for garbage in [
         // a TLS ClientHello's start
         &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..],
@@ -533,7 +533,7 @@ fn the_client_limit_closes_extra_connections() {
     let now = Instant::now();
     let mut server = Server::new(s, now).unwrap();
     let mut buf = vec![0; MAX_FRAME_LEN];
-    let peer = |p| SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), p);
+    let peer = |p| SocketAddr::from((Ipv4Addr::new(198, 18, 12, 2), p));
     for (conn, port) in [(1, 50000), (2, 50001)] {
         server.handle_input(Input::Stream {
             now,
@@ -577,7 +577,7 @@ fn tcp_mode_refuses_what_it_cannot_carry() {
         Some(ConfigError::StreamExcludes(_))
     ));
     let mut c = client_config();
-    c.fallback = vec![SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 3), 18081)];
+    c.fallback = vec![SocketAddr::from((Ipv4Addr::new(198, 18, 12, 3), 18081))];
     assert!(matches!(
         Client::new(c, now).err(),
         Some(ConfigError::StreamExcludes(_))
@@ -711,7 +711,7 @@ fn a_forged_or_garbage_stream_closes_only_its_connection() {
             vec![700],
         );
         let intruder = ConnId(7);
-        let peer = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 9), 50000);
+        let peer = SocketAddr::from((Ipv4Addr::new(198, 18, 12, 9), 50000));
         // an initiation's shape with another key's bytes
         let mut forged = vec![0x5a; ikago2::handshake::INITIATION_LEN];
         let len = (forged.len() - 2) as u16;

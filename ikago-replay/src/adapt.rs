@@ -23,7 +23,7 @@ use ikago_proto::ClientConfig;
 use ikago_proto::wire::proto::{ICMP, TCP, UDP};
 use ikago_proto::wire::{checksum, ethernet, icmp, ipv4, tcp};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// A local port (or ICMP id) used toward one remote endpoint, with the latest SYN's sequence number
 #[derive(Debug, Clone, Copy)]
@@ -95,7 +95,7 @@ pub fn recorded_conversation(frames: &[Frame], config: &ClientConfig) -> Option<
         let Some(seg) = tunnel.segment(frame) else {
             continue;
         };
-        if seg.dst != config.server || seg.payload.is_empty() {
+        if SocketAddr::V4(seg.dst) != config.server || seg.payload.is_empty() {
             continue;
         }
         if let Some(conv) = tunnel

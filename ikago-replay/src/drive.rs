@@ -333,7 +333,9 @@ impl Driver {
             End::Server { .. } => ConnId(r.index as u64 + 1),
         };
         let event = match &r.kind {
-            Kind::Opened(peer) => StreamInput::Opened { peer: *peer },
+            Kind::Opened(peer) => StreamInput::Opened {
+                peer: (*peer).into(),
+            },
             Kind::Data(bytes) => StreamInput::Data(bytes),
             Kind::Closed => StreamInput::Closed,
         };

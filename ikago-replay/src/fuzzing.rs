@@ -54,7 +54,7 @@ fn client(method: Method) -> MachineConfig {
         device("lan0", DeviceRole::Listen, 11, 1, None),
         device("wan0", DeviceRole::Upstream, 12, 2, Some((12, 1))),
     ];
-    let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081);
+    let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081).into();
     let mut c = ClientConfig::new(
         devices,
         vec!["198.18.11.2".parse().expect("valid address")],

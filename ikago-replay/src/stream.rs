@@ -14,7 +14,7 @@
 use crate::packet::{be16, be32};
 use ikago_proto::wire::{ethernet, ipv4, proto, tcp};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// Which end of the tunnel the capture's machine is
@@ -23,7 +23,7 @@ pub enum End {
     /// The client: connections to `server`
     Client {
         /// The server's tunnel address
-        server: SocketAddrV4,
+        server: SocketAddr,
     },
     /// The server: connections to `port` on one of its addresses
     Server {
@@ -112,10 +112,14 @@ pub fn reassemble<'a>(
         let Some(s) = segment(frame) else { continue };
         // (peer, local) and whether the peer sent it
         let (key, from_peer) = match end {
-            End::Client { server } if s.src == server && locals.contains(s.dst.ip()) => {
+            End::Client { server }
+                if SocketAddr::V4(s.src) == server && locals.contains(s.dst.ip()) =>
+            {
                 ((s.src, s.dst), true)
             }
-            End::Client { server } if s.dst == server && locals.contains(s.src.ip()) => {
+            End::Client { server }
+                if SocketAddr::V4(s.dst) == server && locals.contains(s.src.ip()) =>
+            {
                 ((s.dst, s.src), false)
             }
             End::Server { port } if s.dst.port() == port && locals.contains(s.dst.ip()) => {

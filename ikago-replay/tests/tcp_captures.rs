@@ -8,12 +8,12 @@ use common::*;
 use ikago_proto::Transport;
 use ikago_replay::Role;
 use ikago_replay::stream::{End, Kind, reassemble};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 const S: &str = "20-tcp-plain-lab";
 const HOST_A_MAC: [u8; 6] = [2, 0, 0, 0, 0x15, 2];
 const CLIENT_LAN_MAC: [u8; 6] = [2, 0, 0, 0, 0x15, 1];
-const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 23, 2), 18081);
+const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 23, 2)), 18081);
 const NAT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 24, 1);
 
 /// The IPv4 packets host A sent on lan0 to a remote host (through the tunnel)
@@ -51,7 +51,7 @@ fn the_streams_hold_every_inner_packet() {
         End::Client { server: SERVER },
         &locals,
     );
-    assert!(matches!(reports[0].kind, Kind::Opened(peer) if peer == SERVER));
+    assert!(matches!(reports[0].kind, Kind::Opened(peer) if SocketAddr::V4(peer) == SERVER));
     let stream: Vec<u8> = reports
         .iter()
         .filter_map(|r| match &r.kind {

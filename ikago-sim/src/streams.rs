@@ -15,7 +15,7 @@ use ikago_proto::{ConnId, StreamInput, StreamOp};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Which machine a report goes to
@@ -30,7 +30,7 @@ pub(crate) enum To {
 /// What is reported
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum What {
-    Opened(SocketAddrV4),
+    Opened(SocketAddr),
     /// Bytes are waiting to be read
     Readable,
     Closed,
@@ -58,7 +58,7 @@ struct Pipe {
 #[derive(Debug)]
 pub(crate) enum Report {
     /// Opened, with the peer
-    Opened(SocketAddrV4),
+    Opened(SocketAddr),
     /// Bytes read
     Data(Vec<u8>),
     /// Closed

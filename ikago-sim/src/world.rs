@@ -42,7 +42,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -398,7 +398,7 @@ impl World {
             addr: addr::lan(0),
             prefix_len: PREFIX_LEN,
         }];
-        let server = SocketAddrV4::new(SERVER_WAN, self.server_config.port);
+        let server = SocketAddr::from((SERVER_WAN, self.server_config.port));
         let mut cfg = ClientConfig::new(devices, sources, server);
         cfg.method = self.server_config.method;
         cfg.password = self.server_config.password.clone();
@@ -508,7 +508,7 @@ impl World {
     /// Adds a fallback server with the server's configuration on 198.18.14.(3 + n), public
     /// address 198.18.13.(201 + n) (on the IPv6 plane 2001:db8:14::(3 + n) and
     /// 2001:db8:13::(201 + n)); returns its tunnel address for a client's `fallback` list
-    pub fn add_fallback_server(&mut self) -> SocketAddrV4 {
+    pub fn add_fallback_server(&mut self) -> SocketAddr {
         let n = self.fallbacks.len();
         let wan = Ipv4Addr::new(198, 18, 14, 3 + n as u8);
         let public = Ipv4Addr::new(198, 18, 13, 201 + n as u8);
@@ -556,7 +556,7 @@ impl World {
             Origin::Fallback(n),
             &mut self.fabric,
         ));
-        SocketAddrV4::new(wan, cfg.port)
+        SocketAddr::from((wan, cfg.port))
     }
 
     /// Fallback server `n`

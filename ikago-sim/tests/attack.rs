@@ -10,7 +10,7 @@ use ikago_proto::{DropReason, Event, Method};
 use ikago_sim::{Origin, WorldConfig, addr};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// TCP flags of a spoofed segment
@@ -22,7 +22,10 @@ enum Kind {
 }
 
 /// A TCP frame from `src` to the server, as the router would forward it
-fn segment(src: SocketAddrV4, seq: u32, kind: Kind, payload: &[u8]) -> Vec<u8> {
+fn segment(src: SocketAddr, seq: u32, kind: Kind, payload: &[u8]) -> Vec<u8> {
+    let SocketAddr::V4(src) = src else {
+        panic!("an IPv4 tunnel address: {src}")
+    };
     let b = PacketBuilder::ethernet2(
         addr::mac(addr::TAG_SERVER_WAN, addr::ROUTER_OUTSIDE),
         addr::mac(addr::TAG_SERVER_WAN, addr::SERVER_WAN),
@@ -57,7 +60,7 @@ fn a_syn_flood_neither_drops_a_live_client_nor_keeps_a_new_one_out() {
     // 100,000 spoofed SYNs over 10 s, 1,000 every 100 ms
     for round in 0..100u32 {
         for _ in 0..1000 {
-            let frame = segment(spoofed(&mut rng), rng.next_u32(), Kind::Syn, &[]);
+            let frame = segment(spoofed(&mut rng).into(), rng.next_u32(), Kind::Syn, &[]);
             b.world.inject_server_wan(&frame);
         }
         b.world.run_for(Duration::from_millis(100));
@@ -105,7 +108,7 @@ fn syns_beyond_the_budget_are_not_answered() {
     let mut rng = ChaCha8Rng::seed_from_u64(22);
     let before = b.world.server().stats().tunnel_tx.packets;
     for _ in 0..30_000 {
-        let frame = segment(spoofed(&mut rng), rng.next_u32(), Kind::Syn, &[]);
+        let frame = segment(spoofed(&mut rng).into(), rng.next_u32(), Kind::Syn, &[]);
         b.world.inject_server_wan(&frame);
     }
     b.world.run_for(Duration::from_millis(10));

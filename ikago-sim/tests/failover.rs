@@ -6,11 +6,11 @@ mod common;
 use common::{Basic, connect, events_of, exchange, payload};
 use ikago_proto::Event;
 use ikago_sim::{Origin, WorldConfig};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// The first fallback server's tunnel address ([`ikago_sim::World::add_fallback_server`])
-const FALLBACK: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 14, 3), 443);
+const FALLBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 14, 3)), 443);
 
 /// A World whose client has one fallback server, with `failback` if given
 fn world(seed: u64, failback: Option<Duration>) -> Basic {
@@ -41,7 +41,7 @@ fn until_echoed(b: &mut Basic, limit: Duration) -> Duration {
     b.world.now() - start
 }
 
-fn switches(b: &Basic) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+fn switches(b: &Basic) -> Vec<(SocketAddr, SocketAddr)> {
     events_of(&b.world, Origin::Client(0))
         .into_iter()
         .filter_map(|e| match e {

@@ -6,7 +6,7 @@ use common::{Basic, connect, events_of, payload};
 use ikago_proto::{Event, Peer};
 use ikago_sim::{HostConfig, Origin, World, WorldConfig, addr};
 use std::collections::BTreeSet;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 #[test]
@@ -68,7 +68,7 @@ fn two_clients_behind_one_masquerading_nat() {
         |w| w.client(a).is_connected() && w.client(b).is_connected(),
         20_000,
     );
-    let to = SocketAddrV4::new(addr::internet(2), 7);
+    let to = SocketAddr::from((addr::internet(2), 7));
     let (msg_a, msg_b) = (
         b"from behind the NAT: A".to_vec(),
         b"from behind the NAT: B".to_vec(),
@@ -86,10 +86,10 @@ fn two_clients_behind_one_masquerading_nat() {
     world.run_for(Duration::from_secs(1));
     assert_eq!(world.host(pc_a).payloads_on(5000), [&msg_a[..]]);
     assert_eq!(world.host(pc_b).payloads_on(5000), [&msg_b[..]]);
-    let clients: BTreeSet<SocketAddrV4> = world.server().clients().collect();
+    let clients: BTreeSet<SocketAddr> = world.server().clients().collect();
     let expected = BTreeSet::from([
-        SocketAddrV4::new(addr::ROUTER_OUTSIDE, 50000),
-        SocketAddrV4::new(addr::ROUTER_OUTSIDE, 50001),
+        SocketAddr::from((addr::ROUTER_OUTSIDE, 50000)),
+        SocketAddr::from((addr::ROUTER_OUTSIDE, 50001)),
     ]);
     assert_eq!(
         clients, expected,

@@ -7,7 +7,7 @@ mod common;
 use common::{Basic, connect, events_of, exchange, payload};
 use ikago_proto::{Event, Method, PeerLostReason, Transport};
 use ikago_sim::{HostConfig, Origin, Transfer, WorldConfig, addr};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A World whose server and client run `tcp` mode (plain: the original's framing); reads of 1 to
@@ -82,7 +82,7 @@ fn tcp_and_ping_cross() {
     b.world.host_mut(b.far).tcp_listen(8080, down);
     b.world
         .host_mut(b.pc)
-        .tcp_connect(40000, SocketAddrV4::new(far, 8080), up);
+        .tcp_connect(40000, SocketAddr::from((far, 8080)), up);
     let took = b.world.run_until(
         |w| {
             let done = |h| w.host(h).tcp_streams().iter().all(|s| s.is_complete());
@@ -133,7 +133,7 @@ fn a_server_restart_closes_and_the_client_reconnects() {
     );
     let lost = events_of(&b.world, Origin::Client(0)).into_iter().any(|e| {
         e == Event::PeerLost {
-            server: SocketAddrV4::new(addr::SERVER_WAN, addr::SERVER_PORT),
+            server: SocketAddr::from((addr::SERVER_WAN, addr::SERVER_PORT)),
             reason: PeerLostReason::Closed,
         }
     });

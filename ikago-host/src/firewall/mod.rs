@@ -16,7 +16,7 @@ pub use exec::ExecError;
 
 use ikago_proto::{ClientConfig, ServerConfig};
 use rules::Rule;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 /// What `--rule` changes for one machine
@@ -37,7 +37,7 @@ pub struct Plan {
 
 impl Plan {
     /// The client's plan for FakeTCP address `local`
-    pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Self {
+    pub fn client(config: &ClientConfig, local: SocketAddr) -> Self {
         Self {
             rules: rules::client(config, local),
             ip_forward_off: true,

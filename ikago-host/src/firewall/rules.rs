@@ -14,7 +14,7 @@
 use crate::filter;
 use ikago_proto::{ClientConfig, ServerConfig, Transport};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 
 /// A transport protocol a rule matches
@@ -86,15 +86,13 @@ impl Rule {
 
 /// The client's rules: TCP from each server (of the failover list) to our FakeTCP address of
 /// its family; none in `tcp` mode, whose connection the kernel must answer
-pub fn client(config: &ClientConfig, local: SocketAddrV4) -> Vec<Rule> {
-    let local = SocketAddr::from(local);
+pub fn client(config: &ClientConfig, local: SocketAddr) -> Vec<Rule> {
     if config.transport == Transport::Tcp {
         return Vec::new();
     }
     std::iter::once(&config.server)
         .chain(&config.fallback)
-        .map(|&server| SocketAddr::from(server))
-        .filter_map(|server| {
+        .filter_map(|&server| {
             Some(Rule {
                 protocol: Protocol::Tcp,
                 from: Some(server),
@@ -319,7 +317,7 @@ mod tests {
             vec!["198.18.21.0/24".parse().unwrap()],
             "198.18.23.2:18081".parse().unwrap(),
         );
-        let local: SocketAddrV4 = "198.18.22.2:50000".parse().unwrap();
+        let local: SocketAddr = "198.18.22.2:50000".parse().unwrap();
         let from = |server: &str| Rule {
             protocol: Protocol::Tcp,
             from: Some(server.parse().unwrap()),
@@ -338,7 +336,7 @@ mod tests {
         assert_eq!(client(&c, local).len(), 1);
         c.devices[0].ipv6 = None;
         assert_eq!(
-            filter::local_of_family(&c, local.into(), true),
+            filter::local_of_family(&c, local, true),
             None,
             "no IPv6 address upstream"
         );

@@ -7,7 +7,7 @@ use ikago_monitor::{Recorder, Role, Snapshot};
 use ikago_proto::{Counter, DropReason, Event, KcpStats, Peer, PeerStats, Stats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The wall-clock time of the runner's start in these tests
@@ -89,7 +89,7 @@ pub fn client_stats(t0: Instant) -> Stats {
 /// A server's counters: two clients (one with a wrong password), NAT in use, KCP on
 pub fn server_stats(t0: Instant) -> Stats {
     let mut s = Stats::default();
-    let client = |d, port| Peer::Client(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, d), port));
+    let client = |d, port| Peer::Client(SocketAddr::from((Ipv4Addr::new(198, 51, 100, d), port)));
     s.peers = vec![
         peer(
             client(7, 50_000),
@@ -125,15 +125,15 @@ pub fn server_stats(t0: Instant) -> Stats {
 
 /// NAT events for the server snapshot
 pub fn nat_events() -> Vec<Event> {
-    let client = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 7), 50_000);
+    let client = SocketAddr::from((Ipv4Addr::new(198, 51, 100, 7), 50_000));
     let public = Ipv4Addr::new(203, 0, 113, 1);
     [(17, 53_000, 50_001), (6, 40_000, 50_002), (1, 7, 0)]
         .into_iter()
         .map(|(protocol, inner, port)| Event::NatMapped {
             client,
             protocol,
-            inner: SocketAddrV4::new(Ipv4Addr::new(10, 6, 0, 2), inner).into(),
-            public: SocketAddrV4::new(public, port).into(),
+            inner: SocketAddr::from((Ipv4Addr::new(10, 6, 0, 2), inner)),
+            public: SocketAddr::from((public, port)),
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use ikago_proto::wire::{ethernet, ipv4, tcp};
 use ikago_proto::*;
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 /// UDP payload of every packet of the case (small, so that table work is not hidden by bytes)
@@ -101,8 +101,8 @@ pub(crate) fn server_config(clients: usize, shard: Shard) -> ServerConfig {
 }
 
 /// The tunnel address of client `i`
-pub(crate) fn client_peer(i: usize) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::from(client_addr(i)), CLIENT_PORT)
+pub(crate) fn client_peer(i: usize) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::from(client_addr(i)), CLIENT_PORT))
 }
 
 /// Runs `out` until it asks to be called back, handing each frame to `f`
@@ -142,7 +142,7 @@ fn connect(server: &mut Server, i: usize, now: Instant, buf: &mut [u8]) -> Clien
             ),
         ],
         vec!["198.18.11.0/24".parse().expect("valid")],
-        SocketAddrV4::new(Ipv4Addr::from(SERVER.0), SERVER.1),
+        SocketAddr::from((Ipv4Addr::from(SERVER.0), SERVER.1)),
     );
     c.rng_seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
     c.port = CLIENT_PORT;

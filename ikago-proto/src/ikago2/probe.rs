@@ -15,8 +15,9 @@
 //! back from another address.
 
 use super::keys::{KEY_LEN, kdf};
+use crate::outer::Octets;
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Seconds of one proof window
@@ -30,17 +31,17 @@ pub const SEEN_MAX: usize = 4096;
 const SEEN_FOR: Duration = Duration::from_secs(WINDOW_SECS * (2 * TOLERANCE + 1));
 
 /// The ISN that proves the key for the SYN with `tsval` to `server` at Unix time `unix_secs`
-pub fn syn_isn(syn_key: &[u8; KEY_LEN], unix_secs: u64, server: SocketAddrV4, tsval: u32) -> u32 {
+pub fn syn_isn(syn_key: &[u8; KEY_LEN], unix_secs: u64, server: SocketAddr, tsval: u32) -> u32 {
     isn_in_window(syn_key, unix_secs / WINDOW_SECS, server, tsval)
 }
 
-fn isn_in_window(syn_key: &[u8; KEY_LEN], window: u64, server: SocketAddrV4, tsval: u32) -> u32 {
+fn isn_in_window(syn_key: &[u8; KEY_LEN], window: u64, server: SocketAddr, tsval: u32) -> u32 {
     let mac = kdf(
         syn_key,
         b"ikago2 syn",
         &[
             &window.to_be_bytes(),
-            &server.ip().octets(),
+            &Octets::of(server.ip()),
             &server.port().to_be_bytes(),
             &tsval.to_be_bytes(),
         ],
@@ -53,7 +54,7 @@ fn isn_in_window(syn_key: &[u8; KEY_LEN], window: u64, server: SocketAddrV4, tsv
 pub fn check_syn(
     syn_key: &[u8; KEY_LEN],
     unix_secs: u64,
-    server: SocketAddrV4,
+    server: SocketAddr,
     tsval: u32,
     isn: u32,
 ) -> bool {
@@ -65,14 +66,14 @@ pub fn check_syn(
 /// Proofs the server accepted lately, with the address each came from
 #[derive(Debug, Default)]
 pub struct SeenProofs {
-    by_proof: BTreeMap<(u32, u32), SocketAddrV4>,
+    by_proof: BTreeMap<(u32, u32), SocketAddr>,
     order: VecDeque<((u32, u32), Instant)>,
 }
 
 impl SeenProofs {
     /// Remembers the proof (`isn`, `tsval`) from `peer`; false when it was seen from another
     /// address (a replay), true when new or from the same peer (a retransmitted SYN)
-    pub fn admit(&mut self, isn: u32, tsval: u32, peer: SocketAddrV4, now: Instant) -> bool {
+    pub fn admit(&mut self, isn: u32, tsval: u32, peer: SocketAddr, now: Instant) -> bool {
         while let Some(&(k, at)) = self.order.front() {
             if now.saturating_duration_since(at) < SEEN_FOR && self.order.len() < SEEN_MAX {
                 break;
@@ -104,9 +105,9 @@ impl SeenProofs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 18081);
+    const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 18081);
 
     #[test]
     fn proof_holds_within_tolerance_only() {
@@ -119,15 +120,15 @@ mod tests {
         assert!(!check_syn(&k, t + 91, SERVER, 77, isn));
         assert!(!check_syn(&k, t, SERVER, 78, isn));
         assert!(!check_syn(&[6; 32], t, SERVER, 77, isn));
-        let other = SocketAddrV4::new(*SERVER.ip(), 18082);
+        let other = SocketAddr::new(SERVER.ip(), 18082);
         assert!(!check_syn(&k, t, other, 77, isn));
     }
 
     #[test]
     fn a_proof_from_another_address_is_a_replay() {
         let t0 = Instant::now();
-        let a = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 2), 50000);
-        let b = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, 3), 50000);
+        let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2)), 50000);
+        let b = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 3)), 50000);
         let mut s = SeenProofs::default();
         assert!(s.admit(1, 2, a, t0));
         assert!(s.admit(1, 2, a, t0));

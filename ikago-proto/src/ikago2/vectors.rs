@@ -9,7 +9,7 @@ use super::session::{Rekey, Session};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::fmt::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 const DOC: &str = include_str!("../../../docs/protocol.md");
@@ -33,7 +33,7 @@ fn vectors() -> String {
     line("port", "18081".into());
     line("psk", hex(psk.bytes()));
     line("syn_key", hex(&psk.syn_key()));
-    let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 18081);
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 18081);
     line("syn.unix_time", "1700000000".into());
     line("syn.server", server.to_string());
     line("syn.tsval", "0x01020304".into());

@@ -15,7 +15,7 @@ use crate::stats::DropReason;
 use crate::stream::{Accept, Framing};
 use crate::wire::{ethernet, ipv4, tcp};
 use rand_core::RngCore;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The `ikago2` state of a server
@@ -154,8 +154,8 @@ impl Server {
     /// An `ikago2`-only server refuses (and counts) a SYN without a valid, fresh proof
     pub(super) fn refuses_syn(
         &mut self,
-        local: SocketAddrV4,
-        peer: SocketAddrV4,
+        local: SocketAddr,
+        peer: SocketAddr,
         seg: &tcp::Segment<'_>,
     ) -> bool {
         let flags = seg.flags();
@@ -185,7 +185,7 @@ impl Server {
 
     /// The client's payload on a connection whose wire is `ikago2` or not known yet; false
     /// when it is the compatible wire's to open
-    pub(super) fn ikago2_payload(&mut self, peer: SocketAddrV4, payload: &[u8]) -> bool {
+    pub(super) fn ikago2_payload(&mut self, peer: SocketAddr, payload: &[u8]) -> bool {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return true;
         };
@@ -249,7 +249,7 @@ impl Server {
     }
 
     /// One record of an `ikago2` client; false when the connection is gone
-    fn ikago2_record(&mut self, peer: SocketAddrV4, record: &[u8]) -> bool {
+    fn ikago2_record(&mut self, peer: SocketAddr, record: &[u8]) -> bool {
         let now = self.core.now;
         let Some(slot) = self.clients.get_mut(&peer) else {
             return false;
@@ -307,7 +307,7 @@ impl Server {
     }
 
     /// Sends the response to the client's latest initiation
-    fn send_response(&mut self, peer: SocketAddrV4) {
+    fn send_response(&mut self, peer: SocketAddr) {
         let Some(slot) = self.clients.get_mut(&peer) else {
             return;
         };
@@ -327,7 +327,7 @@ impl Server {
 
     /// Seals `kind` with `body` to an `ikago2` client in a segment of its own; false when the
     /// client does not speak `ikago2` (or has no session yet)
-    pub(super) fn send_record(&mut self, peer: SocketAddrV4, kind: Kind, body: &[u8]) -> bool {
+    pub(super) fn send_record(&mut self, peer: SocketAddr, kind: Kind, body: &[u8]) -> bool {
         let now = self.core.now;
         let padding = self.ikago2.as_ref().is_some_and(|w| w.padding);
         let Some(slot) = self.clients.get_mut(&peer) else {

@@ -25,7 +25,7 @@
 //! so it vectorises); the one's-complement sum is byte-order independent (RFC 1071 §2(B)), so
 //! folding and swapping once at the end gives the network-order checksum.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Adds `data` to the accumulator `start`; pieces must start at even offsets of the checksummed
 /// data (an odd-length piece is zero-padded at its end, so only the last piece may be odd)
@@ -97,6 +97,21 @@ pub fn pseudo_header6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -
         + words(dst)
         + u64::from(u32::from_ne_bytes(len.to_be_bytes()))
         + u64::from(u32::from_ne_bytes([0, 0, 0, next_header]))
+}
+
+/// The pseudo-header accumulator for either family: [`pseudo_header`] for two IPv4 addresses,
+/// else [`pseudo_header6`] (an IPv4 address beside an IPv6 one counts as its mapped form; the
+/// parsers never pair them)
+#[inline]
+pub fn pseudo_header_ip(src: IpAddr, dst: IpAddr, protocol: u8, len: u16) -> u64 {
+    let six = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    };
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => pseudo_header(s, d, protocol, len),
+        _ => pseudo_header6(six(src), six(dst), protocol, u32::from(len)),
+    }
 }
 
 /// Updates checksum `csum` after a 16-bit field changed from `old` to `new` (RFC 1624 eq. 3)

@@ -252,6 +252,25 @@ pub fn write_header(buf: &mut [u8], h: &Header) -> usize {
     HEADER_LEN
 }
 
+/// Sets the flow label (the low 20 bits of `label`) of the IPv6 header at the start of `buf`,
+/// keeping its version and traffic class
+///
+/// # Panics
+/// If `buf` is shorter than 4 bytes.
+pub fn set_flow_label(buf: &mut [u8], label: u32) {
+    let word = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    let word = (word & !0xf_ffff) | (label & 0xf_ffff);
+    buf[0..4].copy_from_slice(&word.to_be_bytes());
+}
+
+/// The flow label of the IPv6 header at the start of `buf` (0 when shorter than 4 bytes)
+pub fn flow_label(buf: &[u8]) -> u32 {
+    match buf {
+        [_, b1, b2, b3, ..] => u32::from_be_bytes([0, b1 & 0xf, *b2, *b3]),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

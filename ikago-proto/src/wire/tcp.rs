@@ -2,7 +2,7 @@
 
 use super::checksum;
 use super::proto;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Length of a TCP header without options
 pub const HEADER_LEN: usize = 20;
@@ -109,17 +109,17 @@ impl Options {
     }
 }
 
-/// Whether the TCP segment `bytes` (an IPv4 payload of at most 65535 bytes) sums to zero over
-/// the pseudo-header of `src` and `dst` (never panics: a longer one is `false`)
-pub fn checksum_ok(bytes: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+/// Whether the TCP segment `bytes` (an IPv4 or IPv6 payload of at most 65535 bytes) sums to
+/// zero over the pseudo-header of `src` and `dst` (never panics: a longer one is `false`)
+pub fn checksum_ok(bytes: &[u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
     let Ok(len) = u16::try_from(bytes.len()) else {
         return false;
     };
-    let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
+    let acc = checksum::pseudo_header_ip(src.into(), dst.into(), proto::TCP, len);
     checksum::finish(checksum::sum(acc, bytes)) == 0
 }
 
-/// A validated TCP segment inside an IPv4 packet
+/// A validated TCP segment inside an IPv4 or IPv6 packet
 #[derive(Debug, Clone, Copy)]
 pub struct Segment<'a> {
     bytes: &'a [u8],
@@ -127,9 +127,9 @@ pub struct Segment<'a> {
 }
 
 impl<'a> Segment<'a> {
-    /// Validates `bytes` (the IPv4 payload) as a TCP segment, checking the checksum over the
-    /// pseudo-header of `src` and `dst`; `None` when it is not one (never panics)
-    pub fn parse(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+    /// Validates `bytes` (the IP payload) as a TCP segment, checking the checksum over the
+    /// pseudo-header of `src` and `dst` (IPv4 or IPv6); `None` when it is not one (never panics)
+    pub fn parse(bytes: &'a [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -144,7 +144,11 @@ impl<'a> Segment<'a> {
     /// the checksum, since the AEAD tag authenticates the payload and summing every byte twice
     /// is the largest cost of the receive path; control segments are still checked. Without an
     /// AEAD (plain) the caller checks [`checksum_ok`] itself.
-    pub fn parse_tunnel(bytes: &'a [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Option<Self> {
+    pub fn parse_tunnel(
+        bytes: &'a [u8],
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+    ) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -239,14 +243,15 @@ pub fn write_header(buf: &mut [u8], h: &Header) -> usize {
     len
 }
 
-/// Computes and stores the checksum of the TCP segment `seg` (header and payload)
+/// Computes and stores the checksum of the TCP segment `seg` (header and payload) over the
+/// pseudo-header of `src` and `dst` (IPv4 or IPv6)
 ///
 /// # Panics
 /// If `seg` is shorter than [`HEADER_LEN`] or longer than 65535 bytes (caller bugs).
-pub fn fill_checksum(seg: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
-    let len = u16::try_from(seg.len()).expect("segments are bounded by the IPv4 length");
+pub fn fill_checksum(seg: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
+    let len = u16::try_from(seg.len()).expect("segments are bounded by the IP payload length");
     seg[16..18].fill(0);
-    let acc = checksum::pseudo_header(src, dst, proto::TCP, len);
+    let acc = checksum::pseudo_header_ip(src.into(), dst.into(), proto::TCP, len);
     let c = checksum::finish(checksum::sum(acc, seg));
     seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
@@ -254,6 +259,7 @@ pub fn fill_checksum(seg: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 2);
     const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 12, 1);
