@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz smoke test, called by CI: builds every cargo-fuzz target (`cargo fuzz list`) and runs each
-# for a bounded time with nightly (FUZZ_SECONDS, default 20). Where nightly is missing it replays
+# for a bounded time with nightly (FUZZ_SECONDS, default 20), as many at once as there are CPUs
+# (FUZZ_JOBS), each fuzzer a single process on one CPU. Where nightly is missing it replays
 # the checked-in corpus and crash artifacts with stable and `--sanitizer none`; where cargo-fuzz
 # cannot be had either, it runs the plain test that replays them
 # (`cargo test -p ikago-replay --test fuzz_corpus`). New inputs found go to a scratch folder, not
@@ -27,17 +28,34 @@ trap 'rm -rf "$scratch"' EXIT
 
 if rustup run nightly rustc --version >/dev/null 2>&1; then
     cargo +nightly fuzz build
+    jobs="${FUZZ_JOBS:-$(nproc)}"
     for t in "${targets[@]}"; do
+        # a free CPU first
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+            wait -n || true
+        done
         mkdir -p "$scratch/$t" "artifacts/$t"
         echo "fuzz-smoke: $t for ${seconds}s"
-        if ! cargo +nightly fuzz run "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
-            >"$scratch/$t.log" 2>&1; then
+        (
+            code=0
+            cargo +nightly fuzz run "$t" "$scratch/$t" "corpus/$t" -- -max_total_time="$seconds" \
+                -print_final_stats=1 >"$scratch/$t.log" 2>&1 || code=$?
+            echo "$code" >"$scratch/$t.code"
+        ) &
+    done
+    wait
+    failed=0
+    for t in "${targets[@]}"; do
+        if [ "$(cat "$scratch/$t.code" 2>/dev/null)" != 0 ]; then
             tail -n 60 "$scratch/$t.log"
             echo "fuzz-smoke: $t failed; the input is in fuzz/artifacts/$t/"
-            exit 1
+            failed=1
+            continue
         fi
+        echo "fuzz-smoke: $t"
         grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$t.log" || true
     done
+    [ "$failed" = 0 ] || exit 1
 else
     echo "fuzz-smoke: no nightly; replaying the corpora with stable --sanitizer none"
     for t in "${targets[@]}"; do

@@ -11,12 +11,15 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# the lab's runners, built before the lab's watchdogs start counting (the lab builds them the
-# same way when they are missing, into a target directory of its own)
-echo "== release runners for the lab"
-for p in ikago-runner-sync ikago-runner-async; do
-    cargo build --release --locked -p "$p" --target-dir target/lab
-done
+# the lab's runners, built before the lab's watchdogs start counting, in one cargo invocation
+# with the rest of what scripts/package.sh packs (ikago-replay, ikago-dist), so that each shared
+# crate is built once with one set of features, and a package built from target/lab builds
+# nothing again; the lab runs these binaries (IKAGO_LAB_BIN_DIR) instead of building each runner
+# on its own
+echo "== release binaries for the lab and the package"
+cargo build --release --locked --target-dir target/lab \
+    -p ikago-runner-sync -p ikago-runner-async -p ikago-replay -p ikago-dist
+export IKAGO_LAB_BIN_DIR="$PWD/target/lab/release"
 
 echo "== cargo test"
 cargo test --workspace --locked
