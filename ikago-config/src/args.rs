@@ -224,7 +224,8 @@ pub struct ClientArgs {
     #[arg(short = 'r', long, value_delimiter = ',', value_name = "ADDRS")]
     pub sources: Option<Vec<String>>,
 
-    /// The server's tunnel address (required); a comma list for failover: the first that
+    /// The server's tunnel address (required): HOST:PORT, an IPv6 address as [ADDR]:PORT (the
+    /// tunnel then runs over IPv6); a comma list for failover, families mixed: the first that
     /// completes a handshake is used, the next when it goes silent or resets
     #[arg(short = 's', long, value_delimiter = ',', value_name = "HOST:PORT")]
     pub server: Option<Vec<String>>,

@@ -102,14 +102,11 @@ pub enum Error {
     /// The client was given no server
     #[error("no server given (-s HOST:PORT)")]
     NoServer,
-    /// A server that is not `host:port`, or whose host does not resolve to an IPv4 address
-    #[error("invalid server {0:?} (expected HOST:PORT with an IPv4 address or a resolvable name)")]
-    BadServer(String),
-    /// A server given as an IPv6 address: the tunnel itself runs over IPv4
+    /// A server that is not `HOST:PORT` or `[IPV6]:PORT`, or whose name does not resolve
     #[error(
-        "invalid server {0:?}: the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)"
+        "invalid server {0:?} (expected HOST:PORT with an IPv4 address, [ADDR]:PORT with an IPv6 address, or a resolvable name)"
     )]
-    Ipv6Server(String),
+    BadServer(String),
     /// Port 0 in the client's server address
     #[error("server {0:?} has port 0")]
     ServerPortZero(String),

@@ -10,7 +10,7 @@ use ikago_proto::{
     ServerConfig, Transport,
 };
 use serde_json::{Map, Value};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,10 +84,10 @@ pub struct ClientSettings {
     pub sources: Vec<Ipv4Net>,
     /// LAN IPv6 sources to tunnel (over the ikago2 wire only)
     pub sources6: Vec<Ipv6Net>,
-    /// The server's tunnel address (the preferred one)
-    pub server: SocketAddrV4,
-    /// Servers tried in turn after `server` (failover)
-    pub fallback: Vec<SocketAddrV4>,
+    /// The server's tunnel address (the preferred one), IPv4 or IPv6
+    pub server: SocketAddr,
+    /// Servers tried in turn after `server` (failover), of either family
+    pub fallback: Vec<SocketAddr>,
     /// With fallbacks: time on another server before the first is tried again
     pub failback: Option<Duration>,
     /// Addresses answered by proxy ARP
@@ -164,31 +164,28 @@ fn published(list: Option<&str>) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), Error
     Ok((v4, v6))
 }
 
-/// Resolves `host:port` to an IPv4 socket address (a name is resolved; its first IPv4 address wins)
-fn server_addr(value: &str) -> Result<SocketAddrV4, Error> {
+/// Resolves `HOST:PORT` to a socket address: an IPv4 address, an IPv6 one in brackets
+/// (`[2001:db8::1]:18081`), or a name, which resolves to its first IPv4 address, else its first
+/// IPv6 one
+fn server_addr(value: &str) -> Result<SocketAddr, Error> {
     let bad = || Error::BadServer(value.to_owned());
     let v = value.trim();
-    if v.parse::<SocketAddrV6>().is_ok() || v.parse::<Ipv6Addr>().is_ok() {
-        return Err(Error::Ipv6Server(value.to_owned()));
-    }
-    let addr = match v.parse::<SocketAddrV4>() {
+    let addr = match v.parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => {
             let (host, port) = v.rsplit_once(':').ok_or_else(bad)?;
             let port: u16 = port.parse().map_err(|_| bad())?;
             // a host of digits and dots that is not a dotted quad (`1.2.3`) would be read by the
-            // resolver as an old shorthand (1.2.0.3): refuse it rather than guess
-            if host.is_empty() || host.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            // resolver as an old shorthand (1.2.0.3), and one with a colon is an IPv6 address
+            // without its brackets: refuse them rather than guess
+            let digits = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            if host.is_empty() || digits || host.contains(':') {
                 return Err(bad());
             }
-            (host, port)
-                .to_socket_addrs()
-                .map_err(|_| bad())?
-                .find_map(|a| match a {
-                    SocketAddr::V4(a) => Some(a),
-                    SocketAddr::V6(_) => None,
-                })
-                .ok_or_else(bad)?
+            let found: Vec<SocketAddr> =
+                (host, port).to_socket_addrs().map_err(|_| bad())?.collect();
+            let first_v4 = found.iter().find(|a| a.is_ipv4());
+            *first_v4.or(found.first()).ok_or_else(bad)?
         }
     };
     if addr.port() == 0 {
@@ -458,8 +455,8 @@ impl ClientSettings {
     /// it reads must be in [`Self::machine_keys`] too, or recordings would not replay
     pub fn client_config(&self, devices: Vec<DeviceConfig>, rng_seed: [u8; 32]) -> ClientConfig {
         let c = &self.common;
-        let mut config = ClientConfig::new(devices, self.sources.clone(), self.server.into());
-        config.fallback = self.fallback.iter().map(|&a| a.into()).collect();
+        let mut config = ClientConfig::new(devices, self.sources.clone(), self.server);
+        config.fallback = self.fallback.clone();
         config.failback = self.failback;
         config.publish = self.publish.clone();
         config.sources6 = self.sources6.clone();

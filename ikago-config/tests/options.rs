@@ -150,7 +150,7 @@ fn every_original_option_parses() {
     assert_eq!(s.common.kcp_tuning.mtu, 1350);
     assert_eq!(
         s.server,
-        SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081)
+        SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081))
     );
     assert_eq!(s.publish, vec![Ipv4Addr::new(198, 18, 11, 254)]);
     assert_eq!(s.common.monitor, Some(8080));
@@ -193,12 +193,16 @@ fn errors_are_one_clear_line() {
             "IPv6 sources travel over the ikago2 wire only (give a password, and no --kcp or --protocol ikago)",
         ),
         (
-            &["-r", "1.2.3.4", "-s", "[2001:db8::1]:18081"],
-            "invalid server \"[2001:db8::1]:18081\": the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)",
+            &["-r", "1.2.3.4", "-s", "1.2.3.4:1,2001:db8::1"],
+            "invalid server \"2001:db8::1\" (expected HOST:PORT with an IPv4 address, [ADDR]:PORT with an IPv6 address, or a resolvable name)",
         ),
         (
-            &["-r", "1.2.3.4", "-s", "1.2.3.4:1,2001:db8::1"],
-            "invalid server \"2001:db8::1\": the tunnel runs over IPv4 (give the server's IPv4 address; IPv6 travels inside the tunnel, see -r)",
+            &["-r", "1.2.3.4", "-s", "2001:db8::1:18081"],
+            "invalid server \"2001:db8::1:18081\" (expected HOST:PORT with an IPv4 address, [ADDR]:PORT with an IPv6 address, or a resolvable name)",
+        ),
+        (
+            &["-r", "1.2.3.4", "-s", "[2001:db8::1]:0"],
+            "server \"[2001:db8::1]:0\" has port 0",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:0"],
@@ -206,11 +210,11 @@ fn errors_are_one_clear_line() {
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3:5"],
-            "invalid server \"1.2.3:5\" (expected HOST:PORT with an IPv4 address or a resolvable name)",
+            "invalid server \"1.2.3:5\" (expected HOST:PORT with an IPv4 address, [ADDR]:PORT with an IPv6 address, or a resolvable name)",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4"],
-            "invalid server \"1.2.3.4\" (expected HOST:PORT with an IPv4 address or a resolvable name)",
+            "invalid server \"1.2.3.4\" (expected HOST:PORT with an IPv4 address, [ADDR]:PORT with an IPv6 address, or a resolvable name)",
         ),
         (
             &["-r", "1.2.3.4", "-s", "1.2.3.4:1", "--method", "rot13"],
@@ -554,6 +558,42 @@ fn several_servers_make_a_failover_list() {
         .to_string();
     assert!(e.contains("\"x\""), "{e}");
     assert!(!e.contains('\n'));
+}
+
+#[test]
+fn ipv6_servers_in_brackets_alone_mixed_and_in_the_config_file() {
+    let s = ClientSettings::resolve(&client(&[
+        "-r",
+        "198.18.11.2",
+        "-s",
+        "[2001:db8:23::2]:18081, 198.18.12.9:18082,[fd00:9::1]:18083",
+    ]))
+    .unwrap();
+    assert_eq!(s.server, "[2001:db8:23::2]:18081".parse().unwrap());
+    assert_eq!(
+        s.fallback,
+        [
+            "198.18.12.9:18082".parse().unwrap(),
+            "[fd00:9::1]:18083".parse().unwrap()
+        ]
+    );
+    assert_eq!(
+        s.machine_keys()["server"],
+        "[2001:db8:23::2]:18081,198.18.12.9:18082,[fd00:9::1]:18083",
+        "a recording gives them back as they were"
+    );
+    let f: ClientArgs = parse_str(
+        r#"{"sources": "198.18.11.2", "server": "[2001:db8:23::2]:18081"}"#,
+        no_env,
+    )
+    .unwrap();
+    let c = ClientSettings::resolve(&f).unwrap();
+    assert_eq!(c.server, "[2001:db8:23::2]:18081".parse().unwrap());
+    assert_eq!(
+        c.client_config(Vec::new(), [0; 32]).server,
+        c.server,
+        "the core gets it as it is"
+    );
 }
 
 #[test]
