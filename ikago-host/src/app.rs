@@ -523,9 +523,7 @@ impl Settings {
     /// What the service manager is told about ([`notify`])
     fn service(&self) -> notify::Role {
         match self {
-            Self::Client(c) => notify::Role::Client {
-                server: c.server.into(),
-            },
+            Self::Client(c) => notify::Role::Client { server: c.server },
             Self::Server(s) => notify::Role::Server {
                 port: s.common.port,
             },
@@ -536,7 +534,7 @@ impl Settings {
     pub(crate) fn reach(&self) -> Reach {
         Reach {
             peer: match self {
-                Self::Client(c) => Some(SocketAddr::from(c.server).ip()),
+                Self::Client(c) => Some(c.server.ip()),
                 Self::Server(_) => None,
             },
             gateway: self.common().gateway,
@@ -655,8 +653,8 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
     }
 }
 
-/// The line saying what the client tunnels (IPv4 and IPv6 sources), at start and when a reload
-/// changes the sources
+/// The line saying what the client tunnels (IPv4 and IPv6 sources) and over which family, at
+/// start and when a reload changes the sources
 pub(crate) fn describe_proxy(
     sources: &[Ipv4Net],
     sources6: &[Ipv6Net],
@@ -667,7 +665,11 @@ pub(crate) fn describe_proxy(
     let sources = (sources.iter().map(ToString::to_string))
         .chain(sources6)
         .collect::<Vec<_>>();
-    log::info!("Proxy {} through {local} to {server}", sources.join(", "));
+    let family = if server.is_ipv6() { "IPv6" } else { "IPv4" };
+    log::info!(
+        "Proxy {} through {local} to {server} (tunnel over {family})",
+        sources.join(", ")
+    );
 }
 
 /// The startup line naming the addresses a server takes tunnels on, with their family: each

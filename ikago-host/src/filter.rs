@@ -876,4 +876,42 @@ mod tests {
         c.transport = Transport::Tcp;
         assert_eq!(server(&c)[0], NOTHING, "tcp mode: the kernel's sockets");
     }
+
+    #[test]
+    fn a_client_over_ipv6_and_a_mixed_failover_list() {
+        let mut c = client_config();
+        c.devices[1].ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: "2001:db8:22::2".parse().unwrap(),
+            prefix_len: 64,
+            gateway: Some("fe80::1".parse().unwrap()),
+            gateway_mac: None,
+        });
+        c.server = "[2001:db8:23::2]:18081".parse().unwrap();
+        let f = client(&c, "[2001:db8:22::2]:50000".parse().unwrap());
+        assert_eq!(
+            f[1],
+            "arp or (ip6 and (dst host 2001:db8:22::2 and ((src host 2001:db8:23::2 and ((tcp src \
+             port 18081 and tcp dst port 50000) or ip6[6] = 44)) or (icmp6 and icmp6[0] = 2))))"
+        );
+        let (server, me) = (v6("2001:db8:23::2"), v6("2001:db8:22::2"));
+        assert!(admits(&f[1], &tcp6(server, me, 18081, 50000)));
+        assert!(!admits(
+            &f[1],
+            &tcp([198, 19, 0, 1], [198, 18, 2, 1], 18081, 50000)
+        ));
+        // an IPv4 fallback: its segments to the device's IPv4 address, on the same port
+        c.fallback = vec!["198.19.0.1:18081".parse().unwrap()];
+        let f = client(&c, "[2001:db8:22::2]:50000".parse().unwrap());
+        assert!(admits(&f[1], &tcp6(server, me, 18081, 50000)));
+        assert!(admits(
+            &f[1],
+            &tcp([198, 19, 0, 1], [198, 18, 2, 1], 18081, 50000)
+        ));
+        // on the IPv4 server, the IPv6 one's segments still come in
+        let f = client(&c, "198.18.2.1:50000".parse().unwrap());
+        assert!(admits(&f[1], &tcp6(server, me, 18081, 50000)));
+        c.transport = Transport::Tcp;
+        let f = client(&c, "[2001:db8:22::2]:50000".parse().unwrap());
+        assert_eq!(f[1], NOTHING, "tcp mode: the kernel's socket");
+    }
 }

@@ -212,9 +212,66 @@ mod tests {
         }
     }
 
+    /// An IPv6 tunnel segment from `src` to the server's IPv6 address at the tunnel port
+    fn tcp6(src: std::net::SocketAddrV6) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 1])
+            .ipv6(src.ip().octets(), SERVER6.octets(), 64)
+            .tcp(src.port(), 18081, 1, 1000)
+            .write(&mut v, b"x")
+            .unwrap();
+        v
+    }
+
+    const SERVER6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 1);
+
+    #[test]
+    fn every_ipv6_segment_reaches_exactly_its_engine_and_fragments_reach_all() {
+        let mut wan = device("wan0", DeviceRole::Listen, SERVER);
+        wan.ipv6 = Some(ikago_proto::Ipv6Link {
+            addr: SERVER6,
+            prefix_len: 64,
+            gateway: None,
+            gateway_mac: None,
+        });
+        let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET).expect("a dead capture");
+        for count in [2u16, 3] {
+            let engines: Vec<pcap::BpfProgram> = (0..count)
+                .map(|k| {
+                    let mut c = ServerConfig::new(vec![wan.clone()], 18081);
+                    c.shard = Shard::new(k, count).expect("a valid shard");
+                    let f = filter::server(&c).remove(0);
+                    dead.compile(&f, true)
+                        .unwrap_or_else(|e| panic!("{f}: {e}"))
+                })
+                .collect();
+            let takers = |frame: &[u8]| -> Vec<u16> {
+                (0..count)
+                    .filter(|&k| engines[usize::from(k)].filter(frame))
+                    .collect()
+            };
+            for host in [1u16, 2, 0x77, 0xc8ff, 0xfffe] {
+                for port in [1024u16, 40000, 40001, 49152, 65535] {
+                    let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x16, 0, 0, 0x1234, host, 7);
+                    let peer = std::net::SocketAddrV6::new(ip, port, 0, 0);
+                    assert_eq!(
+                        takers(&tcp6(peer)),
+                        [Shard::of(peer.into(), count)],
+                        "{peer}"
+                    );
+                }
+            }
+            let mut fragment = tcp6("[2001:db8:16::2]:1".parse().unwrap());
+            fragment[14 + 6] = 44;
+            let all: Vec<u16> = (0..count).collect();
+            assert_eq!(takers(&fragment), all, "a fragment: every engine");
+        }
+    }
+
     #[test]
     fn a_whole_server_keeps_its_filters() {
         assert_eq!(tunnel_share(Shard::WHOLE), None);
+        assert_eq!(tunnel_share6(Shard::WHOLE), None);
         assert_eq!(icmp_share(Shard::WHOLE, &(0..=65535)), "icmp");
         let nat = NatConfig::default();
         assert_eq!(nat_share(&nat, Shard::WHOLE).udp_ports, nat.udp_ports);

@@ -41,7 +41,7 @@ pub(super) fn check(report: &mut Report, settings: &ClientSettings, devices: Vec
     let server = settings.server;
     if settings.common.mode == Transport::Tcp {
         let start = Instant::now();
-        return match std::net::TcpStream::connect_timeout(&server.into(), LIMIT) {
+        return match std::net::TcpStream::connect_timeout(&server, LIMIT) {
             Ok(_) => report.ok(
                 "handshake",
                 format!(

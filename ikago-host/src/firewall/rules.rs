@@ -334,6 +334,16 @@ mod tests {
             "ip6 saddr 2001:db8:23::2 tcp sport 18081 ip6 daddr 2001:db8:22::2 tcp dport 50000 drop"
         );
         assert_eq!(client(&c, local).len(), 1);
+        c.fallback = vec!["[2001:db8:23::2]:18081".parse().unwrap()];
+        assert_eq!(
+            client(&c, local)[1],
+            v6,
+            "the IPv6 fallback's, on the IPv6 address"
+        );
+        c.server = "[2001:db8:23::2]:18081".parse().unwrap();
+        c.fallback.clear();
+        let local6 = "[2001:db8:22::2]:50000".parse().unwrap();
+        assert_eq!(client(&c, local6), [v6]);
         c.devices[0].ipv6 = None;
         assert_eq!(
             filter::local_of_family(&c, local, true),
