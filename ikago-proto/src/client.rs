@@ -30,7 +30,8 @@ use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::openwatch::{self, Watch};
-use crate::outer::View;
+use crate::outer::{self, View};
+use crate::pmtu;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Link, Read};
 use crate::timer::Timers;
@@ -126,14 +127,17 @@ pub struct Client {
 }
 
 /// Checks that the upstream device `up` can reach `server`: an IPv4 server on-link or through
-/// the gateway, an IPv6 server through the device's IPv6 address (on-link, else its gateway)
+/// the gateway, an IPv6 server from the device's IPv6 address (through its IPv6 gateway, or
+/// on-link without one)
 fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError> {
     match server.ip() {
         IpAddr::V4(ip) if !up.on_link(ip) && up.gateway.is_none() => {
             Err(ConfigError::NoGateway(up.name.clone(), ip))
         }
-        IpAddr::V4(_) => Ok(()),
-        IpAddr::V6(_) => Err(ConfigError::Ipv6Server(server)),
+        IpAddr::V6(_) if up.ipv6.is_none() => {
+            Err(ConfigError::NoIpv6Upstream(up.name.clone(), server))
+        }
+        IpAddr::V4(_) | IpAddr::V6(_) => Ok(()),
     }
 }
 
@@ -216,7 +220,7 @@ impl Client {
             p => p,
         };
         let local = tunnel_local(up, config.server, port);
-        let mss = config.mtu.saturating_sub(40);
+        let mss = outer::mss(core.mtu, config.server.ip());
         let conn = Conn::connect(local, config.server, mss, now, now, &mut core.rng);
         let server_hop = core.next_hop_ip(core.upstream, config.server.ip());
         let kcp = config
@@ -854,6 +858,33 @@ impl Client {
         self.core.tx.push(device, buf);
     }
 
+    /// An IPv6 frame: on the upstream device a Packet Too Big about our tunnel address or a
+    /// packet from an IPv6 server; on a listen device a LAN packet or neighbour discovery; on
+    /// an upstream-only device neighbour discovery (the IPv6 gateway's advertisements)
+    fn handle_ipv6(&mut self, device: DeviceId, eth: ethernet::Frame<'_>, pkt: &ipv6::Packet<'_>) {
+        if device == self.core.upstream {
+            if IpAddr::V6(pkt.dst()) == self.conn.local.ip()
+                && let Some(report) = pmtu::parse(pkt)
+            {
+                return match report {
+                    Ok(r) => self.core.packet_too_big_for(&mut self.conn, &r),
+                    Err(reason) => self.core.drop(reason),
+                };
+            }
+            if IpAddr::V6(pkt.src()) == self.server.ip() {
+                return self.handle_tunnel(device, &View::V6(*pkt));
+            }
+        }
+        if self.core.device(device).role.listens() {
+            return self.handle_lan6(device, eth, pkt);
+        }
+        match icmpv6::parse_ndp(pkt) {
+            Some(Ok(ndp)) => self.handle_ndp(device, eth, pkt, ndp),
+            Some(Err(())) => self.core.drop(DropReason::NdpInvalid),
+            None => self.core.drop(DropReason::NotForUs),
+        }
+    }
+
     /// An IPv6 frame on a listen device: neighbour discovery (proxy NDP for `publish6`), or a
     /// packet of a `sources6` host to tunnel (over `ikago2` only)
     fn handle_lan6(&mut self, device: DeviceId, eth: ethernet::Frame<'_>, pkt: &ipv6::Packet<'_>) {
@@ -1149,8 +1180,9 @@ impl Client {
         });
         let up = self.core.device(self.core.upstream);
         let local = tunnel_local(up, self.server, self.conn.local.port());
+        let mss = outer::mss(self.core.mtu, self.server.ip());
         self.conn
-            .retarget(local, self.server, now, &mut self.core.rng);
+            .retarget(local, self.server, mss, now, &mut self.core.rng);
         if let Some(tuning) = self.kcp_tuning {
             self.kcp = Some(new_session(&tuning, None, &mut self.core.rng, now));
         }
@@ -1185,12 +1217,10 @@ impl Machine for Client {
                 Ok(_) => self.core.drop(DropReason::NotForUs),
                 Err(e) => self.core.drop(e.into()),
             },
-            ethernet::ETHERTYPE_IPV6 if self.core.device(device).role.listens() => {
-                match ipv6::Packet::parse(eth.payload) {
-                    Ok(p) => self.handle_lan6(device, eth, &p),
-                    Err(e) => self.core.drop(e.into()),
-                }
-            }
+            ethernet::ETHERTYPE_IPV6 => match ipv6::Packet::parse(eth.payload) {
+                Ok(p) => self.handle_ipv6(device, eth, &p),
+                Err(e) => self.core.drop(e.into()),
+            },
             _ => self.core.drop(DropReason::NotForUs),
         }
     }

@@ -623,9 +623,9 @@ pub enum ConfigError {
     /// The upstream device cannot reach the peer: it is off-link and there is no gateway
     #[error("no gateway on upstream device {0} and {1} is not on its subnet")]
     NoGateway(String, Ipv4Addr),
-    /// An IPv6 server address: the tunnel runs over IPv4 only
-    #[error("server {0} is an IPv6 address: the tunnel runs over IPv4")]
-    Ipv6Server(SocketAddr),
+    /// An IPv6 server while the upstream device has no IPv6 address to reach it from
+    #[error("server {1} is an IPv6 address but upstream device {0} has no IPv6 address")]
+    NoIpv6Upstream(String, SocketAddr),
     /// A zero limit
     #[error("{0} must be greater than zero")]
     Zero(&'static str),

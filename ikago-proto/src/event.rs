@@ -120,6 +120,14 @@ pub enum Event {
         /// Payload segments that could not be opened (client: or went unanswered) so far
         packets: u64,
     },
+    /// An ICMPv6 Packet Too Big about one of our unacknowledged segments lowered the frame size
+    /// of the tunnel connection with `peer`: larger frames now leave in IPv6 fragments
+    PathMtuLowered {
+        /// The server (client side) or the client's tunnel address (server side)
+        peer: SocketAddr,
+        /// The new frame size (IP bytes), at least 1280
+        mtu: u16,
+    },
     /// Packets were dropped for a reason a user should know about (rate-limited: at most one
     /// event per reason per second, with the count since the last one)
     Dropped {

@@ -17,6 +17,7 @@
 //! for its SYN+ACK answers an ACK that is not for its SYN with a RST (RFC 9293 §3.10.7.3).
 
 use crate::outer::{self, FLOW_LABEL_MASK, Fields};
+use crate::pmtu::Report;
 use crate::stats::DropReason;
 use crate::syncookie::{self, Cookies, Restored};
 use crate::wire::tcp;
@@ -125,6 +126,8 @@ pub(crate) struct Conn {
     ip_id: u16,
     /// The IPv6 flow label of every packet (0 over IPv4)
     flow: u32,
+    /// The frame size a believed Packet Too Big left, below the tunnel MTU (see [`crate::pmtu`])
+    path_mtu: Option<usize>,
     opts: Negotiated,
     mss: u16,
     ts_offset: u32,
@@ -191,6 +194,7 @@ impl Conn {
             rcv_nxt: 0,
             ip_id: rng.next_u32() as u16,
             flow: flow_label(remote, rng),
+            path_mtu: None,
             opts: Negotiated::default(),
             mss,
             ts_offset: rng.next_u32(),
@@ -333,13 +337,42 @@ impl Conn {
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
+        mss: u16,
         now: Instant,
         rng: &mut impl RngCore,
     ) {
         self.local = local;
         self.remote = remote;
+        self.mss = mss;
         self.restart(now, rng);
         self.flow = flow_label(remote, rng);
+        self.path_mtu = None;
+    }
+
+    /// The largest frame to send: `tunnel_mtu`, or less after a believed Packet Too Big
+    #[inline]
+    pub(crate) fn frame_size(&self, tunnel_mtu: usize) -> usize {
+        self.path_mtu.map_or(tunnel_mtu, |p| p.min(tunnel_mtu))
+    }
+
+    /// Whether a Packet Too Big report quotes a segment of this connection that the peer has
+    /// not acknowledged yet (RFC 5927 §4.1): our addresses and ports, and a sequence number in
+    /// `snd_una..snd_nxt`
+    pub(crate) fn quotes_unacked(&self, r: &Report) -> bool {
+        r.local == self.local
+            && r.remote == self.remote
+            && self.state != State::SynSent
+            && r.seq.wrapping_sub(self.snd_una) < self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// Lowers the frame size to `size` when that is below the current one (of `tunnel_mtu`);
+    /// whether it did
+    pub(crate) fn lower_frame_size(&mut self, size: usize, tunnel_mtu: usize) -> bool {
+        let lower = size < self.frame_size(tunnel_mtu);
+        if lower {
+            self.path_mtu = Some(size);
+        }
+        lower
     }
 
     /// Since when data has waited for an acknowledgment, with a peer that acknowledges (one

@@ -1,4 +1,5 @@
-//! IPv4 and IPv6 reassembly (bounded, expiring) and IPv4 fragmentation
+//! IPv4 and IPv6 reassembly (bounded, expiring), IPv4 fragmentation, and IPv6 fragmentation by
+//! the sender
 //!
 //! [`Reassembler`] rebuilds datagrams from their fragments under caps on datagrams in progress and
 //! bytes buffered, and forgets incomplete ones after a timeout. Unlike the Go original's
@@ -9,7 +10,8 @@
 //! [`MIN_FRAGMENT6`] bytes is refused.
 //!
 //! [`fragment`] splits a packet larger than an MTU into RFC 791 fragments, copying only the
-//! options marked "copied" into the fragments after the first.
+//! options marked "copied" into the fragments after the first; [`fragment6`] splits an IPv6
+//! packet with fragment headers, as only its sender may (the tunnel's own FakeTCP frames).
 //!
 //! Both machines use them on their hot path; tools that read captures use the same reassembly.
 //! Neither panics on any packet that [`Packet::parse`] accepted.
@@ -665,6 +667,59 @@ pub fn fragment(packet: &Packet<'_>, mtu: usize, mut emit: impl FnMut(&[u8], &[u
         let c = checksum::of(h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         emit(h, chunk);
+        pos = stop;
+    }
+}
+
+/// Length of the header in front of each IPv6 fragment's data: the fixed header and a fragment
+/// header
+const FRAGMENT6_HEADER: usize = ipv6::HEADER_LEN + ipv6::FRAGMENT_HEADER_LEN;
+
+/// Splits the IPv6 `packet` into fragments of at most `mtu` bytes with a fragment header of
+/// identification `id` (RFC 8200 §4.5), calling `emit(header, data_chunk)` for each in order
+///
+/// What IPv6 senders do, since IPv6 routers never fragment. The unfragmentable part is the fixed
+/// header; everything after it (extension headers and the upper-layer header with its data) is
+/// fragmentable, so the first fragment starts with the upper-layer header (RFC 7112 needs at
+/// most `mtu` of 1280 for headers of up to 1232 bytes). Chunks are multiples of 8 bytes except
+/// the last; each header is the original fixed header with its payload length set and next
+/// header 44, then the fragment header naming the original next header, the offset, the M flag
+/// and `id`. A packet that fits is emitted unchanged as a single (header, rest) pair.
+///
+/// Nothing is emitted when `mtu` leaves fewer than 8 bytes of data per fragment, or for a packet
+/// that is already a fragment or carries a hop-by-hop header (which would have to stay in the
+/// unfragmentable part).
+pub fn fragment6(
+    packet: &ipv6::Packet<'_>,
+    mtu: usize,
+    id: u32,
+    mut emit: impl FnMut(&[u8], &[u8]),
+) {
+    let bytes = packet.bytes();
+    let (fixed, rest) = bytes.split_at(ipv6::HEADER_LEN);
+    if bytes.len() <= mtu {
+        emit(fixed, rest);
+        return;
+    }
+    if mtu < FRAGMENT6_HEADER + 8 || packet.fragment().is_some() || fixed[6] == ipv6::HOP_BY_HOP {
+        return;
+    }
+    let mut h = [0u8; FRAGMENT6_HEADER];
+    h[..ipv6::HEADER_LEN].copy_from_slice(fixed);
+    h[6] = ipv6::FRAGMENT;
+    h[ipv6::HEADER_LEN] = fixed[6];
+    h[ipv6::HEADER_LEN + 4..].copy_from_slice(&id.to_be_bytes());
+    let room = (mtu - FRAGMENT6_HEADER) & !7;
+    let mut pos = 0;
+    while pos < rest.len() {
+        let stop = (pos + room).min(rest.len());
+        let chunk = &rest[pos..stop];
+        // the payload length is at most 65535 (a parsed packet's), so are its parts and offsets
+        let payload_len = (ipv6::FRAGMENT_HEADER_LEN + chunk.len()) as u16;
+        h[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        let word = pos as u16 | u16::from(stop < rest.len());
+        h[ipv6::HEADER_LEN + 2..ipv6::HEADER_LEN + 4].copy_from_slice(&word.to_be_bytes());
+        emit(&h, chunk);
         pos = stop;
     }
 }

@@ -102,6 +102,7 @@ mod machine;
 mod nat;
 mod openwatch;
 mod outer;
+mod pmtu;
 mod ratelimit;
 mod server;
 mod shard;

@@ -9,6 +9,7 @@ use crate::faketcp::{self, Conn, Control};
 use crate::fragment::{self, Reassembler};
 use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::outer::{self, View};
+use crate::pmtu::{self, Report};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
@@ -136,6 +137,22 @@ fn lend(
     }))
 }
 
+/// A frame holding one fragment: `hdr` then `chunk` after an Ethernet header of `ethertype`
+fn piece_frame(
+    tx: &mut TxQueue,
+    src_mac: Mac,
+    ethertype: u16,
+    hdr: &[u8],
+    chunk: &[u8],
+) -> FrameBuf {
+    let mut buf = tx.take(ethernet::HEADER_LEN + hdr.len() + chunk.len());
+    let n = ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethertype);
+    buf.bytes[n..n + hdr.len()].copy_from_slice(hdr);
+    buf.bytes[n + hdr.len()..n + hdr.len() + chunk.len()].copy_from_slice(chunk);
+    buf.len = ethernet::pad(&mut buf.bytes, n + hdr.len() + chunk.len());
+    buf
+}
+
 /// Per-reason state of the rate-limited drop events
 #[derive(Debug, Clone, Copy, Default)]
 struct DropReport {
@@ -176,6 +193,8 @@ pub(crate) struct Core {
     reassembled: Vec<u8>,
     /// Reused list of fragments being sent
     frag_out: Vec<FrameBuf>,
+    /// The identification of the next IPv6 fragmented frame, drawn at the first one
+    frag_id6: Option<u32>,
     drop_reports: [DropReport; DropReason::COUNT],
     /// The budget of RSTs
     rsts: PerSecond,
@@ -250,6 +269,7 @@ impl Core {
             scratch: vec![0; ipv4::MAX_LEN],
             reassembled: vec![0; ipv4::MAX_LEN],
             frag_out: Vec::new(),
+            frag_id6: None,
             drop_reports: [DropReport::default(); DropReason::COUNT],
             rsts: PerSecond::new(RST_PER_SECOND, now),
             challenges: PerSecond::new(CHALLENGE_PER_SECOND, now),
@@ -430,14 +450,51 @@ impl Core {
             return 1;
         }
         let mut frames = std::mem::take(&mut self.frag_out);
+        let tx = &mut self.tx;
         fragment::fragment(packet, mtu, |hdr, chunk| {
-            let mut buf = self.tx.take(ethernet::HEADER_LEN + hdr.len() + chunk.len());
-            let n = ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethernet::ETHERTYPE_IPV4);
-            buf.bytes[n..n + hdr.len()].copy_from_slice(hdr);
-            buf.bytes[n + hdr.len()..n + hdr.len() + chunk.len()].copy_from_slice(chunk);
-            buf.len = ethernet::pad(&mut buf.bytes, n + hdr.len() + chunk.len());
-            frames.push(buf);
+            frames.push(piece_frame(
+                tx,
+                src_mac,
+                ethernet::ETHERTYPE_IPV4,
+                hdr,
+                chunk,
+            ));
         });
+        self.send_pieces(device, dest, frames)
+    }
+
+    /// Sends the IPv6 `packet` (one of our own FakeTCP frames) on `device` in fragments of at
+    /// most `mtu` bytes with fragment headers, as only an IPv6 sender may fragment; returns the
+    /// number of frames sent
+    fn send_ip6_fragments(
+        &mut self,
+        device: DeviceId,
+        dest: Dest,
+        packet: &ipv6::Packet<'_>,
+        mtu: usize,
+    ) -> usize {
+        let src_mac = self.device(device).mac;
+        let id = match self.frag_id6 {
+            Some(id) => id,
+            None => rand_core::RngCore::next_u32(&mut self.rng),
+        };
+        self.frag_id6 = Some(id.wrapping_add(1));
+        let mut frames = std::mem::take(&mut self.frag_out);
+        let tx = &mut self.tx;
+        fragment::fragment6(packet, mtu, id, |hdr, chunk| {
+            frames.push(piece_frame(
+                tx,
+                src_mac,
+                ethernet::ETHERTYPE_IPV6,
+                hdr,
+                chunk,
+            ));
+        });
+        self.send_pieces(device, dest, frames)
+    }
+
+    /// Sends the fragment frames `frames` in order, keeping the list for reuse; their count
+    fn send_pieces(&mut self, device: DeviceId, dest: Dest, mut frames: Vec<FrameBuf>) -> usize {
         let count = frames.len();
         for buf in frames.drain(..) {
             self.send_frame(device, dest, buf);
@@ -477,7 +534,7 @@ impl Core {
         let ethertype = outer::ethertype(conn.remote.ip());
         ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethertype);
         let ip_len = conn.write_data_headers(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, len);
-        self.finish_tunnel(device, dest, buf, ip_len)
+        self.finish_tunnel(device, dest, buf, ip_len, conn.frame_size(self.mtu))
     }
 
     /// Parses the FakeTCP segment of `pkt`, counting a drop when it is malformed; without an
@@ -543,33 +600,57 @@ impl Core {
         let ethertype = outer::ethertype(conn.remote.ip());
         ethernet::write(&mut buf.bytes, Mac::ZERO, src_mac, ethertype);
         let ip_len = conn.write_control(&mut buf.bytes[ethernet::HEADER_LEN..], self.now, kind);
-        self.finish_tunnel(device, dest, buf, ip_len);
+        self.finish_tunnel(device, dest, buf, ip_len, conn.frame_size(self.mtu));
     }
 
-    /// Pads or fragments a built FakeTCP frame and sends it; returns its IPv4 length
+    /// Pads a built FakeTCP frame of `ip_len` IP bytes and sends it, or fragments it when it
+    /// exceeds `mtu` (its connection's frame size); returns its IP length
     pub(crate) fn finish_tunnel(
         &mut self,
         device: DeviceId,
         dest: Dest,
         mut buf: FrameBuf,
         ip_len: usize,
+        mtu: usize,
     ) -> usize {
         self.stats.tunnel_tx.add(ip_len);
-        if ip_len <= self.mtu {
+        if ip_len <= mtu {
             buf.len = ethernet::pad(&mut buf.bytes, ethernet::HEADER_LEN + ip_len);
             self.send_frame(device, dest, buf);
         } else {
             let end = ethernet::HEADER_LEN + ip_len;
-            match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..end]) {
-                Ok(p) => {
-                    let mtu = self.mtu;
+            match View::parse(&buf.bytes[ethernet::HEADER_LEN..end]) {
+                Some(View::V4(p)) => {
                     self.send_ip(device, dest, &p, mtu);
                 }
-                Err(_) => unreachable!("the frame was just written with a valid header"),
+                Some(View::V6(p)) => {
+                    self.send_ip6_fragments(device, dest, &p, mtu);
+                }
+                None => unreachable!("the frame was just written with a valid header"),
             }
             self.tx.recycle(buf);
         }
         ip_len
+    }
+
+    /// Takes a believed Packet Too Big `report` for `conn`: lowers its frame size when the report
+    /// quotes one of its unacknowledged segments, else counts [`DropReason::BadPacketTooBig`]
+    pub(crate) fn packet_too_big_for(&mut self, conn: &mut Conn, report: &Report) {
+        if !conn.quotes_unacked(report) {
+            return self.drop(DropReason::BadPacketTooBig);
+        }
+        if conn.lower_frame_size(pmtu::lowered(report.mtu), self.mtu) {
+            let mtu = u16::try_from(conn.frame_size(self.mtu)).unwrap_or(u16::MAX);
+            self.tx.event(Event::PathMtuLowered {
+                peer: conn.remote,
+                mtu,
+            });
+        }
+    }
+
+    /// The largest frame `conn` sends: the tunnel MTU or its lowered path MTU
+    pub(crate) fn frame_size(&self, conn: &Conn) -> usize {
+        conn.frame_size(self.mtu)
     }
 
     /// Builds an ICMP "fragmentation needed" about `original` (too big for `mtu` with DF set)

@@ -14,7 +14,7 @@
 //! - the address bytes that keyed hashes (SYN cookies, `ikago2` SYN proofs) take: 4 for IPv4, so
 //!   that IPv4 values are what they always were, 16 for IPv6.
 
-use crate::wire::{ethernet, ipv4, ipv6, proto};
+use crate::wire::{ethernet, ipv4, ipv6, proto, tcp};
 use std::net::IpAddr;
 
 /// TTL or hop limit of every FakeTCP packet (Linux `ip_default_ttl`)
@@ -29,6 +29,12 @@ pub(crate) fn header_len(ip: IpAddr) -> usize {
         IpAddr::V4(_) => ipv4::HEADER_LEN,
         IpAddr::V6(_) => ipv6::HEADER_LEN,
     }
+}
+
+/// The MSS a connection to `ip` offers for a tunnel MTU of `mtu` bytes: the MTU less the IP and
+/// TCP headers (Linux's `mtu - 40` over IPv4, `mtu - 60` over IPv6)
+pub(crate) fn mss(mtu: usize, ip: IpAddr) -> u16 {
+    u16::try_from(mtu.saturating_sub(header_len(ip) + tcp::HEADER_LEN)).unwrap_or(u16::MAX)
 }
 
 /// The Ethertype of packets to or from `ip`

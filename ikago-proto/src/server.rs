@@ -28,7 +28,8 @@ use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
-use crate::outer::View;
+use crate::outer::{self, View};
+use crate::pmtu;
 use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Clients, Framing, ServerRead};
@@ -369,7 +370,7 @@ impl Server {
                 peer,
                 &seg,
                 restored,
-                self.mss(),
+                self.mss(peer),
                 &self.admission.cookies,
                 self.core.now,
                 self.core.epoch,
@@ -387,9 +388,9 @@ impl Server {
         }
     }
 
-    /// The MSS the server offers
-    fn mss(&self) -> u16 {
-        u16::try_from(self.core.mtu.saturating_sub(40)).unwrap_or(u16::MAX)
+    /// The MSS the server offers to `peer`
+    fn mss(&self, peer: SocketAddr) -> u16 {
+        outer::mss(self.core.mtu, peer.ip())
     }
 
     /// A SYN from a peer with no connection: a half-open entry, a cookie, or nothing
@@ -405,7 +406,7 @@ impl Server {
         if self.clients.len() >= self.max_clients {
             return self.core.drop(DropReason::TooManyClients);
         }
-        let (now, epoch, mss) = (self.core.now, self.core.epoch, self.mss());
+        let (now, epoch, mss) = (self.core.now, self.core.epoch, self.mss(peer));
         let how = self.admission.admit(now);
         let mut conn = match how {
             SynAdmission::OverBudget => return self.core.drop(DropReason::SynRate),
@@ -804,17 +805,31 @@ impl Server {
             Some(Err(())) => return self.core.drop(DropReason::NdpInvalid),
             None => {}
         }
-        if device != self.core.upstream || Some(pkt.dst()) != self.public6 {
+        let dev = self.core.device(device);
+        let to_listener = dev.role.listens() && dev.ipv6.is_some_and(|l| l.addr == pkt.dst());
+        let to_public = device == self.core.upstream && Some(pkt.dst()) == self.public6;
+        if !to_listener && !to_public {
             return self.core.drop(DropReason::NotForUs);
         }
-        if pkt.fragment().is_some() {
-            if let Some(whole) = self.core.reassemble6(u32::from(device.0), pkt) {
-                self.nat_in(whole.bytes());
-                self.core.release(whole);
+        if to_listener && let Some(report) = pmtu::parse(pkt) {
+            match report {
+                Ok(r) if r.local.port() == self.port => return self.tunnel_packet_too_big(&r),
+                // a NAT66 flow's, translated back to its client below
+                Ok(_) | Err(_) if to_public => {}
+                Ok(_) => return self.core.drop(DropReason::BadPacketTooBig),
+                Err(reason) => return self.core.drop(reason),
             }
-            return;
         }
-        self.nat_in(pkt.bytes());
+        self.handle_ip(device, from, &View::V6(*pkt), to_listener, to_public);
+    }
+
+    /// A Packet Too Big about a segment to a client: lowers that client's frame size when it
+    /// quotes one of its unacknowledged segments
+    fn tunnel_packet_too_big(&mut self, report: &pmtu::Report) {
+        match self.clients.get_mut(&report.remote) {
+            Some(slot) => self.core.packet_too_big_for(&mut slot.conn, report),
+            None => self.core.drop(DropReason::BadPacketTooBig),
+        }
     }
 
     /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination

@@ -89,6 +89,9 @@ drop_reasons! {
     /// Too big for the MTU with DF set: an ICMP "fragmentation needed" was sent back; IPv6
     /// (never fragmented on the way): an ICMPv6 "packet too big" was sent back
     TooBig => "too_big",
+    /// An ICMPv6 Packet Too Big that does not quote an unacknowledged segment of a live tunnel
+    /// connection (spoofed, stale or corrupt); nothing changes
+    BadPacketTooBig => "bad_packet_too_big",
     /// Server: the client's FakeTCP receive window was full (its ACKs are late or lost)
     PeerWindowFull => "peer_window_full",
     /// A KCP/FEC datagram that is garbage, truncated, or of another conversation

@@ -34,6 +34,7 @@
 pub mod addr;
 mod capture;
 mod conntrack;
+mod defrag;
 pub mod dns;
 mod drops;
 mod fabric;

@@ -7,13 +7,16 @@
 //! act as the networks our users face do, in this order: a firewall that drops UDP, ICMP and
 //! ICMPv6 from the client side (neighbour discovery is on-link and never forwarded, so it is
 //! unaffected), the masquerading NAT's inbound translation (IPv4 only: IPv6 is routed as it
-//! is), a strict conntrack middlebox (TCP over either version), the NAT's outbound translation.
+//! is), a strict conntrack middlebox (TCP over either version; IPv6 fragments are held until
+//! their datagram is whole and judged as one, as Linux's `nf_defrag_ipv6` does), the NAT's
+//! outbound translation.
 //! Every forwarded packet then crosses the [`Link`](crate::link) with its impairments; an IPv6
 //! packet larger than the link's MTU is not forwarded (IPv6 routers never fragment) and its
 //! sender gets an ICMPv6 Packet Too Big.
 
 use crate::addr::{PREFIX_LEN, PREFIX_LEN6};
 use crate::conntrack::{Conntrack, Segment};
+use crate::defrag::{Defrag6, Defragged};
 use crate::drops::{Drops, SimDrop};
 use crate::ipv6::{self, ETHERTYPE_IPV6, ICMPV6, Ipv6};
 use crate::link::{Link, LinkConfig};
@@ -107,6 +110,8 @@ pub(crate) struct Router {
     neighbors: [BTreeMap<IpAddr, [u8; 6]>; 2],
     /// Packets waiting for ARP or neighbour discovery: side, next hop, IP packet
     pending: Vec<(Side, IpAddr, Vec<u8>)>,
+    /// IPv6 fragments held for conntrack until their datagram is whole
+    defrag6: Defrag6,
 }
 
 impl Router {
@@ -121,6 +126,7 @@ impl Router {
             ports,
             neighbors: [BTreeMap::new(), BTreeMap::new()],
             pending: Vec::new(),
+            defrag6: Defrag6::new(),
         }
     }
 
@@ -301,12 +307,36 @@ impl Router {
             && p.protocol() == TCP
         {
             if p.is_fragment() {
-                return Err(SimDrop::UntrackedFragment);
+                let Defragged::Whole(whole, pieces) = self.defrag6.add(p.bytes()) else {
+                    return Ok(());
+                };
+                let w = Ipv6::parse(&whole).ok_or(SimDrop::NotRouted)?;
+                let seg = Segment::parse(w.src().into(), w.dst().into(), w.payload())
+                    .ok_or(SimDrop::NotRouted)?;
+                ct.check(&seg).map_err(SimDrop::Conntrack)?;
+                for piece in pieces {
+                    self.forward6(from, to, &piece, out, drops)?;
+                }
+                return Ok(());
             }
             let seg = Segment::parse(p.src().into(), p.dst().into(), p.payload())
                 .ok_or(SimDrop::NotRouted)?;
             ct.check(&seg).map_err(SimDrop::Conntrack)?;
         }
+        self.forward6(from, to, p.bytes(), out, drops)
+    }
+
+    /// Forwards the IPv6 packet `bytes` from `from` to side `to`: hop limit decremented, or a
+    /// Packet Too Big back to its sender when it exceeds the link's MTU
+    fn forward6(
+        &mut self,
+        from: Side,
+        to: Side,
+        bytes: &[u8],
+        out: &mut Vec<Emit>,
+        drops: &mut Drops,
+    ) -> Result<(), SimDrop> {
+        let p = Ipv6::parse(bytes).ok_or(SimDrop::NotRouted)?;
         let hop_limit = p.bytes()[7];
         if hop_limit <= 1 {
             return Err(SimDrop::NotRouted);

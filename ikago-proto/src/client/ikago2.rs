@@ -181,7 +181,10 @@ impl Client {
     pub(super) fn send_record(&mut self, kind: Kind, body: &[u8]) {
         let now = self.core.now;
         let off = payload_offset(&self.conn);
-        let room = self.core.mtu.saturating_sub(self.conn.data_offset());
+        let room = self
+            .core
+            .frame_size(&self.conn)
+            .saturating_sub(self.conn.data_offset());
         let Some(w) = self.ikago2.as_mut() else {
             return;
         };
@@ -205,7 +208,10 @@ impl Client {
         }
         let now = self.core.now;
         let off = payload_offset(&self.conn);
-        let room = self.core.mtu.saturating_sub(self.conn.data_offset());
+        let room = self
+            .core
+            .frame_size(&self.conn)
+            .saturating_sub(self.conn.data_offset());
         let (up, hop) = (self.core.upstream, Dest::NextHop(self.server_hop));
         while let Some(first) = self.pending.front() {
             let Some(w) = self.ikago2.as_mut() else {

@@ -337,7 +337,10 @@ impl Server {
             return false;
         };
         let off = payload_offset(&slot.conn);
-        let room = self.core.mtu.saturating_sub(slot.conn.data_offset());
+        let room = self
+            .core
+            .frame_size(&slot.conn)
+            .saturating_sub(slot.conn.data_offset());
         let pad = padding.then_some(room);
         let len = Session::sealed_len(body.len(), pad);
         if off + len > ethernet::HEADER_LEN + ipv4::MAX_LEN {
