@@ -18,16 +18,17 @@
 //!
 //! | machine, role | IPv6 part |
 //! |---|---|
-//! | client, upstream | `dst host LOCAL6 and ((src host S6 and ((tcp src port SP and tcp dst port LP) or FRAG6)) or ... or PTB)` |
+//! | client, upstream | `(dst host LOCAL6 and ((src host S6 and ((tcp src port SP and tcp dst port LP) or FRAG6)) or ... or PTB)) or (ether dst MAC and NA)` |
 //! | client, listen | `(ether dst MAC and (src net S1 or ...) and not NDP) or NS(P1) or ... or (ether dst MAC and NA)` |
-//! | server, listen | `dst host ADDR6 and (tcp dst port P or FRAG6 or PTB)` |
+//! | server, listen | `(dst host ADDR6 and (tcp dst port P or FRAG6 or PTB)) or (ether dst MAC and NA)` |
 //! | server, upstream | `(dst host NAT66 and (tcp dst portrange T or udp dst portrange U or icmp6 or FRAG6)) or (ether dst MAC and NA)` |
 //!
 //! where `NS(A)` is a neighbour solicitation whose target is `A` (to any destination: they go to
 //! a solicited-node multicast group), `NA` a neighbour advertisement, `NDP` ICMPv6 types
 //! 133-137 (neighbour discovery belongs to the link, never to the tunnel), `FRAG6`
 //! `ip6[6] = 44` (a Fragment header first) and `PTB` an ICMPv6 Packet Too Big (type 2), which
-//! tells the tunnel's sender to send smaller frames. `LOCAL6` is the client's upstream IPv6
+//! tells the tunnel's sender to send smaller frames; the advertisements answer the machine's
+//! solicitations for its IPv6 next hops. `LOCAL6` is the client's upstream IPv6
 //! address, `ADDR6` a listen device's. The client's listen part needs IPv6 sources or published
 //! IPv6 addresses, the server's upstream part an IPv6 address on its upstream device (NAT66);
 //! solicitations for the server's own address are the kernel's to answer, and left out. A
@@ -80,9 +81,11 @@ pub fn client(config: &ClientConfig, local: SocketAddr) -> Vec<String> {
         ip: local4
             .filter(|_| fake)
             .and_then(|l| from_servers(&servers, l, local.port())),
-        ip6: local6
-            .filter(|_| fake)
-            .and_then(|l| from_servers(&servers, l, local.port())),
+        ip6: local6.filter(|_| fake).and_then(|l| {
+            let up = config.devices.iter().find(|d| d.role.is_upstream())?;
+            let from = from_servers(&servers, l, local.port())?;
+            Some(format!("({from}) or {}", advertisement_to(up.mac)))
+        }),
     };
     let sources = config
         .sources
@@ -232,8 +235,9 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
                 ip: fake.then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr)),
                 ip6: d.ipv6.filter(|_| fake).map(|link| {
                     format!(
-                        "dst host {} and ({tunnel6} or {ANY_FRAGMENT6} or {PACKET_TOO_BIG})",
-                        link.addr
+                        "(dst host {} and ({tunnel6} or {ANY_FRAGMENT6} or {PACKET_TOO_BIG})) or {}",
+                        link.addr,
+                        advertisement_to(d.mac)
                     )
                 }),
             };
@@ -781,6 +785,19 @@ mod tests {
         )
     }
 
+    /// A neighbour advertisement from a router to `to`, at our device's MAC
+    fn advertisement(to: [u8; 16]) -> Vec<u8> {
+        let target = v6("fe80::1");
+        frame6(
+            [2, 0, 0, 0, 0, 2],
+            target,
+            to,
+            Some((136, 0, [0x60, 0, 0, 0])),
+            (0, 0),
+            &target,
+        )
+    }
+
     /// `frame` made a fragment: its next header the Fragment header
     fn fragment(mut frame: Vec<u8>) -> Vec<u8> {
         frame[14 + 6] = 44;
@@ -852,8 +869,9 @@ mod tests {
         assert_eq!(
             f,
             "arp or (ip and dst host 198.18.23.2 and (tcp dst port 18081 or ip[6:2] & 0x3fff != 0)) \
-             or (ip6 and (dst host 2001:db8:23::2 and (tcp dst port 18081 or ip6[6] = 44 or \
-             (icmp6 and icmp6[0] = 2))))"
+             or (ip6 and ((dst host 2001:db8:23::2 and (tcp dst port 18081 or ip6[6] = 44 or \
+             (icmp6 and icmp6[0] = 2))) or (ether dst 02:00:00:00:00:02 and icmp6 and \
+             icmp6[0] = 136)))"
         );
         let (me, client) = (v6("2001:db8:23::2"), v6("2001:db8:22::2"));
         assert!(admits(f, &tcp6(client, me, 50000, 18081)), "a segment");
@@ -866,6 +884,10 @@ mod tests {
         assert!(
             admits(f, &too_big(v6("2001:db8:23::1"), me)),
             "Packet Too Big"
+        );
+        assert!(
+            admits(f, &advertisement(me)),
+            "the next hop's advertisement"
         );
         let udp6 = frame6([2, 0, 0, 0, 0, 2], client, me, None, (5000, 18081), b"x");
         assert!(!admits(f, &udp6), "UDP to the port");
@@ -890,11 +912,20 @@ mod tests {
         let f = client(&c, "[2001:db8:22::2]:50000".parse().unwrap());
         assert_eq!(
             f[1],
-            "arp or (ip6 and (dst host 2001:db8:22::2 and ((src host 2001:db8:23::2 and ((tcp src \
-             port 18081 and tcp dst port 50000) or ip6[6] = 44)) or (icmp6 and icmp6[0] = 2))))"
+            "arp or (ip6 and ((dst host 2001:db8:22::2 and ((src host 2001:db8:23::2 and ((tcp \
+             src port 18081 and tcp dst port 50000) or ip6[6] = 44)) or (icmp6 and icmp6[0] = \
+             2))) or (ether dst 02:00:00:00:00:02 and icmp6 and icmp6[0] = 136)))"
         );
         let (server, me) = (v6("2001:db8:23::2"), v6("2001:db8:22::2"));
         assert!(admits(&f[1], &tcp6(server, me, 18081, 50000)));
+        assert!(
+            admits(&f[1], &advertisement(me)),
+            "the router's advertisement, which resolves the next hop"
+        );
+        assert!(
+            !admits(&f[1], &solicitation(v6("fe80::1"), me)),
+            "a solicitation for our address: the kernel answers"
+        );
         assert!(!admits(
             &f[1],
             &tcp([198, 19, 0, 1], [198, 18, 2, 1], 18081, 50000)

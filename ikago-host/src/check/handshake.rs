@@ -5,9 +5,12 @@
 //! The machine is the one a run would build from the same options; only its upstream device is
 //! opened, with that device's filter for the server's segments (and ARP, to find the gateway),
 //! so nothing from the LAN reaches it and nothing is sent there. It sends its SYN (and
-//! retransmissions) and resolves the gateway by ARP as in a run; the server's SYN+ACK completes
-//! the check. Without `--rule`'s drop the kernel answers that SYN+ACK with an RST, which ends the
-//! server's side of this short connection, as the end of the check would anyway.
+//! retransmissions) and resolves the gateway by ARP (over IPv6 by neighbour discovery) as in a
+//! run; the server's SYN+ACK completes the check, read from the captured frame itself (on the
+//! ikago2 wire the machine says it is connected only once the server answers its first record,
+//! which the RST below prevents). Without `--rule`'s drop the kernel answers that SYN+ACK with
+//! an RST, which ends the server's side of this short connection, as the end of the check would
+//! anyway.
 
 use super::Report;
 use crate::app::os_seed;
@@ -15,12 +18,14 @@ use crate::capture::{self, IoOptions};
 use crate::filter;
 use crate::privilege::Held;
 use ikago_config::ClientSettings;
+use ikago_proto::wire::{ethernet, ipv4, ipv6, proto, tcp};
 use ikago_proto::{
     Client, DeviceConfig, DeviceId, DeviceRole, Event, Input, MAX_FRAME_LEN, Output,
     PeerLostReason, Transport,
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::thread::CapabilitySet;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the server has to answer
@@ -142,6 +147,9 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
         poll(&mut fds, Some(&timeout)).map_err(|e| format!("cannot wait on {name}: {e}"))?;
         loop {
             match io.capture.next_packet() {
+                Ok(p) if syn_ack_from(p.data, settings.server) => {
+                    return Ok(Ended::Answered(start.elapsed()));
+                }
                 Ok(p) => client.handle_input(Input::Frame {
                     now: Instant::now(),
                     device,
@@ -155,5 +163,88 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
         if now >= wake {
             client.handle_input(Input::Timeout(now));
         }
+    }
+}
+
+/// Whether `frame` is a SYN+ACK from `server` (IPv4 or IPv6, its checksum right)
+fn syn_ack_from(frame: &[u8], server: SocketAddr) -> bool {
+    let Some(f) = ethernet::parse(frame) else {
+        return false;
+    };
+    let (src, dst, protocol, payload) = match f.ethertype {
+        ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(f.payload) {
+            Ok(p) => (
+                IpAddr::from(p.src()),
+                IpAddr::from(p.dst()),
+                p.protocol(),
+                p.payload(),
+            ),
+            Err(_) => return false,
+        },
+        ethernet::ETHERTYPE_IPV6 => match ipv6::Packet::parse(f.payload) {
+            Ok(p) if p.fragment().is_none() => (
+                IpAddr::from(p.src()),
+                IpAddr::from(p.dst()),
+                p.protocol(),
+                p.payload(),
+            ),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    if src != server.ip() || protocol != proto::TCP {
+        return false;
+    }
+    tcp::Segment::parse(payload, src, dst).is_some_and(|t| {
+        t.src_port() == server.port() && t.flags() & (tcp::SYN | tcp::ACK) == tcp::SYN | tcp::ACK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// A TCP segment from `from` to port 50000 with SYN, and ACK when `ack`
+    fn segment(from: SocketAddr, ack: bool) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let ip = match from.ip() {
+            IpAddr::V4(a) => eth.ipv4(a.octets(), [198, 18, 22, 2], 64),
+            IpAddr::V6(a) => eth.ipv6(
+                a.octets(),
+                "2001:db8:22::2"
+                    .parse::<std::net::Ipv6Addr>()
+                    .unwrap()
+                    .octets(),
+                64,
+            ),
+        };
+        let mut t = ip.tcp(from.port(), 50000, 7, 65535).syn();
+        if ack {
+            t = t.ack(1);
+        }
+        let mut v = Vec::new();
+        t.write(&mut v, &[]).unwrap();
+        v
+    }
+
+    #[test]
+    fn the_servers_syn_ack_is_the_answer_in_either_family() {
+        for server in ["198.18.23.2:18081", "[2001:db8:23::2]:18081"] {
+            let server: SocketAddr = server.parse().unwrap();
+            assert!(syn_ack_from(&segment(server, true), server), "{server}");
+            assert!(!syn_ack_from(&segment(server, false), server), "a SYN");
+            let mut other_port = server;
+            other_port.set_port(18082);
+            assert!(!syn_ack_from(&segment(other_port, true), server));
+            let mut broken = segment(server, true);
+            let last = broken.len() - 1;
+            broken[last] ^= 1;
+            assert!(!syn_ack_from(&broken, server), "a bad checksum");
+        }
+        let v6: SocketAddr = "[2001:db8:23::2]:18081".parse().unwrap();
+        let v4: SocketAddr = "198.18.23.2:18081".parse().unwrap();
+        assert!(!syn_ack_from(&segment(v4, true), v6), "another host");
+        assert!(!syn_ack_from(&[0; 10], v6), "not a frame");
     }
 }
