@@ -181,6 +181,7 @@ fn kind(role: Role, e: &Event) -> (Kind, Level) {
             Role::Client => ("Server replies cannot be opened", Level::Error),
             Role::Server => ("Payloads from client cannot be opened", Level::Warn),
         },
+        Event::PathMtuLowered { .. } => ("Lower the frame size", Level::Info),
         Event::Dropped { reason, .. } => return (Kind::Drop(*reason), Level::Warn),
         _ => ("Other event", Level::Debug),
     };
@@ -246,6 +247,10 @@ pub fn line(role: Role, e: &Event) -> (Level, String) {
                  ({packets} packet(s))"
             ),
         },
+        Event::PathMtuLowered { peer, mtu } => format!(
+            "Lower the frame size toward {peer} to {mtu} Bytes (ICMPv6 Packet Too Big): larger \
+             frames leave in IPv6 fragments"
+        ),
         Event::Dropped { reason, count } => {
             format!("Drop {count} packet(s): {}", reason.label())
         }
@@ -372,6 +377,10 @@ pub fn fields(e: &Event) -> Vec<(&'static str, Value<'_>)> {
                 ("peer", Value::from_display(peer)),
                 ("packets", (*packets).into()),
             ],
+        ),
+        Event::PathMtuLowered { peer, mtu } => (
+            "path_mtu_lowered",
+            vec![("peer", Value::from_display(peer)), ("mtu", (*mtu).into())],
         ),
         Event::Dropped { reason, count } => (
             "dropped",
@@ -510,6 +519,27 @@ mod tests {
             reason: PeerLostReason::Reset,
         };
         assert_eq!(shown(&e)[2], ("reason".into(), "reset".into()));
+        let e = Event::PathMtuLowered {
+            peer: "[2001:db8:22::2]:50000".parse().unwrap(),
+            mtu: 1280,
+        };
+        assert_eq!(
+            shown(&e),
+            [
+                ("event".into(), "path_mtu_lowered".into()),
+                ("peer".into(), "[2001:db8:22::2]:50000".into()),
+                ("mtu".into(), "1280".into())
+            ]
+        );
+        assert_eq!(
+            line(Role::Server, &e),
+            (
+                Level::Info,
+                "Lower the frame size toward [2001:db8:22::2]:50000 to 1280 Bytes (ICMPv6 Packet \
+                 Too Big): larger frames leave in IPv6 fragments"
+                    .into()
+            )
+        );
     }
 
     #[test]
