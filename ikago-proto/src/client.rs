@@ -12,10 +12,15 @@
 //! its `publish6` addresses (proxy NDP) and never for others, and a reply larger than `fragment`
 //! is not fragmented (IPv6 routers do not): a Packet Too Big goes back to its sender instead.
 //!
+//! The tunnel runs over IPv6 when the server is an IPv6 address: from the upstream device's IPv6
+//! address, to the next hop of its IPv6 gateway (or on-link), resolved by neighbour discovery;
+//! an ICMPv6 Packet Too Big about our segments to the server lowers the frame size.
+//!
 //! With fallback servers the client fails over: when the server resets the connection, stays
 //! silent for the peer timeout, leaves data unacknowledged for [`STALL_TIMEOUT`], or does not
 //! answer [`FAILOVER_SYN_RETRIES`] SYN retransmissions, the next server in the list is tried
-//! (the same local address; UDP flows resume through the new server's NAT). With `failback`,
+//! (the same local port, on the upstream address of the new server's family; UDP flows resume
+//! through the new server's NAT). With `failback`,
 //! the first server is tried again after that long on another.
 
 mod ikago2;
@@ -871,7 +876,8 @@ impl Client {
                     Err(reason) => self.core.drop(reason),
                 };
             }
-            if IpAddr::V6(pkt.src()) == self.server.ip() {
+            // an on-link server's neighbour discovery is not tunnel traffic
+            if IpAddr::V6(pkt.src()) == self.server.ip() && icmpv6::parse_ndp(pkt).is_none() {
                 return self.handle_tunnel(device, &View::V6(*pkt));
             }
         }

@@ -11,6 +11,10 @@
 //! keepalive probes answered like Linux, and a RST when the peer is unknown. DF is left clear so
 //! that routers may fragment, as the original does.
 //!
+//! A connection runs over IPv4 or IPv6, the family of its addresses (see [`crate::outer`]): over
+//! IPv6 its packets carry hop limit 64 and a flow label drawn per connection, the MSS offered is
+//! 20 bytes smaller, and a believed Packet Too Big ([`crate::pmtu`]) lowers its frame size.
+//!
 //! Blind attacks on a live connection (RFC 5961): a RST is obeyed only at exactly the expected
 //! sequence number; a RST elsewhere in the window, or a SYN, gets a challenge ACK instead, which
 //! a peer that really restarted answers with a RST at the exact number. A connection waiting
@@ -776,7 +780,7 @@ mod tests {
     use crate::wire::{ipv4, ipv6, proto};
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
-    use std::net::{Ipv4Addr, SocketAddrV4};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
     const C: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 2), 50000));
     const S: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 18, 12, 1), 18081));
@@ -955,5 +959,66 @@ mod tests {
         let m = write_reset(&mut out, S, C, &seg(&b[..n]));
         let rst = seg(&out[..m]);
         assert_eq!((rst.flags(), rst.seq()), (RST, 1234));
+    }
+
+    const C6: SocketAddr = SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 2)),
+        50000,
+    );
+    const S6: SocketAddr = SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x14, 0, 0, 0, 0, 2)),
+        18081,
+    );
+
+    #[test]
+    fn ipv6_handshake_data_reset_and_packet_too_big_checks() {
+        let t0 = Instant::now();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let mut client = Conn::connect(C6, S6, 1440, t0, t0, &mut rng);
+        let mut b = [0u8; 160];
+        let n = client.write_control(&mut b, t0, Control::Syn);
+        let p = ipv6::Packet::parse(&b[..n]).unwrap();
+        assert_eq!((p.hop_limit(), p.protocol()), (64, proto::TCP));
+        let flow = ipv6::flow_label(&b);
+        assert_ne!(flow, 0, "a random flow label");
+        let syn = seg(&b[..n]);
+        let mut server = Conn::accept(S6, C6, &syn, 1440, t0, t0, &mut rng);
+        let mut b2 = [0u8; 160];
+        let n2 = server.write_control(&mut b2, t0, Control::SynAck);
+        let r = client.handle_segment(t0, &seg(&b2[..n2]));
+        assert!(matches!(r.change, Some(Change::Connected { .. })));
+        assert_eq!(client.data_offset(), 40 + 20 + 12);
+        let mut b3 = [0u8; 200];
+        let off = client.data_offset();
+        b3[off..off + 5].copy_from_slice(b"hello");
+        let n3 = client.write_data_headers(&mut b3, t0, 5);
+        assert_eq!(
+            ipv6::flow_label(&b3),
+            flow,
+            "the same label on every packet"
+        );
+        let data = seg(&b3[..n3]);
+        assert!(server.handle_segment(t0, &data).deliver);
+        // a Packet Too Big must quote what is still unacknowledged
+        let report = |seq| Report {
+            local: C6,
+            remote: S6,
+            seq,
+            mtu: 1280,
+        };
+        assert!(client.quotes_unacked(&report(data.seq())));
+        assert!(!client.quotes_unacked(&report(data.seq().wrapping_add(5))));
+        assert!(!client.quotes_unacked(&Report {
+            local: S6,
+            ..report(data.seq())
+        }));
+        assert!(client.lower_frame_size(1280, 1500));
+        assert!(!client.lower_frame_size(1400, 1500), "never raised");
+        assert_eq!(client.frame_size(1500), 1280);
+        // a RST to an unknown IPv6 peer
+        let mut out = [0u8; 100];
+        let m = write_reset(&mut out, S6, C6, &data);
+        let rst = seg(&out[..m]);
+        assert_eq!((rst.flags(), rst.seq()), (RST, data.ack()));
     }
 }

@@ -902,6 +902,65 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(config())]
+
+        /// What [`fragment6`] cuts, in any order, the reassembler rebuilds byte for byte; each piece fits `mtu`, carries a multiple of 8 bytes but the last, and
+        /// the first holds the TCP header whole (RFC 7112)
+        #[test]
+        fn fragment6_then_reassemble(
+            data in vec(any::<u8>(), 0..=9000),
+            mtu in 1280usize..=1500,
+            id: u32,
+            seed: u64,
+        ) {
+            use crate::wire::{ipv6, proto};
+            let mut packet = vec![0u8; ipv6::HEADER_LEN + 32];
+            ipv6::write_header(
+                &mut packet,
+                &ipv6::Header {
+                    src: "2001:db8:12::2".parse().unwrap(),
+                    dst: "2001:db8:14::2".parse().unwrap(),
+                    next_header: proto::TCP,
+                    hop_limit: 64,
+                    payload_len: 32 + data.len(),
+                },
+            );
+            ipv6::set_flow_label(&mut packet, 0x12345);
+            packet[ipv6::HEADER_LEN + 12] = 8 << 4;
+            packet.extend_from_slice(&data);
+            let whole = ipv6::Packet::parse(&packet).unwrap();
+            let mut pieces = Vec::new();
+            fragment6(&whole, mtu, id, |h, chunk| pieces.push([h, chunk].concat()));
+            if packet.len() <= mtu {
+                prop_assert_eq!(&pieces, &vec![packet.clone()]);
+                return Ok(());
+            }
+            for (i, p) in pieces.iter().enumerate() {
+                prop_assert!(p.len() <= mtu);
+                let v = ipv6::Packet::parse(p).unwrap();
+                let f = v.fragment().unwrap();
+                prop_assert_eq!((f.id, f.more), (id, i + 1 < pieces.len()));
+                prop_assert!(!f.more || (p.len() - FRAGMENT6_HEADER).is_multiple_of(8));
+                prop_assert_eq!(ipv6::flow_label(p), 0x12345);
+                if i == 0 {
+                    prop_assert!(p.len() >= FRAGMENT6_HEADER + 32);
+                }
+            }
+            let mut order = pieces.clone();
+            Mix(seed).shuffle(&mut order);
+            let mut r = Reassembler::new(limits());
+            let now = Instant::now();
+            let mut done = Vec::new();
+            for p in &order {
+                if let Ok(Some(d)) = r.handle_fragment6(now, 0, &ipv6::Packet::parse(p).unwrap()) {
+                    done.push(d.to_vec());
+                }
+            }
+            prop_assert!(done == vec![packet], "not rebuilt");
+        }
+    }
+
     fn limits() -> ReassemblyLimits {
         ReassemblyLimits::default()
     }

@@ -14,7 +14,7 @@ use crate::kcp::KcpTuning;
 use crate::machine::Machine;
 use crate::wire::{Mac, ipv4};
 use crate::{Client, Server};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Opens `data[1..]` as a tunnel payload with the method chosen by `data[0]`
@@ -55,11 +55,35 @@ fn device(
 }
 
 /// The client the fuzzers drive: LAN 198.18.11.0/24 (and IPv6 sources fd00:11::/64, proxy NDP for
-/// fd00:11::fe), WAN 198.18.12.0/24, server 198.18.12.1:18081; it reports DNS records, so that
-/// answers in the return path reach the DNS decoder
+/// fd00:11::fe), WAN 198.18.12.0/24 and 2001:db8:12::2/64, server 198.18.12.1:18081; it reports
+/// DNS records, so that answers in the return path reach the DNS decoder
 pub fn fuzz_client(method: Method, kcp: bool) -> Client {
     Client::new(client_config(method, kcp), Instant::now())
         .expect("the fuzz configuration is valid")
+}
+
+/// The server address of [`fuzz_client6`]: the fuzz server's IPv6 listen address
+pub const FUZZ_SERVER6: SocketAddr = SocketAddr::new(
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 1)),
+    18081,
+);
+
+/// As [`fuzz_client`], with the tunnel over IPv6: server [`FUZZ_SERVER6`], on-link (its MAC
+/// resolved by neighbour discovery)
+pub fn fuzz_client6(method: Method, kcp: bool) -> Client {
+    let mut c = client_config(method, kcp);
+    c.server = FUZZ_SERVER6;
+    Client::new(c, Instant::now()).expect("the fuzz configuration is valid")
+}
+
+/// An on-link IPv6 address of `/64` without a gateway
+fn link6(addr: Ipv6Addr) -> Option<crate::Ipv6Link> {
+    Some(crate::Ipv6Link {
+        addr,
+        prefix_len: 64,
+        gateway: None,
+        gateway_mac: None,
+    })
 }
 
 /// The PSK of password "fuzz" for port 18081, derived once per process: Argon2id takes tens of
@@ -82,6 +106,8 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
             Some(Ipv4Addr::new(198, 18, 12, 254)),
         ),
     ];
+    let mut devices = devices;
+    devices[1].ipv6 = link6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 2));
     let mut c = ClientConfig::new(
         devices,
         vec!["198.18.11.0/24".parse().expect("valid CIDR")],
@@ -95,14 +121,15 @@ fn client_config(method: Method, kcp: bool) -> ClientConfig {
     c.fragment = 800;
     c.publish = vec![Ipv4Addr::new(198, 18, 11, 254)];
     c.sources6 = vec!["fd00:11::/64".parse().expect("valid prefix")];
-    c.publish6 = vec![std::net::Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 0xfe)];
+    c.publish6 = vec![Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 0xfe)];
     c.kcp = kcp.then(KcpTuning::default);
     c.dns_records = true;
     c
 }
 
-/// The server the fuzzers drive: listens on 198.18.12.1:18081, NAT address 198.18.13.1 and
-/// 2001:db8:13::1 (its IPv6 gateway 2001:db8:13::2, resolved by neighbour discovery)
+/// The server the fuzzers drive: listens on 198.18.12.1:18081 and [2001:db8:12::1]:18081, NAT
+/// address 198.18.13.1 and 2001:db8:13::1 (its IPv6 gateway 2001:db8:13::2, resolved by
+/// neighbour discovery)
 pub fn fuzz_server(method: Method, kcp: bool) -> Server {
     Server::new(server_config(method, kcp), Instant::now())
         .expect("the fuzz configuration is valid")
@@ -120,10 +147,11 @@ fn server_config(method: Method, kcp: bool) -> ServerConfig {
             Some(Ipv4Addr::new(198, 18, 13, 2)),
         ),
     ];
+    devices[0].ipv6 = link6(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 1));
     devices[1].ipv6 = Some(crate::Ipv6Link {
-        addr: std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1),
+        addr: Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1),
         prefix_len: 64,
-        gateway: Some(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 2)),
+        gateway: Some(Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 2)),
         gateway_mac: None,
     });
     let mut s = ServerConfig::new(devices, 18081);
@@ -172,16 +200,21 @@ fn drive(m: &mut impl Machine, start: Instant, mut data: &[u8]) {
     }
 }
 
-/// Feeds arbitrary frames and timeouts to a client (the first byte picks the method, and KCP when
-/// its top bit is set)
+/// Feeds arbitrary frames and timeouts to a client (the first byte picks the method, KCP when
+/// its top bit is set, and the tunnel over IPv6 ([`fuzz_client6`]) when bit 6 is)
 pub fn client_input(data: &[u8]) {
     let Some((&m, rest)) = data.split_first() else {
         return;
     };
-    let mut c = fuzz_client(
-        Method::ALL[usize::from(m & 0x7f) % Method::ALL.len()],
+    let (method, kcp) = (
+        Method::ALL[usize::from(m & 0x3f) % Method::ALL.len()],
         m & 0x80 != 0,
     );
+    let mut c = if m & 0x40 != 0 {
+        fuzz_client6(method, kcp)
+    } else {
+        fuzz_client(method, kcp)
+    };
     let start = Instant::now();
     drive(&mut c, start, rest);
 }
@@ -305,7 +338,8 @@ pub fn reassembly(mut data: &[u8]) {
 }
 
 /// The IPv6 decoder, NAT66 and IPv6 reassembly: records `[kind, len_hi, len_lo, packet...]`;
-/// every packet is decoded (the header chain, as a quoted packet, as neighbour discovery), then
+/// every packet is decoded (the header chain, as a quoted packet, as neighbour discovery, as a
+/// Packet Too Big about a tunnel segment), then
 /// kind bits 0-1 send it through a NAT66 outbound (0) or inbound (1), or to a small reassembler
 /// (2, 3: scope `kind >> 2 & 3`). A translated packet must still decode; a reassembled one must
 /// be one IPv6 packet of at most 65535 bytes.
@@ -320,7 +354,7 @@ pub fn ipv6_decoder(mut data: &[u8]) {
         timeout: Duration::from_secs(1),
     };
     let mut r = Reassembler::new(limits);
-    let public6 = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1);
+    let public6 = Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1);
     let config = crate::NatConfig::default();
     let mut nat = Nat::new(
         &config,
@@ -345,6 +379,9 @@ pub fn ipv6_decoder(mut data: &[u8]) {
         };
         assert!(p.header_len() <= p.bytes().len() && p.bytes().len() <= pkt.len());
         let _ = icmpv6::parse_ndp(&p);
+        if let Some(Ok(r)) = crate::pmtu::parse(&p) {
+            assert!(crate::pmtu::lowered(r.mtu) >= ipv6::MIN_MTU);
+        }
         match kind & 3 {
             k @ (0 | 1) => {
                 let buf = &mut copy[..p.bytes().len()];

@@ -44,9 +44,10 @@
 //! # What travels on the wire
 //!
 //! Each inner IPv4 packet is sealed (see [`crypto`]) into the payload of one FakeTCP segment:
-//! Ethernet, IPv4 and a TCP header whose handshake, sequence and acknowledgment numbers, options,
-//! pure ACKs and keepalives look like a Linux connection. A frame larger than the tunnel MTU goes
-//! out as IPv4 fragments, which the original Go peers reassemble.
+//! Ethernet, IPv4 (or IPv6, see below) and a TCP header whose handshake, sequence and
+//! acknowledgment numbers, options, pure ACKs and keepalives look like a Linux connection. A
+//! frame larger than the tunnel MTU goes out as IPv4 fragments, which the original Go peers
+//! reassemble.
 //!
 //! In `tcp` mode ([`Transport::Tcp`]) the tunnel is a kernel TCP connection instead: the runner
 //! carries out [`Output::Stream`] and reports the connection with [`Input::Stream`]; the
@@ -57,8 +58,26 @@
 //! Inner IPv6 travels only over the `ikago2` wire ([`Protocol::Ikago2`]): the Go original has
 //! no IPv6 and cannot speak `ikago2`, so a peer that speaks `ikago2` is always IkaGo-rs and takes
 //! inner IPv6. On the `ikago` wire the client drops its sources' IPv6 packets
-//! ([`DropReason::Ipv6OnIkago`]) and the Go-compatible wire stays exactly as it was. The outer
-//! tunnel (FakeTCP or `tcp` mode) stays IPv4.
+//! ([`DropReason::Ipv6OnIkago`]) and the Go-compatible wire stays exactly as it was.
+//!
+//! The tunnel itself may run over IPv6 (outer IPv6), with either wire, every method and KCP,
+//! carrying inner IPv4 and (on `ikago2`) inner IPv6 alike:
+//!
+//! - Tunnel addresses are [`SocketAddr`](std::net::SocketAddr)s throughout. A client whose
+//!   server (or a fallback) is IPv6 tunnels from its upstream device's IPv6 address
+//!   ([`DeviceConfig::ipv6`], else [`ConfigError::NoIpv6Upstream`]), reaching it through the
+//!   device's IPv6 gateway or on-link, by neighbour discovery; failing over may change family.
+//!   A server accepts FakeTCP on each listen device's IPv6 address as on its IPv4 address,
+//!   keying both kinds of clients in one table ([`Shard::of`] hashes the last 32 bits of an
+//!   IPv6 address).
+//! - Outer IPv6 packets have hop limit 64, a random flow label per connection and the IPv6 TCP
+//!   checksum; handshake, RSTs, challenge ACKs and SYN cookies work as over IPv4. A frame larger
+//!   than the connection's frame size leaves in fragments with a fragment header
+//!   ([`fragment::fragment6`]), since IPv6 routers never fragment; outer fragments are
+//!   reassembled under the reassembly limits.
+//! - An ICMPv6 Packet Too Big quoting one of our unacknowledged segments lowers that
+//!   connection's frame size (never below 1280; [`Event::PathMtuLowered`]); others are counted
+//!   ([`DropReason::BadPacketTooBig`]). Over IPv4 DF stays clear and routers fragment.
 //!
 //! - The client tunnels the IPv6 packets of its LAN sources ([`ClientConfig::sources6`]),
 //!   answers neighbour solicitations for [`ClientConfig::publish6`] on its listen devices

@@ -1,7 +1,9 @@
 //! The server machine: FakeTCP from many clients in, full-cone NAT to the Internet out, and back
 //!
 //! Clients are keyed by their tunnel address (IP and port as seen here, so clients behind one NAT
-//! stay apart). A SYN starts a half-open handshake (see [`crate::admission`]: floods cannot lock
+//! stay apart), IPv4 or IPv6: the server takes FakeTCP on each listen device's IPv4 address and
+//! on its IPv6 address ([`DeviceConfig::ipv6`](crate::DeviceConfig::ipv6)), and a Packet Too
+//! Big to a listen IPv6 address about a segment to a client lowers that client's frame size. A SYN starts a half-open handshake (see [`crate::admission`]: floods cannot lock
 //! clients out); the client's ACK or first data segment establishes it. A SYN on an established
 //! connection gets a challenge ACK, and only a peer that really restarted can answer it with the
 //! RST that replaces the session. Data from an address without a connection is answered with a

@@ -8,7 +8,9 @@
 //! - `client_input`, `server_input`: the `drive` records of `ikago_proto::fuzzing` (first byte the
 //!   method, then `[kind, device, len_hi, len_lo, bytes]`). The captures' frames, adapted to the
 //!   fuzz machines' ISNs and ports, and the traffic of a fuzz client and fuzz server joined by a
-//!   wire for every method (so that sealed payloads open with the fuzz password);
+//!   wire for every method (so that sealed payloads open with the fuzz password), and the same
+//!   over an IPv6 tunnel (`world6-*`, first byte's bit 6 set): the handshake after neighbour
+//!   discovery, a datagram and one in IPv6 fragments each way, a Packet Too Big to the client;
 //! - `open_frame`: `[method, sealed...]` for every method, plus the captures' sealed payloads;
 //! - `reassembly`: `[scope, len_hi, len_lo, packet]` records of the captures' IPv4 fragments and
 //!   of fragment sets cut from their largest packet (in order, reversed, overlapping, duplicated);
@@ -20,14 +22,14 @@
 
 use ikago_proto::crypto::Cipher;
 use ikago_proto::fragment::fragment;
-use ikago_proto::fuzzing::{fuzz_client, fuzz_server};
-use ikago_proto::wire::ipv4;
-use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN, Machine, Method, Output};
+use ikago_proto::fuzzing::{FUZZ_SERVER6, fuzz_client, fuzz_client6, fuzz_server};
+use ikago_proto::wire::{ethernet, icmpv6, ipv4, ipv6};
+use ikago_proto::{DeviceId, Input, MAX_FRAME_LEN, Mac, Machine, Method, Output};
 use ikago_replay::adapt::{Adapter, Sender};
 use ikago_replay::capture::{Frame, merge, read_pcapng, write_pcapng};
 use ikago_replay::decode::TunnelDecoder;
 use rand_core::SeedableRng;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -437,9 +439,131 @@ fn main() {
     write(&corpus, "reassembly", "ordered", &ordered);
     write(&corpus, "reassembly", "reversed", &reversed);
     write(&corpus, "reassembly", "overlapping-duplicated", &messy);
+    for method in Method::ALL {
+        let (c, s) = world6_seeds(method);
+        write(&corpus, "client_input", &format!("world6-{method}"), &c);
+        write(&corpus, "server_input", &format!("world6-{method}"), &s);
+    }
     ipv6_seeds(&corpus);
     dns_seeds(&corpus);
     println!("seeds written to {}", corpus.display());
+}
+
+/// The fuzz client's IPv6 tunnel address
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 2);
+
+/// Carries frames between a fuzz client (its `wan0`, device 1) and the fuzz server (its `wan0`,
+/// device 0) until both are quiet, answering the client's neighbour solicitations for the
+/// server and the server's ARP for its gateway; returns what the server sent to the Internet
+fn relay6(
+    c: &mut Recorder,
+    s: &mut Recorder,
+    mut client_out: Vec<(u8, Vec<u8>)>,
+    mut server_out: Vec<(u8, Vec<u8>)>,
+) -> Vec<Vec<u8>> {
+    let mut internet = Vec::new();
+    for _ in 0..64 {
+        if client_out.is_empty() && server_out.is_empty() {
+            break;
+        }
+        for (dev, out) in std::mem::take(&mut client_out) {
+            if dev != 1 {
+                continue;
+            }
+            if out[12..14] == [0x86, 0xdd] && out.get(54) == Some(&icmpv6::NEIGHBOR_SOLICIT) {
+                let mut na = vec![0u8; 14 + 72];
+                let n = ethernet::write(
+                    &mut na,
+                    Mac(CLIENT_WAN_MAC),
+                    Mac(SERVER_WAN_MAC),
+                    ethernet::ETHERTYPE_IPV6,
+                );
+                let server6 = match FUZZ_SERVER6.ip() {
+                    IpAddr::V6(ip) => ip,
+                    IpAddr::V4(_) => unreachable!("an IPv6 address"),
+                };
+                let len =
+                    icmpv6::write_advert(&mut na[n..], server6, CLIENT6, Mac(SERVER_WAN_MAC), true);
+                na.truncate(n + len);
+                client_out.extend(c.frame(1, &na));
+            } else {
+                server_out.extend(s.frame(0, &out));
+            }
+        }
+        for (dev, out) in std::mem::take(&mut server_out) {
+            match (dev, arp_reply(&out, [198, 18, 13, 2], DESTINATION_MAC)) {
+                (1, Some(r)) => server_out.extend(s.frame(1, &r)),
+                (1, None) => internet.push(out),
+                (_, _) => client_out.extend(c.frame(1, &out)),
+            }
+        }
+    }
+    internet
+}
+
+/// A UDP datagram of `len` bytes from the LAN host to 198.18.13.2:7, as a frame to the client
+fn lan_datagram(len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2(SOURCE_MAC, CLIENT_LAN_MAC)
+        .ipv4([198, 18, 11, 2], [198, 18, 13, 2], 64)
+        .udp(40000, 7)
+        .write(&mut f, &vec![0x5a; len])
+        .expect("writes to a Vec");
+    f
+}
+
+/// A fuzz client tunnelling over IPv6 and the fuzz server joined by a wire, for `method`: the
+/// handshake, a datagram and one larger than the tunnel MTU (in IPv6 fragments) out and echoed
+/// back, then a Packet Too Big quoting the client's latest segment; the `drive` inputs
+fn world6_seeds(method: Method) -> (Vec<u8>, Vec<u8>) {
+    let mut c = Recorder::new(method, fuzz_client6(method, false));
+    c.bytes[0] |= 0x40;
+    let mut s = Recorder::new(method, fuzz_server(method, false));
+    let (co, so) = (c.drain(), s.drain());
+    relay6(&mut c, &mut s, co, so);
+    for len in [100, 1400] {
+        let out = c.frame(0, &lan_datagram(len));
+        for f in relay6(&mut c, &mut s, out, Vec::new()) {
+            let Ok(p) = etherparse::SlicedPacket::from_ethernet(&f) else {
+                continue;
+            };
+            let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+                continue;
+            };
+            let mut reply = Vec::new();
+            etherparse::PacketBuilder::ethernet2(DESTINATION_MAC, SERVER_DST_MAC)
+                .ipv4([198, 18, 13, 2], [198, 18, 13, 1], 64)
+                .udp(7, u.source_port())
+                .write(&mut reply, u.payload())
+                .expect("writes to a Vec");
+            let back = s.frame(1, &reply);
+            relay6(&mut c, &mut s, Vec::new(), back);
+        }
+    }
+    let latest = c.wait(Duration::from_secs(30));
+    if let Some((_, seg)) = latest
+        .iter()
+        .find(|(d, f)| *d == 1 && f[12..14] == [0x86, 0xdd])
+    {
+        let quoted = ipv6::Packet::parse(&seg[14..]).expect("the client's segment");
+        let mut ptb = vec![0u8; 14 + ipv6::MIN_MTU];
+        let n = ethernet::write(
+            &mut ptb,
+            Mac(CLIENT_WAN_MAC),
+            Mac([2, 0, 0, 0, 12, 0xfe]),
+            ethernet::ETHERTYPE_IPV6,
+        );
+        let router = Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 0xfe);
+        let len = icmpv6::write_packet_too_big(&mut ptb[n..], router, &quoted, 1280);
+        ptb.truncate(n + len);
+        c.frame(1, &ptb);
+    }
+    let (cs, ss) = (c.machine.stats(), s.machine.stats());
+    println!(
+        "world6 {method}: client sealed {} opened {}; server opened {} sealed {}",
+        cs.inner_tx.packets, cs.inner_rx.packets, ss.inner_rx.packets, ss.inner_tx.packets
+    );
+    (c.bytes, s.bytes)
 }
 
 /// The NAT66 address of `ikago_proto::fuzzing::ipv6_decoder`
@@ -509,10 +633,10 @@ fn ipv6_seeds(corpus: &Path) {
         .write(&mut ptb, &sent)
         .expect("writes to a Vec");
     let mut ns = vec![0u8; 72];
-    ikago_proto::wire::icmpv6::write_solicit(
+    icmpv6::write_solicit(
         &mut ns,
         HOST6.into(),
-        ikago_proto::Mac(SOURCE_MAC),
+        Mac(SOURCE_MAC),
         PUBLIC6.into(),
         false,
     );

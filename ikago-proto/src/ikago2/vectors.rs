@@ -9,7 +9,7 @@ use super::session::{Rekey, Session};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::fmt::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 const DOC: &str = include_str!("../../../docs/protocol.md");
@@ -39,6 +39,13 @@ fn vectors() -> String {
     line("syn.tsval", "0x01020304".into());
     let isn = probe::syn_isn(&psk.syn_key(), 1_700_000_000, server, 0x0102_0304);
     line("syn.isn", format!("0x{isn:08x}"));
+    let server6 = SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        18081,
+    );
+    line("syn.server6", server6.to_string());
+    let isn6 = probe::syn_isn(&psk.syn_key(), 1_700_000_000, server6, 0x0102_0304);
+    line("syn.isn6", format!("0x{isn6:08x}"));
     let (seed_i, seed_r) = ([1u8; 32], [2u8; 32]);
     line("initiator.e_private", hex(&first32(seed_i)));
     line("responder.e_private", hex(&first32(seed_r)));
