@@ -1,5 +1,6 @@
-//! End-to-end scenarios shared by both runners' test files: each builds its own lab, starts
-//! IkaGo in it, and proves delivery through the firewall that blocks UDP and ICMP
+//! End-to-end scenarios shared by both runners' test files: each builds its own lab (the basic
+//! cases of a plain tunnel share one), starts IkaGo in it, and proves delivery through the
+//! firewall that blocks UDP and ICMP
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -156,7 +157,21 @@ fn stream(t: &Tunnel, direction: Direction) {
     );
 }
 
-pub(crate) fn dns_from_host_a(runner: Runner) {
+/// One plain tunnel behind the blocking firewall for the basic cases, in turn: DNS is blocked
+/// on the direct path and host A's goes through the tunnel; host B's through proxy ARP; UDP
+/// echoes; ping; 10 MiB of TCP and 20 MiB of UDP each way; then a second client machine beside
+/// the first
+pub(crate) fn plain_tunnel_carries_everything(runner: Runner) {
+    let t = dns_from_host_a(runner);
+    dns_from_host_b_by_proxy_arp(&t);
+    udp_echo_20_1300_1472(&t);
+    ping_through_the_tunnel(&t);
+    tcp_10mb_each_way(&t);
+    udp_stream_20mb_one_way(&t);
+    two_client_machines(&t, runner);
+}
+
+fn dns_from_host_a(runner: Runner) -> Tunnel {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     // Direct, with kernel forwarding: the firewall blocks DNS
     lab.set_direct_routing(true).expect("forwarding on");
@@ -182,11 +197,11 @@ pub(crate) fn dns_from_host_a(runner: Runner) {
         lab,
     };
     resolves(&t, Host::HostA);
+    t
 }
 
-pub(crate) fn dns_from_host_b_by_proxy_arp(runner: Runner) {
-    let t = Tunnel::plain(runner);
-    resolves(&t, Host::HostB);
+fn dns_from_host_b_by_proxy_arp(t: &Tunnel) {
+    resolves(t, Host::HostB);
     let neigh = t
         .ns(Host::HostB)
         .ip(&["neigh", "show", &PUBLISHED_GATEWAY.to_string()])
@@ -197,20 +212,17 @@ pub(crate) fn dns_from_host_b_by_proxy_arp(runner: Runner) {
     );
 }
 
-pub(crate) fn udp_echo_20_1300_1472(runner: Runner) {
-    let t = Tunnel::plain(runner);
+fn udp_echo_20_1300_1472(t: &Tunnel) {
     for size in [20, 1300, 1472] {
-        echoes(&t, Host::HostA, size);
+        echoes(t, Host::HostA, size);
     }
 }
 
-pub(crate) fn ping_through_the_tunnel(runner: Runner) {
-    let t = Tunnel::plain(runner);
-    pings(&t, Host::HostA);
+fn ping_through_the_tunnel(t: &Tunnel) {
+    pings(t, Host::HostA);
 }
 
-pub(crate) fn tcp_10mb_each_way(runner: Runner) {
-    let t = Tunnel::plain(runner);
+fn tcp_10mb_each_way(t: &Tunnel) {
     for direction in [Direction::Upload, Direction::Download] {
         let took = tcp::transfer(
             t.ns(Host::HostA),
@@ -224,10 +236,9 @@ pub(crate) fn tcp_10mb_each_way(runner: Runner) {
     }
 }
 
-pub(crate) fn udp_stream_20mb_one_way(runner: Runner) {
-    let t = Tunnel::plain(runner);
-    stream(&t, Direction::Upload);
-    stream(&t, Direction::Download);
+fn udp_stream_20mb_one_way(t: &Tunnel) {
+    stream(t, Direction::Upload);
+    stream(t, Direction::Download);
 }
 
 pub(crate) fn behind_masquerade(runner: Runner) {
@@ -243,17 +254,16 @@ pub(crate) fn behind_masquerade(runner: Runner) {
     stream(&t, Direction::Download);
 }
 
-pub(crate) fn two_client_machines(runner: Runner) {
-    let t = Tunnel::plain(runner);
+fn two_client_machines(t: &Tunnel, runner: Runner) {
     let _second = t
         .lab
         .start_client(runner, ClientSite::Second, &TunnelOptions::default())
         .expect("second client connects");
     for host in [Host::HostA, Host::HostC, Host::HostB] {
-        resolves(&t, host);
-        echoes(&t, host, 1300);
+        resolves(t, host);
+        echoes(t, host, 1300);
     }
-    pings(&t, Host::HostC);
+    pings(t, Host::HostC);
 }
 
 pub(crate) fn every_method(runner: Runner) {
