@@ -10,6 +10,9 @@
 //!   processes exiting 0;
 //! - KCP (ikago wire, AES-256-GCM) over the IPv6 tunnel: host A's UDP and TCP echoes;
 //! - `--mode tcp` to the server's IPv6 address: host D's and host A's echoes;
+//! - a failover list of both families: the client drops both servers' segments (ip6tables and
+//!   iptables), and when the IPv6 server is killed host A's echoes come back through the second
+//!   server over IPv4 within 5 s;
 //! - the firewall's link toward the clients narrowed to 1280 bytes: the server's frames of the
 //!   destination's full-size TCP segments draw a Packet Too Big from the firewall, which lowers
 //!   the server's frame size toward the client (it says so), and the downloads of host A (IPv4)
@@ -23,10 +26,11 @@ use ikago_lab::probe::udp::Direction;
 use ikago_lab::probe::{dns, ping, tcp, udp};
 use ikago_lab::runner::CONNECTED;
 use ikago_lab::{
-    CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Runner, TunnelOptions, stop,
+    CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Runner, ServerSite,
+    TunnelOptions, stop,
 };
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Wait for one probe answer through the tunnel
 const WAIT: Duration = Duration::from_secs(2);
@@ -34,6 +38,10 @@ const WAIT: Duration = Duration::from_secs(2);
 const PASSWORD: &str = "outer-ipv6-lab";
 /// The largest UDP payload in a 1280-byte IPv6 packet
 const MIN_MTU_PAYLOAD: usize = 1232;
+/// What a server with `--rule` prints once its captures are open and its rules in place
+const SERVER_READY: &str = "Install firewall rules in";
+/// How soon after the active server is killed the echoes must come back through the other
+const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
 /// The MTU of the narrowed link between the firewall and the clients
 const NARROW_MTU: u16 = 1280;
 /// Bytes each LAN host downloads over the narrowed link
@@ -213,6 +221,66 @@ fn tcp_mode_over_ipv6(lab: &Lab, runner: Runner) {
     stop_both(&mut server, &mut client);
 }
 
+/// A failover list of both families, `-s [SERVER_WAN6]:P,SERVER2_WAN:P`: the client begins
+/// over IPv6 with the first server, with `--rule` drops for both servers (ip6tables and
+/// iptables), and when the first is killed its LAN host's echoes come back through the second
+/// server over IPv4
+fn fails_over_from_ipv6_to_ipv4(lab: &Lab, runner: Runner) {
+    let options = TunnelOptions::ikago2(PASSWORD);
+    let first = lab
+        .start_server_at(runner, ServerSite::Main, &options)
+        .expect("the first server starts");
+    let second = lab
+        .start_server_at(runner, ServerSite::Second, &options)
+        .expect("the second server starts");
+    // both capturing with their rules in, so that neither kernel resets the first SYN
+    for server in [&first, &second] {
+        server
+            .wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)
+            .expect("the server is ready");
+    }
+    let (v6, v4) = (
+        at(SERVER_WAN6, TUNNEL_PORT).to_string(),
+        at(SERVER2_WAN, TUNNEL_PORT).to_string(),
+    );
+    let mut args = options.client_args(ClientSite::Main);
+    let servers = args.iter().position(|a| a == "-s").expect("-s") + 1;
+    args[servers] = format!("{v6},{v4}");
+    let client = lab
+        .spawn_runner(runner, Host::Client, "client", &args)
+        .expect("client starts");
+    let connected = format!("{CONNECTED} {v6}");
+    if let Err(e) = client.wait_for_line(&connected, 0, CONNECT_TIMEOUT) {
+        panic!("client: {e}: {:#?}", client.lines());
+    }
+    let rules = lab.firewall_rules(Host::Client).expect("rules");
+    for server in [
+        format!("-s {SERVER_WAN6}/128"),
+        format!("-s {SERVER2_WAN}/32"),
+    ] {
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.contains(&server) && r.contains("-j DROP")),
+            "the client drops {server}'s segments: {rules:#?}"
+        );
+    }
+    let (a, echo4) = (lab.ns(Host::HostA), at(DESTINATION, ECHO_PORT));
+    udp::echo_retry(a, echo4, 100, WAIT, 2).expect("echo through the first server");
+    drop(first); // SIGKILL
+    let killed = Instant::now();
+    while udp::echo(a, echo4, 100, Duration::from_millis(300)).is_err() {
+        assert!(
+            killed.elapsed() < FAILOVER_LIMIT,
+            "no echo through the second server within {FAILOVER_LIMIT:?}: {:#?}",
+            client.lines()
+        );
+    }
+    client
+        .wait_for_line(&format!("Switch from server {v6} to {v4}"), 0, WAIT)
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", client.lines()));
+}
+
 /// The firewall's link toward the clients at 1280 bytes: full-size segments from the
 /// destination to host A and host D cross it all the same
 fn big_replies_cross_a_narrow_link(lab: &Lab, runner: Runner) {
@@ -245,6 +313,7 @@ fn outer_ipv6(runner: Runner) {
     ikago2_over_ipv6(&lab, runner);
     kcp_over_ipv6(&lab, runner);
     tcp_mode_over_ipv6(&lab, runner);
+    fails_over_from_ipv6_to_ipv4(&lab, runner);
     big_replies_cross_a_narrow_link(&lab, runner);
 }
 
