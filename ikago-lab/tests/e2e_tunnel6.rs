@@ -4,7 +4,8 @@
 //!
 //! - ikago2 with AES-256-GCM: the IPv6-only host D and host A over IPv4 reach the destination's
 //!   UDP echo, TCP echo, DNS and ping; dual-stack host A uses both families at once; the client
-//!   says it tunnels over IPv6; `check client` completes a handshake with the IPv6 server;
+//!   says it tunnels over IPv6; `check client` names the way to the IPv6 server and completes a
+//!   handshake with it;
 //!   `--rule` puts the IPv6 drop rules in ip6tables chains (the client's for the server's
 //!   `[addr]:port`, the server's for its port) and SIGTERM takes them away again, both
 //!   processes exiting 0;
@@ -161,11 +162,17 @@ fn ikago2_over_ipv6(lab: &Lab, runner: Runner) {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let answered = format!("the server [{SERVER_WAN6}]:{TUNNEL_PORT} answered a FakeTCP handshake");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("ok") && l.contains(&answered)),
-        "check's handshake with the IPv6 server:\n{text}"
+    let way = format!(
+        "tunnel: over IPv6 to [{SERVER_WAN6}]:{TUNNEL_PORT} from {CLIENT_WAN6} on wan0, through \
+         router {FIREWALL_INSIDE6}"
     );
+    for finding in [answered, way] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ok") && l.contains(&finding)),
+            "check says `{finding}`:\n{text}"
+        );
+    }
     // --rule: the IPv6 tunnel's drop rules, in ip6tables chains of their own
     let client_rules = tunnel6_rules(lab, Host::Client);
     let sport = format!("--sport {TUNNEL_PORT}");

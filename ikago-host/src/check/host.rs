@@ -244,6 +244,70 @@ pub(super) fn sysctls(report: &mut Report, settings: &Settings, devices: &[Devic
     );
 }
 
+/// The tunnel over IPv6: the IPv6 addresses a server takes tunnels on, or the way a client's
+/// frames take to its IPv6 servers (from the upstream device's IPv6 address, through its IPv6
+/// router or to an on-link server); nothing without IPv6 on either side
+pub(super) fn tunnel6(report: &mut Report, settings: &Settings, devices: &[DeviceConfig]) {
+    let port = settings.common().port;
+    match settings {
+        Settings::Server(_) => {
+            let on: Vec<String> = devices
+                .iter()
+                .filter(|d| d.role.listens())
+                .filter_map(|d| d.ipv6.map(|l| format!("[{}]:{port} on {}", l.addr, d.name)))
+                .collect();
+            if !on.is_empty() {
+                let on = on.join(", ");
+                report.ok(
+                    "tunnel",
+                    format!("clients may tunnel over IPv6 too, to {on}"),
+                );
+            }
+        }
+        Settings::Client(c) => {
+            let servers = std::iter::once(&c.server).chain(&c.fallback);
+            let servers: Vec<String> = servers
+                .filter(|s| s.is_ipv6())
+                .map(ToString::to_string)
+                .collect();
+            let Some(up) = devices.iter().find(|d| d.role.is_upstream()) else {
+                return;
+            };
+            match (servers.is_empty(), up.ipv6) {
+                (true, _) => {}
+                (false, None) => report.fail(
+                    "tunnel",
+                    format!(
+                        "{} has no global IPv6 address to reach {} from",
+                        up.name,
+                        servers.join(", ")
+                    ),
+                ),
+                (false, Some(link)) => {
+                    let via = match (link.gateway, link.gateway_mac) {
+                        (Some(g), Some(m)) => format!("through router {g} [{m}]"),
+                        (Some(g), None) => {
+                            format!(
+                                "through router {g} (its MAC is learned by neighbour discovery)"
+                            )
+                        }
+                        (None, _) => "to the server on the link".to_owned(),
+                    };
+                    report.ok(
+                        "tunnel",
+                        format!(
+                            "over IPv6 to {} from {} on {}, {via}",
+                            servers.join(", "),
+                            link.addr,
+                            up.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Inner IPv6: a server's NAT66 address, or a client's IPv6 sources with IPv6 forwarding (which
 /// must be off, as IPv4's) and the IPv6 gateway its LAN hosts can use; nothing for a client
 /// without IPv6 sources

@@ -4,7 +4,8 @@
 //! The options are resolved and the devices discovered exactly as for a run ([`crate::app`]);
 //! then each finding is a line `ok`, `warn` (works, with a caveat said in the line) or `FAIL`
 //! (will not work, and why): privileges and capabilities ([`host`]), the ports, the devices and
-//! addresses, GRO and LRO on them, `ip_forward` and `rp_filter`, the MTUs, the NAT port range
+//! addresses, GRO and LRO on them, `ip_forward` and `rp_filter`, the tunnel over IPv6 (the
+//! IPv6 addresses a server takes it on, the way to a client's IPv6 servers), the MTUs, the NAT port range
 //! against `ip_local_port_range`, the firewall tool `--rule` uses, the firewall rules already on
 //! this host that would answer or redirect the tunnel's segments ([`ruleset`]), and for a client
 //! whether each server (fallbacks included) answers a FakeTCP handshake within three seconds
@@ -160,6 +161,7 @@ pub fn run(runner: &str, role: RoleCommand) -> ExitCode {
     host::offloads(&mut report, &devices, rule);
     host::sysctls(&mut report, &settings, &devices);
     host::ipv6(&mut report, &settings, &devices);
+    host::tunnel6(&mut report, &settings, &devices);
     host::mtu(&mut report, &settings, &devices);
     host::nat_ports(&mut report, &built.plan, rule);
     let backend = host::backend(&mut report, rule);
