@@ -14,6 +14,10 @@ use crate::{Host, LabError, Result};
 /// What a client prints once its tunnel is up
 pub const CONNECTED: &str = "Connected to server";
 
+/// What a server (with `--rule`, as the lab starts it) prints once its captures are open and its
+/// rules in place: from then on it answers a handshake at the first SYN
+pub const SERVER_READY: &str = "Install firewall rules in";
+
 /// Directory with prebuilt runner binaries; unset, the lab builds them itself (release)
 pub const BIN_DIR_ENV: &str = "IKAGO_LAB_BIN_DIR";
 

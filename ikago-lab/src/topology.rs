@@ -7,7 +7,7 @@ use crate::addr::*;
 use crate::firewall::{INSIDE, OUTSIDE, OUTSIDE2};
 use crate::link::{End, bridge, veth};
 use crate::netns::new_lab_id;
-use crate::runner::{ClientSite, Runner, ServerSite, TunnelOptions};
+use crate::runner::{ClientSite, Runner, SERVER_READY, ServerSite, TunnelOptions};
 use crate::watchdog::{LAB_DEADLINE, Watchdog};
 use crate::{Daemon, FirewallPolicy, Netns, Result, services, sweep_stale};
 
@@ -210,6 +210,15 @@ impl Lab {
     /// Starts the server of `runner` on the server machine
     pub fn start_server(&self, runner: Runner, tunnel: &TunnelOptions) -> Result<Daemon> {
         self.start_server_at(runner, ServerSite::Main, tunnel)
+    }
+
+    /// Starts the server of `runner` on the server machine and waits until it is ready
+    /// ([`SERVER_READY`]), so that a client started next connects at its first SYN instead of
+    /// retrying a second later
+    pub fn start_ready_server(&self, runner: Runner, tunnel: &TunnelOptions) -> Result<Daemon> {
+        let server = self.start_server(runner, tunnel)?;
+        server.wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)?;
+        Ok(server)
     }
 
     /// Starts the server of `runner` on the server machine `site`

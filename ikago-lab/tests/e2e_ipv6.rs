@@ -53,7 +53,9 @@ struct Tunnel<'a> {
 impl<'a> Tunnel<'a> {
     fn up(lab: &'a Lab, runner: Runner) -> Self {
         let options = TunnelOptions::dual_stack(PASSWORD);
-        let server = lab.start_server(runner, &options).expect("server starts");
+        let server = lab
+            .start_ready_server(runner, &options)
+            .expect("server starts");
         let client = lab
             .start_client(runner, ClientSite::Main, &options)
             .expect("client connects");
@@ -203,7 +205,9 @@ fn sigterm_removes_the_ipv6_rules(lab: &Lab, runner: Runner) {
     };
     let before = [Host::Client, Host::Server].map(|h| lab.firewall_rules(h).expect("rules"));
     let options = TunnelOptions::dual_stack(PASSWORD);
-    let mut server = lab.start_server(runner, &options).expect("server starts");
+    let mut server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     let mut client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
@@ -228,7 +232,9 @@ fn sigterm_removes_the_ipv6_rules(lab: &Lab, runner: Runner) {
 /// 5 s, without a new handshake
 fn sighup_adds_an_ipv6_source(lab: &Lab, runner: Runner) {
     let options = TunnelOptions::dual_stack(PASSWORD);
-    let _server = lab.start_server(runner, &options).expect("server starts");
+    let _server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     let file = std::env::temp_dir().join(format!(
         "ikago-lab-reload6-{}-{}.json",
         std::process::id(),

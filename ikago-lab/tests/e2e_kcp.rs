@@ -30,7 +30,9 @@ fn answered(runner: Runner, extra: &[&str], timeout: Duration) -> usize {
         ..TunnelOptions::default()
     };
     let lab = Lab::build(policy).expect("lab builds");
-    let _server = lab.start_server(runner, &options).expect("server starts");
+    let _server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     let _client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");

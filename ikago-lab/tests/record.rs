@@ -47,7 +47,7 @@ fn record_session(runner: Runner, dir: &Path) -> [PathBuf; 2] {
     let files = [dir.join("server.pcapng"), dir.join("client.pcapng")];
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let mut server = lab
-        .start_server(runner, &recording_to(&options, &files[0]))
+        .start_ready_server(runner, &recording_to(&options, &files[0]))
         .expect("server starts");
     let mut client = lab
         .start_client(runner, ClientSite::Main, &recording_to(&options, &files[1]))

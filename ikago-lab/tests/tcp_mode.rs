@@ -69,7 +69,7 @@ fn small_traffic(lab: &Lab) {
 fn carries_everything(runner: Runner) {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let server = lab
-        .start_server(runner, &tcp_mode())
+        .start_ready_server(runner, &tcp_mode())
         .expect("server starts");
     let client = lab
         .start_client(runner, ClientSite::Main, &tcp_mode())
@@ -101,7 +101,7 @@ fn carries_everything(runner: Runner) {
 fn carries_ikago2(runner: Runner) {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let server = lab
-        .start_server(runner, &ikago2_tcp_mode())
+        .start_ready_server(runner, &ikago2_tcp_mode())
         .expect("server starts");
     let client = lab
         .start_client(runner, ClientSite::Main, &ikago2_tcp_mode())
@@ -116,7 +116,7 @@ fn carries_ikago2(runner: Runner) {
 fn reconnects_after_server_restart(runner: Runner) {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let server = lab
-        .start_server(runner, &tcp_mode())
+        .start_ready_server(runner, &tcp_mode())
         .expect("server starts");
     let client = lab
         .start_client(runner, ClientSite::Main, &tcp_mode())
@@ -264,7 +264,7 @@ fn capture_replays(runner: Runner) {
     ]
     .map(|(host, device, file)| dumpcap(&lab, host, device, &dir.join(file)));
     let mut server = lab
-        .start_server(runner, &tcp_mode())
+        .start_ready_server(runner, &tcp_mode())
         .expect("server starts");
     let mut client = lab
         .start_client(runner, ClientSite::Main, &tcp_mode())

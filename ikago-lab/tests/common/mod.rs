@@ -12,7 +12,7 @@ use ikago_lab::addr::*;
 use ikago_lab::browser::{self, Chromium};
 use ikago_lab::probe::udp::{Direction, StreamSpec};
 use ikago_lab::probe::{dns, http, ping, raw, tcp, udp};
-use ikago_lab::runner::CONNECTED;
+use ikago_lab::runner::{CONNECTED, SERVER_READY};
 use ikago_lab::unprivileged::{Grant, NOBODY, Unprivileged, effective_uid};
 use ikago_lab::{
     Blocking, CONNECT_TIMEOUT, ClientSite, Daemon, FirewallPolicy, Host, Lab, Netns, Runner,
@@ -44,8 +44,6 @@ const BLOCKED_WAIT: Duration = Duration::from_millis(800);
 const RECOVERY: Duration = Duration::from_secs(10);
 /// How soon after the active server is killed the echoes must come back through the other
 const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
-/// What a server with `--rule` prints once its captures are open and its rules in place
-const SERVER_READY: &str = "Install firewall rules in";
 /// How soon after a SIGHUP a newly configured source must get its echoes
 const RELOAD_LIMIT: Duration = Duration::from_secs(5);
 /// How long a client with a wrong password may take, once its LAN host sends, to say so (the
@@ -73,7 +71,9 @@ impl Tunnel {
     /// Builds a lab with `policy` and brings the tunnel up with `options`
     pub(crate) fn up(runner: Runner, policy: FirewallPolicy, options: &TunnelOptions) -> Self {
         let lab = Lab::build(policy).expect("lab builds");
-        let server = lab.start_server(runner, options).expect("server starts");
+        let server = lab
+            .start_ready_server(runner, options)
+            .expect("server starts");
         let client = lab
             .start_client(runner, ClientSite::Main, options)
             .expect("client connects");
@@ -187,7 +187,9 @@ fn dns_from_host_a(runner: Runner) -> Tunnel {
     );
     lab.set_direct_routing(false).expect("forwarding off");
     let options = TunnelOptions::default();
-    let server = lab.start_server(runner, &options).expect("server starts");
+    let server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     let client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
@@ -280,7 +282,9 @@ pub(crate) fn every_method(runner: Runner) {
             "plain" => TunnelOptions::default(),
             _ => TunnelOptions::encrypted(method, &format!("pw-{method}")),
         };
-        let server = lab.start_server(runner, &options).expect("server starts");
+        let server = lab
+            .start_ready_server(runner, &options)
+            .expect("server starts");
         let client = lab
             .start_client(runner, ClientSite::Main, &options)
             .unwrap_or_else(|e| panic!("{method}: {e}"));
@@ -585,7 +589,7 @@ fn echoes_within_reload_limit(t: &Lab, host: Host, client: &Daemon) -> Duration 
 pub(crate) fn sighup_reloads_the_config(runner: Runner) {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let _server = lab
-        .start_server(
+        .start_ready_server(
             runner,
             &TunnelOptions::encrypted("aes-256-gcm", FIRST_PASSWORD),
         )
@@ -692,7 +696,9 @@ pub(crate) fn sigterm_exits_0_and_removes_rules(runner: Runner) {
     let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
     let before = [Host::Client, Host::Server].map(|h| lab.firewall_rules(h).expect("rules"));
     let options = TunnelOptions::default();
-    let mut server = lab.start_server(runner, &options).expect("server starts");
+    let mut server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     let mut client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
@@ -1062,7 +1068,9 @@ pub(crate) fn monitor_end_to_end(runner: Runner) {
         extra: vec!["--monitor".into(), MONITOR_PORT.to_string()],
         ..TunnelOptions::default()
     };
-    let server = lab.start_server(runner, &options).expect("server starts");
+    let server = lab
+        .start_ready_server(runner, &options)
+        .expect("server starts");
     // readiness: a monitor answers 200 once the engine published its first snapshot
     http::wait_ok(lab.ns(Host::Server), monitor_addr(), "/", MONITOR_READY)
         .expect("the server's monitor answers");
@@ -1380,6 +1388,9 @@ pub(crate) fn unprivileged_with_capabilities(runner: Runner) {
             &options.server_args(),
         )
         .expect("the server starts");
+    server
+        .wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)
+        .expect("the server is ready");
     let mut client = copies
         .spawn(
             lab.ns(Host::Client),
@@ -1586,7 +1597,7 @@ pub(crate) fn compat_and_ikago2_clients_on_one_server(runner: Runner) {
     server_options.protocol = None;
     server_options.extra = vec!["--monitor".into(), MONITOR_PORT.to_string()];
     let _server = lab
-        .start_server(runner, &server_options)
+        .start_ready_server(runner, &server_options)
         .expect("server starts");
     let compat = TunnelOptions::encrypted("aes-256-gcm", "lab-both");
     let _go = lab
