@@ -21,8 +21,10 @@ cargo build --release --locked --target-dir target/lab \
     -p ikago-runner-sync -p ikago-runner-async -p ikago-replay -p ikago-dist
 export IKAGO_LAB_BIN_DIR="$PWD/target/lab/release"
 
+# two labs at once in each lab test binary: they mostly wait (on timeouts, connections,
+# services), and their bounds hold with two labs on 2 CPUs
 echo "== cargo test"
-cargo test --workspace --locked
+IKAGO_LAB_JOBS="${IKAGO_LAB_JOBS:-2}" cargo test --workspace --locked
 
 if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
     echo "== fuzz smoke"
