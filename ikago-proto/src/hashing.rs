@@ -11,7 +11,8 @@
 //! first.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::SocketAddr;
 
 /// An odd constant with well-spread bits (the fractional part of pi), mixed into the key
 const PI: [u64; 2] = [0x243f_6a88_85a3_08d3, 0x1319_8a2e_0370_7344];
@@ -103,11 +104,6 @@ impl Hasher for Fold {
     fn write_u64(&mut self, i: u64) {
         self.mix(i);
     }
-    /// An enum's discriminant (the family of a `SocketAddr` key) is one integer, not bytes
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
     #[inline]
     fn finish(&self) -> u64 {
         folded_multiply(self.state, self.keys.k0 ^ PI[1]).rotate_left(23)
@@ -122,22 +118,97 @@ pub(crate) fn map<K, V>(keyed: Keyed) -> Map<K, V> {
     HashMap::with_hasher(keyed)
 }
 
+/// A tunnel address as a table key: an IPv4 address and its port are one integer to hash (as
+/// the IPv4-only keys were), an IPv6 one three; `SocketAddr`'s own `Hash` writes the family, the
+/// address and the port apart, and IPv6's flow information and scope too
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerKey(pub(crate) SocketAddr);
+
+impl Hash for PeerKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self.0 {
+            SocketAddr::V4(a) => h.write_u64(u64::from(a.ip().to_bits()) << 16 | u64::from(a.port())),
+            SocketAddr::V6(a) => {
+                let ip = a.ip().to_bits();
+                h.write_u64((ip >> 64) as u64);
+                h.write_u64(ip as u64);
+                h.write_u16(a.port());
+            }
+        }
+    }
+}
+
+/// A map keyed by tunnel address (see [`PeerKey`]), looked up by the address itself
+#[derive(Debug)]
+pub(crate) struct PeerMap<V>(Map<PeerKey, V>);
+
+impl<V> PeerMap<V> {
+    /// An empty map hashing under `keyed`
+    pub(crate) fn new(keyed: Keyed) -> Self {
+        Self(map(keyed))
+    }
+
+    /// The entry of `peer`
+    #[inline]
+    pub(crate) fn get(&self, peer: &SocketAddr) -> Option<&V> {
+        self.0.get(&PeerKey(*peer))
+    }
+
+    /// The entry of `peer`, to change
+    #[inline]
+    pub(crate) fn get_mut(&mut self, peer: &SocketAddr) -> Option<&mut V> {
+        self.0.get_mut(&PeerKey(*peer))
+    }
+
+    /// Sets the entry of `peer`
+    pub(crate) fn insert(&mut self, peer: SocketAddr, v: V) -> Option<V> {
+        self.0.insert(PeerKey(peer), v)
+    }
+
+    /// Takes the entry of `peer` out
+    pub(crate) fn remove(&mut self, peer: &SocketAddr) -> Option<V> {
+        self.0.remove(&PeerKey(*peer))
+    }
+
+    /// Entries in all
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The addresses, in no order
+    pub(crate) fn keys(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.0.keys().map(|k| k.0)
+    }
+
+    /// The entries, in no order
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.0.values()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn the_key_decides_the_hash() {
         let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40000);
         let k = Keyed::new([7; 16]);
-        assert_eq!(k.hash_one(a), Keyed::new([7; 16]).hash_one(a));
-        assert_ne!(k.hash_one(a), Keyed::new([8; 16]).hash_one(a));
+        assert_eq!(k.hash_one(PeerKey(a)), Keyed::new([7; 16]).hash_one(PeerKey(a)));
+        assert_ne!(k.hash_one(PeerKey(a)), Keyed::new([8; 16]).hash_one(PeerKey(a)));
         let b = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40001);
-        assert_ne!(k.hash_one(a), k.hash_one(b));
+        assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(b)));
         // every integer written counts, the first one too
         let c = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 3)), 40000);
-        assert_ne!(k.hash_one(a), k.hash_one(c));
+        assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(c)));
+        // an IPv6 peer with the same low bits and port is another key
+        let six = SocketAddr::new(IpAddr::V6(Ipv4Addr::new(198, 18, 11, 2).to_ipv6_mapped()), 40000);
+        assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(six)));
+        let other6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0xc612, 0x0b02)), 40000);
+        assert_ne!(k.hash_one(PeerKey(six)), k.hash_one(PeerKey(other6)));
     }
 
     #[test]
@@ -153,7 +224,7 @@ mod tests {
                 (Ipv4Addr::new(198, 18, 11, 3), port.swap_bytes()),
                 (host, 40000),
             ] {
-                let h = k.hash_one(SocketAddr::new(IpAddr::V4(host), p));
+                let h = k.hash_one(PeerKey(SocketAddr::new(IpAddr::V4(host), p)));
                 low[(h & 63) as usize] += 1;
                 top[(h >> 57) as usize] += 1;
             }

@@ -13,6 +13,7 @@ use crate::pmtu::{self, Report};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
+use crate::wire::checksum::PseudoAddr;
 use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -540,14 +541,28 @@ impl Core {
     /// Parses the FakeTCP segment of `pkt`, counting a drop when it is malformed; without an
     /// AEAD (plain) a segment's payload is checked against the TCP checksum too, since nothing
     /// else would catch its corruption
+    #[inline]
     pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &View<'a>) -> Option<tcp::Segment<'a>> {
-        let Some(seg) = tcp::Segment::parse_tunnel(pkt.payload(), pkt.src(), pkt.dst()) else {
+        match pkt {
+            View::V4(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
+            View::V6(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
+        }
+    }
+
+    /// [`parse_tunnel`](Self::parse_tunnel) over the TCP bytes from `src` to `dst`
+    fn parse_segment<'a, A: PseudoAddr>(
+        &mut self,
+        bytes: &'a [u8],
+        src: A,
+        dst: A,
+    ) -> Option<tcp::Segment<'a>> {
+        let Some(seg) = tcp::Segment::parse_tunnel(bytes, src, dst) else {
             self.drop(DropReason::Malformed);
             return None;
         };
         if self.cipher.overhead() == 0
             && !seg.payload().is_empty()
-            && !tcp::checksum_ok(pkt.payload(), pkt.src(), pkt.dst())
+            && !tcp::checksum_ok(bytes, src, dst)
         {
             self.drop(DropReason::BadChecksum);
             return None;

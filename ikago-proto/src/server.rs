@@ -24,7 +24,7 @@ use crate::config::{
 };
 use crate::event::Event;
 use crate::faketcp::{Change, Conn, Control, Received, Reply};
-use crate::hashing::{self, Keyed, Map};
+use crate::hashing::{self, Keyed, Map, PeerMap};
 use crate::io::{ConnId, DeviceId, Input, Output, StreamInput, StreamOp};
 use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
@@ -92,7 +92,7 @@ pub struct Server {
     /// The clients (and NAT ports) this engine serves
     shard: Shard,
     /// Established clients by tunnel address (never iterated where order shows)
-    clients: Map<SocketAddr, Slot>,
+    clients: PeerMap<Slot>,
     /// Tunnel addresses by client id
     by_id: Map<u32, SocketAddr>,
     next_id: u32,
@@ -117,7 +117,7 @@ pub struct Server {
 
 /// Checks the NAT pools and returns this engine's slice of them
 /// Whether the delayed ACK of `peer` at `at` is still due (no ACK or data has left since)
-fn ack_live(clients: &Map<SocketAddr, Slot>, at: Instant, peer: SocketAddr) -> bool {
+fn ack_live(clients: &PeerMap<Slot>, at: Instant, peer: SocketAddr) -> bool {
     clients
         .get(&peer)
         .is_some_and(|s| s.conn.ack_due == Some(at))
@@ -201,7 +201,7 @@ impl Server {
             tuning: config.tcp,
             max_clients: config.max_clients,
             client_timeout: config.client_timeout,
-            clients: hashing::map(keyed),
+            clients: PeerMap::new(keyed),
             by_id: hashing::map(keyed),
             next_id: 0,
             ack_due: Queue::default(),
@@ -232,7 +232,7 @@ impl Server {
 
     /// Clients with an established connection, in address order
     pub fn clients(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        let mut v: Vec<SocketAddr> = self.clients.keys().copied().collect();
+        let mut v: Vec<SocketAddr> = self.clients.keys().collect();
         v.sort_unstable();
         v.into_iter()
     }
@@ -293,6 +293,7 @@ impl Server {
 
     /// A packet (either family) to a listen address (`to_listener`) or the public address
     /// (`to_public`): reassembled when it is a fragment, then dispatched
+    #[inline]
     fn handle_ip(
         &mut self,
         device: DeviceId,

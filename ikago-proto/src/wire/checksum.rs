@@ -99,6 +99,35 @@ pub fn pseudo_header6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -
         + u64::from(u32::from_ne_bytes([0, 0, 0, next_header]))
 }
 
+/// The addresses a TCP or UDP checksum's pseudo-header is made of: [`Ipv4Addr`] ([`pseudo_header`]),
+/// [`Ipv6Addr`] ([`pseudo_header6`]) or either ([`IpAddr`], [`pseudo_header_ip`]); callers that
+/// know the family get its code alone
+pub trait PseudoAddr: Copy {
+    /// The accumulator of the pseudo-header from `src` to `dst` for `protocol` and `len` bytes
+    fn pseudo(src: Self, dst: Self, protocol: u8, len: u16) -> u64;
+}
+
+impl PseudoAddr for Ipv4Addr {
+    #[inline]
+    fn pseudo(src: Self, dst: Self, protocol: u8, len: u16) -> u64 {
+        pseudo_header(src, dst, protocol, len)
+    }
+}
+
+impl PseudoAddr for Ipv6Addr {
+    #[inline]
+    fn pseudo(src: Self, dst: Self, protocol: u8, len: u16) -> u64 {
+        pseudo_header6(src, dst, protocol, u32::from(len))
+    }
+}
+
+impl PseudoAddr for IpAddr {
+    #[inline]
+    fn pseudo(src: Self, dst: Self, protocol: u8, len: u16) -> u64 {
+        pseudo_header_ip(src, dst, protocol, len)
+    }
+}
+
 /// The pseudo-header accumulator for either family: [`pseudo_header`] for two IPv4 addresses,
 /// else [`pseudo_header6`] (an IPv4 address beside an IPv6 one counts as its mapped form; the
 /// parsers never pair them)

@@ -1,8 +1,7 @@
 //! TCP segments (RFC 9293): a validated view with options, and a header writer
 
-use super::checksum;
+use super::checksum::{self, PseudoAddr};
 use super::proto;
-use std::net::IpAddr;
 
 /// Length of a TCP header without options
 pub const HEADER_LEN: usize = 20;
@@ -111,11 +110,11 @@ impl Options {
 
 /// Whether the TCP segment `bytes` (an IPv4 or IPv6 payload of at most 65535 bytes) sums to
 /// zero over the pseudo-header of `src` and `dst` (never panics: a longer one is `false`)
-pub fn checksum_ok(bytes: &[u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> bool {
+pub fn checksum_ok<A: PseudoAddr>(bytes: &[u8], src: A, dst: A) -> bool {
     let Ok(len) = u16::try_from(bytes.len()) else {
         return false;
     };
-    let acc = checksum::pseudo_header_ip(src.into(), dst.into(), proto::TCP, len);
+    let acc = A::pseudo(src, dst, proto::TCP, len);
     checksum::finish(checksum::sum(acc, bytes)) == 0
 }
 
@@ -129,7 +128,7 @@ pub struct Segment<'a> {
 impl<'a> Segment<'a> {
     /// Validates `bytes` (the IP payload) as a TCP segment, checking the checksum over the
     /// pseudo-header of `src` and `dst` (IPv4 or IPv6); `None` when it is not one (never panics)
-    pub fn parse(bytes: &'a [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Option<Self> {
+    pub fn parse<A: PseudoAddr>(bytes: &'a [u8], src: A, dst: A) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -144,11 +143,7 @@ impl<'a> Segment<'a> {
     /// the checksum, since the AEAD tag authenticates the payload and summing every byte twice
     /// is the largest cost of the receive path; control segments are still checked. Without an
     /// AEAD (plain) the caller checks [`checksum_ok`] itself.
-    pub fn parse_tunnel(
-        bytes: &'a [u8],
-        src: impl Into<IpAddr>,
-        dst: impl Into<IpAddr>,
-    ) -> Option<Self> {
+    pub fn parse_tunnel<A: PseudoAddr>(bytes: &'a [u8], src: A, dst: A) -> Option<Self> {
         if bytes.len() < HEADER_LEN {
             return None;
         }
@@ -248,10 +243,10 @@ pub fn write_header(buf: &mut [u8], h: &Header) -> usize {
 ///
 /// # Panics
 /// If `seg` is shorter than [`HEADER_LEN`] or longer than 65535 bytes (caller bugs).
-pub fn fill_checksum(seg: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
+pub fn fill_checksum<A: PseudoAddr>(seg: &mut [u8], src: A, dst: A) {
     let len = u16::try_from(seg.len()).expect("segments are bounded by the IP payload length");
     seg[16..18].fill(0);
-    let acc = checksum::pseudo_header_ip(src.into(), dst.into(), proto::TCP, len);
+    let acc = A::pseudo(src, dst, proto::TCP, len);
     let c = checksum::finish(checksum::sum(acc, seg));
     seg[16..18].copy_from_slice(&c.to_be_bytes());
 }
