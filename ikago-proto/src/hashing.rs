@@ -128,7 +128,9 @@ impl Hash for PeerKey {
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
         match self.0 {
-            SocketAddr::V4(a) => h.write_u64(u64::from(a.ip().to_bits()) << 16 | u64::from(a.port())),
+            SocketAddr::V4(a) => {
+                h.write_u64(u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()))
+            }
             SocketAddr::V6(a) => {
                 let ip = a.ip().to_bits();
                 h.write_u64((ip >> 64) as u64);
@@ -197,17 +199,29 @@ mod tests {
     fn the_key_decides_the_hash() {
         let a = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40000);
         let k = Keyed::new([7; 16]);
-        assert_eq!(k.hash_one(PeerKey(a)), Keyed::new([7; 16]).hash_one(PeerKey(a)));
-        assert_ne!(k.hash_one(PeerKey(a)), Keyed::new([8; 16]).hash_one(PeerKey(a)));
+        assert_eq!(
+            k.hash_one(PeerKey(a)),
+            Keyed::new([7; 16]).hash_one(PeerKey(a))
+        );
+        assert_ne!(
+            k.hash_one(PeerKey(a)),
+            Keyed::new([8; 16]).hash_one(PeerKey(a))
+        );
         let b = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 2)), 40001);
         assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(b)));
         // every integer written counts, the first one too
         let c = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 11, 3)), 40000);
         assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(c)));
         // an IPv6 peer with the same low bits and port is another key
-        let six = SocketAddr::new(IpAddr::V6(Ipv4Addr::new(198, 18, 11, 2).to_ipv6_mapped()), 40000);
+        let six = SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(198, 18, 11, 2).to_ipv6_mapped()),
+            40000,
+        );
         assert_ne!(k.hash_one(PeerKey(a)), k.hash_one(PeerKey(six)));
-        let other6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0xc612, 0x0b02)), 40000);
+        let other6 = SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0xc612, 0x0b02)),
+            40000,
+        );
         assert_ne!(k.hash_one(PeerKey(six)), k.hash_one(PeerKey(other6)));
     }
 

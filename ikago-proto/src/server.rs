@@ -293,7 +293,7 @@ impl Server {
 
     /// A packet (either family) to a listen address (`to_listener`) or the public address
     /// (`to_public`): reassembled when it is a fragment, then dispatched
-    #[inline]
+    #[inline(always)]
     fn handle_ip(
         &mut self,
         device: DeviceId,
@@ -303,15 +303,27 @@ impl Server {
         to_public: bool,
     ) {
         if pkt.is_fragment() {
-            if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
-                if let Some(p) = View::parse(whole.bytes()) {
-                    self.dispatch(device, from, &p, to_listener, to_public);
-                }
-                self.core.release(whole);
-            }
-            return;
+            return self.reassemble_then_dispatch(device, from, pkt, to_listener, to_public);
         }
         self.dispatch(device, from, pkt, to_listener, to_public);
+    }
+
+    /// The fragment `pkt` to reassembly, then the packet it completes, if any, to [`Self::dispatch`]
+    #[cold]
+    fn reassemble_then_dispatch(
+        &mut self,
+        device: DeviceId,
+        from: Mac,
+        pkt: &View<'_>,
+        to_listener: bool,
+        to_public: bool,
+    ) {
+        if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
+            if let Some(p) = View::parse(whole.bytes()) {
+                self.dispatch(device, from, &p, to_listener, to_public);
+            }
+            self.core.release(whole);
+        }
     }
 
     /// Routes a whole packet to the tunnel (our port on a listen address) or to the NAT

@@ -336,3 +336,27 @@ fn syn_cookies_admit_an_ipv6_client_when_the_half_open_table_is_full() {
     assert_eq!(p.server.clients().count(), 1);
     p.echo(&[5; 300]);
 }
+
+#[test]
+fn a_blind_syn_on_a_live_ipv6_connection_gets_a_challenge_ack() {
+    let mut p = Pair::new(Protocol::Ikago, Method::Plain);
+    p.settle();
+    let local = p.client.local_addr();
+    p.feed_server(DeviceId(0), &to_server(local, 12345, None, &[]));
+    p.settle();
+    let (from, flags, ..) = p
+        .strangers
+        .iter()
+        .find_map(|f| segment6(f))
+        .expect("an answer");
+    assert_eq!(
+        (from, flags),
+        (SocketAddr::new(SERVER6.into(), PORT), tcp::ACK)
+    );
+    assert_eq!(p.server.stats().drops.get(DropReason::Challenged), 1);
+    assert_eq!(
+        p.server.clients().collect::<Vec<_>>(),
+        [local],
+        "the client stays"
+    );
+}
