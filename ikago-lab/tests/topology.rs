@@ -20,12 +20,33 @@ fn dns_server() -> SocketAddrV4 {
     SocketAddrV4::new(DESTINATION, DNS_PORT)
 }
 
+/// The IPv4 lab on one build, in turn: the blocking firewall and its opening, strict conntrack,
+/// a spoofed SYN flood, the destination's services, then the masquerade, shaped and lossy
+/// variants (each from the default policy with kernel forwarding off)
 #[test]
-fn firewall_blocks_udp_and_icmp_from_the_clients_but_not_tcp() {
+fn the_firewall_its_variants_and_the_services() {
     if !require_root() {
         return;
     }
     let mut lab = Lab::build(FirewallPolicy::default()).expect("lab");
+    firewall_blocks_udp_and_icmp_from_the_clients_but_not_tcp(&mut lab);
+    let sections: [fn(&mut Lab); 6] = [
+        firewall_conntrack_is_strict,
+        a_spoofed_syn_flood_crosses_the_firewall_bounded,
+        destination_services_answer,
+        masquerade_hides_the_client_side,
+        shaped_variant_slows_udp_but_not_tcp,
+        loss_variant_drops_at_random,
+    ];
+    for section in sections {
+        lab.set_policy(FirewallPolicy::default())
+            .expect("default policy");
+        lab.set_direct_routing(false).expect("forwarding off");
+        section(&mut lab);
+    }
+}
+
+fn firewall_blocks_udp_and_icmp_from_the_clients_but_not_tcp(lab: &mut Lab) {
     lab.set_direct_routing(true).expect("forwarding on");
     for host in [Host::HostA, Host::Client, Host::HostC] {
         let ns = lab.ns(host);
@@ -69,12 +90,7 @@ fn firewall_blocks_udp_and_icmp_from_the_clients_but_not_tcp() {
     assert_eq!(pings.received(), 2);
 }
 
-#[test]
-fn firewall_conntrack_is_strict() {
-    if !require_root() {
-        return;
-    }
-    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+fn firewall_conntrack_is_strict(lab: &mut Lab) {
     let fw = lab.ns(Host::Firewall);
     assert_eq!(
         fw.read_sysctl("net.netfilter.nf_conntrack_tcp_loose")
@@ -97,12 +113,7 @@ fn firewall_conntrack_is_strict() {
     );
 }
 
-#[test]
-fn a_spoofed_syn_flood_crosses_the_firewall_bounded() {
-    if !require_root() {
-        return;
-    }
-    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+fn a_spoofed_syn_flood_crosses_the_firewall_bounded(lab: &mut Lab) {
     let server = lab.ns(Host::Server);
     let port = TUNNEL_PORT.to_string();
     let rule = ["INPUT", "-p", "tcp", "--syn", "--dport", &port];
@@ -139,12 +150,7 @@ fn a_spoofed_syn_flood_crosses_the_firewall_bounded() {
     );
 }
 
-#[test]
-fn destination_services_answer() {
-    if !require_root() {
-        return;
-    }
-    let lab = Lab::build(FirewallPolicy::default()).expect("lab");
+fn destination_services_answer(lab: &mut Lab) {
     let dst = lab.ns(Host::Destination);
     let (ip, _) = dns::query(dst, dns_server(), "anything.lab.test", SHORT).expect("dns");
     assert_eq!(ip, DESTINATION);
@@ -164,12 +170,9 @@ fn destination_services_answer() {
     assert!(report.packets > 0 && report.loss() < 0.5, "{report:?}");
 }
 
-#[test]
-fn masquerade_hides_the_client_side() {
-    if !require_root() {
-        return;
-    }
-    let lab = Lab::build(FirewallPolicy::masquerading()).expect("lab");
+fn masquerade_hides_the_client_side(lab: &mut Lab) {
+    lab.set_policy(FirewallPolicy::masquerading())
+        .expect("masquerade");
     let listener = lab
         .ns(Host::Server)
         .enter(|| TcpListener::bind((SERVER_WAN, 9000)))
@@ -189,16 +192,12 @@ fn masquerade_hides_the_client_side() {
     );
 }
 
-#[test]
-fn shaped_variant_slows_udp_but_not_tcp() {
-    if !require_root() {
-        return;
-    }
+fn shaped_variant_slows_udp_but_not_tcp(lab: &mut Lab) {
     let policy = FirewallPolicy {
         blocking: Blocking::ShapeUdp { kbit: 1000 },
         ..FirewallPolicy::default()
     };
-    let lab = Lab::build(policy).expect("lab");
+    lab.set_policy(policy).expect("shaped");
     lab.set_direct_routing(true).expect("forwarding on");
     let (a, dst) = (lab.ns(Host::HostA), lab.ns(Host::Destination));
     let at = SocketAddrV4::new(DESTINATION, BULK_PORT);
@@ -220,17 +219,13 @@ fn shaped_variant_slows_udp_but_not_tcp() {
     );
 }
 
-#[test]
-fn loss_variant_drops_at_random() {
-    if !require_root() {
-        return;
-    }
+fn loss_variant_drops_at_random(lab: &mut Lab) {
     let policy = FirewallPolicy {
         blocking: Blocking::Open,
         loss: Some(0.2),
         ..FirewallPolicy::default()
     };
-    let lab = Lab::build(policy).expect("lab");
+    lab.set_policy(policy).expect("lossy");
     lab.set_direct_routing(true).expect("forwarding on");
     let pings = ping::ping(
         lab.ns(Host::HostA),
