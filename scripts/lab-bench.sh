@@ -3,15 +3,17 @@
 # runner, plain and aes-256-gcm, side by side: iperf3 UDP (1200-byte datagrams) received rate and
 # loss at 100, 200, 400 and 800 Mbit/s offered (median of 3 runs), UDP echo round trips p50/p99,
 # and the tunnel's CPU (client + server process time from /proc) in seconds per GB carried.
-# --busy-poll MICROS and --qdisc-bypass each add a row: the first runner, plain, with that option;
+# Each --busy-poll MICROS and --qdisc-bypass[=BOOL] adds a row: the first runner, plain, with that
+# option (the default bypasses the qdisc of the lab's veth devices, which queue nothing:
+# --qdisc-bypass=false shows what the qdisc layer costs);
 # each --threads N adds one with the server running N engines (the others run the default, one
 # per core).
 # A benchmark, not a test: it prints figures and the targets met or missed, and exits 0 when it
 # could measure. It takes about a minute per row; other work on the machine skews every figure,
 # CPU seconds per GB least.
 #
-# Usage: sudo scripts/lab-bench.sh [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass]
-#        [--threads N]...
+# Usage: sudo scripts/lab-bench.sh [--runner sync|async]... [--busy-poll MICROS]...
+#        [--qdisc-bypass[=BOOL]]... [--threads N]...
 #        (default: both runners, no extra rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."

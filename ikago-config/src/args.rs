@@ -114,8 +114,9 @@ pub struct CommonArgs {
     pub capture_buffer_mb: Option<u32>,
 
     /// Injected frames skip the devices' queueing disciplines (PACKET_QDISC_BYPASS): less work
-    /// per frame, but no tc shaping, no tcpdump on the device of what we send, and a full device
-    /// queue drops [default: false]
+    /// per frame, but no tc shaping or tc egress programs, no tcpdump on the device of what we
+    /// send, and a full device queue drops. true: on every device; false: on none [default:
+    /// where a device's root qdisc is noqueue and it has no clsact qdisc, e.g. a veth]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub qdisc_bypass: Option<bool>,
 

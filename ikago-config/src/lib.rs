@@ -44,5 +44,5 @@ pub use log_format::LogFormat;
 pub use record::{DEFAULT_RECORD_MAX_MB, RecordArgs, RecordSettings};
 pub use settings::{
     ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
-    MAX_THREADS, ServerSettings, fastest_record_method,
+    MAX_THREADS, QdiscBypass, ServerSettings, fastest_record_method,
 };

@@ -23,6 +23,20 @@ const DEFAULT_MTU: u16 = 1500;
 /// Where the monitor listens unless `--monitor-address` says otherwise: this host only
 pub const DEFAULT_MONITOR_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// Whether injected frames skip a device's queueing discipline (`PACKET_QDISC_BYPASS`,
+/// `--qdisc-bypass`)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QdiscBypass {
+    /// On the devices that queue nothing anyway: root qdisc `noqueue` and no `clsact` qdisc
+    /// (no tc program on egress), as veth devices have by default (no option given)
+    #[default]
+    Auto,
+    /// On every device (`--qdisc-bypass`, key `qdisc-bypass: true`)
+    On,
+    /// On none (`--qdisc-bypass=false`)
+    Off,
+}
+
 /// Settings both roles share, validated
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommonSettings {
@@ -64,8 +78,8 @@ pub struct CommonSettings {
     pub port: u16,
     /// Kernel buffer of each capture, MiB
     pub capture_buffer_mb: u32,
-    /// Injected frames skip the devices' queueing disciplines
-    pub qdisc_bypass: bool,
+    /// Whether injected frames skip the devices' queueing disciplines
+    pub qdisc_bypass: QdiscBypass,
     /// How long to keep polling the devices before sleeping; `None` sleeps at once
     pub busy_poll: Option<Duration>,
     /// The wire chosen (`--protocol`); `None`: the role's default (see [`ClientSettings`] and
@@ -271,7 +285,11 @@ impl CommonSettings {
             kcp_tuning,
             port: a.port.unwrap_or(0),
             capture_buffer_mb,
-            qdisc_bypass: a.qdisc_bypass.unwrap_or(false),
+            qdisc_bypass: match a.qdisc_bypass {
+                None => QdiscBypass::Auto,
+                Some(true) => QdiscBypass::On,
+                Some(false) => QdiscBypass::Off,
+            },
             busy_poll,
             protocol,
             padding: a.padding.unwrap_or(false),

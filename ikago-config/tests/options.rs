@@ -3,7 +3,7 @@
 use clap::{CommandFactory, Parser};
 use ikago_config::{
     ClientArgs, ClientSettings, CommonSettings, DEFAULT_CAPTURE_BUFFER_MB, DEFAULT_MONITOR_ADDRESS,
-    LogFormat, RoleCommand, ServerArgs, ServerSettings, parse_str,
+    LogFormat, QdiscBypass, RoleCommand, ServerArgs, ServerSettings, parse_str,
 };
 use ikago_proto::{DeviceConfig, DeviceRole, LinkType, Mac, Method, Protocol};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
@@ -480,7 +480,7 @@ fn io_options_from_the_command_line_or_the_file() {
     let s = common(&server(&[])).unwrap();
     assert_eq!(
         (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
-        (DEFAULT_CAPTURE_BUFFER_MB, false, None)
+        (DEFAULT_CAPTURE_BUFFER_MB, QdiscBypass::Auto, None)
     );
     let s = common(&server(&[
         "--capture-buffer-mb",
@@ -492,7 +492,7 @@ fn io_options_from_the_command_line_or_the_file() {
     .unwrap();
     assert_eq!(
         (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
-        (32, true, Some(Duration::from_micros(50)))
+        (32, QdiscBypass::On, Some(Duration::from_micros(50)))
     );
     let file: ServerArgs = parse_str(
         r#"{"capture-buffer-mb": 16, "qdisc-bypass": true, "busy-poll": 0}"#,
@@ -502,7 +502,7 @@ fn io_options_from_the_command_line_or_the_file() {
     let s = common(&server(&["--qdisc-bypass=false"]).or(file)).unwrap();
     assert_eq!(
         (s.capture_buffer_mb, s.qdisc_bypass, s.busy_poll),
-        (16, false, None)
+        (16, QdiscBypass::Off, None)
     );
     for (args, message) in [
         (

@@ -12,6 +12,7 @@
 //! ready frame costs no system call. Injection goes through [`Sink::open`].
 
 use crate::inject::Sink;
+use ikago_config::QdiscBypass;
 use pcap::{Active, Capture, Direction, Linktype};
 use std::os::fd::AsFd;
 
@@ -27,8 +28,9 @@ pub(crate) const NOTHING: &str = "less 1";
 pub struct IoOptions {
     /// Kernel ring size of the capture, MiB
     pub buffer_mb: u32,
-    /// Injected frames skip the device's queueing discipline ([`crate::packet`])
-    pub qdisc_bypass: bool,
+    /// Whether injected frames skip the device's queueing discipline ([`crate::packet`],
+    /// [`crate::qdisc`])
+    pub qdisc_bypass: QdiscBypass,
 }
 
 impl IoOptions {

@@ -12,6 +12,7 @@
 
 use crate::capture::{CaptureError, INJECT_BUFFER_BYTES, NOTHING, set_filter};
 use crate::packet::{PacketSocket, Sent};
+use ikago_config::QdiscBypass;
 use ikago_proto::{DeviceId, MAX_FRAME_LEN};
 use pcap::{Active, Capture};
 use std::time::{Duration, Instant};
@@ -39,10 +40,30 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    /// The AF_PACKET socket of `device` (bypassing its queueing discipline when asked), else a
+    /// The AF_PACKET socket of `device` (bypassing its queueing discipline as `qdisc_bypass`
+    /// says: [`QdiscBypass::Auto`] where the device queues nothing, [`crate::qdisc`]), else a
     /// pcap inject handle, saying why in the log
-    pub fn open(device: &str, qdisc_bypass: bool) -> Result<Self, CaptureError> {
-        match PacketSocket::open(device, qdisc_bypass) {
+    pub fn open(device: &str, qdisc_bypass: QdiscBypass) -> Result<Self, CaptureError> {
+        let bypass = match qdisc_bypass {
+            QdiscBypass::On => true,
+            QdiscBypass::Off => false,
+            QdiscBypass::Auto => match crate::qdisc::queues_nothing(device) {
+                Ok(nothing) => {
+                    if nothing {
+                        log::debug!(
+                            "Frames injected on {device} skip its qdisc (noqueue): tcpdump on \
+                             {device} does not show them (--qdisc-bypass=false does)"
+                        );
+                    }
+                    nothing
+                }
+                Err(e) => {
+                    log::debug!("Cannot read the qdiscs of {device} ({e}): keeping them");
+                    false
+                }
+            },
+        };
+        match PacketSocket::open(device, bypass) {
             Ok(s) => Ok(Self::Packet(s)),
             Err(e) => {
                 log::warn!(

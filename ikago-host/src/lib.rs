@@ -43,6 +43,7 @@ pub mod notify;
 pub mod packet;
 pub mod port;
 pub mod privilege;
+pub mod qdisc;
 pub mod record;
 pub mod reload;
 pub mod shard;

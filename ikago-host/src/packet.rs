@@ -3,7 +3,9 @@
 //!
 //! The socket is opened with protocol 0, so the kernel delivers it no frames at all: it only
 //! sends. Frames leave through the device's queueing discipline like any other, unless
-//! `PACKET_QDISC_BYPASS` is set ([`PacketSocket::open`]): then they go straight to the driver,
+//! `PACKET_QDISC_BYPASS` is set ([`PacketSocket::open`]; [`crate::inject::Sink::open`] decides
+//! per device, by default where the device queues nothing, [`crate::qdisc`]): then they go
+//! straight to the driver,
 //! skipping tc shaping and the taps (`tcpdump` on that device no longer sees them), and a full
 //! driver queue drops them rather than queueing. Either way they skip the sending host's IP
 //! stack and its firewall, as pcap injection does; the receiving host's firewall still sees them.

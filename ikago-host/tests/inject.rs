@@ -1,11 +1,13 @@
 //! Batched injection over a veth pair in throwaway namespaces (root only): frames queued in the
 //! injection slots leave in order, more than one batch's worth included, through the AF_PACKET
 //! socket with and without the queueing-discipline bypass, and the capture on the other end
-//! counts them
+//! counts them; and the default bypass follows the device's qdiscs
 
+use ikago_config::QdiscBypass;
 use ikago_host::capture::{self, IoOptions, drop_counters};
 use ikago_host::inject::{Injectors, SLOTS, Sink};
 use ikago_host::netns::Netns;
+use ikago_host::qdisc;
 use ikago_proto::DeviceId;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ fn frame(seq: u32, buf: &mut [u8]) -> usize {
     60
 }
 
-fn sends_in_order(qdisc_bypass: bool) {
+fn sends_in_order(qdisc_bypass: QdiscBypass) {
     let a = Netns::create("inject-a").unwrap();
     let b = Netns::create("inject-b").unwrap();
     a.veth("v0", "198.18.30.1/24", &b, "v1", "198.18.30.2/24")
@@ -71,6 +73,31 @@ fn batches_leave_in_order() {
         eprintln!("skipped: the injection test needs root (network namespaces, packet sockets)");
         return;
     }
-    sends_in_order(false);
-    sends_in_order(true);
+    sends_in_order(QdiscBypass::Off);
+    sends_in_order(QdiscBypass::On);
+    sends_in_order(QdiscBypass::Auto);
+}
+
+#[test]
+fn the_default_bypass_reads_the_device_s_qdiscs() {
+    if !ikago_host::netns::is_root() {
+        eprintln!("skipped: the qdisc test needs root (network namespaces, tc)");
+        return;
+    }
+    let a = Netns::create("qdisc-a").unwrap();
+    let b = Netns::create("qdisc-b").unwrap();
+    a.veth("v0", "198.18.30.1/24", &b, "v1", "198.18.30.2/24")
+        .unwrap();
+    let queues_nothing = || a.run(|| qdisc::queues_nothing("v0")).unwrap();
+    let tc = |args: &[&str]| {
+        let out = a.exec("tc", args).unwrap();
+        assert!(out.status.success(), "tc {args:?}: {out:?}");
+    };
+    assert!(queues_nothing().unwrap(), "a veth's root qdisc is noqueue");
+    tc(&["qdisc", "add", "dev", "v0", "clsact"]);
+    assert!(!queues_nothing().unwrap(), "tc programs may run on egress");
+    tc(&["qdisc", "del", "dev", "v0", "clsact"]);
+    tc(&["qdisc", "replace", "dev", "v0", "root", "pfifo"]);
+    assert!(!queues_nothing().unwrap(), "a queue that shapes or orders");
+    assert!(a.run(|| qdisc::queues_nothing("nosuch0")).unwrap().is_err());
 }

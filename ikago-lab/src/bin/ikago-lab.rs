@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
-//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass] [--threads N]...
+//! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS]... [--qdisc-bypass[=BOOL]]...
+//!                 [--threads N]...
 //!                                           direct path vs tunnel: UDP throughput, loss, echo
 //!                                           round trips and the tunnel's CPU per GB
 //! ikago-lab sweep                           remove namespaces left by killed lab runs
@@ -46,7 +47,8 @@ fn main() -> ExitCode {
 }
 
 /// The `--runner` options (both runners when none is given), and `--busy-poll MICROS`,
-/// `--qdisc-bypass` and the server's `--threads N`, each an extra row; `None` on a bad option
+/// `--qdisc-bypass[=BOOL]` and the server's `--threads N`, each an extra row; `None` on a bad
+/// option
 fn plan(args: &[String]) -> Option<bench::Plan> {
     let mut plan = bench::Plan {
         runners: Vec::new(),
@@ -55,7 +57,7 @@ fn plan(args: &[String]) -> Option<bench::Plan> {
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        if arg == "--qdisc-bypass" {
+        if arg == "--qdisc-bypass" || arg.starts_with("--qdisc-bypass=") {
             plan.extra_rows.push(vec![arg.clone()]);
             continue;
         }
@@ -89,8 +91,8 @@ fn load_average() -> String {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS] [--qdisc-bypass] \
-         [--threads N]... | ikago-lab sweep"
+        "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS]... \
+         [--qdisc-bypass[=BOOL]]... [--threads N]... | ikago-lab sweep"
     );
     ExitCode::from(2)
 }
