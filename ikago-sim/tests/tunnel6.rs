@@ -460,3 +460,14 @@ fn a_seed_replays_an_ipv6_tunnel_exactly() {
     let other = run(79);
     assert_ne!(first.events(), other.events(), "another seed differs");
 }
+
+#[test]
+fn an_ikago2_only_server_admits_an_ipv6_client_by_its_syn_proof() {
+    let mut t = Tunnel6::new(80, |w| w.server.protocol = Some(Protocol::Ikago2), |_| {});
+    t.exchange(5000, echo(true), &payload(8, 600));
+    t.exchange(5000, echo(false), &payload(9, 600));
+    assert_eq!(t.world.host(t.pc).payloads_on(5000).len(), 2);
+    let drops = t.world.server().stats().drops;
+    assert_eq!(drops.get(DropReason::SynUnproven), 0, "{drops}");
+    t.assert_clean();
+}
