@@ -16,7 +16,7 @@ use crate::txq::{FrameBuf, TxQueue};
 use crate::wire::checksum::PseudoAddr;
 use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{RngCore, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -477,7 +477,7 @@ impl Core {
         let src_mac = self.device(device).mac;
         let id = match self.frag_id6 {
             Some(id) => id,
-            None => rand_core::RngCore::next_u32(&mut self.rng),
+            None => self.rng.next_u32(),
         };
         self.frag_id6 = Some(id.wrapping_add(1));
         let mut frames = std::mem::take(&mut self.frag_out);
