@@ -10,7 +10,8 @@
 //	                         echoed back in order, exit 0 once all came back
 //
 // On exit it prints one JSON line to stderr: messages and bytes received, the largest message,
-// and kcp-go's counters for FEC recoveries and retransmissions.
+// and kcp-go's counters for FEC recoveries, rebuilt shards it had to discard, datagrams its KCP
+// refused, and retransmissions.
 package main
 
 import (
@@ -95,6 +96,8 @@ type summary struct {
 	Bytes        int    `json:"bytes"`
 	Largest      int    `json:"largest"`
 	FecRecovered uint64 `json:"fec_recovered"`
+	FecErrors    uint64 `json:"fec_errors"`
+	KcpInErrors  uint64 `json:"kcp_in_errors"`
 	Retransmits  uint64 `json:"retransmits"`
 	Error        string `json:"error,omitempty"`
 }
@@ -157,6 +160,8 @@ func main() {
 	sum.mu.Lock()
 	defer sum.mu.Unlock()
 	sum.FecRecovered = snmp.FECRecovered
+	sum.FecErrors = snmp.FECErrs
+	sum.KcpInErrors = snmp.KCPInErrors
 	sum.Retransmits = snmp.RetransSegs
 	if err != nil {
 		sum.Error = err.Error()
