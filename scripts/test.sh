@@ -21,8 +21,8 @@ cargo build --release --locked --target-dir target/lab \
     -p ikago-runner-sync -p ikago-runner-async -p ikago-replay -p ikago-dist
 export IKAGO_LAB_BIN_DIR="$PWD/target/lab/release"
 
-# two labs at once in each lab test binary: they mostly wait (on timeouts, connections,
-# services), and their bounds hold with two labs on 2 CPUs
+# two labs at once in each lab test binary: most lab tests wait (on timeouts, connections,
+# services); those with throughput bounds build their lab alone (Lab::build_alone)
 echo "== cargo test"
 IKAGO_LAB_JOBS="${IKAGO_LAB_JOBS:-2}" cargo test --workspace --locked
 

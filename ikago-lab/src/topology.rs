@@ -16,40 +16,68 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How many labs one process may run at once: a positive number, 1 when unset
 ///
-/// One by default: the lab benchmark measures throughput and must not share the CPUs. The lab
-/// tests spend most of their time waiting on timeouts, connections and services, so that a test
-/// run may set more (`scripts/test.sh` sets 2): their bounds hold with two labs on 2 cores.
+/// One by default: the lab benchmark measures throughput and must not share the CPUs. Most lab
+/// tests spend their time waiting on timeouts, connections and services, so that a test run
+/// may set more (`scripts/test.sh` sets 2); a test whose bounds are throughputs builds its lab
+/// with [`Lab::build_alone`].
 const JOBS_ENV: &str = "IKAGO_LAB_JOBS";
 
-/// The labs running in this process
-static RUNNING: Mutex<usize> = Mutex::new(0);
+/// The labs of this process: how many run, whether one of them runs alone, and how many wait
+/// to run alone (which the others let go first)
+struct Running {
+    labs: usize,
+    alone: bool,
+    waiting_alone: usize,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    labs: 0,
+    alone: false,
+    waiting_alone: 0,
+});
 /// Signalled when a lab ends
 static ENDED: Condvar = Condvar::new();
 
-/// A place among the labs this process may run at once ([`JOBS_ENV`]), given back when dropped
-struct Slot;
+/// A place among the labs this process may run at once ([`JOBS_ENV`]), or all of them for a lab
+/// that runs alone; given back when dropped
+struct Slot {
+    alone: bool,
+}
 
 impl Slot {
-    /// Waits until fewer labs than allowed run, then takes a place
-    fn take() -> Self {
+    /// Waits until fewer labs than allowed run (none at all when `alone`), then takes a place
+    fn take(alone: bool) -> Self {
         let jobs = std::env::var(JOBS_ENV)
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|&n| n > 0)
             .unwrap_or(1);
         let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        while *running >= jobs {
-            running = ENDED.wait(running).unwrap_or_else(|e| e.into_inner());
+        if alone {
+            running.waiting_alone += 1;
+            while running.labs > 0 {
+                running = ENDED.wait(running).unwrap_or_else(|e| e.into_inner());
+            }
+            running.waiting_alone -= 1;
+            running.alone = true;
+        } else {
+            while running.alone || running.waiting_alone > 0 || running.labs >= jobs {
+                running = ENDED.wait(running).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        *running += 1;
-        Self
+        running.labs += 1;
+        Self { alone }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        ENDED.notify_one();
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.labs -= 1;
+        if self.alone {
+            running.alone = false;
+        }
+        ENDED.notify_all();
     }
 }
 
@@ -146,7 +174,13 @@ pub struct Lab {
 impl Lab {
     /// Builds the whole topology with `policy` on the firewall, services up and answering
     pub fn build(policy: FirewallPolicy) -> Result<Self> {
-        Self::build_with(policy, false)
+        Self::build_with(policy, false, false)
+    }
+
+    /// Builds the topology as [`Self::build`] does, with no other lab of this process running
+    /// beside it: for tests whose bounds are throughputs
+    pub fn build_alone(policy: FirewallPolicy) -> Result<Self> {
+        Self::build_with(policy, false, true)
     }
 
     /// Builds the topology with its IPv6 plane beside the IPv4 one ([`crate::addr`]): every
@@ -154,11 +188,11 @@ impl Lab {
     /// IPv6 forwarding on the routers, the firewall's policy for IPv6 as well, and the
     /// destination's services on both families
     pub fn build_dual_stack(policy: FirewallPolicy) -> Result<Self> {
-        Self::build_with(policy, true)
+        Self::build_with(policy, true, false)
     }
 
-    fn build_with(policy: FirewallPolicy, ipv6: bool) -> Result<Self> {
-        let slot = Slot::take();
+    fn build_with(policy: FirewallPolicy, ipv6: bool, alone: bool) -> Result<Self> {
+        let slot = Slot::take(alone);
         if let Err(e) = sweep_stale() {
             eprintln!("ikago-lab: sweeping stale namespaces: {e}");
         }

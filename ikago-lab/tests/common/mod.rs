@@ -70,7 +70,24 @@ pub(crate) struct Tunnel {
 impl Tunnel {
     /// Builds a lab with `policy` and brings the tunnel up with `options`
     pub(crate) fn up(runner: Runner, policy: FirewallPolicy, options: &TunnelOptions) -> Self {
-        let lab = Lab::build(policy).expect("lab builds");
+        Self::start(Lab::build(policy).expect("lab builds"), runner, options)
+    }
+
+    /// As [`Self::up`], with no other lab of this process beside it: for throughput bounds
+    pub(crate) fn up_alone(
+        runner: Runner,
+        policy: FirewallPolicy,
+        options: &TunnelOptions,
+    ) -> Self {
+        Self::start(
+            Lab::build_alone(policy).expect("lab builds"),
+            runner,
+            options,
+        )
+    }
+
+    /// Brings the tunnel up in `lab` with `options`
+    fn start(lab: Lab, runner: Runner, options: &TunnelOptions) -> Self {
         let server = lab
             .start_ready_server(runner, options)
             .expect("server starts");
@@ -172,7 +189,8 @@ pub(crate) fn plain_tunnel_carries_everything(runner: Runner) {
 }
 
 fn dns_from_host_a(runner: Runner) -> Tunnel {
-    let lab = Lab::build(FirewallPolicy::default()).expect("lab builds");
+    // alone: the 20 MiB streams have a delivery bound
+    let lab = Lab::build_alone(FirewallPolicy::default()).expect("lab builds");
     // Direct, with kernel forwarding: the firewall blocks DNS
     lab.set_direct_routing(true).expect("forwarding on");
     assert!(
@@ -244,7 +262,7 @@ fn udp_stream_20mb_one_way(t: &Tunnel) {
 }
 
 pub(crate) fn behind_masquerade(runner: Runner) {
-    let t = Tunnel::up(
+    let t = Tunnel::up_alone(
         runner,
         FirewallPolicy::masquerading(),
         &TunnelOptions::default(),
@@ -818,7 +836,7 @@ pub(crate) fn shaped_udp_variant(runner: Runner) {
         blocking: Blocking::ShapeUdp { kbit: 1000 },
         ..FirewallPolicy::default()
     };
-    let t = Tunnel::up(runner, policy, &TunnelOptions::default());
+    let t = Tunnel::up_alone(runner, policy, &TunnelOptions::default());
     let spec = StreamSpec {
         bytes: 4 * 1024 * 1024,
         datagram: 1200,
