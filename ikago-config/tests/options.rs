@@ -645,7 +645,7 @@ fn device(name: &str, role: DeviceRole) -> DeviceConfig {
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, 0, 1]),
-        addr: Ipv4Addr::new(198, 18, 0, 1),
+        addr: Some(Ipv4Addr::new(198, 18, 0, 1)),
         prefix_len: 24,
         gateway: None,
         gateway_mac: None,

@@ -293,10 +293,8 @@ fn start(runner: &str, role: RoleCommand, record: RecordArgs) -> Result<Started,
             let addrs: Vec<SocketAddr> = devices
                 .iter()
                 .filter(|d| d.role.listens())
-                .flat_map(|d| {
-                    let v6 = d.ipv6.map(|link| SocketAddr::new(link.addr.into(), port));
-                    std::iter::once(SocketAddr::new(d.addr.into(), port)).chain(v6)
-                })
+                .flat_map(DeviceConfig::ips)
+                .map(|ip| SocketAddr::new(ip, port))
                 .collect();
             TunnelSockets::Server(stream::listen(&addrs)?)
         }
@@ -619,14 +617,12 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
     log::info!("Set MTU to {} Bytes", common.mtu);
     log::info!("Set fragment to {} Bytes", common.fragment);
     for d in devices {
+        let ipv4 = d.net4();
         if d.role.listens() {
-            log::info!(
-                "Listen on {} [{}]: {}/{}",
-                d.name,
-                d.mac,
-                d.addr,
-                d.prefix_len
-            );
+            match ipv4 {
+                Some(net) => log::info!("Listen on {} [{}]: {net}", d.name, d.mac),
+                None => log::info!("Listen on {} [{}]: IPv6 only", d.name, d.mac),
+            }
         }
         if d.role.is_upstream() {
             let gateway = match (d.gateway, d.gateway_mac) {
@@ -634,13 +630,14 @@ fn describe(common: &CommonSettings, devices: &[DeviceConfig]) {
                 (Some(g), None) => format!("gateway {g}"),
                 (None, _) => "on-link peers".to_owned(),
             };
-            log::info!(
-                "Route upstream from {} [{}]: {}/{} to {gateway}",
-                d.name,
-                d.mac,
-                d.addr,
-                d.prefix_len
-            );
+            match ipv4 {
+                Some(net) => log::info!(
+                    "Route upstream from {} [{}]: {net} to {gateway}",
+                    d.name,
+                    d.mac
+                ),
+                None => log::info!("Route upstream from {} [{}]: IPv6 only", d.name, d.mac),
+            }
         }
         if let Some(link) = d.ipv6 {
             let gateway = match (link.gateway, link.gateway_mac) {
@@ -673,16 +670,14 @@ pub(crate) fn describe_proxy(
 }
 
 /// The startup line naming the addresses a server takes tunnels on, with their family: each
-/// listen device's IPv4 address and its IPv6 one when it has one
+/// listen device's IPv4 and IPv6 addresses, each when it has one
 fn describe_tunnel_addrs(config: &ServerConfig) {
     let addrs: Vec<String> = config
         .devices
         .iter()
         .filter(|d| d.role.listens())
-        .flat_map(|d| {
-            let v6 = d.ipv6.map(|l| SocketAddr::new(l.addr.into(), config.port));
-            std::iter::once(SocketAddr::new(d.addr.into(), config.port)).chain(v6)
-        })
+        .flat_map(DeviceConfig::ips)
+        .map(|ip| SocketAddr::new(ip, config.port))
         .map(|a| format!("{a} ({})", if a.is_ipv6() { "IPv6" } else { "IPv4" }))
         .collect();
     log::info!("Take tunnels on {}", addrs.join(", "));

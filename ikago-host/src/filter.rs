@@ -119,7 +119,7 @@ pub(crate) fn local_of_family(
     let up = config.devices.iter().find(|d| d.role.is_upstream())?;
     match ipv6 {
         true => up.ipv6.map(|l| l.addr.into()),
-        false => Some(up.addr.into()),
+        false => up.addr.map(IpAddr::V4),
     }
 }
 
@@ -193,17 +193,21 @@ fn advertisement_to(mac: Mac) -> String {
 /// One filter per device of a server (of the engine its shard names), in device order
 pub fn server(config: &ServerConfig) -> Vec<String> {
     let nat = &shard::nat_share(&config.nat, config.shard);
+    // without an upstream IPv4 address the server NATs no IPv4: nothing of it to capture
     let public = config
         .devices
         .iter()
         .find(|d| d.role.is_upstream())
-        .map_or(std::net::Ipv4Addr::UNSPECIFIED, |d| d.addr);
-    let upstream = format!(
-        "dst host {public} and (tcp dst portrange {} or udp dst portrange {} or {} or {ANY_FRAGMENT})",
-        range(&nat.tcp_ports),
-        range(&nat.udp_ports),
-        shard::icmp_share(config.shard, &nat.icmp_ids)
-    );
+        .and_then(|d| d.addr);
+    let upstream = public.map(|public| {
+        format!(
+            "dst host {public} and (tcp dst portrange {} or udp dst portrange {} or {} or \
+             {ANY_FRAGMENT})",
+            range(&nat.tcp_ports),
+            range(&nat.udp_ports),
+            shard::icmp_share(config.shard, &nat.icmp_ids)
+        )
+    });
     let tunnel = match shard::tunnel_share(config.shard) {
         Some(share) => format!("(tcp dst port {} and {share})", config.port),
         None => format!("tcp dst port {}", config.port),
@@ -218,7 +222,7 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
         .iter()
         .map(|d| {
             let upstream = Part {
-                ip: Some(upstream.clone()),
+                ip: upstream.clone(),
                 ip6: d.ipv6.map(|link| {
                     format!(
                         "(dst host {} and (tcp dst portrange {} or udp dst portrange {} or {} or \
@@ -232,7 +236,10 @@ pub fn server(config: &ServerConfig) -> Vec<String> {
                 }),
             };
             let listen = Part {
-                ip: fake.then(|| format!("dst host {} and ({tunnel} or {ANY_FRAGMENT})", d.addr)),
+                ip: d
+                    .addr
+                    .filter(|_| fake)
+                    .map(|a| format!("dst host {a} and ({tunnel} or {ANY_FRAGMENT})")),
                 ip6: d.ipv6.filter(|_| fake).map(|link| {
                     format!(
                         "(dst host {} and ({tunnel6} or {ANY_FRAGMENT6} or {PACKET_TOO_BIG})) or {}",
@@ -312,7 +319,7 @@ mod tests {
             role,
             link: LinkType::Ethernet,
             mac,
-            addr: addr.into(),
+            addr: Some(addr.into()),
             prefix_len: 24,
             gateway: Some(Ipv4Addr::new(addr[0], addr[1], addr[2], 254)),
             gateway_mac: None,

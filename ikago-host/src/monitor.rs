@@ -216,7 +216,7 @@ mod tests {
             role,
             link: LinkType::Ethernet,
             mac: Mac([2, 0, 0, 0, 0, addr[3]]),
-            addr: addr.into(),
+            addr: Some(addr.into()),
             prefix_len: 24,
             gateway: Some(Ipv4Addr::new(addr[0], addr[1], addr[2], 254)),
             gateway_mac: None,

@@ -102,7 +102,7 @@ mod tests {
             role,
             link: LinkType::Ethernet,
             mac: Mac([2, 0, 0, 0, addr[2], addr[3]]),
-            addr: addr.into(),
+            addr: Some(addr.into()),
             prefix_len: 24,
             gateway: None,
             gateway_mac: None,

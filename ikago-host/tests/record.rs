@@ -90,7 +90,7 @@ fn record_live(folder: &str, role: Role, out: &Path, max_bytes: u64) -> Live {
     )
     .unwrap();
     let mut machine = Machine::new(config, created).unwrap();
-    let mut adapter = Adapter::new(devices.iter().map(|d| d.addr).collect());
+    let mut adapter = Adapter::new(devices.iter().filter_map(|d| d.addr).collect());
     let mut buf = vec![0; MAX_FRAME_LEN];
     let mut live = Live {
         sent: Vec::new(),

@@ -75,7 +75,7 @@ fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<u8>) -> Devic
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Ipv4Addr::new(198, 18, net, last),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
         gateway: gw.map(|g| Ipv4Addr::new(198, 18, net, g)),
         gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, net, g])),

@@ -36,8 +36,8 @@ struct Resolving {
 pub(crate) struct LinkAddr {
     /// The device's MAC
     pub(crate) mac: Mac,
-    /// The device's IPv4 address
-    pub(crate) ip: Ipv4Addr,
+    /// The device's IPv4 address, when it has one (the source of its ARP requests)
+    pub(crate) ip: Option<Ipv4Addr>,
     /// The device's IPv6 address, when it has one (the source of its solicitations)
     pub(crate) ip6: Option<Ipv6Addr>,
 }
@@ -246,10 +246,12 @@ impl Neighbors {
         let link = self.links[device.index()];
         match ip {
             IpAddr::V4(ip) => {
+                // a device without IPv4 never has IPv4 next hops: the machines check first
+                let Some(spa) = link.ip else { return };
                 let req = arp::Arp {
                     op: arp::OP_REQUEST,
                     sha: link.mac,
-                    spa: link.ip,
+                    spa,
                     tha: Mac::ZERO,
                     tpa: ip,
                 };
@@ -291,7 +293,7 @@ mod tests {
     fn setup() -> (Neighbors, TxQueue) {
         let links = vec![LinkAddr {
             mac: Mac([2, 0, 0, 0, 0x12, 2]),
-            ip: Ipv4Addr::new(198, 18, 12, 2),
+            ip: Some(Ipv4Addr::new(198, 18, 12, 2)),
             ip6: Some(Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 2)),
         }];
         (Neighbors::new(links), TxQueue::new())

@@ -131,11 +131,14 @@ pub struct Client {
     ikago2: Option<ikago2::Wire>,
 }
 
-/// Checks that the upstream device `up` can reach `server`: an IPv4 server on-link or through
-/// the gateway, an IPv6 server from the device's IPv6 address (through its IPv6 gateway, or
+/// Checks that the upstream device `up` can reach `server`: an IPv4 server from the device's
+/// IPv4 address, on-link or through the gateway, an IPv6 server from the device's IPv6 address (through its IPv6 gateway, or
 /// on-link without one)
 fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError> {
     match server.ip() {
+        IpAddr::V4(_) if up.addr.is_none() => {
+            Err(ConfigError::NoIpv4Upstream(up.name.clone(), server))
+        }
         IpAddr::V4(ip) if !up.on_link(ip) && up.gateway.is_none() => {
             Err(ConfigError::NoGateway(up.name.clone(), ip))
         }
@@ -149,10 +152,11 @@ fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError>
 /// The local tunnel address toward `server`: the upstream device's address of its family
 /// (checked by [`check_reach`]) and `port`
 fn tunnel_local(up: &DeviceConfig, server: SocketAddr, port: u16) -> SocketAddr {
-    match (server.ip(), up.ipv6) {
-        (IpAddr::V6(_), Some(l)) => SocketAddr::new(l.addr.into(), port),
-        _ => SocketAddr::new(up.addr.into(), port),
-    }
+    let ip = match server.ip() {
+        IpAddr::V4(_) => up.addr.map(IpAddr::V4),
+        IpAddr::V6(_) => up.ipv6.map(|l| IpAddr::V6(l.addr)),
+    };
+    SocketAddr::new(ip.expect("checked by check_reach"), port)
 }
 
 /// A KCP session with conversation id `conv`, else a random one (the original reads 4 random
@@ -440,7 +444,7 @@ impl Client {
             || !dev.role.listens()
             || !self.publish.contains(&a.tpa)
             || a.spa == a.tpa
-            || a.tpa == dev.addr
+            || Some(a.tpa) == dev.addr
         {
             return;
         }
@@ -812,6 +816,10 @@ impl Client {
             .expect("validated by the caller");
         if df {
             let from = self.core.device(device).addr;
+            let Some(from) = from.or(self.publish.first().copied()) else {
+                self.core.tx.recycle(buf);
+                return self.core.drop(DropReason::TooBig);
+            };
             let icmp = self.core.frag_needed(&p, from, fragment);
             self.tunnel_inner(&icmp.bytes[ethernet::HEADER_LEN..icmp.len]);
             self.core.tx.recycle(icmp);

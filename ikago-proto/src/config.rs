@@ -6,7 +6,7 @@ use crate::kcp::{KcpConfigError, KcpTuning};
 use crate::shard::Shard;
 use crate::wire::Mac;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
@@ -83,12 +83,15 @@ pub struct DeviceConfig {
     pub link: LinkType,
     /// Its MAC address
     pub mac: Mac,
-    /// Its IPv4 address (the tunnel or NAT address on the upstream device)
-    pub addr: Ipv4Addr,
-    /// Prefix length of its subnet
+    /// Its IPv4 address (the tunnel or NAT address on the upstream device); `None` on a device
+    /// with IPv6 only ([`Self::ipv6`] is then required), where `prefix_len`, `gateway` and
+    /// `gateway_mac` are unused, no ARP request leaves it, and on the server's upstream
+    /// device inner IPv4 is a counted drop
+    pub addr: Option<Ipv4Addr>,
+    /// Prefix length of its IPv4 subnet
     pub prefix_len: u8,
-    /// The default gateway reached through it, if any (required on the upstream device unless the
-    /// peer is on-link)
+    /// The IPv4 default gateway reached through it, if any (required on the upstream device
+    /// unless the peer is on-link)
     pub gateway: Option<Ipv4Addr>,
     /// The gateway's MAC when the runner knows it (otherwise the core resolves it by ARP)
     pub gateway_mac: Option<Mac>,
@@ -122,13 +125,23 @@ impl Ipv6Link {
 }
 
 impl DeviceConfig {
-    /// Whether `ip` is in this device's subnet
-    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
-        Ipv4Net {
-            addr: self.addr,
+    /// Its addresses: the IPv4 one, then the IPv6 one, each when it has it
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + use<> {
+        let v6 = self.ipv6.map(|l| IpAddr::V6(l.addr));
+        self.addr.map(IpAddr::V4).into_iter().chain(v6)
+    }
+
+    /// Its IPv4 address with the prefix length of its subnet, when it has IPv4
+    pub fn net4(&self) -> Option<Ipv4Net> {
+        self.addr.map(|addr| Ipv4Net {
+            addr,
             prefix_len: self.prefix_len,
-        }
-        .contains(ip)
+        })
+    }
+
+    /// Whether `ip` is in this device's IPv4 subnet (never on a device without IPv4)
+    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
+        self.net4().is_some_and(|n| n.contains(ip))
     }
 }
 
@@ -605,6 +618,12 @@ pub enum ConfigError {
     /// `x:y::z/n`)
     #[error("invalid network {0:?} (expected an address or CIDR block)")]
     BadNetwork(String),
+    /// A device with neither an IPv4 nor an IPv6 address
+    #[error("device {0} has neither an IPv4 nor an IPv6 address")]
+    NoAddress(String),
+    /// An IPv4 server while the upstream device has no IPv4 address to reach it from
+    #[error("server {1} is an IPv4 address but upstream device {0} has no IPv4 address")]
+    NoIpv4Upstream(String, SocketAddr),
     /// A device IPv6 prefix length above 128
     #[error("device {0}: IPv6 prefix length must be at most 128")]
     BadPrefix6(String),
@@ -667,7 +686,8 @@ pub(crate) struct Roles {
 }
 
 impl Roles {
-    /// Validates the device list: at most 255, exactly one upstream, at least one listening
+    /// Validates the device list: at most 255, each with an address of either family, exactly one
+    /// upstream, at least one listening
     pub(crate) fn of(devices: &[DeviceConfig]) -> Result<Self, ConfigError> {
         if devices.len() > 255 {
             return Err(ConfigError::TooManyDevices);
@@ -680,6 +700,12 @@ impl Roles {
             .find(|d| d.ipv6.is_some_and(|l| l.prefix_len > 128))
         {
             return Err(ConfigError::BadPrefix6(d.name.clone()));
+        }
+        if let Some(d) = devices
+            .iter()
+            .find(|d| d.addr.is_none() && d.ipv6.is_none())
+        {
+            return Err(ConfigError::NoAddress(d.name.clone()));
         }
         let mut ups = devices
             .iter()

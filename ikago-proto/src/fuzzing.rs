@@ -46,7 +46,7 @@ fn device(
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Ipv4Addr::new(198, 18, net, last),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
         gateway,
         gateway_mac: None,
@@ -358,7 +358,7 @@ pub fn ipv6_decoder(mut data: &[u8]) {
     let config = crate::NatConfig::default();
     let mut nat = Nat::new(
         &config,
-        Ipv4Addr::new(198, 18, 13, 1),
+        Some(Ipv4Addr::new(198, 18, 13, 1)),
         Some(public6),
         Keyed::new([0; 16]),
     );

@@ -78,6 +78,11 @@
 //! - An ICMPv6 Packet Too Big quoting one of our unacknowledged segments lowers that
 //!   connection's frame size (never below 1280; [`Event::PathMtuLowered`]); others are counted
 //!   ([`DropReason::BadPacketTooBig`]). Over IPv4 DF stays clear and routers fragment.
+//! - A device may have IPv6 only ([`DeviceConfig::addr`] `None`, [`ConfigError::NoAddress`]
+//!   without either family): a client reaches an IPv6 server from an IPv6-only upstream device
+//!   (an IPv4 server needs its IPv4 address, else [`ConfigError::NoIpv4Upstream`]); a server
+//!   whose upstream device has no IPv4 address drops inner IPv4 ([`DropReason::NoIpv4`]) and
+//!   NATs inner IPv6 as usual. No ARP request leaves a device without IPv4.
 //!
 //! - The client tunnels the IPv6 packets of its LAN sources ([`ClientConfig::sources6`]),
 //!   answers neighbour solicitations for [`ClientConfig::publish6`] on its listen devices

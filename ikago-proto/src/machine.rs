@@ -213,6 +213,7 @@ fn is_notable(r: DropReason) -> bool {
             | DropReason::ArpUnresolved
             | DropReason::NdpUnresolved
             | DropReason::NoIpv6
+            | DropReason::NoIpv4
             | DropReason::Ipv6OnIkago
             | DropReason::TooManyClients
             | DropReason::SynRate
@@ -291,7 +292,7 @@ impl Core {
 
     /// Whether `ip` is one of this machine's own addresses
     pub(crate) fn is_own_addr(&self, ip: Ipv4Addr) -> bool {
-        self.devices.iter().any(|d| d.addr == ip)
+        self.devices.iter().any(|d| d.addr == Some(ip))
     }
 
     /// The next hop toward `dst` through `device`: `dst` itself when on-link, else the gateway

@@ -1,8 +1,8 @@
 //! Server full-cone NAT, for IPv4 and IPv6 (NAT66)
 //!
 //! The server puts every client's inner packets onto its one public address of their family: the
-//! upstream device's IPv4 address, or its IPv6 address for inner IPv6 (without one, inner IPv6 is
-//! refused with [`DropReason::NoIpv6`]). Both families share the table, the timers and the rules
+//! upstream device's IPv4 address, or its IPv6 address for inner IPv6 (without the address of
+//! its family, a packet is refused with [`DropReason::NoIpv4`] or [`DropReason::NoIpv6`]). Both families share the table, the timers and the rules
 //! below; each has its own port pools. A mapping is keyed by
 //! (client, protocol, inner source address, inner source port or ICMP echo id) and owns one port
 //! (or id) of that protocol's pool: the destination is not part of the key and inbound packets are
@@ -68,8 +68,8 @@ pub(crate) struct Mapping {
 /// [`handle_timeout`](Self::handle_timeout) when [`poll_timeout`](Self::poll_timeout) is due.
 #[derive(Debug)]
 pub(crate) struct Nat {
-    /// The public address IPv4 packets go out from
-    public: Ipv4Addr,
+    /// The public address IPv4 packets go out from, if the server has one
+    public: Option<Ipv4Addr>,
     /// The public address IPv6 packets go out from, if the server has one
     public6: Option<Ipv6Addr>,
     /// Port pools indexed by [`pool_index`]: TCP, UDP, ICMP, then the same for IPv6
@@ -339,11 +339,11 @@ impl Layout {
 }
 
 impl Nat {
-    /// An empty table for the public addresses `public` and `public6` (IPv6, if the server has
+    /// An empty table for the public addresses `public` and `public6` (each if the server has
     /// one), hashing its keys under `keyed`
     pub(crate) fn new(
         config: &NatConfig,
-        public: Ipv4Addr,
+        public: Option<Ipv4Addr>,
         public6: Option<Ipv6Addr>,
         keyed: Keyed,
     ) -> Self {
@@ -435,7 +435,7 @@ impl Nat {
         if l.v6 {
             self.public6.map(IpAddr::V6).ok_or(DropReason::NoIpv6)
         } else {
-            Ok(IpAddr::V4(self.public))
+            self.public.map(IpAddr::V4).ok_or(DropReason::NoIpv4)
         }
     }
 
@@ -543,11 +543,15 @@ impl Nat {
         self.keys.len()
     }
 
-    /// Total pool size (tcp + udp + icmp, and the IPv6 pools when there is a public IPv6
-    /// address)
+    /// Total pool size (tcp + udp + icmp of each family with a public address)
     pub(crate) fn capacity(&self) -> usize {
-        let families = if self.public6.is_some() { 6 } else { 3 };
-        self.pools[..families].iter().map(|p| p.len as usize).sum()
+        let v4 = if self.public.is_some() { 0..3 } else { 0..0 };
+        let v6 = if self.public6.is_some() { 3..6 } else { 0..0 };
+        self.pools[v4]
+            .iter()
+            .chain(&self.pools[v6])
+            .map(|p| p.len as usize)
+            .sum()
     }
 
     /// Outbound ICMP error from a LAN host about a packet we delivered to it
@@ -641,7 +645,7 @@ impl Nat {
         let v6 = key.inner.is_ipv6();
         let pool = pool_index(key.protocol, v6).ok_or(DropReason::UnsupportedProtocol)?;
         let public = match key.inner {
-            SocketAddr::V4(_) => IpAddr::V4(self.public),
+            SocketAddr::V4(_) => IpAddr::V4(self.public.ok_or(DropReason::NoIpv4)?),
             SocketAddr::V6(_) => IpAddr::V6(self.public6.ok_or(DropReason::NoIpv6)?),
         };
         let port = self.pools[pool]
@@ -1001,7 +1005,7 @@ mod tests {
     fn nat() -> Nat {
         Nat::new(
             &NatConfig::default(),
-            PUBLIC,
+            Some(PUBLIC),
             Some(PUBLIC6),
             Keyed::new([0; 16]),
         )
@@ -1370,7 +1374,12 @@ mod tests {
     #[test]
     fn nat66_needs_a_public_ipv6_address() {
         let now = Instant::now();
-        let mut nat = Nat::new(&NatConfig::default(), PUBLIC, None, Keyed::new([0; 16]));
+        let mut nat = Nat::new(
+            &NatConfig::default(),
+            Some(PUBLIC),
+            None,
+            Keyed::new([0; 16]),
+        );
         let mut p = udp(ep6(HOST6, 5000), ep6(REMOTE6, 53), b"q");
         assert_eq!(
             nat.outbound(now, 1, &mut p, &mut rng()),
@@ -1494,7 +1503,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, now) = (
-            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
+            Nat::new(&config, Some(PUBLIC), None, Keyed::new([0; 16])),
             Instant::now(),
         );
         let mut p = udp(ep(HOST, 1500), ep(REMOTE, 53), b"");
@@ -1521,7 +1530,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, now) = (
-            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
+            Nat::new(&config, Some(PUBLIC), None, Keyed::new([0; 16])),
             Instant::now(),
         );
         assert_eq!(nat.capacity(), 4);
@@ -1557,7 +1566,7 @@ mod tests {
             ..NatConfig::default()
         };
         let (mut nat, t0) = (
-            Nat::new(&config, PUBLIC, None, Keyed::new([0; 16])),
+            Nat::new(&config, Some(PUBLIC), None, Keyed::new([0; 16])),
             Instant::now(),
         );
         let s = Duration::from_secs;

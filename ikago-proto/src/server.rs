@@ -82,7 +82,7 @@ struct Slot {
 pub struct Server {
     core: Core,
     port: u16,
-    public: Ipv4Addr,
+    public: Option<Ipv4Addr>,
     /// The upstream device's IPv6 address (NAT66), if it has one
     public6: Option<Ipv6Addr>,
     nat: Nat,
@@ -220,8 +220,8 @@ impl Server {
         self.port
     }
 
-    /// The public (NAT) address
-    pub fn public_addr(&self) -> Ipv4Addr {
+    /// The public (NAT) IPv4 address, when the upstream device has one
+    pub fn public_addr(&self) -> Option<Ipv4Addr> {
         self.public
     }
 
@@ -283,8 +283,8 @@ impl Server {
 
     fn handle_ipv4(&mut self, device: DeviceId, from: Mac, pkt: &ipv4::Packet<'_>) {
         let dev = self.core.device(device);
-        let to_listener = dev.role.listens() && pkt.dst() == dev.addr;
-        let to_public = device == self.core.upstream && pkt.dst() == self.public;
+        let to_listener = dev.role.listens() && Some(pkt.dst()) == dev.addr;
+        let to_public = device == self.core.upstream && Some(pkt.dst()) == self.public;
         if !to_listener && !to_public {
             return self.core.drop(DropReason::NotForUs);
         }
@@ -688,7 +688,7 @@ impl Server {
     }
 
     /// Validates an inner packet from a client at `buf.bytes[14..buf.len]`, reassembles it if it
-    /// is a fragment, and sends it through the NAT
+    /// is a fragment, and sends it through the NAT; refused without an upstream IPv4 address
     fn take_inner(&mut self, peer: SocketAddr, id: u32, mut buf: FrameBuf) {
         let len = buf.len - ethernet::HEADER_LEN;
         if buf
@@ -704,9 +704,14 @@ impl Server {
                 Ok(p) => (p.bytes().len() == len, p.is_fragment()),
                 Err(_) => (false, false),
             };
-        if !valid {
+        let reason = if !valid {
+            Some(DropReason::BadInner)
+        } else {
+            self.public.is_none().then_some(DropReason::NoIpv4)
+        };
+        if let Some(r) = reason {
             self.core.tx.recycle(buf);
-            return self.core.drop(DropReason::BadInner);
+            return self.core.drop(r);
         }
         let now = self.core.now;
         if let Some(slot) = self.clients.get_mut(&peer) {
@@ -847,9 +852,14 @@ impl Server {
         }
     }
 
-    /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its destination
+    /// Translates the inner packet at `buf.bytes[14..buf.len]` and sends it toward its
+    /// destination, or answers a Fragmentation Needed when it exceeds `fragment` with DF set
     fn nat_out(&mut self, peer: SocketAddr, id: u32, buf: FrameBuf) {
         let fragment = self.core.fragment;
+        let Some(public) = self.public else {
+            self.core.tx.recycle(buf);
+            return self.core.drop(DropReason::NoIpv4);
+        };
         let len = buf.len - ethernet::HEADER_LEN;
         // outbound NAT rewrites only the source: the destination read here stays valid
         let (df, dst) = match ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len]) {
@@ -859,7 +869,7 @@ impl Server {
         if len > fragment && df {
             let p = ipv4::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..buf.len])
                 .expect("validated by the caller");
-            let icmp = self.core.frag_needed(&p, self.public, fragment);
+            let icmp = self.core.frag_needed(&p, public, fragment);
             self.seal_to_client(id, &icmp.bytes[ethernet::HEADER_LEN..icmp.len]);
             self.core.tx.recycle(icmp);
             return self.core.tx.recycle(buf);

@@ -132,6 +132,8 @@ drop_reasons! {
     Ipv6OnIkago => "ipv6_on_ikago",
     /// Server: an inner IPv6 packet while the upstream device has no IPv6 address to NAT it onto
     NoIpv6 => "no_ipv6",
+    /// Server: an inner IPv4 packet while the upstream device has no IPv4 address to NAT it onto
+    NoIpv4 => "no_ipv4",
     /// An IPv6 extension-header chain that is malformed, longer than the bound, has a header
     /// out of place, or does not reach the upper-layer header in the first fragment (RFC 7112)
     BadExtensionHeaders => "bad_extension_headers",

@@ -28,7 +28,7 @@ fn dev(
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Ipv4Addr::new(198, 18, net, last),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
         gateway: gw.map(|g| g.0),
         gateway_mac: gw.map(|g| g.1),

@@ -29,7 +29,7 @@ fn dev(name: &str, role: DeviceRole, net: u8, last: u8, ipv6: Option<Ipv6Link>) 
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Ipv4Addr::new(198, 18, net, last),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
         gateway: (net == 13).then_some(DST),
         gateway_mac: (net == 13).then_some(DST_MAC),

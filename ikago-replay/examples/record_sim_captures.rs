@@ -156,7 +156,7 @@ fn split(capture: &Capture, devices: &[DeviceConfig]) -> (Vec<Frame>, Vec<Frame>
             data.len() >= 42
                 && data[12..14] == [8, 6]
                 && data[20..22] == [0, 2]
-                && data[28..32] == d.addr.octets()
+                && d.addr.is_some_and(|a| data[28..32] == a.octets())
         };
         sent.push(
             tap.frames

@@ -125,7 +125,7 @@ pub fn replay(
     let tunnel = stream_tunnel(&config);
     let reports = match &tunnel {
         Some((end, on)) => {
-            let locals: Vec<_> = devices.iter().map(|d| d.addr).collect();
+            let locals: Vec<_> = devices.iter().filter_map(|d| d.addr).collect();
             let tunnel_frames = frames
                 .iter()
                 .zip(&ids)
@@ -295,7 +295,7 @@ impl Driver {
         };
         let devices = config.devices();
         Ok(Self {
-            adapter: Adapter::new(devices.iter().map(|d| d.addr).collect()),
+            adapter: Adapter::new(devices.iter().filter_map(|d| d.addr).collect()),
             counts: vec![DeviceCounts::default(); devices.len()],
             names: devices.iter().map(|d| d.name.clone()).collect(),
             machine: Machine::new(config, clock.base)?,

@@ -30,7 +30,7 @@ fn device(
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Ipv4Addr::new(198, 18, net, last),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
         gateway: gateway.map(|(n, l)| Ipv4Addr::new(198, 18, n, l)),
         gateway_mac: gateway.map(|(n, l)| Mac([2, 0, 0, 0, n, l])),

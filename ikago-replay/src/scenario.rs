@@ -60,7 +60,9 @@ fn invalid(msg: impl Into<String>) -> ScenarioError {
 struct InterfaceSpec {
     role: String,
     mac: String,
-    address: String,
+    /// `IPV4/PREFIX`, absent on a device with IPv6 only
+    #[serde(default)]
+    address: Option<String>,
     #[serde(default)]
     gateway: Option<String>,
     #[serde(default)]
@@ -273,10 +275,9 @@ pub fn interfaces_json(devices: &[DeviceConfig]) -> Value {
         let mut i = Map::new();
         i.insert("role".into(), device_role_name(d.role).into());
         i.insert("mac".into(), d.mac.to_string().into());
-        i.insert(
-            "address".into(),
-            format!("{}/{}", d.addr, d.prefix_len).into(),
-        );
+        if let Some(a) = d.addr {
+            i.insert("address".into(), format!("{a}/{}", d.prefix_len).into());
+        }
         if let Some(g) = d.gateway {
             i.insert("gateway".into(), g.to_string().into());
         }
@@ -324,14 +325,18 @@ pub fn to_json(
 
 fn device(name: &str, spec: &InterfaceSpec) -> Result<DeviceConfig, ScenarioError> {
     let what = format!("interface {name}");
-    let net = address(&what, &spec.address)?;
+    let net = spec
+        .address
+        .as_deref()
+        .map(|a| address(&what, a))
+        .transpose()?;
     Ok(DeviceConfig {
         name: name.to_owned(),
         role: role_of(&what, &spec.role)?,
         link: LinkType::Ethernet,
         mac: mac(&what, &spec.mac)?,
-        addr: net.addr,
-        prefix_len: net.prefix_len,
+        addr: net.map(|n| n.addr),
+        prefix_len: net.map_or(0, |n| n.prefix_len),
         gateway: spec
             .gateway
             .as_deref()
@@ -505,7 +510,7 @@ fn from_capture_scenario(v: &Value, role: Role) -> Result<Scenario, ScenarioErro
             role,
             link: LinkType::Ethernet,
             mac: mac(&what, field("mac")?)?,
-            addr: net.addr,
+            addr: Some(net.addr),
             prefix_len: net.prefix_len,
             gateway: None,
             gateway_mac: None,

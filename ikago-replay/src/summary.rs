@@ -49,7 +49,7 @@ impl<'a> Summary<'a> {
     /// Sorts the output of `replay` into tunnel segments, ARP and inner packets; `port` is the
     /// server's tunnel port
     pub fn new(replay: &'a Replay, role: Role, port: u16, verbose: bool) -> Self {
-        let addrs: Vec<Ipv4Addr> = replay.devices.iter().map(|d| d.addr).collect();
+        let addrs: Vec<Ipv4Addr> = replay.devices.iter().filter_map(|d| d.addr).collect();
         let mut s = Self {
             replay,
             role,

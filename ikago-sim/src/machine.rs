@@ -27,8 +27,8 @@ pub(crate) struct Node {
     pub(crate) machine: Machine,
     /// Port of each device, by `DeviceId`
     ports: Vec<PortId>,
-    /// Address, IPv6 address and MAC of each device, answered by the kernel's ARP and NDP
-    own: Vec<(Ipv4Addr, Option<Ipv6Addr>, [u8; 6])>,
+    /// IPv4 address, IPv6 address and MAC of each device, answered by the kernel's ARP and NDP
+    own: Vec<(Option<Ipv4Addr>, Option<Ipv6Addr>, [u8; 6])>,
     origin: Origin,
     /// When to feed the next `Input::Timeout`
     pub(crate) deadline: Duration,
@@ -69,7 +69,9 @@ impl Node {
     /// A frame arrived on device `device`
     pub(crate) fn frame(&mut self, device: usize, frame: &[u8], fabric: &mut Fabric) {
         let (ip, ip6, mac) = self.own[device];
-        if let Some(a) = packet::arp_of(frame).filter(|a| a.op == arp::OP_REQUEST && a.tpa == ip) {
+        if let Some(a) =
+            packet::arp_of(frame).filter(|a| a.op == arp::OP_REQUEST && Some(a.tpa) == ip)
+        {
             let reply = packet::arp_reply(&a, Mac(mac));
             fabric.send(
                 self.ports[device],

@@ -122,7 +122,7 @@ fn device(
         role,
         link: LinkType::Ethernet,
         mac: Mac(addr::mac(tag, addr)),
-        addr,
+        addr: Some(addr),
         prefix_len: PREFIX_LEN,
         gateway,
         gateway_mac: None,

@@ -88,6 +88,7 @@ pub(super) fn devices(report: &mut Report, devices: &[DeviceConfig]) {
         }
         if d.role.is_upstream() {
             roles.push(match (d.gateway, d.gateway_mac) {
+                _ if d.addr.is_none() => "is upstream over IPv6".to_owned(),
                 (Some(g), Some(m)) => format!("is upstream, to gateway {g} [{m}]"),
                 (Some(g), None) => {
                     format!("is upstream, to gateway {g} (its MAC is learned by ARP at start)")
@@ -95,12 +96,14 @@ pub(super) fn devices(report: &mut Report, devices: &[DeviceConfig]) {
                 (None, _) => "is upstream, to on-link peers".to_owned(),
             });
         }
+        let addrs: Vec<String> = (d.net4().into_iter().map(|n| n.to_string()))
+            .chain(d.ipv6.map(|l| l.net().to_string()))
+            .collect();
         let line = format!(
-            "{} [{}] {}/{} {}",
+            "{} [{}] {} {}",
             d.name,
             d.mac,
-            d.addr,
-            d.prefix_len,
+            addrs.join(" "),
             roles.join(" and ")
         );
         if sys(&d.name, "carrier").as_deref() == Some("0") {

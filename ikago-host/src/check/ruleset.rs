@@ -694,7 +694,7 @@ pub(super) fn check(
         };
         let iif = devices
             .iter()
-            .find(|d| d.addr == to)
+            .find(|d| d.addr == Some(to))
             .map_or("", |d| d.name.as_str());
         let packets = packets_of(r, to, iif, random_port);
         let what = describe(r, client, random_port);

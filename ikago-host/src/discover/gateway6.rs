@@ -79,7 +79,7 @@ mod tests {
             role,
             link: LinkType::Ethernet,
             mac: Mac([2, 0, 0, 0, 0, 2]),
-            addr: Ipv4Addr::new(198, 18, 2, 1),
+            addr: Some(Ipv4Addr::new(198, 18, 2, 1)),
             prefix_len: 24,
             gateway: Some(Ipv4Addr::new(198, 18, 2, 254)),
             gateway_mac: None,

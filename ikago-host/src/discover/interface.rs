@@ -31,9 +31,11 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// Whether the core can use it: up, Ethernet, with a MAC and an IPv4 address, not loopback
+    /// Whether the core can use it: up, Ethernet, with a MAC and an IPv4 or a global IPv6
+    /// address, not loopback
     pub fn usable(&self) -> bool {
-        self.up && self.ethernet && !self.loopback && self.mac.is_some() && !self.addrs.is_empty()
+        let addressed = !self.addrs.is_empty() || !self.addrs6.is_empty();
+        self.up && self.ethernet && !self.loopback && self.mac.is_some() && addressed
     }
 
     /// The first of its addresses whose subnet contains `ip`
@@ -204,6 +206,16 @@ mod tests {
     fn picks_the_address_of_a_subnet() {
         let e = eth0();
         assert!(e.usable());
+        let v6_only = Interface {
+            addrs: Vec::new(),
+            ..eth0()
+        };
+        assert!(v6_only.usable());
+        let bare = Interface {
+            addrs6: Vec::new(),
+            ..v6_only
+        };
+        assert!(!bare.usable());
         assert_eq!(
             e.addr_for(Ipv4Addr::new(198, 19, 9, 9))
                 .unwrap()

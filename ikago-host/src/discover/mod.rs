@@ -1,8 +1,9 @@
 //! Device discovery: interfaces, routes and neighbours into the core's device list
 //!
-//! Every usable interface becomes a candidate [`DeviceConfig`] that listens; the one holding the
-//! route to the peer (the server for a client, the default route for a server; an IPv6 server
-//! by the IPv6 routes) is also upstream. [`add_ipv6`] then gives each its global IPv6 address,
+//! Every usable interface (with IPv4, IPv6 or both) becomes a candidate [`DeviceConfig`] that
+//! listens; the one holding the route to the peer (the server for a client, the default route
+//! for a server, else its IPv6 default route; an IPv6 server by the IPv6 routes) is also
+//! upstream. [`add_ipv6`] then gives each its global IPv6 address,
 //! IPv6 router and that router's MAC when the neighbour table has it ([`DeviceConfig::ipv6`]; on
 //! a server's upstream device the NAT66 address, on a client's the tunnel's address toward an
 //! IPv6 server, whose route gives the router, none when the server is on-link).
@@ -59,7 +60,10 @@ impl Reach {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
     /// No usable device at all
-    #[error("no usable network device (up, Ethernet, with an IPv4 address); see list-devices")]
+    #[error(
+        "no usable network device (up, Ethernet, with an IPv4 or a global IPv6 address); see \
+         list-devices"
+    )]
     NoDevices,
     /// No route to the peer and no `--gateway`
     #[error("no gateway: no route to {0} (give --gateway and --upstream-device)")]
@@ -75,6 +79,20 @@ pub enum DeviceError {
     GatewayOffLink {
         /// The gateway
         gateway: Ipv4Addr,
+        /// The upstream device
+        device: String,
+    },
+    /// An IPv4 server, and no IPv4 address on the upstream device
+    #[error("upstream device {device} has no IPv4 address to reach server {peer} from")]
+    NoIpv4 {
+        /// The upstream device
+        device: String,
+        /// The server
+        peer: Ipv4Addr,
+    },
+    /// A server whose upstream device has IPv6 only, without an IPv6 default router
+    #[error("upstream device {device} has IPv6 only and no IPv6 default router")]
+    NoRouter6 {
         /// The upstream device
         device: String,
     },
@@ -97,7 +115,7 @@ pub enum DeviceError {
 }
 
 /// One candidate per usable interface: all listen, the one routing to the peer (by `routes6`
-/// for an IPv6 peer) is also upstream
+/// for an IPv6 peer, and for a server without an IPv4 default route) is also upstream
 pub fn candidates(
     ifaces: &[Interface],
     routes: &Routes,
@@ -114,7 +132,12 @@ pub fn candidates(
             .map(|i| i.name.as_str()),
         (None, None) => routes
             .lookup(reach.target(), None)
-            .map(|r| r.device.as_str()),
+            .map(|r| r.device.as_str())
+            // a server without an IPv4 default route: the device of its IPv6 default route
+            .or_else(|| {
+                let any = reach.peer.is_none().then_some(Ipv6Addr::UNSPECIFIED)?;
+                routes6.lookup(any, None).map(|r| r.device.as_str())
+            }),
     };
     usable
         .into_iter()
@@ -132,7 +155,9 @@ pub fn candidates(
                 .into_iter()
                 .flatten()
                 .find_map(|ip| i.addr_for(ip))
-                .unwrap_or(i.addrs[0]);
+                .or(i.addrs.first().copied());
+            // an IPv4 gateway only for a device with IPv4
+            let gateway = gateway.filter(|_| net.is_some());
             DeviceConfig {
                 name: i.name.clone(),
                 role: if upstream == Some(i.name.as_str()) {
@@ -142,8 +167,8 @@ pub fn candidates(
                 },
                 link: LinkType::Ethernet,
                 mac: i.mac.expect("usable interfaces have a MAC"),
-                addr: net.addr,
-                prefix_len: net.prefix_len,
+                addr: net.map(|n| n.addr),
+                prefix_len: net.map_or(0, |n| n.prefix_len),
                 gateway,
                 gateway_mac: gateway.and_then(|g| neighbors.mac(&i.name, g)),
                 ipv6: None,
@@ -189,7 +214,8 @@ pub fn add_ipv6(
 
 /// Checks that the upstream device (after the roles were applied) reaches the peer: through a
 /// gateway on its subnet, or directly when the peer is on-link; an IPv6 peer from the device's
-/// IPv6 address, through its IPv6 router or on-link
+/// IPv6 address, through its IPv6 router or on-link; a server's IPv6-only upstream device
+/// through its IPv6 router
 pub fn check_upstream(devices: &[DeviceConfig], reach: Reach) -> Result<(), DeviceError> {
     if devices.is_empty() {
         return Err(DeviceError::NoDevices);
@@ -208,6 +234,14 @@ pub fn check_upstream(devices: &[DeviceConfig], reach: Reach) -> Result<(), Devi
             None => Err(DeviceError::NoIpv6 { device, peer }),
             Some(link) if link.gateway.is_some() || link.net().contains(peer) => Ok(()),
             Some(_) => Err(DeviceError::NoRoute6 { device, peer }),
+        };
+    }
+    if up.addr.is_none() {
+        let device = up.name.clone();
+        return match reach.peer {
+            Some(IpAddr::V4(peer)) => Err(DeviceError::NoIpv4 { device, peer }),
+            _ if up.ipv6.is_some_and(|l| l.gateway.is_some()) => Ok(()),
+            _ => Err(DeviceError::NoRouter6 { device }),
         };
     }
     match up.gateway {
@@ -295,7 +329,7 @@ mod tests {
         assert_eq!((d[1].name.as_str(), d[1].role), ("wan0", DeviceRole::Both));
         assert_eq!(
             d[1].addr,
-            Ipv4Addr::new(198, 18, 2, 1),
+            Some(Ipv4Addr::new(198, 18, 2, 1)),
             "the address on the gateway's subnet"
         );
         assert_eq!(d[1].gateway, Some(Ipv4Addr::new(198, 18, 2, 254)));

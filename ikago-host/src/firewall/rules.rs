@@ -110,8 +110,7 @@ pub fn server(config: &ServerConfig) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
     let fake = config.transport == Transport::FakeTcp;
     for d in config.devices.iter().filter(|d| fake && d.role.listens()) {
-        let addr6 = d.ipv6.map(|link| IpAddr::V6(link.addr));
-        for to in std::iter::once(IpAddr::V4(d.addr)).chain(addr6) {
+        for to in d.ips() {
             let r = Rule {
                 protocol: Protocol::Tcp,
                 from: None,
@@ -124,8 +123,7 @@ pub fn server(config: &ServerConfig) -> Vec<Rule> {
         }
     }
     if let Some(up) = config.devices.iter().find(|d| d.role.is_upstream()) {
-        let nat66 = up.ipv6.map(|link| IpAddr::V6(link.addr));
-        for to in std::iter::once(IpAddr::V4(up.addr)).chain(nat66) {
+        for to in up.ips() {
             for (protocol, ports) in [
                 (Protocol::Tcp, &config.nat.tcp_ports),
                 (Protocol::Udp, &config.nat.udp_ports),
@@ -153,7 +151,7 @@ mod tests {
             role,
             link: LinkType::Ethernet,
             mac: Mac([2, 0, 0, 0, 0, addr[3]]),
-            addr: addr.into(),
+            addr: Some(addr.into()),
             prefix_len: 24,
             gateway: None,
             gateway_mac: None,

@@ -65,7 +65,7 @@ pub(crate) fn device(
         role,
         link: LinkType::Ethernet,
         mac: Mac(mac),
-        addr: Ipv4Addr::from(addr),
+        addr: Some(Ipv4Addr::from(addr)),
         prefix_len,
         gateway: gw.map(|g| Ipv4Addr::from(g.0)),
         gateway_mac: gw.map(|g| Mac(g.1)),

@@ -25,7 +25,7 @@ fn dev(name: &str, role: DeviceRole, addr: [u8; 4], gw: Option<[u8; 4]>) -> Devi
         role,
         link: LinkType::Ethernet,
         mac: Mac([2, 0, 0, 0, addr[2], addr[3]]),
-        addr: Ipv4Addr::from(addr),
+        addr: Some(Ipv4Addr::from(addr)),
         prefix_len: 24,
         gateway: gw.map(Ipv4Addr::from),
         gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, g[2], g[3]])),
