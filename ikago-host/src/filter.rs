@@ -902,6 +902,16 @@ mod tests {
             admits(f, &tcp([198, 18, 22, 2], [198, 18, 23, 2], 50000, 18081)),
             "IPv4 as before"
         );
+        // a listen device with IPv6 only: nothing of IPv4, the IPv6 tunnel as before
+        c.devices[0].addr = None;
+        let f = &server(&c)[0];
+        assert!(f.starts_with("arp or (ip6 and "), "{f}");
+        assert!(!f.contains("(ip and"), "{f}");
+        assert!(admits(f, &tcp6(client, me, 50000, 18081)), "a segment");
+        assert!(
+            !admits(f, &tcp([198, 18, 22, 2], [198, 18, 23, 2], 50000, 18081)),
+            "no IPv4"
+        );
         c.transport = Transport::Tcp;
         assert_eq!(server(&c)[0], NOTHING, "tcp mode: the kernel's sockets");
     }

@@ -41,7 +41,7 @@ impl MachineConfig {
 ///     role,
 ///     link: LinkType::Ethernet,
 ///     mac: Mac([2, 0, 0, 0, 0, last]),
-///     addr: Ipv4Addr::new(198, 18, last, 1),
+///     addr: Some(Ipv4Addr::new(198, 18, last, 1)),
 ///     prefix_len: 24,
 ///     gateway: Some(Ipv4Addr::new(198, 18, last, 254)),
 ///     gateway_mac: None,

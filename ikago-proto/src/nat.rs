@@ -1390,6 +1390,22 @@ mod tests {
     }
 
     #[test]
+    fn nat44_needs_a_public_ipv4_address() {
+        let now = Instant::now();
+        let public6 = Some(PUBLIC6);
+        let mut nat = Nat::new(&NatConfig::default(), None, public6, Keyed::new([0; 16]));
+        let mut p = udp(ep(HOST, 5000), ep(REMOTE, 53), b"q");
+        assert_eq!(
+            nat.outbound(now, 1, &mut p, &mut rng()),
+            Err(DropReason::NoIpv4)
+        );
+        let mut p6 = udp(ep6(HOST6, 5000), ep6(REMOTE6, 53), b"q");
+        assert!(nat.outbound(now, 1, &mut p6, &mut rng()).is_ok());
+        assert_eq!(nat.len(), 1);
+        assert_eq!(nat.capacity() * 2, self::nat().capacity());
+    }
+
+    #[test]
     fn udp_out_then_in() {
         let (mut nat, now) = (nat(), Instant::now());
         let inner = ep(HOST, 5000);

@@ -360,3 +360,68 @@ fn a_blind_syn_on_a_live_ipv6_connection_gets_a_challenge_ack() {
         "the client stays"
     );
 }
+
+/// `dev` without IPv4
+fn dev6(name: &str, role: DeviceRole, net: u8, last: u8, ipv6: Option<Ipv6Link>) -> DeviceConfig {
+    DeviceConfig {
+        addr: None,
+        gateway: None,
+        gateway_mac: None,
+        ..dev(name, role, net, last, ipv6)
+    }
+}
+
+#[test]
+fn a_device_needs_an_address_of_a_family_the_peer_is_reached_by() {
+    let now = Instant::now();
+    let server4 = SocketAddr::new(Ipv4Addr::new(198, 18, 12, 1).into(), PORT);
+    let server6 = SocketAddr::new(SERVER6.into(), PORT);
+    let client = |up: DeviceConfig, server| {
+        let lan = dev("lan0", DeviceRole::Listen, 11, 1, None);
+        let sources = vec!["198.18.11.2".parse().unwrap()];
+        Client::new(ClientConfig::new(vec![lan, up], sources, server), now)
+            .map(|c| c.local_addr().ip())
+    };
+    let up6 = || dev6("wan0", DeviceRole::Upstream, 12, 2, link(CLIENT6));
+    assert_eq!(
+        client(up6(), server6),
+        Ok(IpAddr::V6(CLIENT6)),
+        "an IPv6 server from an IPv6-only upstream device"
+    );
+    assert_eq!(
+        client(up6(), server4),
+        Err(ConfigError::NoIpv4Upstream("wan0".into(), server4))
+    );
+    let mut c = ClientConfig::new(vec![up6()], vec![], server6);
+    c.devices[0].role = DeviceRole::Both;
+    c.sources6 = vec!["fd00:11::/64".parse().unwrap()];
+    c.fallback = vec![server4];
+    assert_eq!(
+        Client::new(c, now).err(),
+        Some(ConfigError::NoIpv4Upstream("wan0".into(), server4)),
+        "every fallback is checked"
+    );
+    let bare = dev6("wan0", DeviceRole::Upstream, 12, 2, None);
+    assert_eq!(
+        client(bare, server6),
+        Err(ConfigError::NoAddress("wan0".into()))
+    );
+
+    let server = |devices| Server::new(ServerConfig::new(devices, PORT), now);
+    let listen = || dev6("wan0", DeviceRole::Listen, 12, 1, link(SERVER6));
+    let public6 = Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 1);
+    let s = server(vec![
+        listen(),
+        dev6("dst0", DeviceRole::Upstream, 13, 1, link(public6)),
+    ])
+    .expect("an IPv6-only server");
+    assert_eq!((s.public_addr(), s.public_addr6()), (None, Some(public6)));
+    assert_eq!(
+        server(vec![
+            listen(),
+            dev6("dst0", DeviceRole::Upstream, 13, 1, None)
+        ])
+        .err(),
+        Some(ConfigError::NoAddress("dst0".into()))
+    );
+}

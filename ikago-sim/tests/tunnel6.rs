@@ -471,3 +471,54 @@ fn an_ikago2_only_server_admits_an_ipv6_client_by_its_syn_proof() {
     assert_eq!(drops.get(DropReason::SynUnproven), 0, "{drops}");
     t.assert_clean();
 }
+
+#[test]
+fn an_ipv6_only_server_carries_inner_ipv6_and_drops_inner_ipv4_as_counted() {
+    // neither the server's devices nor the client's upstream device have IPv4
+    let mut t = Tunnel6::new(
+        81,
+        |w| w.server.devices.iter_mut().for_each(|d| d.addr = None),
+        |c| {
+            let up = c.devices.iter_mut().find(|d| d.role.is_upstream()).unwrap();
+            (up.addr, up.gateway) = (None, None);
+        },
+    );
+    assert_eq!(t.world.server().public_addr(), None);
+    let local = t.world.client(t.client).local_addr();
+    assert_eq!(local.ip(), IpAddr::from(addr::client_wan6(0)));
+    t.exchange(5000, echo(true), &payload(10, 20));
+    t.exchange(5000, echo(true), &payload(11, 1200));
+    t.ping(addr::internet6(2).into(), 1);
+    assert_eq!(t.world.host(t.pc).payloads_on(5000).len(), 2);
+    assert_eq!(t.world.host(t.pc).echo_replies().len(), 1);
+
+    let sent = t.world.server().stats().inner_rx.packets;
+    for n in 0..3 {
+        t.world
+            .host_mut(t.pc)
+            .udp_send(5001, echo(false), &payload(n, 100));
+    }
+    let no_ipv4 = |w: &World| w.server().stats().drops.get(DropReason::NoIpv4);
+    t.world.run_until(|w| no_ipv4(w) == 3, EXCHANGE_STEPS);
+    t.world.run_for(Duration::from_millis(200));
+    assert_eq!(no_ipv4(&t.world), 3);
+    assert!(t.world.host(t.pc).payloads_on(5001).is_empty());
+    let server = t.world.server();
+    assert_eq!(
+        server.stats().inner_rx.packets,
+        sent,
+        "dropped before the NAT"
+    );
+    assert_eq!(server.clients().collect::<Vec<_>>(), [local]);
+    for device in ["client0.wan", "server.wan", "server.upstream"] {
+        let tap = t.world.capture().tap(device).expect("captured");
+        let arp = (tap.frames.iter()).filter_map(|f| ethernet::parse(&f.data));
+        assert_eq!(
+            arp.filter(|e| e.ethertype == ethernet::ETHERTYPE_ARP)
+                .count(),
+            0,
+            "no ARP on {device}, which has IPv6 only"
+        );
+    }
+    t.assert_clean();
+}

@@ -311,9 +311,9 @@ pub(super) fn tunnel6(report: &mut Report, settings: &Settings, devices: &[Devic
     }
 }
 
-/// Inner IPv6: a server's NAT66 address, or a client's IPv6 sources with IPv6 forwarding (which
-/// must be off, as IPv4's) and the IPv6 gateway its LAN hosts can use; nothing for a client
-/// without IPv6 sources
+/// Inner IPv6: a server's NAT66 address (and that an IPv6-only server drops inner IPv4), or a
+/// client's IPv6 sources with IPv6 forwarding (which must be off, as IPv4's) and the IPv6
+/// gateway its LAN hosts can use; nothing for a client without IPv6 sources
 pub(super) fn ipv6(report: &mut Report, settings: &Settings, devices: &[DeviceConfig]) {
     match settings {
         Settings::Server(_) => {
@@ -338,6 +338,15 @@ pub(super) fn ipv6(report: &mut Report, settings: &Settings, devices: &[DeviceCo
                         up.name
                     ),
                 ),
+            }
+            if up.addr.is_none() {
+                report.ok(
+                    "ipv6",
+                    format!(
+                        "{} has IPv6 only: inner IPv4 from clients is dropped (no_ipv4)",
+                        up.name
+                    ),
+                );
             }
         }
         Settings::Client(c) if c.sources6.is_empty() => {}

@@ -524,4 +524,49 @@ mod tests {
             "upstream device wan0 has no global IPv6 address to reach server 2001:db8:23::2 from"
         );
     }
+
+    #[test]
+    fn an_ipv6_only_host_serves_through_its_ipv6_default_route() {
+        let (mut i, _, _) = setup();
+        i[1].addrs6 = vec!["2001:db8:21::1/64".parse().unwrap()];
+        i[2].addrs6 = vec!["2001:db8:22::2/64".parse().unwrap()];
+        for iface in &mut i {
+            iface.addrs.clear();
+        }
+        let (routes, routes6) = (Routes::default(), Routes6::parse(ROUTES6));
+        let neighbors = Neighbors::default();
+        let server = Reach {
+            peer: None,
+            gateway: None,
+        };
+        let mut d = candidates(&i, &routes, &routes6, &neighbors, server);
+        add_ipv6(&mut d, &i, &routes6, &Neighbors6::default(), server);
+        assert_eq!(d.len(), 2, "the loopback has no global IPv6 address");
+        assert_eq!((d[1].name.as_str(), d[1].role), ("wan0", DeviceRole::Both));
+        assert_eq!((d[0].addr, d[1].addr, d[1].gateway), (None, None, None));
+        assert_eq!(
+            d[1].ipv6.and_then(|l| l.gateway),
+            Some("fe80::1".parse().unwrap())
+        );
+        assert_eq!(check_upstream(&d, server), Ok(()));
+        let device = "wan0".to_owned();
+        if let Some(link) = d[1].ipv6.as_mut() {
+            link.gateway = None;
+        }
+        assert_eq!(
+            check_upstream(&d, server),
+            Err(DeviceError::NoRouter6 {
+                device: device.clone()
+            })
+        );
+        let peer = Ipv4Addr::new(198, 19, 113, 5);
+        let client = Reach {
+            peer: Some(peer.into()),
+            gateway: None,
+        };
+        assert_eq!(
+            check_upstream(&d, client),
+            Err(DeviceError::NoIpv4 { device, peer })
+        );
+    }
 }
