@@ -79,6 +79,10 @@ impl fmt::Display for Interface {
             (self.running, "running"),
             (self.loopback, "loopback"),
             (!self.ethernet, "not ethernet"),
+            (
+                self.addrs.is_empty() && !self.addrs6.is_empty(),
+                "IPv6 only",
+            ),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -189,6 +193,14 @@ mod tests {
         assert_eq!(
             lo.to_string(),
             "lo: 127.0.0.1/32 (up, running, loopback, not ethernet)"
+        );
+        let v6_only = Interface {
+            addrs: Vec::new(),
+            ..eth0()
+        };
+        assert_eq!(
+            v6_only.to_string(),
+            "eth0 [02:00:00:00:00:01]: 2001:db8:1::2/64 (up, running, IPv6 only)"
         );
     }
 
