@@ -17,7 +17,9 @@
 //! - the firewall's link toward the clients narrowed to 1280 bytes: the server's frames of the
 //!   destination's full-size TCP segments draw a Packet Too Big from the firewall, which lowers
 //!   the server's frame size toward the client (it says so), and the downloads of host A (IPv4)
-//!   and host D (IPv6) complete.
+//!   and host D (IPv6) complete;
+//! - the server's devices without IPv4 (an IPv6-only server): its start log says so, host D's
+//!   UDP and TCP echoes cross, host A's IPv4 is dropped and counted (`no_ipv4`).
 //!
 //! Every destination is a literal of the lab's plan ([`ikago_lab::addr`]), and every probe
 //! refuses any other.
@@ -315,6 +317,44 @@ fn big_replies_cross_a_narrow_link(lab: &Lab, runner: Runner) {
         .unwrap_or_else(|e| panic!("{e}: {:#?}", server.lines()));
 }
 
+/// The server's devices without their IPv4 addresses (last: the lab keeps them so): the server
+/// runs on IPv6 alone, host D's IPv6 crosses, host A's IPv4 is dropped and counted (`no_ipv4`)
+fn an_ipv6_only_server(lab: &Lab, runner: Runner) {
+    for dev in ["wan0", "dst0"] {
+        lab.ns(Host::Server)
+            .ip(&["-4", "addr", "flush", "dev", dev])
+            .expect("IPv4 addresses removed");
+    }
+    let options = TunnelOptions {
+        tunnel6: true,
+        ..TunnelOptions::dual_stack(PASSWORD)
+    };
+    let (server, _client) = tunnel(lab, runner, &options);
+    for (starts, ends) in [
+        (
+            "Take tunnels on ",
+            format!("[{SERVER_WAN6}]:{TUNNEL_PORT} (IPv6)"),
+        ),
+        ("Route upstream from dst0 ", "IPv6 only".to_owned()),
+    ] {
+        let line = server
+            .wait_for_line(starts, 0, WAIT)
+            .unwrap_or_else(|e| panic!("{e}: {:#?}", server.lines()));
+        assert!(line.ends_with(&ends), "{line}");
+    }
+    // the link toward the clients is still narrowed: sizes that fit it at once
+    let echo6 = at(DESTINATION6, ECHO_PORT);
+    for size in [20, 600] {
+        echoes(lab, Host::HostD, echo6, size);
+    }
+    tcp::echo(lab.ns(Host::HostD), echo6, b"ipv6 only\n", WAIT).expect("tcp echo from host D");
+    let echo4 = at(DESTINATION, ECHO_PORT);
+    assert!(udp::echo(lab.ns(Host::HostA), echo4, 100, WAIT).is_err());
+    server
+        .wait_for_line("no_ipv4", 0, WAIT)
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", server.lines()));
+}
+
 fn outer_ipv6(runner: Runner) {
     let lab = Lab::build_dual_stack(FirewallPolicy::default()).expect("lab builds");
     ikago2_over_ipv6(&lab, runner);
@@ -322,6 +362,7 @@ fn outer_ipv6(runner: Runner) {
     tcp_mode_over_ipv6(&lab, runner);
     fails_over_from_ipv6_to_ipv4(&lab, runner);
     big_replies_cross_a_narrow_link(&lab, runner);
+    an_ipv6_only_server(&lab, runner);
 }
 
 #[test]
