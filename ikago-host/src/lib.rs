@@ -38,6 +38,7 @@ pub mod inject;
 pub mod logging;
 pub mod machine;
 pub mod monitor;
+mod netlink;
 pub mod netns;
 pub mod notify;
 pub mod packet;

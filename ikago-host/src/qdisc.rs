@@ -8,33 +8,20 @@
 //! taps: `tcpdump` on that device no longer shows the injected frames (its peer, or the next hop,
 //! still does), and nftables `netdev` egress chains are skipped as well.
 
+use crate::netlink::{self, malformed};
 use rustix::net::netdevice::name_to_index;
-use rustix::net::sockopt::{self, Timeout};
-use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 /// `RTM_NEWQDISC`: one qdisc of the dump
 const RTM_NEWQDISC: u16 = 36;
 /// `RTM_GETQDISC`
 const RTM_GETQDISC: u16 = 38;
-/// `NLM_F_REQUEST | NLM_F_DUMP`
-const REQUEST_DUMP: u16 = 0x1 | 0x300;
-/// `NLMSG_ERROR`
-const NLMSG_ERROR: u16 = 2;
-/// `NLMSG_DONE`
-const NLMSG_DONE: u16 = 3;
-/// Length of `struct nlmsghdr`
-const HEADER: usize = 16;
 /// Length of `struct tcmsg`
 const TCMSG: usize = 20;
 /// `TCA_KIND`: the qdisc's name, NUL-terminated
 const TCA_KIND: u16 = 1;
 /// `TC_H_ROOT`: the parent of a root qdisc
 const TC_H_ROOT: u32 = 0xffff_ffff;
-/// How long the kernel may take to answer
-const PATIENCE: Duration = Duration::from_secs(2);
 
 /// The qdiscs of one device that matter here
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,81 +41,44 @@ impl Qdiscs {
 /// Whether `device` queues nothing (root qdisc `noqueue`, no `clsact`), in the caller's network
 /// namespace
 pub fn queues_nothing(device: &str) -> io::Result<bool> {
-    let fd = rustix::net::socket_with(
-        AddressFamily::NETLINK,
-        SocketType::DGRAM,
-        SocketFlags::CLOEXEC,
-        None, // NETLINK_ROUTE
-    )?;
+    let fd = netlink::open(None)?; // NETLINK_ROUTE
     let index = name_to_index(&fd, device)?;
-    sockopt::set_socket_timeout(&fd, Timeout::Recv, Some(PATIENCE))?;
-    rustix::net::send(&fd, &request(index), SendFlags::empty())?;
-    Ok(read_dump(&fd, index)?.queue_nothing())
+    let mut found = Qdiscs::default();
+    netlink::dump(&fd, &request(index), |kind, body| {
+        add(kind, body, index, &mut found)
+    })?;
+    Ok(found.queue_nothing())
 }
 
 /// A dump request for the qdiscs of the device with index `index` (older kernels dump every
 /// device's: the reply is filtered too)
-fn request(index: u32) -> [u8; HEADER + TCMSG] {
-    let mut m = [0u8; HEADER + TCMSG];
-    m[0..4].copy_from_slice(&((HEADER + TCMSG) as u32).to_ne_bytes());
-    m[4..6].copy_from_slice(&RTM_GETQDISC.to_ne_bytes());
-    m[6..8].copy_from_slice(&REQUEST_DUMP.to_ne_bytes());
-    m[8..12].copy_from_slice(&1u32.to_ne_bytes());
+fn request(index: u32) -> Vec<u8> {
+    let mut tcmsg = [0u8; TCMSG];
     // tcm_family AF_UNSPEC, then tcm_ifindex
-    m[HEADER + 4..HEADER + 8].copy_from_slice(&index.to_ne_bytes());
-    m
+    tcmsg[4..8].copy_from_slice(&index.to_ne_bytes());
+    netlink::request(RTM_GETQDISC, 1, &tcmsg)
 }
 
-/// Reads one dump to its end
-fn read_dump(fd: &OwnedFd, index: u32) -> io::Result<Qdiscs> {
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut found = Qdiscs::default();
-    loop {
-        let (len, _) = rustix::net::recv(fd, &mut buf[..], RecvFlags::empty())?;
-        if parse(&buf[..len], index, &mut found)? {
-            return Ok(found);
-        }
-    }
-}
-
-/// Parses the messages of one datagram into `found` (the qdiscs of device `index`); `Ok(true)`
-/// at the end of the dump
-fn parse(mut data: &[u8], index: u32, found: &mut Qdiscs) -> io::Result<bool> {
-    let malformed = || io::Error::new(io::ErrorKind::InvalidData, "malformed qdisc dump");
-    let u32_at = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
+/// Adds the reply message of type `kind` to `found` when it is a qdisc of device `index`
+fn add(kind: u16, body: &[u8], index: u32, found: &mut Qdiscs) -> io::Result<()> {
+    let u32_at = |at: usize| {
+        body.get(at..at + 4)
             .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+            .ok_or_else(malformed)
     };
-    while data.len() >= HEADER {
-        let len = u32_at(data, 0).ok_or_else(malformed)? as usize;
-        let kind = u16::from_ne_bytes([data[4], data[5]]);
-        if len < HEADER || len > data.len() {
-            return Err(malformed());
-        }
-        let body = &data[HEADER..len];
-        match kind {
-            NLMSG_DONE => return Ok(true),
-            NLMSG_ERROR => {
-                let code = u32_at(body, 0).ok_or_else(malformed)?.cast_signed();
-                return Err(io::Error::from_raw_os_error(-code));
+    if kind == RTM_NEWQDISC {
+        let ifindex = u32_at(4)?;
+        let parent = u32_at(12)?;
+        if ifindex == index
+            && let Some(name) = qdisc_kind(body.get(TCMSG..).ok_or_else(malformed)?)
+        {
+            if parent == TC_H_ROOT {
+                found.root = Some(name.to_owned());
             }
-            RTM_NEWQDISC => {
-                let ifindex = u32_at(body, 4).ok_or_else(malformed)?;
-                let parent = u32_at(body, 12).ok_or_else(malformed)?;
-                if ifindex == index
-                    && let Some(name) = qdisc_kind(body.get(TCMSG..).ok_or_else(malformed)?)
-                {
-                    if parent == TC_H_ROOT {
-                        found.root = Some(name.to_owned());
-                    }
-                    found.clsact |= name == "clsact";
-                }
-            }
-            _ => {}
+            found.clsact |= name == "clsact";
         }
-        data = &data[len.next_multiple_of(4).min(data.len())..];
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The `TCA_KIND` attribute among `attrs`, when it is there and readable
@@ -149,16 +99,11 @@ fn qdisc_kind(mut attrs: &[u8]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::{HEADER, NLMSG_DONE, NLMSG_ERROR, message};
 
-    /// A reply message as the kernel writes it
-    fn message(kind: u16, body: &[u8]) -> Vec<u8> {
-        let mut m = Vec::new();
-        m.extend_from_slice(&((HEADER + body.len()) as u32).to_ne_bytes());
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&[0; 10]);
-        m.extend_from_slice(body);
-        m.resize(m.len().next_multiple_of(4), 0);
-        m
+    /// Parses one datagram of a dump for the qdiscs of device `index`; `Ok(true)` at its end
+    fn parse(data: &[u8], index: u32, found: &mut Qdiscs) -> io::Result<bool> {
+        netlink::parse(data, |kind, body| add(kind, body, index, found))
     }
 
     /// A qdisc of device `index` with parent `parent`, named `name`, after another attribute
