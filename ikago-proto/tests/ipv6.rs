@@ -1,6 +1,9 @@
 //! Inner IPv6 end to end: a client and a server wired back to back over `ikago2`, with
 //! hand-built LAN and Internet frames; the server NATs onto its IPv6 address (NAT66)
 
+mod common;
+
+use common::{arp_reply, device, next};
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{checksum, ethernet, icmpv6, ipv6, proto};
 use ikago_proto::*;
@@ -20,15 +23,8 @@ const ROUTER_MAC: Mac = Mac([2, 0, 0, 0, 13, 0xfe]);
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, ipv6: Option<Ipv6Link>) -> DeviceConfig {
     DeviceConfig {
-        name: name.into(),
-        role,
-        link: LinkType::Ethernet,
-        mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Some(Ipv4Addr::new(198, 18, net, last)),
-        prefix_len: 24,
-        gateway: None,
-        gateway_mac: None,
         ipv6,
+        ..device(name, role, net, last)
     }
 }
 
@@ -184,60 +180,6 @@ impl Pair {
         self.feed_server(DeviceId(1), f);
         self.settle();
     }
-}
-
-/// The next frame `m` transmits, collecting events on the way
-fn next(
-    m: &mut impl PollOutput,
-    buf: &mut [u8],
-    events: &mut Vec<Event>,
-) -> Option<(DeviceId, Vec<u8>)> {
-    loop {
-        match m.poll(buf) {
-            Output::Transmit(t) => return Some((t.device, buf[..t.len].to_vec())),
-            Output::Event(e) => events.push(e),
-            Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
-            Output::Timeout(_) => return None,
-        }
-    }
-}
-
-/// Both machines' `poll_output`
-trait PollOutput {
-    fn poll(&mut self, buf: &mut [u8]) -> Output;
-}
-
-impl PollOutput for Client {
-    fn poll(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-impl PollOutput for Server {
-    fn poll(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-/// The server kernel's ARP reply to the client's request in `f`
-fn arp_reply(f: &[u8]) -> Vec<u8> {
-    let mut reply = Vec::new();
-    PacketBuilder::ethernet2([2, 0, 0, 0, 12, 1], f[6..12].try_into().unwrap())
-        .arp(
-            etherparse::ArpPacket::new(
-                etherparse::ArpHardwareId::ETHERNET,
-                etherparse::EtherType::IPV4,
-                etherparse::ArpOperation::REPLY,
-                &[2, 0, 0, 0, 12, 1],
-                &[198, 18, 12, 1],
-                &f[6..12],
-                &f[28..32],
-            )
-            .unwrap(),
-        )
-        .write(&mut reply)
-        .unwrap();
-    reply
 }
 
 /// An Ethernet frame builder from `smac` to `dmac` carrying IPv6 from `src` to `dst`

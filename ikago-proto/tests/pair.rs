@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::udp_payload;
+use common::{arp_reply, device, next, udp, udp_payload};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,15 +24,9 @@ fn dev(
     gw: Option<(Ipv4Addr, Mac)>,
 ) -> DeviceConfig {
     DeviceConfig {
-        name: name.into(),
-        role,
-        link: LinkType::Ethernet,
-        mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Some(Ipv4Addr::new(198, 18, net, last)),
-        prefix_len: 24,
         gateway: gw.map(|g| g.0),
         gateway_mac: gw.map(|g| g.1),
-        ipv6: None,
+        ..device(name, role, net, last)
     }
 }
 
@@ -99,47 +93,21 @@ impl Pair {
         for _ in 0..100 {
             let mut moved = false;
             let mut to_server = vec![];
-            loop {
-                match self.client.poll_output(&mut self.buf) {
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let f = self.buf[..t.len].to_vec();
-                        if t.device == DeviceId(0) {
-                            self.lan.push(f);
-                        } else if u16::from_be_bytes([f[12], f[13]]) == 0x0806 {
-                            // the server's kernel answers ARP for its address
-                            let mut reply = Vec::new();
-                            PacketBuilder::ethernet2(
-                                [2, 0, 0, 0, 12, 1],
-                                f[6..12].try_into().unwrap(),
-                            )
-                            .arp(
-                                etherparse::ArpPacket::new(
-                                    etherparse::ArpHardwareId::ETHERNET,
-                                    etherparse::EtherType::IPV4,
-                                    etherparse::ArpOperation::REPLY,
-                                    &[2, 0, 0, 0, 12, 1],
-                                    &[198, 18, 12, 1],
-                                    &f[6..12],
-                                    &f[28..32],
-                                )
-                                .unwrap(),
-                            )
-                            .write(&mut reply)
-                            .unwrap();
-                            self.client.handle_input(Input::Frame {
-                                now: self.now,
-                                device: DeviceId(1),
-                                data: &reply,
-                            });
-                        } else {
-                            self.tunnel.push((self.now, f.clone()));
-                            to_server.push(f);
-                        }
-                    }
-                    Output::Event(e) => self.events.push(e),
-                    Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
-                    Output::Timeout(_) => break,
+            while let Some((device, f)) = next(&mut self.client, &mut self.buf, &mut self.events) {
+                moved = true;
+                if device == DeviceId(0) {
+                    self.lan.push(f);
+                } else if u16::from_be_bytes([f[12], f[13]]) == 0x0806 {
+                    // the server's kernel answers ARP for its address
+                    let reply = arp_reply(&f);
+                    self.client.handle_input(Input::Frame {
+                        now: self.now,
+                        device: DeviceId(1),
+                        data: &reply,
+                    });
+                } else {
+                    self.tunnel.push((self.now, f.clone()));
+                    to_server.push(f);
                 }
             }
             for f in to_server {
@@ -150,20 +118,12 @@ impl Pair {
                 });
             }
             let mut to_client = vec![];
-            loop {
-                match self.server.poll_output(&mut self.buf) {
-                    Output::Transmit(t) => {
-                        moved = true;
-                        let f = self.buf[..t.len].to_vec();
-                        if t.device == DeviceId(0) {
-                            to_client.push(f);
-                        } else {
-                            self.internet.push(f);
-                        }
-                    }
-                    Output::Event(e) => self.events.push(e),
-                    Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
-                    Output::Timeout(_) => break,
+            while let Some((device, f)) = next(&mut self.server, &mut self.buf, &mut self.events) {
+                moved = true;
+                if device == DeviceId(0) {
+                    to_client.push(f);
+                } else {
+                    self.internet.push(f);
                 }
             }
             for f in to_client {
@@ -186,22 +146,6 @@ impl Pair {
         self.server.handle_input(Input::Timeout(self.now));
         self.settle();
     }
-}
-
-fn udp(
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-    smac: Mac,
-    dmac: Mac,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(smac.0, dmac.0)
-        .ipv4(src.0.octets(), dst.0.octets(), 64)
-        .udp(src.1, dst.1)
-        .write(&mut v, payload)
-        .unwrap();
-    v
 }
 
 fn echo_round_trip(p: &mut Pair, size: usize) -> bool {

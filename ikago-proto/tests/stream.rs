@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::udp_payload;
+use common::{device, udp_payload};
 use etherparse::PacketBuilder;
 use ikago_proto::*;
 use std::collections::VecDeque;
@@ -21,15 +21,9 @@ const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, 12,
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<Ipv4Addr>) -> DeviceConfig {
     DeviceConfig {
-        name: name.into(),
-        role,
-        link: LinkType::Ethernet,
-        mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Some(Ipv4Addr::new(198, 18, net, last)),
-        prefix_len: 24,
         gateway: gw,
         gateway_mac: gw.map(|_| DST_MAC),
-        ipv6: None,
+        ..device(name, role, net, last)
     }
 }
 

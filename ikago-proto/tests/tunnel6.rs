@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::udp_payload;
+use common::{device, next, udp, udp_payload};
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{ethernet, icmpv6, ipv6, proto, tcp};
 use ikago_proto::*;
@@ -25,15 +25,10 @@ const PORT: u16 = 18081;
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, ipv6: Option<Ipv6Link>) -> DeviceConfig {
     DeviceConfig {
-        name: name.into(),
-        role,
-        link: LinkType::Ethernet,
-        mac: Mac([2, 0, 0, 0, net, last]),
-        addr: Some(Ipv4Addr::new(198, 18, net, last)),
-        prefix_len: 24,
         gateway: (net == 13).then_some(DST),
         gateway_mac: (net == 13).then_some(DST_MAC),
         ipv6,
+        ..device(name, role, net, last)
     }
 }
 
@@ -175,12 +170,13 @@ impl Pair {
     /// A UDP round trip from the LAN host to `DST` port 7 and back; the payload arrived both
     /// ways
     fn echo(&mut self, payload: &[u8]) {
-        let mut f = Vec::new();
-        PacketBuilder::ethernet2(LAN_HOST_MAC.0, CLIENT_LAN_MAC.0)
-            .ipv4(LAN_HOST.octets(), DST.octets(), 64)
-            .udp(40000, 7)
-            .write(&mut f, payload)
-            .unwrap();
+        let f = udp(
+            (LAN_HOST, 40000),
+            (DST, 7),
+            LAN_HOST_MAC,
+            CLIENT_LAN_MAC,
+            payload,
+        );
         self.client.handle_input(Input::Frame {
             now: self.now,
             device: DeviceId(0),
@@ -190,49 +186,17 @@ impl Pair {
         let out = self.internet.pop().expect("the packet left the server");
         let (src, sport, dst, _, got) = udp_payload(&out).expect("UDP");
         assert_eq!((src, dst, &got[..]), (PUBLIC, DST, payload));
-        let mut reply = Vec::new();
-        PacketBuilder::ethernet2(DST_MAC.0, [2, 0, 0, 0, 13, 1])
-            .ipv4(DST.octets(), PUBLIC.octets(), 64)
-            .udp(7, sport)
-            .write(&mut reply, payload)
-            .unwrap();
+        let reply = udp(
+            (DST, 7),
+            (PUBLIC, sport),
+            DST_MAC,
+            Mac([2, 0, 0, 0, 13, 1]),
+            payload,
+        );
         self.feed_server(DeviceId(1), &reply);
         self.settle();
         let back = self.lan.pop().expect("the reply reached the LAN");
         assert_eq!(udp_payload(&back).expect("UDP").4, payload);
-    }
-}
-
-/// The next frame `m` transmits, collecting events on the way
-fn next(
-    m: &mut impl PollOutput,
-    buf: &mut [u8],
-    events: &mut Vec<Event>,
-) -> Option<(DeviceId, Vec<u8>)> {
-    loop {
-        match m.poll(buf) {
-            Output::Transmit(t) => return Some((t.device, buf[..t.len].to_vec())),
-            Output::Event(e) => events.push(e),
-            Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
-            Output::Timeout(_) => return None,
-        }
-    }
-}
-
-/// Both machines' `poll_output`
-trait PollOutput {
-    fn poll(&mut self, buf: &mut [u8]) -> Output;
-}
-
-impl PollOutput for Client {
-    fn poll(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
-    }
-}
-
-impl PollOutput for Server {
-    fn poll(&mut self, buf: &mut [u8]) -> Output {
-        self.poll_output(buf)
     }
 }
 

@@ -18,18 +18,28 @@ pub(crate) const REMOTE: [u8; 4] = [198, 18, 13, 2];
 /// The server's public (NAT) address
 pub(crate) const PUBLIC: [u8; 4] = [198, 18, 13, 1];
 
-/// A device of the test server
-fn dev(name: &str, role: DeviceRole, addr: [u8; 4], gw: Option<[u8; 4]>) -> DeviceConfig {
+/// An Ethernet device at 198.18.`net`.`last`/24 with MAC 02:00:00:00:`net`:`last`, without a
+/// gateway or IPv6
+pub(crate) fn device(name: &str, role: DeviceRole, net: u8, last: u8) -> DeviceConfig {
     DeviceConfig {
         name: name.into(),
         role,
         link: LinkType::Ethernet,
-        mac: Mac([2, 0, 0, 0, addr[2], addr[3]]),
-        addr: Some(Ipv4Addr::from(addr)),
+        mac: Mac([2, 0, 0, 0, net, last]),
+        addr: Some(Ipv4Addr::new(198, 18, net, last)),
         prefix_len: 24,
+        gateway: None,
+        gateway_mac: None,
+        ipv6: None,
+    }
+}
+
+/// A device of the test server
+fn dev(name: &str, role: DeviceRole, addr: [u8; 4], gw: Option<[u8; 4]>) -> DeviceConfig {
+    DeviceConfig {
         gateway: gw.map(Ipv4Addr::from),
         gateway_mac: gw.map(|g| Mac([2, 0, 0, 0, g[2], g[3]])),
-        ipv6: None,
+        ..device(name, role, addr[2], addr[3])
     }
 }
 
@@ -165,4 +175,76 @@ pub(crate) fn udp_payload(frame: &[u8]) -> Option<(Ipv4Addr, u16, Ipv4Addr, u16,
         u.destination_port(),
         u.payload().to_vec(),
     ))
+}
+
+/// An Ethernet frame from `smac` to `dmac` carrying an IPv4 UDP datagram from `src` to `dst`
+pub(crate) fn udp(
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    smac: Mac,
+    dmac: Mac,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(smac.0, dmac.0)
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .udp(src.1, dst.1)
+        .write(&mut v, payload)
+        .expect("writes to a Vec");
+    v
+}
+
+/// The server kernel's ARP reply (198.18.12.1 at 02:00:00:00:12:01) to the client's request in
+/// `f`
+pub(crate) fn arp_reply(f: &[u8]) -> Vec<u8> {
+    let mut reply = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 12, 1], f[6..12].try_into().expect("a MAC"))
+        .arp(
+            etherparse::ArpPacket::new(
+                etherparse::ArpHardwareId::ETHERNET,
+                etherparse::EtherType::IPV4,
+                etherparse::ArpOperation::REPLY,
+                &[2, 0, 0, 0, 12, 1],
+                &[198, 18, 12, 1],
+                &f[6..12],
+                &f[28..32],
+            )
+            .expect("Ethernet and IPv4 lengths"),
+        )
+        .write(&mut reply)
+        .expect("writes to a Vec");
+    reply
+}
+
+/// The next frame `m` transmits, collecting events on the way
+pub(crate) fn next(
+    m: &mut impl PollOutput,
+    buf: &mut [u8],
+    events: &mut Vec<Event>,
+) -> Option<(DeviceId, Vec<u8>)> {
+    loop {
+        match m.poll(buf) {
+            Output::Transmit(t) => return Some((t.device, buf[..t.len].to_vec())),
+            Output::Event(e) => events.push(e),
+            Output::Stream(op) => panic!("a FakeTCP machine asked {op:?}"),
+            Output::Timeout(_) => return None,
+        }
+    }
+}
+
+/// Both machines' `poll_output`
+pub(crate) trait PollOutput {
+    fn poll(&mut self, buf: &mut [u8]) -> Output;
+}
+
+impl PollOutput for Client {
+    fn poll(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
+}
+
+impl PollOutput for Server {
+    fn poll(&mut self, buf: &mut [u8]) -> Output {
+        self.poll_output(buf)
+    }
 }
