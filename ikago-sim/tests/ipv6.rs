@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{CONNECT_STEPS, EXCHANGE_STEPS, connect, payload};
+use common::{
+    CONNECT_STEPS, EXCHANGE_STEPS, add_dual_stack_far, connect, dual_stack_lan, exchange, payload,
+};
 use ikago_proto::{DropReason, Protocol};
 use ikago_sim::{
     ClientId, Direction, HostConfig, HostId, HostIpv6, LinkConfig, SimDrop, Transfer, World,
@@ -42,16 +44,12 @@ impl V6 {
         let mut world = World::new(config);
         let client = world.add_client(|c| c.protocol = protocol);
         let pc = if dual {
-            HostConfig::lan("pc", addr::lan(2)).with_ipv6(HostIpv6::lan(addr::lan6(2)))
+            dual_stack_lan("pc", 2)
         } else {
             HostConfig::lan6("pc", addr::lan6(2))
         };
         let pc = world.add_lan_host(client, HostConfig { mtu: LAN_MTU, ..pc });
-        let far = world.add_internet_host(
-            HostConfig::internet("far", addr::internet(2))
-                .with_ipv6(HostIpv6::internet(addr::internet6(2))),
-        );
-        world.host_mut(far).udp_echo(ECHO);
+        let far = add_dual_stack_far(&mut world);
         Self {
             world,
             client,
@@ -70,16 +68,6 @@ impl V6 {
 /// `far`'s IPv6 echo service
 fn echo6() -> SocketAddr {
     SocketAddr::new(addr::internet6(2).into(), ECHO)
-}
-
-/// Sends `payload` from `host`'s `port` to `to` and runs until one more datagram arrives there
-fn exchange(world: &mut World, host: HostId, port: u16, to: SocketAddr, payload: &[u8]) {
-    let before = world.host(host).payloads_on(port).len();
-    world.host_mut(host).udp_send(port, to, payload);
-    world.run_until(
-        |w| w.host(host).payloads_on(port).len() > before,
-        EXCHANGE_STEPS,
-    );
 }
 
 #[test]
@@ -310,15 +298,8 @@ fn run(seed: u64) -> World {
     let mut world = World::new(config);
     let client = world.add_client(|c| c.protocol = Protocol::Ikago2);
     let six = world.add_lan_host(client, HostConfig::lan6("six", addr::lan6(2)));
-    let dual = world.add_lan_host(
-        client,
-        HostConfig::lan("dual", addr::lan(3)).with_ipv6(HostIpv6::lan(addr::lan6(3))),
-    );
-    let far = world.add_internet_host(
-        HostConfig::internet("far", addr::internet(2))
-            .with_ipv6(HostIpv6::internet(addr::internet6(2))),
-    );
-    world.host_mut(far).udp_echo(ECHO);
+    let dual = world.add_lan_host(client, dual_stack_lan("dual", 3));
+    add_dual_stack_far(&mut world);
     world.run_for(Duration::from_secs(1));
     let echo4 = SocketAddr::new(addr::internet(2).into(), ECHO);
     for n in 0..30u8 {

@@ -6,12 +6,14 @@
 
 mod common;
 
-use common::{CONNECT_STEPS, EXCHANGE_STEPS, connect, events_of, payload};
+use common::{
+    CONNECT_STEPS, EXCHANGE_STEPS, add_dual_stack_far, connect, dual_stack_lan, events_of,
+    exchange, payload,
+};
 use ikago_proto::wire::{ethernet, icmpv6, ipv6, proto};
 use ikago_proto::{ClientConfig, DropReason, Event, KcpTuning, Mac, Method, Protocol};
 use ikago_sim::{
-    ClientId, HostConfig, HostId, HostIpv6, LinkConfig, Origin, SimDrop, Transfer, World,
-    WorldConfig, addr,
+    ClientId, HostId, LinkConfig, Origin, SimDrop, Transfer, World, WorldConfig, addr,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -52,15 +54,13 @@ impl Tunnel6 {
             c.protocol = Protocol::Ikago2;
             client(c);
         });
-        let pc = world.add_lan_host(
-            client,
-            HostConfig::lan("pc", addr::lan(2)).with_ipv6(HostIpv6::lan(addr::lan6(2))),
-        );
-        let far = world.add_internet_host(
-            HostConfig::internet("far", addr::internet(2))
-                .with_ipv6(HostIpv6::internet(addr::internet6(2))),
-        );
-        world.host_mut(far).udp_echo(ECHO);
+        Self::connected(world, client)
+    }
+
+    /// Adds the hosts `pc` and `far` to `world` and runs until `client` is connected
+    fn connected(mut world: World, client: ClientId) -> Self {
+        let pc = world.add_lan_host(client, dual_stack_lan("pc", 2));
+        let far = add_dual_stack_far(&mut world);
         connect(&mut world, client);
         Self {
             world,
@@ -73,12 +73,7 @@ impl Tunnel6 {
     /// Sends `payload` from the LAN host's `port` to `to` and runs until one more datagram
     /// arrives there
     fn exchange(&mut self, port: u16, to: SocketAddr, payload: &[u8]) {
-        let before = self.world.host(self.pc).payloads_on(port).len();
-        self.world.host_mut(self.pc).udp_send(port, to, payload);
-        self.world.run_until(
-            |w| w.host(self.pc).payloads_on(port).len() > before,
-            EXCHANGE_STEPS,
-        );
+        exchange(&mut self.world, self.pc, port, to, payload);
     }
 
     /// Pings `to` from the LAN host and runs until the reply is back
@@ -391,22 +386,7 @@ fn a_client_fails_over_from_an_ipv6_server_to_an_ipv4_one() {
         c.protocol = Protocol::Ikago2;
     });
     assert_eq!(world.add_fallback_server(), fallback);
-    let pc = world.add_lan_host(
-        client,
-        HostConfig::lan("pc", addr::lan(2)).with_ipv6(HostIpv6::lan(addr::lan6(2))),
-    );
-    let far = world.add_internet_host(
-        HostConfig::internet("far", addr::internet(2))
-            .with_ipv6(HostIpv6::internet(addr::internet6(2))),
-    );
-    world.host_mut(far).udp_echo(ECHO);
-    connect(&mut world, client);
-    let mut t = Tunnel6 {
-        world,
-        client,
-        pc,
-        far,
-    };
+    let mut t = Tunnel6::connected(world, client);
     t.exchange(5000, echo(false), b"over IPv6");
     t.world.stop_server();
     until_echoed(&mut t, echo(false), b"over IPv4");

@@ -5,8 +5,8 @@
 #![allow(dead_code)]
 
 use ikago_proto::{ClientConfig, Event};
-use ikago_sim::{ClientId, HostConfig, HostId, Origin, World, WorldConfig, addr};
-use std::net::SocketAddrV4;
+use ikago_sim::{ClientId, HostConfig, HostId, HostIpv6, Origin, World, WorldConfig, addr};
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// Steps a handshake may take (a few SYN retransmissions included)
@@ -66,6 +66,22 @@ impl Basic {
     }
 }
 
+/// A dual-stack LAN host `name` at 198.18.11.`n` and fd00:11::`n`
+pub(crate) fn dual_stack_lan(name: &str, n: u8) -> HostConfig {
+    HostConfig::lan(name, addr::lan(n)).with_ipv6(HostIpv6::lan(addr::lan6(n)))
+}
+
+/// Adds the dual-stack Internet host `far` (198.18.13.2, 2001:db8:13::2), echoing UDP on
+/// [`ECHO_PORT`]
+pub(crate) fn add_dual_stack_far(world: &mut World) -> HostId {
+    let far = world.add_internet_host(
+        HostConfig::internet("far", addr::internet(2))
+            .with_ipv6(HostIpv6::internet(addr::internet6(2))),
+    );
+    world.host_mut(far).udp_echo(ECHO_PORT);
+    far
+}
+
 /// Runs until `client` has completed its handshake; returns the virtual time it took
 pub(crate) fn connect(world: &mut World, client: ClientId) -> Duration {
     world.run_until(|w| w.client(client).is_connected(), CONNECT_STEPS)
@@ -77,7 +93,7 @@ pub(crate) fn exchange(
     world: &mut World,
     host: HostId,
     port: u16,
-    to: SocketAddrV4,
+    to: impl Into<SocketAddr>,
     payload: &[u8],
 ) {
     let before = world.host(host).payloads_on(port).len();
