@@ -102,9 +102,8 @@ fn ipv6_only_host_through_the_blocking_firewall(t: &Tunnel<'_>) {
     }
     let d = t.ns(Host::HostD);
     tcp::echo(d, echo6(), b"tcp over ipv6\n", WAIT).expect("tcp echo from host D");
-    let (ip, _) = dns::query(d, dns6(), "echo.lab.test", WAIT)
-        .or_else(|_| dns::query(d, dns6(), "echo.lab.test", WAIT))
-        .expect("dns from host D over IPv6");
+    let (ip, _) =
+        dns::query_retry(d, dns6(), "echo.lab.test", WAIT, 2).expect("dns from host D over IPv6");
     assert_eq!(ip, DESTINATION);
     let pings = ping::ping(
         d,

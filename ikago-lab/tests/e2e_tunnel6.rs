@@ -81,8 +81,7 @@ fn echoes(lab: &Lab, host: Host, to: SocketAddr, size: usize) {
 
 fn resolves(lab: &Lab, host: Host, server: SocketAddr) {
     let ns = lab.ns(host);
-    let (ip, _) = dns::query(ns, server, "echo.lab.test", WAIT)
-        .or_else(|_| dns::query(ns, server, "echo.lab.test", WAIT))
+    let (ip, _) = dns::query_retry(ns, server, "echo.lab.test", WAIT, 2)
         .unwrap_or_else(|e| panic!("{host:?}: dns from {server}: {e}"));
     assert_eq!(ip, DESTINATION);
 }

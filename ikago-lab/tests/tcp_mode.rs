@@ -54,9 +54,8 @@ fn echo_addr() -> SocketAddrV4 {
 fn small_traffic(lab: &Lab) {
     let a = lab.ns(Host::HostA);
     let dns_addr = SocketAddrV4::new(DESTINATION, DNS_PORT);
-    let answer = dns::query(a, dns_addr, "echo.lab.test", WAIT)
-        .or_else(|_| dns::query(a, dns_addr, "echo.lab.test", WAIT))
-        .expect("dns through the tunnel");
+    let answer =
+        dns::query_retry(a, dns_addr, "echo.lab.test", WAIT, 2).expect("dns through the tunnel");
     assert_eq!(answer.0, DESTINATION);
     for size in [20, 1300, 1472] {
         udp::echo_retry(a, echo_addr(), size, WAIT, 2)

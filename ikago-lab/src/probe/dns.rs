@@ -34,6 +34,26 @@ pub fn query(
     answer.map(|ip| (ip, start.elapsed()))
 }
 
+/// [`query`] up to `attempts` times (a lost datagram costs one `timeout`); the last error when
+/// none was answered
+pub fn query_retry(
+    ns: &Netns,
+    server: impl Into<SocketAddr>,
+    name: &str,
+    timeout: Duration,
+    attempts: u32,
+) -> Result<(Ipv4Addr, Duration)> {
+    let server = server.into();
+    let mut last = None;
+    for _ in 0..attempts {
+        match query(ns, server, name, timeout) {
+            Ok(answer) => return Ok(answer),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
 /// An A query for `name` with recursion desired
 fn encode(id: u16, name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + name.len() + 6);

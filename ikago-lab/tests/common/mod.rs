@@ -126,8 +126,7 @@ fn bulk_addr() -> SocketAddrV4 {
 /// Resolves a name from `host` through the tunnel (one retry after a lost datagram)
 fn resolves(t: &Tunnel, host: Host) {
     let ns = t.ns(host);
-    let answer = dns::query(ns, dns_addr(), "echo.lab.test", WAIT)
-        .or_else(|_| dns::query(ns, dns_addr(), "echo.lab.test", WAIT))
+    let answer = dns::query_retry(ns, dns_addr(), "echo.lab.test", WAIT, 2)
         .unwrap_or_else(|e| panic!("{host:?}: dns through the tunnel: {e}"));
     assert_eq!(answer.0, DESTINATION);
 }
@@ -1627,8 +1626,7 @@ pub(crate) fn compat_and_ikago2_clients_on_one_server(runner: Runner) {
         .expect("ikago2 client connects");
     for host in [Host::HostA, Host::HostC] {
         let ns = lab.ns(host);
-        dns::query(ns, dns_addr(), "echo.lab.test", WAIT)
-            .or_else(|_| dns::query(ns, dns_addr(), "echo.lab.test", WAIT))
+        dns::query_retry(ns, dns_addr(), "echo.lab.test", WAIT, 2)
             .unwrap_or_else(|e| panic!("{host:?}: dns: {e}"));
         udp::echo_retry(ns, echo_addr(), 1300, WAIT, 2)
             .unwrap_or_else(|e| panic!("{host:?}: echo: {e}"));
