@@ -102,7 +102,8 @@ impl Sink {
                         Ok(()) => sent.frames += 1,
                         Err(_) => {
                             sent.failed += 1;
-                            sent.error = Some(std::io::ErrorKind::Other);
+                            // libpcap formats its message after `send` failed, leaving errno
+                            sent.error = std::io::Error::last_os_error().raw_os_error();
                         }
                     }
                 }
@@ -243,7 +244,7 @@ impl Device {
                 "Cannot inject on {} ({} frames failed so far): {}",
                 self.name,
                 c.failed,
-                std::io::Error::from(error)
+                std::io::Error::from_raw_os_error(error)
             );
         }
     }

@@ -40,8 +40,8 @@ pub struct Sent {
     pub failed: usize,
     /// Calls that sent fewer frames than asked (the rest went in further calls)
     pub short: usize,
-    /// The last refusal's error
-    pub error: Option<io::ErrorKind>,
+    /// The last refusal's OS error number (`errno`), for the log and for `check`
+    pub error: Option<i32>,
 }
 
 impl PacketSocket {
@@ -101,7 +101,7 @@ impl PacketSocket {
                     let e = io::Error::last_os_error();
                     if e.kind() != io::ErrorKind::Interrupted {
                         sent.failed += 1;
-                        sent.error = Some(e.kind());
+                        sent.error = e.raw_os_error();
                         next += 1;
                     }
                 }
@@ -116,7 +116,7 @@ impl PacketSocket {
     /// Sends one frame
     pub fn send_one(&mut self, frame: &[u8]) -> io::Result<()> {
         match self.send(std::iter::once(frame)) {
-            Sent { error: Some(e), .. } => Err(e.into()),
+            Sent { error: Some(e), .. } => Err(io::Error::from_raw_os_error(e)),
             _ => Ok(()),
         }
     }
