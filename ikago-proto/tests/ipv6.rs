@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{arp_reply, device, next};
+use common::{Hop, Writer, arp_reply, device, settle};
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{checksum, ethernet, icmpv6, ipv6, proto};
 use ikago_proto::*;
@@ -113,48 +113,26 @@ impl Pair {
     /// Moves frames between the machines until both are idle; answers the client's ARP for
     /// the server
     fn settle(&mut self) {
-        for _ in 0..100 {
-            let mut moved = false;
-            let mut to_server = vec![];
-            while let Some((device, f)) = next(&mut self.client, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(0) {
-                    self.lan.push(f);
-                } else if u16::from_be_bytes([f[12], f[13]]) == 0x0806 {
-                    let reply = arp_reply(&f);
-                    self.client.handle_input(Input::Frame {
-                        now: self.now,
-                        device: DeviceId(1),
-                        data: &reply,
-                    });
-                } else {
-                    to_server.push(f);
+        let Self {
+            now,
+            client,
+            server,
+            lan,
+            internet,
+            events,
+            buf,
+        } = self;
+        settle(*now, client, server, buf, events, |writer, device, f| {
+            match (writer, device) {
+                (Writer::Client, DeviceId(0)) => lan.push(f),
+                (Writer::Client, _) if u16::from_be_bytes([f[12], f[13]]) == 0x0806 => {
+                    return Hop::Answer(arp_reply(&f));
                 }
+                (Writer::Client, _) | (Writer::Server, DeviceId(0)) => return Hop::Across(f),
+                (Writer::Server, _) => internet.push(f),
             }
-            for f in to_server {
-                self.feed_server(DeviceId(0), &f);
-            }
-            let mut to_client = vec![];
-            while let Some((device, f)) = next(&mut self.server, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(0) {
-                    to_client.push(f);
-                } else {
-                    self.internet.push(f);
-                }
-            }
-            for f in to_client {
-                self.client.handle_input(Input::Frame {
-                    now: self.now,
-                    device: DeviceId(1),
-                    data: &f,
-                });
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("no progress");
+            Hop::Kept
+        });
     }
 
     fn feed_server(&mut self, device: DeviceId, f: &[u8]) {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{arp_reply, device, next, udp, udp_payload};
+use common::{Hop, Writer, arp_reply, device, settle, udp, udp_payload};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use ikago_proto::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -90,54 +90,32 @@ impl Pair {
 
     /// Moves frames between the machines until both are idle; answers the client's ARP for the server
     fn settle(&mut self) {
-        for _ in 0..100 {
-            let mut moved = false;
-            let mut to_server = vec![];
-            while let Some((device, f)) = next(&mut self.client, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(0) {
-                    self.lan.push(f);
-                } else if u16::from_be_bytes([f[12], f[13]]) == 0x0806 {
+        let Self {
+            now,
+            client,
+            server,
+            lan,
+            internet,
+            tunnel,
+            events,
+            buf,
+        } = self;
+        settle(*now, client, server, buf, events, |writer, device, f| {
+            match (writer, device) {
+                (Writer::Client, DeviceId(0)) => lan.push(f),
+                (Writer::Client, _) if u16::from_be_bytes([f[12], f[13]]) == 0x0806 => {
                     // the server's kernel answers ARP for its address
-                    let reply = arp_reply(&f);
-                    self.client.handle_input(Input::Frame {
-                        now: self.now,
-                        device: DeviceId(1),
-                        data: &reply,
-                    });
-                } else {
-                    self.tunnel.push((self.now, f.clone()));
-                    to_server.push(f);
+                    return Hop::Answer(arp_reply(&f));
                 }
-            }
-            for f in to_server {
-                self.server.handle_input(Input::Frame {
-                    now: self.now,
-                    device: DeviceId(0),
-                    data: &f,
-                });
-            }
-            let mut to_client = vec![];
-            while let Some((device, f)) = next(&mut self.server, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(0) {
-                    to_client.push(f);
-                } else {
-                    self.internet.push(f);
+                (Writer::Client, _) => {
+                    tunnel.push((*now, f.clone()));
+                    return Hop::Across(f);
                 }
+                (Writer::Server, DeviceId(0)) => return Hop::Across(f),
+                (Writer::Server, _) => internet.push(f),
             }
-            for f in to_client {
-                self.client.handle_input(Input::Frame {
-                    now: self.now,
-                    device: DeviceId(1),
-                    data: &f,
-                });
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("no progress");
+            Hop::Kept
+        });
     }
 
     fn advance(&mut self, d: Duration) {

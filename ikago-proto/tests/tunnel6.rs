@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{device, next, udp, udp_payload};
+use common::{Hop, Writer, device, settle, udp, udp_payload};
 use etherparse::PacketBuilder;
 use ikago_proto::wire::{ethernet, icmpv6, ipv6, proto, tcp};
 use ikago_proto::*;
@@ -101,14 +101,23 @@ impl Pair {
 
     /// Moves frames between the machines until both are idle
     fn settle(&mut self) {
-        for _ in 0..100 {
-            let mut moved = false;
-            let mut to_server = vec![];
-            while let Some((device, f)) = next(&mut self.client, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(0) {
-                    self.lan.push(f);
-                } else if f[12..14] == [0x86, 0xdd] && f[54] == icmpv6::NEIGHBOR_SOLICIT {
+        let Self {
+            now,
+            client,
+            server,
+            lan,
+            internet,
+            strangers,
+            tunnel,
+            events,
+            buf,
+        } = self;
+        settle(*now, client, server, buf, events, |writer, device, f| {
+            match (writer, device) {
+                (Writer::Client, DeviceId(0)) => lan.push(f),
+                (Writer::Client, _)
+                    if f[12..14] == [0x86, 0xdd] && f[54] == icmpv6::NEIGHBOR_SOLICIT =>
+                {
                     // the server's kernel answers for its address
                     let mut na = vec![0u8; 14 + 72];
                     let n = ethernet::write(
@@ -120,43 +129,17 @@ impl Pair {
                     let len =
                         icmpv6::write_advert(&mut na[n..], SERVER6, CLIENT6, SERVER_WAN_MAC, true);
                     na.truncate(n + len);
-                    self.client.handle_input(Input::Frame {
-                        now: self.now,
-                        device: DeviceId(1),
-                        data: &na,
-                    });
-                } else {
-                    self.tunnel.push(f.clone());
-                    to_server.push(f);
+                    return Hop::Answer(na);
+                }
+                (Writer::Server, DeviceId(1)) => internet.push(f),
+                (Writer::Server, _) if f[0..6] != CLIENT_WAN_MAC.0 => strangers.push(f),
+                _ => {
+                    tunnel.push(f.clone());
+                    return Hop::Across(f);
                 }
             }
-            for f in to_server {
-                self.feed_server(DeviceId(0), &f);
-            }
-            let mut to_client = vec![];
-            while let Some((device, f)) = next(&mut self.server, &mut self.buf, &mut self.events) {
-                moved = true;
-                if device == DeviceId(1) {
-                    self.internet.push(f);
-                } else if f[0..6] == CLIENT_WAN_MAC.0 {
-                    self.tunnel.push(f.clone());
-                    to_client.push(f);
-                } else {
-                    self.strangers.push(f);
-                }
-            }
-            for f in to_client {
-                self.client.handle_input(Input::Frame {
-                    now: self.now,
-                    device: DeviceId(1),
-                    data: &f,
-                });
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("no progress");
+            Hop::Kept
+        });
     }
 
     fn feed_server(&mut self, device: DeviceId, f: &[u8]) {

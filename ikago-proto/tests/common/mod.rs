@@ -218,7 +218,7 @@ pub(crate) fn arp_reply(f: &[u8]) -> Vec<u8> {
 
 /// The next frame `m` transmits, collecting events on the way
 pub(crate) fn next(
-    m: &mut impl PollOutput,
+    m: &mut impl Machine,
     buf: &mut [u8],
     events: &mut Vec<Event>,
 ) -> Option<(DeviceId, Vec<u8>)> {
@@ -232,19 +232,92 @@ pub(crate) fn next(
     }
 }
 
-/// Both machines' `poll_output`
-pub(crate) trait PollOutput {
+/// Both machines' `poll_output` and `handle_input`
+pub(crate) trait Machine {
     fn poll(&mut self, buf: &mut [u8]) -> Output;
+    fn handle(&mut self, input: Input<'_>);
 }
 
-impl PollOutput for Client {
+impl Machine for Client {
     fn poll(&mut self, buf: &mut [u8]) -> Output {
         self.poll_output(buf)
     }
+    fn handle(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
 }
 
-impl PollOutput for Server {
+impl Machine for Server {
     fn poll(&mut self, buf: &mut [u8]) -> Output {
         self.poll_output(buf)
     }
+    fn handle(&mut self, input: Input<'_>) {
+        self.handle_input(input);
+    }
+}
+
+/// The machine of a pair that wrote a frame
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// The client, its tunnel on device 1
+    Client,
+    /// The server, its tunnel on device 0
+    Server,
+}
+
+/// Where a frame written by a machine of a pair goes
+pub(crate) enum Hop {
+    /// Nowhere further: the test keeps it (a LAN or Internet frame) or drops it
+    Kept,
+    /// Through the tunnel to the other machine's tunnel device
+    Across(Vec<u8>),
+    /// This answer goes back to the writer's tunnel device at once, as a kernel on the link
+    /// would send it (ARP, neighbour advertisements)
+    Answer(Vec<u8>),
+}
+
+/// Moves frames between `client` and `server` until both are idle, `route` saying where each
+/// frame goes (given its writer and device); events collect in `events`
+pub(crate) fn settle(
+    now: Instant,
+    client: &mut Client,
+    server: &mut Server,
+    buf: &mut [u8],
+    events: &mut Vec<Event>,
+    mut route: impl FnMut(Writer, DeviceId, Vec<u8>) -> Hop,
+) {
+    let feed = |m: &mut dyn Machine, device: DeviceId, data: &[u8]| {
+        m.handle(Input::Frame { now, device, data });
+    };
+    for _ in 0..100 {
+        let mut moved = false;
+        let mut to_server = vec![];
+        while let Some((device, f)) = next(client, buf, events) {
+            moved = true;
+            match route(Writer::Client, device, f) {
+                Hop::Kept => {}
+                Hop::Across(f) => to_server.push(f),
+                Hop::Answer(a) => feed(client, DeviceId(1), &a),
+            }
+        }
+        for f in to_server {
+            feed(server, DeviceId(0), &f);
+        }
+        let mut to_client = vec![];
+        while let Some((device, f)) = next(server, buf, events) {
+            moved = true;
+            match route(Writer::Server, device, f) {
+                Hop::Kept => {}
+                Hop::Across(f) => to_client.push(f),
+                Hop::Answer(a) => feed(server, DeviceId(0), &a),
+            }
+        }
+        for f in to_client {
+            feed(client, DeviceId(1), &f);
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("no progress");
 }
