@@ -44,14 +44,7 @@ pub fn query_retry(
     attempts: u32,
 ) -> Result<(Ipv4Addr, Duration)> {
     let server = server.into();
-    let mut last = None;
-    for _ in 0..attempts {
-        match query(ns, server, name, timeout) {
-            Ok(answer) => return Ok(answer),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.expect("at least one attempt"))
+    super::retry(attempts, || query(ns, server, name, timeout))
 }
 
 /// An A query for `name` with recursion desired

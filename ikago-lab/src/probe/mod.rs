@@ -64,6 +64,18 @@ fn recv_until<T>(
     }
 }
 
+/// Runs `attempt` up to `attempts` times: its first success, else its last error
+fn retry<T>(attempts: u32, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for _ in 0..attempts {
+        match attempt() {
+            Ok(done) => return Ok(done),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
 /// A UDP socket bound in `ns` to an ephemeral port of the family of `to`, a lab address
 fn udp_socket_for(ns: &Netns, to: SocketAddr, what: &str) -> Result<UdpSocket> {
     lab_only(to.ip())?;

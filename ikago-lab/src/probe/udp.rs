@@ -92,14 +92,7 @@ pub fn echo_retry(
     attempts: u32,
 ) -> Result<Duration> {
     let to = to.into();
-    let mut last = None;
-    for _ in 0..attempts {
-        match echo(ns, to, size, timeout) {
-            Ok(rtt) => return Ok(rtt),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.expect("at least one attempt"))
+    super::retry(attempts, || echo(ns, to, size, timeout))
 }
 
 /// Which way a stream flows, seen from the LAN host
