@@ -90,32 +90,29 @@ impl Pair {
 
     /// Moves frames between the machines until both are idle; answers the client's ARP for the server
     fn settle(&mut self) {
-        let Self {
-            now,
-            client,
-            server,
-            lan,
-            internet,
-            tunnel,
-            events,
-            buf,
-        } = self;
-        settle(*now, client, server, buf, events, |writer, device, f| {
-            match (writer, device) {
-                (Writer::Client, DeviceId(0)) => lan.push(f),
-                (Writer::Client, _) if u16::from_be_bytes([f[12], f[13]]) == 0x0806 => {
-                    // the server's kernel answers ARP for its address
-                    return Hop::Answer(arp_reply(&f));
+        settle(
+            self.now,
+            &mut self.client,
+            &mut self.server,
+            &mut self.buf,
+            &mut self.events,
+            |writer, device, f| {
+                match (writer, device) {
+                    (Writer::Client, DeviceId(0)) => self.lan.push(f),
+                    (Writer::Client, _) if u16::from_be_bytes([f[12], f[13]]) == 0x0806 => {
+                        // the server's kernel answers ARP for its address
+                        return Hop::Answer(arp_reply(&f));
+                    }
+                    (Writer::Client, _) => {
+                        self.tunnel.push((self.now, f.clone()));
+                        return Hop::Across(f);
+                    }
+                    (Writer::Server, DeviceId(0)) => return Hop::Across(f),
+                    (Writer::Server, _) => self.internet.push(f),
                 }
-                (Writer::Client, _) => {
-                    tunnel.push((*now, f.clone()));
-                    return Hop::Across(f);
-                }
-                (Writer::Server, DeviceId(0)) => return Hop::Across(f),
-                (Writer::Server, _) => internet.push(f),
-            }
-            Hop::Kept
-        });
+                Hop::Kept
+            },
+        );
     }
 
     fn advance(&mut self, d: Duration) {

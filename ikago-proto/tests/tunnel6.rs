@@ -101,45 +101,46 @@ impl Pair {
 
     /// Moves frames between the machines until both are idle
     fn settle(&mut self) {
-        let Self {
-            now,
-            client,
-            server,
-            lan,
-            internet,
-            strangers,
-            tunnel,
-            events,
-            buf,
-        } = self;
-        settle(*now, client, server, buf, events, |writer, device, f| {
-            match (writer, device) {
-                (Writer::Client, DeviceId(0)) => lan.push(f),
-                (Writer::Client, _)
-                    if f[12..14] == [0x86, 0xdd] && f[54] == icmpv6::NEIGHBOR_SOLICIT =>
-                {
-                    // the server's kernel answers for its address
-                    let mut na = vec![0u8; 14 + 72];
-                    let n = ethernet::write(
-                        &mut na,
-                        CLIENT_WAN_MAC,
-                        SERVER_WAN_MAC,
-                        ethernet::ETHERTYPE_IPV6,
-                    );
-                    let len =
-                        icmpv6::write_advert(&mut na[n..], SERVER6, CLIENT6, SERVER_WAN_MAC, true);
-                    na.truncate(n + len);
-                    return Hop::Answer(na);
+        settle(
+            self.now,
+            &mut self.client,
+            &mut self.server,
+            &mut self.buf,
+            &mut self.events,
+            |writer, device, f| {
+                match (writer, device) {
+                    (Writer::Client, DeviceId(0)) => self.lan.push(f),
+                    (Writer::Client, _)
+                        if f[12..14] == [0x86, 0xdd] && f[54] == icmpv6::NEIGHBOR_SOLICIT =>
+                    {
+                        // the server's kernel answers for its address
+                        let mut na = vec![0u8; 14 + 72];
+                        let n = ethernet::write(
+                            &mut na,
+                            CLIENT_WAN_MAC,
+                            SERVER_WAN_MAC,
+                            ethernet::ETHERTYPE_IPV6,
+                        );
+                        let len = icmpv6::write_advert(
+                            &mut na[n..],
+                            SERVER6,
+                            CLIENT6,
+                            SERVER_WAN_MAC,
+                            true,
+                        );
+                        na.truncate(n + len);
+                        return Hop::Answer(na);
+                    }
+                    (Writer::Server, DeviceId(1)) => self.internet.push(f),
+                    (Writer::Server, _) if f[0..6] != CLIENT_WAN_MAC.0 => self.strangers.push(f),
+                    _ => {
+                        self.tunnel.push(f.clone());
+                        return Hop::Across(f);
+                    }
                 }
-                (Writer::Server, DeviceId(1)) => internet.push(f),
-                (Writer::Server, _) if f[0..6] != CLIENT_WAN_MAC.0 => strangers.push(f),
-                _ => {
-                    tunnel.push(f.clone());
-                    return Hop::Across(f);
-                }
-            }
-            Hop::Kept
-        });
+                Hop::Kept
+            },
+        );
     }
 
     fn feed_server(&mut self, device: DeviceId, f: &[u8]) {
