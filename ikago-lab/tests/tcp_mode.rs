@@ -262,11 +262,17 @@ fn capture_replays(runner: Runner) {
         (Host::Server, "dst0", "server-dst.pcapng"),
     ]
     .map(|(host, device, file)| dumpcap(&lab, host, device, &dir.join(file)));
+    // the capture on each runner's own devices must see what the runner sends: the qdisc
+    // layer kept (the lab's veth devices would bypass it, out of dumpcap's sight)
+    let options = TunnelOptions {
+        extra: vec!["--mode".into(), "tcp".into(), "--qdisc-bypass=false".into()],
+        ..TunnelOptions::default()
+    };
     let mut server = lab
-        .start_ready_server(runner, &tcp_mode())
+        .start_ready_server(runner, &options)
         .expect("server starts");
     let mut client = lab
-        .start_client(runner, ClientSite::Main, &tcp_mode())
+        .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
     small_traffic(&lab);
     for daemon in [&mut client, &mut server] {
