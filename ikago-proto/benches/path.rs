@@ -1,8 +1,9 @@
 //! The per-packet path: a 1200-byte UDP payload from a LAN host, encapsulated by the client,
 //! then decapsulated and NATed by the server, per method of the compatible wire and per record
-//! cipher of ikago2 (rows `ikago2/...`), and over ikago2 for inner IPv6 NATed onto the server's
-//! IPv6 address (rows `.../ipv6`, beside the same wire's IPv4 row); beside raw AEAD sealing of the
-//! same bytes for comparison
+//! cipher of ikago2 (rows `ikago2/...`), over ikago2 for inner IPv6 NATed onto the server's IPv6
+//! address (rows `.../ipv6`, beside the same wire's IPv4 row), and through a tunnel over IPv6
+//! (rows `.../tunnel6`: inner IPv4; `.../ipv6/tunnel6`: inner IPv6); beside raw AEAD sealing of
+//! the same bytes for comparison
 
 #![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
 
@@ -51,22 +52,46 @@ fn wire_name((protocol, method): (Protocol, Method)) -> String {
     }
 }
 
-/// The inner packets measured: IPv4, and IPv6 on the wires that carry it
-fn rows() -> Vec<((Protocol, Method), bool)> {
-    wires()
-        .into_iter()
-        .map(|w| (w, false))
-        .chain(wires6().into_iter().map(|w| (w, true)))
-        .collect()
+/// One row: a wire, the inner packet's family and the tunnel's
+#[derive(Clone, Copy)]
+struct Row {
+    wire: (Protocol, Method),
+    /// The LAN host's packet is IPv6
+    inner6: bool,
+    /// The tunnel runs over IPv6
+    outer6: bool,
 }
 
-/// The row name of a wire and family
-fn row_name(wire: (Protocol, Method), v6: bool) -> String {
-    if v6 {
-        format!("{}/ipv6", wire_name(wire))
-    } else {
-        wire_name(wire)
+impl Row {
+    /// The row name: the wire's, then `/ipv6` for inner IPv6 and `/tunnel6` over IPv6
+    fn name(self) -> String {
+        let mut name = wire_name(self.wire);
+        if self.inner6 {
+            name.push_str("/ipv6");
+        }
+        if self.outer6 {
+            name.push_str("/tunnel6");
+        }
+        name
     }
+}
+
+/// The rows measured: every wire with IPv4 in an IPv4 tunnel; on the wires that carry inner
+/// IPv6, each combination of inner and outer family
+fn rows() -> Vec<Row> {
+    let plain = wires().into_iter().map(|wire| Row {
+        wire,
+        inner6: false,
+        outer6: false,
+    });
+    let families = wires6().into_iter().flat_map(|wire| {
+        [(true, false), (false, true), (true, true)].map(|(inner6, outer6)| Row {
+            wire,
+            inner6,
+            outer6,
+        })
+    });
+    plain.chain(families).collect()
 }
 
 fn dev(name: &str, role: DeviceRole, net: u8, last: u8, gw: Option<u8>) -> DeviceConfig {
@@ -95,24 +120,44 @@ fn drain(out: &mut dyn FnMut(&mut [u8]) -> Output, buf: &mut [u8]) -> Vec<Vec<u8
     }
 }
 
-/// A connected client and server, with the LAN frame the benchmark sends
+/// A connected client and server over IPv4, with the IPv4 LAN frame the benchmark sends
 fn setup(wire: (Protocol, Method)) -> (Client, Server, Vec<u8>, Instant) {
-    setup_family(wire, false)
+    setup_row(Row {
+        wire,
+        inner6: false,
+        outer6: false,
+    })
+}
+
+/// The WAN link of the IPv6 tunnel: 2001:db8:12::`last`, on-link with its peer
+fn wan6(last: u16) -> Ipv6Link {
+    Ipv6Link {
+        addr: Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, last),
+        prefix_len: 64,
+        gateway: None,
+        gateway_mac: None,
+    }
 }
 
 /// A connected client and server, with the LAN frame the benchmark sends: IPv6 from
-/// fd00:11::2 NATed onto 2001:db8:13::1 when `v6`, else IPv4
-fn setup_family(
-    (protocol, method): (Protocol, Method),
-    v6: bool,
-) -> (Client, Server, Vec<u8>, Instant) {
+/// fd00:11::2 NATed onto 2001:db8:13::1 when `inner6`, else IPv4; the tunnel from
+/// [2001:db8:12::2] to [2001:db8:12::1]:18081 when `outer6`, else over IPv4
+fn setup_row(row: Row) -> (Client, Server, Vec<u8>, Instant) {
+    let (protocol, method) = row.wire;
     let now = Instant::now();
-    let server_addr = SocketAddr::from((Ipv4Addr::new(198, 18, 12, 1), 18081));
+    let server_addr = if row.outer6 {
+        SocketAddr::from((wan6(1).addr, 18081))
+    } else {
+        SocketAddr::from((Ipv4Addr::new(198, 18, 12, 1), 18081))
+    };
+    let mut client_wan = dev("wan0", DeviceRole::Upstream, 12, 2, Some(1));
+    let mut server_wan = dev("wan0", DeviceRole::Listen, 12, 1, None);
+    if row.outer6 {
+        client_wan.ipv6 = Some(wan6(2));
+        server_wan.ipv6 = Some(wan6(1));
+    }
     let mut c = ClientConfig::new(
-        vec![
-            dev("lan0", DeviceRole::Listen, 11, 1, None),
-            dev("wan0", DeviceRole::Upstream, 12, 2, Some(1)),
-        ],
+        vec![dev("lan0", DeviceRole::Listen, 11, 1, None), client_wan],
         vec!["198.18.11.2".parse().expect("valid")],
         server_addr,
     );
@@ -127,16 +172,14 @@ fn setup_family(
         gateway: Some(Ipv6Addr::new(0x2001, 0xdb8, 0x13, 0, 0, 0, 0, 2)),
         gateway_mac: Some(Mac([2, 0, 0, 0, 13, 2])),
     });
-    let mut s = ServerConfig::new(
-        vec![dev("wan0", DeviceRole::Listen, 12, 1, None), upstream],
-        18081,
-    );
+    let mut s = ServerConfig::new(vec![server_wan, upstream], 18081);
     s.method = method;
     s.password = "bench".into();
     let mut client = Client::new(c, now).expect("valid client");
     let mut server = Server::new(s, now).expect("valid server");
     let mut buf = vec![0u8; MAX_FRAME_LEN];
-    for _ in 0..3 {
+    // neighbour discovery first over IPv6, then the handshake
+    for _ in 0..5 {
         for f in drain(&mut |b| client.poll_output(b), &mut buf) {
             server.handle_input(Input::Frame {
                 now,
@@ -155,7 +198,7 @@ fn setup_family(
     assert!(client.is_connected());
     let mut frame = Vec::new();
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 11, 2], [2, 0, 0, 0, 11, 1]);
-    let ip = if v6 {
+    let ip = if row.inner6 {
         let src = Ipv6Addr::new(0xfd00, 0x11, 0, 0, 0, 0, 0, 2);
         let dst = Ipv6Addr::new(0x2001, 0xdb8, 0x14, 0, 0, 0, 0, 2);
         eth.ipv6(src.octets(), dst.octets(), 64)
@@ -171,12 +214,12 @@ fn setup_family(
 fn path(c: &mut Criterion) {
     let mut g = c.benchmark_group("client_encap_server_decap_nat");
     g.throughput(Throughput::Elements(1));
-    for (wire, v6) in rows() {
-        let (mut client, mut server, frame, now) = setup_family(wire, v6);
+    for row in rows() {
+        let (mut client, mut server, frame, now) = setup_row(row);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut buf2 = vec![0u8; MAX_FRAME_LEN];
         let mut acks = Vec::new();
-        let method = row_name(wire, v6);
+        let method = row.name();
         g.bench_function(&method, |b| {
             b.iter(|| {
                 client.handle_input(Input::Frame {
@@ -271,12 +314,12 @@ fn path(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("server_decap_nat");
     g.throughput(Throughput::Elements(1));
-    for (wire, v6) in rows() {
-        let (mut client, mut server, frame, now) = setup_family(wire, v6);
+    for row in rows() {
+        let (mut client, mut server, frame, now) = setup_row(row);
         let mut buf = vec![0u8; MAX_FRAME_LEN];
         let mut tunnel = Vec::new();
         let mut acks = Vec::new();
-        let method = row_name(wire, v6);
+        let method = row.name();
         g.bench_function(&method, |b| {
             b.iter_custom(|iters| {
                 let mut timed = Duration::ZERO;
