@@ -129,13 +129,15 @@ fn setup(wire: (Protocol, Method)) -> (Client, Server, Vec<u8>, Instant) {
     })
 }
 
-/// The WAN link of the IPv6 tunnel: 2001:db8:12::`last`, on-link with its peer
+/// The WAN link of the IPv6 tunnel: 2001:db8:12::`last`, its router the server (2001:db8:12::1)
+/// with its MAC known, as the IPv4 side's gateway is
 fn wan6(last: u16) -> Ipv6Link {
+    let server = Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, 1);
     Ipv6Link {
         addr: Ipv6Addr::new(0x2001, 0xdb8, 0x12, 0, 0, 0, 0, last),
         prefix_len: 64,
-        gateway: None,
-        gateway_mac: None,
+        gateway: (last != 1).then_some(server),
+        gateway_mac: (last != 1).then_some(Mac([2, 0, 0, 0, 12, 1])),
     }
 }
 
@@ -178,8 +180,7 @@ fn setup_row(row: Row) -> (Client, Server, Vec<u8>, Instant) {
     let mut client = Client::new(c, now).expect("valid client");
     let mut server = Server::new(s, now).expect("valid server");
     let mut buf = vec![0u8; MAX_FRAME_LEN];
-    // neighbour discovery first over IPv6, then the handshake
-    for _ in 0..5 {
+    for _ in 0..3 {
         for f in drain(&mut |b| client.poll_output(b), &mut buf) {
             server.handle_input(Input::Frame {
                 now,
