@@ -1,7 +1,11 @@
-//! The destination's services: DNS (dnsmasq), UDP and TCP echo (socat), iperf3; in a dual-stack
-//! lab DNS and the echoes on the destination's IPv6 address as well
+//! The destination's services: DNS (dnsmasq), UDP echo (a thread of the test process), TCP echo
+//! (socat), iperf3; in a dual-stack lab DNS and the echoes on the destination's IPv6 address as
+//! well
 
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::addr::{DESTINATION, DESTINATION6, DNS_DOMAIN, DNS_PORT, ECHO_PORT, IPERF_PORT};
@@ -13,9 +17,57 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between readiness polls
 const READY_POLL: Duration = Duration::from_millis(50);
 
+/// The destination's running services; dropping them stops them
+#[derive(Default)]
+pub(crate) struct Services {
+    /// dnsmasq, the TCP echoes, iperf3 (held to be killed on drop)
+    _daemons: Vec<Daemon>,
+    /// One UDP echo per address (held to be stopped on drop)
+    _udp_echoes: Vec<UdpEcho>,
+}
+
+/// The UDP echo on one address of the destination: a thread of this process that sends every
+/// datagram back to its sender, stopped and joined on drop
+///
+/// Not socat's `UDP-RECVFROM,fork` (a child process per datagram): under load it at times took a
+/// request in and never answered it, nor any request after it, which looked like a stalled tunnel.
+struct UdpEcho {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl UdpEcho {
+    /// Binds `at` inside `dst` and starts answering
+    fn start(dst: &Netns, at: SocketAddr) -> Result<Self> {
+        let socket = dst
+            .enter(|| UdpSocket::bind(at))?
+            .map_err(LabError::io(format!("bind the UDP echo on {at}")))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("udp-echo".into())
+            .spawn(move || udp::reflect(&socket, &stopped))
+            .map_err(LabError::io("start the UDP echo"))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // the reflector checks `stop` every 100 ms; its error, if any, no longer matters
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Starts every service on the destination (on IPv6 too when `ipv6`) and waits until each
 /// answers locally; names under [`DNS_DOMAIN`] have the destination's address of each family
-pub(crate) fn start(dst: &Netns, ipv6: bool) -> Result<Vec<Daemon>> {
+pub(crate) fn start(dst: &Netns, ipv6: bool) -> Result<Services> {
     let ip = DESTINATION.to_string();
     let mut dns_args = vec![
         format!("--address=/{DNS_DOMAIN}/{ip}"),
@@ -46,22 +98,17 @@ pub(crate) fn start(dst: &Netns, ipv6: bool) -> Result<Vec<Daemon>> {
         .collect::<Vec<_>>(),
     )?;
     let mut daemons = vec![dnsmasq];
+    let mut udp_echoes = Vec::new();
     let mut echo_at: Vec<SocketAddr> = vec![SocketAddrV4::new(DESTINATION, ECHO_PORT).into()];
     if ipv6 {
         echo_at.push(SocketAddrV6::new(DESTINATION6, ECHO_PORT, 0, 0).into());
     }
     for at in &echo_at {
-        let (udp, tcp, bind) = match at {
-            SocketAddr::V4(a) => ("UDP4", "TCP4", a.ip().to_string()),
-            SocketAddr::V6(a) => ("UDP6", "TCP6", format!("[{}]", a.ip())),
+        let (tcp, bind) = match at {
+            SocketAddr::V4(a) => ("TCP4", a.ip().to_string()),
+            SocketAddr::V6(a) => ("TCP6", format!("[{}]", a.ip())),
         };
-        let udp_echo = format!("{udp}-RECVFROM:{ECHO_PORT},bind={bind},fork");
-        daemons.push(Daemon::spawn(
-            dst,
-            "udp-echo",
-            "socat",
-            &[&udp_echo, "PIPE"],
-        )?);
+        udp_echoes.push(UdpEcho::start(dst, *at)?);
         let tcp_echo = format!("{tcp}-LISTEN:{ECHO_PORT},bind={bind},reuseaddr,fork");
         daemons.push(Daemon::spawn(
             dst,
@@ -91,7 +138,10 @@ pub(crate) fn start(dst: &Netns, ipv6: bool) -> Result<Vec<Daemon>> {
             tcp::echo(dst, echo, b"ready\n", short).is_ok()
         })?;
     }
-    Ok(daemons)
+    Ok(Services {
+        _daemons: daemons,
+        _udp_echoes: udp_echoes,
+    })
 }
 
 /// Polls `ready` until it holds, for at most [`READY_TIMEOUT`]

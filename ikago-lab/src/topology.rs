@@ -163,7 +163,7 @@ pub struct Lab {
     policy: FirewallPolicy,
     /// Whether the IPv6 plane is built beside the IPv4 one
     ipv6: bool,
-    services: Vec<Daemon>,
+    services: services::Services,
     namespaces: Vec<(Host, Netns)>,
     /// Dropped after the namespaces: it also watches the teardown
     _watchdog: Watchdog,
@@ -202,7 +202,7 @@ impl Lab {
             id,
             policy,
             ipv6,
-            services: Vec::new(),
+            services: services::Services::default(),
             namespaces: Vec::new(),
             _slot: slot,
         };
@@ -569,7 +569,7 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         // Services first, then namespaces in reverse creation order, then the slot
-        self.services.clear();
+        drop(std::mem::take(&mut self.services));
         while self.namespaces.pop().is_some() {}
     }
 }
