@@ -74,11 +74,16 @@ fn carries_everything(runner: Runner) {
         .start_client(runner, ClientSite::Main, &tcp_mode())
         .expect("client connects");
     small_traffic(&lab);
-    for direction in [Direction::Upload, Direction::Download] {
+    // a port for each direction: the upload's connection may still hold its port (closing
+    // through the tunnel) when the download's listener binds
+    for (direction, port) in [
+        (Direction::Upload, BULK_PORT),
+        (Direction::Download, BULK_PORT + 1),
+    ] {
         let took = tcp::transfer(
             lab.ns(Host::HostA),
             lab.ns(Host::Destination),
-            SocketAddrV4::new(DESTINATION, BULK_PORT),
+            SocketAddrV4::new(DESTINATION, port),
             TCP_BYTES,
             direction,
         )
