@@ -117,10 +117,7 @@ pub(crate) fn local_of_family(
         return Some(local.ip());
     }
     let up = config.devices.iter().find(|d| d.role.is_upstream())?;
-    match ipv6 {
-        true => up.ipv6.map(|l| l.addr.into()),
-        false => up.addr.map(IpAddr::V4),
-    }
+    up.ip_of(ipv6)
 }
 
 /// The part admitting the tunnel segments (and fragments) of every server of `local`'s family

@@ -132,8 +132,8 @@ pub struct Client {
 }
 
 /// Checks that the upstream device `up` can reach `server`: an IPv4 server from the device's
-/// IPv4 address, on-link or through the gateway, an IPv6 server from the device's IPv6 address (through its IPv6 gateway, or
-/// on-link without one)
+/// IPv4 address, on-link or through the gateway, an IPv6 server from the device's IPv6 address
+/// (through its IPv6 gateway, or on-link without one)
 fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError> {
     match server.ip() {
         IpAddr::V4(_) if up.addr.is_none() => {
@@ -152,10 +152,7 @@ fn check_reach(up: &DeviceConfig, server: SocketAddr) -> Result<(), ConfigError>
 /// The local tunnel address toward `server`: the upstream device's address of its family
 /// (checked by [`check_reach`]) and `port`
 fn tunnel_local(up: &DeviceConfig, server: SocketAddr, port: u16) -> SocketAddr {
-    let ip = match server.ip() {
-        IpAddr::V4(_) => up.addr.map(IpAddr::V4),
-        IpAddr::V6(_) => up.ipv6.map(|l| IpAddr::V6(l.addr)),
-    };
+    let ip = up.ip_of(server.is_ipv6());
     SocketAddr::new(ip.expect("checked by check_reach"), port)
 }
 

@@ -127,8 +127,15 @@ impl Ipv6Link {
 impl DeviceConfig {
     /// Its addresses: the IPv4 one, then the IPv6 one, each when it has it
     pub fn ips(&self) -> impl Iterator<Item = IpAddr> + use<> {
-        let v6 = self.ipv6.map(|l| IpAddr::V6(l.addr));
-        self.addr.map(IpAddr::V4).into_iter().chain(v6)
+        self.ip_of(false).into_iter().chain(self.ip_of(true))
+    }
+
+    /// Its address of one family (IPv6 when `ipv6`), when it has one
+    pub fn ip_of(&self, ipv6: bool) -> Option<IpAddr> {
+        match ipv6 {
+            true => self.ipv6.map(|l| IpAddr::V6(l.addr)),
+            false => self.addr.map(IpAddr::V4),
+        }
     }
 
     /// Its IPv4 address with the prefix length of its subnet, when it has IPv4

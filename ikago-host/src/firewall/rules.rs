@@ -104,8 +104,8 @@ pub fn client(config: &ClientConfig, local: SocketAddr) -> Vec<Rule> {
 }
 
 /// The server's rules: TCP to the listening port on each listen address, IPv4 and IPv6 (not in
-/// `tcp` mode,
-/// whose connections the kernel must answer), TCP and UDP to the NAT ranges on the public address
+/// `tcp` mode, whose connections the kernel must answer), TCP and UDP to the NAT ranges on the
+/// public address
 pub fn server(config: &ServerConfig) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
     let fake = config.transport == Transport::FakeTcp;
