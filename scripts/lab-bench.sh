@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The lab benchmark (root): the direct path with the firewall open against the tunnel of each
 # runner, plain and aes-256-gcm, side by side: iperf3 UDP (1200-byte datagrams) received rate and
-# loss at 100, 200, 400 and 800 Mbit/s offered (median of 3 runs), UDP echo round trips p50/p99,
-# and the tunnel's CPU (client + server process time from /proc) in seconds per GB carried.
+# loss at 100, 200, 400 and 800 Mbit/s offered (median of 3 runs), UDP echo and ping round trips
+# p50/p99, and the tunnel's CPU (client + server process time from /proc) in seconds per GB
+# carried.
 # Each --busy-poll MICROS and --qdisc-bypass[=BOOL] adds a row: the first runner, plain, with that
 # option (the default bypasses the qdisc of the lab's veth devices, which queue nothing:
 # --qdisc-bypass=false shows what the qdisc layer costs);

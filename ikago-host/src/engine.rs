@@ -302,8 +302,8 @@ impl Engine {
         })
     }
 
-    /// With `--busy-poll`, reads every device again and again until a frame comes, the budget
-    /// is spent or the engine must wake anyway; returns whether frames came (the turn then ends
+    /// With `--busy-poll`, reads every device again and again, yielding the core between rounds,
+    /// until a frame comes, the budget is spent or the engine must wake anyway; returns whether frames came (the turn then ends
     /// with [`Engine::end_turn`]). Without, returns false at once.
     pub fn spin(&mut self) -> bool {
         let Some(budget) = self.busy_poll else {
@@ -321,7 +321,10 @@ impl Engine {
             if Instant::now() >= until {
                 break;
             }
-            std::hint::spin_loop();
+            // other tasks of the host (the game itself, the other end of a test) may share this
+            // core: one that is ready runs now, not after the budget (a spin that held the core
+            // made a 1 ms budget's echo p99 2.2 ms against 0.2 ms with the yield)
+            std::thread::yield_now();
         }
         false
     }

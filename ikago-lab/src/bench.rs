@@ -4,8 +4,8 @@
 //! A command, not a timed test: it prints figures and judges nothing but the stated targets.
 //! Each path gets iperf3 UDP (1200-byte datagrams) at every offered rate, three runs each (the
 //! median is reported), the client's and server's CPU time over each run divided by the payload
-//! bytes carried (seconds per GB), and UDP echo round trips (p50 and p99) against an in-process
-//! reflector on the destination, on an otherwise idle path.
+//! bytes carried (seconds per GB), UDP echo round trips (p50 and p99) against an in-process
+//! reflector on the destination, and ping round trips likewise, on an otherwise idle path.
 
 use std::net::{SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::addr::{DESTINATION, RTT_PORT};
 use crate::probe::iperf;
 use crate::probe::median;
-use crate::probe::udp;
+use crate::probe::{ping, udp};
 use crate::{
     ClientSite, Daemon, FirewallPolicy, Host, Lab, LabError, Result, Runner, TunnelOptions,
 };
@@ -32,6 +32,9 @@ const ECHOES: u32 = 1000;
 const ECHO_INTERVAL: Duration = Duration::from_millis(1);
 const ECHO_SIZE: usize = 64;
 const ECHO_TIMEOUT: Duration = Duration::from_millis(500);
+/// ICMP echoes per latency measurement and their spacing (the system `ping`, as root)
+const PINGS: u32 = 1000;
+const PING_INTERVAL: Duration = Duration::from_millis(1);
 /// Password of the encrypted rows
 const PASSWORD: &str = "ikago-lab-bench";
 /// Tunnel methods measured for each runner
@@ -75,6 +78,10 @@ pub struct Row {
     pub rtt_ms: Option<(f64, f64)>,
     /// Echoes that never came back, of [`ECHOES`]
     pub echoes_lost: u32,
+    /// Ping round trips, p50 and p99, milliseconds
+    pub ping_ms: Option<(f64, f64)>,
+    /// Pings that never came back, of [`PINGS`]
+    pub pings_lost: u32,
     /// One entry per [`OFFERED_BPS`]
     pub rates: Vec<Rate>,
 }
@@ -156,13 +163,21 @@ fn measure(
     let host = lab.ns(Host::HostA);
     let to = SocketAddrV4::new(DESTINATION, RTT_PORT);
     let rtts = udp::rtts(host, to, ECHO_SIZE, ECHOES, ECHO_INTERVAL, ECHO_TIMEOUT)?;
-    let mut ms = rtts
+    let ms = rtts
         .iter()
         .map(|d| d.as_secs_f64() * 1e3)
         .collect::<Vec<_>>();
-    ms.sort_by(f64::total_cmp);
-    let rtt_ms = median(&ms).zip(percentile(&ms, 0.99));
+    let rtt_ms = p50_p99(ms);
     let echoes_lost = ECHOES - u32::try_from(rtts.len()).expect("at most ECHOES replies");
+    let pings = ping::ping(
+        host,
+        DESTINATION,
+        PINGS,
+        PING_INTERVAL,
+        Duration::from_secs(1),
+    )?;
+    let pings_lost = pings.sent - pings.received();
+    let ping_ms = p50_p99(pings.rtts_ms);
     let cpu =
         || -> Option<Duration> { daemons.map(|d| d.iter().filter_map(|d| d.cpu_time()).sum()) };
     let mut rates = Vec::new();
@@ -192,8 +207,16 @@ fn measure(
         extra: false,
         rtt_ms,
         echoes_lost,
+        ping_ms,
+        pings_lost,
         rates,
     })
+}
+
+/// The median and 99th percentile of round trips in milliseconds; `None` when none came back
+fn p50_p99(mut ms: Vec<f64>) -> Option<(f64, f64)> {
+    ms.sort_by(f64::total_cmp);
+    median(&ms).zip(percentile(&ms, 0.99))
 }
 
 /// The `q` quantile of sorted `values` (nearest rank); `None` when empty
@@ -202,10 +225,13 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     sorted.get(rank - 1).copied()
 }
 
-/// The table: one line per path; received rate and loss at each offered rate, echo round trips,
-/// and CPU seconds per GB at each offered rate
+/// The table: one line per path; echo and ping round trips, received rate and loss at each
+/// offered rate, and CPU seconds per GB at each offered rate
 pub fn table(rows: &[Row]) -> String {
-    let mut out = format!("{:<30} {:>15}", "path", "echo p50/p99 ms");
+    let mut out = format!(
+        "{:<30} {:>15} {:>15}",
+        "path", "echo p50/p99 ms", "ping p50/p99 ms"
+    );
     for rate in OFFERED_BPS {
         out += &format!(" {:>15}", format!("rx,loss@{}M", rate / 1_000_000));
     }
@@ -214,14 +240,12 @@ pub fn table(rows: &[Row]) -> String {
     }
     out += "\n";
     for row in rows {
-        let rtt = row
-            .rtt_ms
-            .map_or("-".to_owned(), |(p50, p99)| format!("{p50:.2}/{p99:.2}"));
-        let lost = match row.echoes_lost {
-            0 => String::new(),
-            n => format!(" ({n} lost)"),
-        };
-        out += &format!("{:<30} {:>15}", row.label, rtt + &lost);
+        out += &format!(
+            "{:<30} {:>15} {:>15}",
+            row.label,
+            round_trips(row.rtt_ms, row.echoes_lost),
+            round_trips(row.ping_ms, row.pings_lost)
+        );
         for rate in &row.rates {
             out += &format!(
                 " {:>15}",
@@ -237,9 +261,19 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// "p50/p99" in milliseconds, and how many never came back
+fn round_trips(ms: Option<(f64, f64)>, lost: u32) -> String {
+    let rtt = ms.map_or("-".to_owned(), |(p50, p99)| format!("{p50:.3}/{p99:.3}"));
+    match lost {
+        0 => rtt,
+        n => format!("{rtt} ({n} lost)"),
+    }
+}
+
 /// The targets of the issue, per tunnel row: CPU at most 13 s/GB at 400 Mbit/s and 18 at 100;
-/// at 800 Mbit/s at least 92% of what the direct path received; echo p50 at most 1.5× and p99
-/// at most 2× the direct path's; and each sync row within 10% of the async row of its method
+/// at 800 Mbit/s at least 92% of what the direct path received; echo and ping p50 at most 1.5×
+/// and p99 at most 2× the direct path's; and each sync row within 10% of the async row of its
+/// method
 pub fn verdicts(rows: &[Row]) -> Vec<String> {
     let Some(direct) = rows.first() else {
         return Vec::new();
@@ -254,9 +288,8 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
             let share800 = at(row, 800)
                 .zip(at(direct, 800))
                 .map(|(t, d)| t.received_bps / d.received_bps.max(1.0));
-            let ratios = row.rtt_ms.zip(direct.rtt_ms).map(|(t, d)| (t.0 / d.0, t.1 / d.1));
             let mut line = format!(
-                "{}: {} s/GB at 400 {} (<= 13), {} at 100 {} (<= 18); {} of direct at 800 {} (>= 0.92); echo p50 {}x {} (<= 1.5), p99 {}x {} (<= 2)",
+                "{}: {} s/GB at 400 {} (<= 13), {} at 100 {} (<= 18); {} of direct at 800 {} (>= 0.92); echo {}; ping {}",
                 row.label,
                 fmt(cpu400),
                 mark(cpu400.is_some_and(|c| c <= 13.0)),
@@ -264,10 +297,8 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
                 mark(cpu100.is_some_and(|c| c <= 18.0)),
                 fmt(share800),
                 mark(share800.is_some_and(|s| s >= 0.92)),
-                fmt(ratios.map(|r| r.0)),
-                mark(ratios.is_some_and(|r| r.0 <= 1.5)),
-                fmt(ratios.map(|r| r.1)),
-                mark(ratios.is_some_and(|r| r.1 <= 2.0)),
+                latency(row.rtt_ms, direct.rtt_ms),
+                latency(row.ping_ms, direct.ping_ms),
             );
             if let Some((Runner::Sync, method)) = row.tunnel
                 && let Some(peer) = rows.iter().find(|r| {
@@ -282,6 +313,25 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
         .collect()
 }
 
+/// Round trips (p50, p99) against the direct path's: "p50 <x>x ok (<= 1.5), p99 <x>x ok (<= 2)"
+fn latency(tunnel: Option<(f64, f64)>, direct: Option<(f64, f64)>) -> String {
+    let ratios = tunnel.zip(direct).map(|(t, d)| (t.0 / d.0, t.1 / d.1));
+    let judged = |ratio: Option<f64>, limit: f64| {
+        let mark = if ratio.is_some_and(|r| r <= limit) {
+            "ok"
+        } else {
+            "MISSED"
+        };
+        let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+        format!("{ratio}x {mark} (<= {limit})")
+    };
+    format!(
+        "p50 {}, p99 {}",
+        judged(ratios.map(|r| r.0), 1.5),
+        judged(ratios.map(|r| r.1), 2.0)
+    )
+}
+
 /// The figures of `row` at `mbit` Mbit/s offered
 fn at(row: &Row, mbit: u64) -> Option<Rate> {
     row.rates
@@ -290,22 +340,54 @@ fn at(row: &Row, mbit: u64) -> Option<Rate> {
         .copied()
 }
 
-/// How far `sync` is from `async`: CPU at 400 and received at 800 within 10%
+/// How far `sync` is from `async` on every figure: CPU at 100 and 400, received at 800, echo and
+/// ping p50 and p99, each within 10% (or better)
 fn against(sync: &Row, async_: &Row) -> String {
-    let cpu = at(sync, 400)
-        .and_then(|r| r.cpu_s_per_gb)
-        .zip(at(async_, 400).and_then(|r| r.cpu_s_per_gb))
-        .map(|(s, a)| s / a);
-    let rx = at(sync, 800)
-        .zip(at(async_, 800))
-        .map(|(s, a)| s.received_bps / a.received_bps.max(1.0));
-    let within = cpu.is_some_and(|c| c <= 1.1) && rx.is_some_and(|r| r >= 0.9);
+    let cpu = |row: &Row, mbit| at(row, mbit).and_then(|r| r.cpu_s_per_gb);
+    let rx800 = |row: &Row| at(row, 800).map(|r| r.received_bps);
+    // (figure, sync / async, whether more is better)
+    let figures = [
+        ("CPU@100", ratio(cpu(sync, 100), cpu(async_, 100)), false),
+        ("CPU@400", ratio(cpu(sync, 400), cpu(async_, 400)), false),
+        ("rx@800", ratio(rx800(sync), rx800(async_)), true),
+        (
+            "echo p50",
+            ratio(sync.rtt_ms.map(|r| r.0), async_.rtt_ms.map(|r| r.0)),
+            false,
+        ),
+        (
+            "echo p99",
+            ratio(sync.rtt_ms.map(|r| r.1), async_.rtt_ms.map(|r| r.1)),
+            false,
+        ),
+        (
+            "ping p50",
+            ratio(sync.ping_ms.map(|r| r.0), async_.ping_ms.map(|r| r.0)),
+            false,
+        ),
+        (
+            "ping p99",
+            ratio(sync.ping_ms.map(|r| r.1), async_.ping_ms.map(|r| r.1)),
+            false,
+        ),
+    ];
+    let within = figures.iter().all(|&(_, r, more_is_better)| {
+        r.is_some_and(|r| if more_is_better { r >= 0.9 } else { r <= 1.1 })
+    });
+    let listed = figures
+        .iter()
+        .map(|(name, r, _)| format!("{name} {}x", r.map_or("-".into(), |r| format!("{r:.2}"))))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "CPU {}x, rx@800 {}x {} (within 10%)",
-        cpu.map_or("-".into(), |c| format!("{c:.2}")),
-        rx.map_or("-".into(), |r| format!("{r:.2}")),
+        "{listed} {} (within 10%)",
         if within { "ok" } else { "MISSED" }
     )
+}
+
+/// `a / b` when both are known
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    a.zip(b).map(|(a, b)| a / b.max(f64::MIN_POSITIVE))
 }
 
 #[cfg(test)]
