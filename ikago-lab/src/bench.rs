@@ -343,34 +343,32 @@ fn at(row: &Row, mbit: u64) -> Option<Rate> {
 /// How far `sync` is from `async` on every figure: CPU at 100 and 400, received at 800, echo and
 /// ping p50 and p99, each within 10% (or better)
 fn against(sync: &Row, async_: &Row) -> String {
-    let cpu = |row: &Row, mbit| at(row, mbit).and_then(|r| r.cpu_s_per_gb);
-    let rx800 = |row: &Row| at(row, 800).map(|r| r.received_bps);
-    // (figure, sync / async, whether more is better)
-    let figures = [
-        ("CPU@100", ratio(cpu(sync, 100), cpu(async_, 100)), false),
-        ("CPU@400", ratio(cpu(sync, 400), cpu(async_, 400)), false),
-        ("rx@800", ratio(rx800(sync), rx800(async_)), true),
+    type Figure = fn(&Row) -> Option<f64>;
+    // (figure, how to read it, whether more is better)
+    let read: [(&str, Figure, bool); 7] = [
         (
-            "echo p50",
-            ratio(sync.rtt_ms.map(|r| r.0), async_.rtt_ms.map(|r| r.0)),
+            "CPU@100",
+            |r| at(r, 100).and_then(|r| r.cpu_s_per_gb),
             false,
         ),
         (
-            "echo p99",
-            ratio(sync.rtt_ms.map(|r| r.1), async_.rtt_ms.map(|r| r.1)),
+            "CPU@400",
+            |r| at(r, 400).and_then(|r| r.cpu_s_per_gb),
             false,
         ),
-        (
-            "ping p50",
-            ratio(sync.ping_ms.map(|r| r.0), async_.ping_ms.map(|r| r.0)),
-            false,
-        ),
-        (
-            "ping p99",
-            ratio(sync.ping_ms.map(|r| r.1), async_.ping_ms.map(|r| r.1)),
-            false,
-        ),
+        ("rx@800", |r| at(r, 800).map(|r| r.received_bps), true),
+        ("echo p50", |r| r.rtt_ms.map(|t| t.0), false),
+        ("echo p99", |r| r.rtt_ms.map(|t| t.1), false),
+        ("ping p50", |r| r.ping_ms.map(|t| t.0), false),
+        ("ping p99", |r| r.ping_ms.map(|t| t.1), false),
     ];
+    // (figure, sync / async, whether more is better)
+    let figures = read.map(|(name, figure, more_is_better)| {
+        let ratio = figure(sync)
+            .zip(figure(async_))
+            .map(|(s, a)| s / a.max(f64::MIN_POSITIVE));
+        (name, ratio, more_is_better)
+    });
     let within = figures.iter().all(|&(_, r, more_is_better)| {
         r.is_some_and(|r| if more_is_better { r >= 0.9 } else { r <= 1.1 })
     });
@@ -385,14 +383,55 @@ fn against(sync: &Row, async_: &Row) -> String {
     )
 }
 
-/// `a / b` when both are known
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    a.zip(b).map(|(a, b)| a / b.max(f64::MIN_POSITIVE))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(runner: Runner, cpu: f64, rx800: f64, echo: (f64, f64), ping: (f64, f64)) -> Row {
+        Row {
+            label: runner.name().into(),
+            tunnel: Some((runner, "plain")),
+            extra: false,
+            rtt_ms: Some(echo),
+            echoes_lost: 0,
+            ping_ms: Some(ping),
+            pings_lost: 0,
+            rates: OFFERED_BPS
+                .map(|offered_bps| Rate {
+                    offered_bps,
+                    received_bps: if offered_bps == 800_000_000 {
+                        rx800
+                    } else {
+                        offered_bps as f64
+                    },
+                    loss: 0.0,
+                    cpu_s_per_gb: Some(cpu),
+                })
+                .to_vec(),
+        }
+    }
+
+    #[test]
+    fn sync_is_judged_against_async_on_every_figure() {
+        let async_ = row(Runner::Async, 10.0, 700e6, (0.1, 0.2), (0.05, 0.1));
+        let better = row(Runner::Sync, 9.0, 750e6, (0.09, 0.2), (0.05, 0.1));
+        assert!(against(&better, &async_).ends_with(" ok (within 10%)"));
+        let slow_ping = row(Runner::Sync, 9.0, 750e6, (0.09, 0.2), (0.05, 0.12));
+        let verdict = against(&slow_ping, &async_);
+        assert!(verdict.contains("ping p99 1.20x"), "{verdict}");
+        assert!(verdict.ends_with(" MISSED (within 10%)"), "{verdict}");
+        let less_rx = row(Runner::Sync, 9.0, 600e6, (0.09, 0.2), (0.05, 0.1));
+        assert!(against(&less_rx, &async_).ends_with(" MISSED (within 10%)"));
+    }
+
+    #[test]
+    fn latency_is_judged_against_the_direct_path() {
+        let judged = latency(Some((0.03, 0.1)), Some((0.02, 0.05)));
+        assert_eq!(judged, "p50 1.50x ok (<= 1.5), p99 2.00x ok (<= 2)");
+        let judged = latency(Some((0.04, 0.11)), Some((0.02, 0.05)));
+        assert_eq!(judged, "p50 2.00x MISSED (<= 1.5), p99 2.20x MISSED (<= 2)");
+        assert!(latency(None, Some((0.02, 0.05))).contains("-x MISSED"));
+    }
 
     #[test]
     fn percentile_is_the_nearest_rank() {
