@@ -11,6 +11,10 @@ use std::time::Instant;
 
 /// UDP payload of every packet of the case (small, so that table work is not hidden by bytes)
 const PAYLOAD: usize = 64;
+/// Distinct input frames every case feeds in turn, at least: as many as a capture ring's worth,
+/// so that reading its input costs every case alike (a live ring's frames are never all in
+/// cache) and the cases differ only by the server's own tables
+const INPUT_FRAMES: usize = 50_000;
 /// The server's tunnel address and port
 const SERVER: ([u8; 4], u16) = ([198, 18, 12, 1], 18081);
 /// Every client's FakeTCP port (so that its shard is known before it connects)
@@ -252,6 +256,13 @@ impl Scaled {
             });
             assert_eq!(up.len(), 1, "the server forwards each request");
             replies.extend(up);
+        }
+        // copies, each its own buffer, of the frames of a case with fewer
+        let distinct = requests.len();
+        for k in distinct..INPUT_FRAMES {
+            requests.push(requests[k % distinct].clone());
+            replies.push(replies[k % distinct].clone());
+            owner.push(owner[k % distinct]);
         }
         let last = per_client.iter().map(|f| f[flows - 1].clone()).collect();
         let by_addr = ids
