@@ -13,8 +13,11 @@
 # could measure. It takes about a minute per row; other work on the machine skews every figure,
 # CPU seconds per GB least.
 #
+# --latency-only measures the round trips alone (a few seconds per row), e.g. to repeat them:
+# where the scheduler wakes each process moves them by a third from one run to the next.
+#
 # Usage: sudo scripts/lab-bench.sh [--runner sync|async]... [--busy-poll MICROS]...
-#        [--qdisc-bypass[=BOOL]]... [--threads N]...
+#        [--qdisc-bypass[=BOOL]]... [--threads N]... [--latency-only]
 #        (default: both runners, no extra rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."

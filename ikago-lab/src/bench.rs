@@ -50,6 +50,8 @@ pub struct Plan {
     /// Extra rows, each the first runner, plain, with these options on the server only
     /// (`--threads 1`)
     pub server_rows: Vec<Vec<String>>,
+    /// Round trips only, no throughput runs (`--latency-only`: a few seconds per row)
+    pub latency_only: bool,
 }
 
 /// The median figures of one offered rate
@@ -105,7 +107,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>> {
 
 fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
     lab.set_direct_routing(true)?;
-    let mut rows = vec![measure(lab, "direct".into(), None, None)?];
+    let mut rows = vec![measure(lab, plan, "direct".into(), None, None)?];
     lab.set_direct_routing(false)?;
     lab.set_policy(FirewallPolicy::default())?;
     let mut tunnels = plan
@@ -139,11 +141,11 @@ fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
         tunnel.server_extra = server_extra;
         let mut server = lab.start_server(runner, &tunnel)?;
         let mut client = lab.start_client(runner, ClientSite::Main, &tunnel)?;
-        let row =
-            measure(lab, label, Some((runner, method)), Some([&client, &server])).map(|row| Row {
-                extra: !tunnel.extra.is_empty() || !tunnel.server_extra.is_empty(),
-                ..row
-            });
+        let daemons = Some([&client, &server]);
+        let row = measure(lab, plan, label, Some((runner, method)), daemons).map(|row| Row {
+            extra: !tunnel.extra.is_empty() || !tunnel.server_extra.is_empty(),
+            ..row
+        });
         for (side, daemon) in [("client", &mut client), ("server", &mut server)] {
             if let Err(e) = crate::stop(daemon) {
                 eprintln!("ikago-lab bench: {} {side}: {e}; killed", runner.name());
@@ -156,6 +158,7 @@ fn measure_all(lab: &mut Lab, plan: &Plan) -> Result<Vec<Row>> {
 
 fn measure(
     lab: &Lab,
+    plan: &Plan,
     label: String,
     tunnel: Option<(Runner, &'static str)>,
     daemons: Option<[&Daemon; 2]>,
@@ -181,7 +184,8 @@ fn measure(
     let cpu =
         || -> Option<Duration> { daemons.map(|d| d.iter().filter_map(|d| d.cpu_time()).sum()) };
     let mut rates = Vec::new();
-    for offered_bps in OFFERED_BPS {
+    let offered: &[u64] = if plan.latency_only { &[] } else { &OFFERED_BPS };
+    for &offered_bps in offered {
         let (mut received, mut loss, mut s_per_gb) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
             let before = cpu();
@@ -232,11 +236,15 @@ pub fn table(rows: &[Row]) -> String {
         "{:<30} {:>15} {:>15}",
         "path", "echo p50/p99 ms", "ping p50/p99 ms"
     );
-    for rate in OFFERED_BPS {
-        out += &format!(" {:>15}", format!("rx,loss@{}M", rate / 1_000_000));
+    let offered = rows.first().map_or(&[][..], |r| &r.rates[..]);
+    for rate in offered {
+        out += &format!(
+            " {:>15}",
+            format!("rx,loss@{}M", rate.offered_bps / 1_000_000)
+        );
     }
-    for rate in OFFERED_BPS {
-        out += &format!(" {:>8}", format!("s/GB@{}", rate / 1_000_000));
+    for rate in offered {
+        out += &format!(" {:>8}", format!("s/GB@{}", rate.offered_bps / 1_000_000));
     }
     out += "\n";
     for row in rows {
@@ -288,15 +296,20 @@ pub fn verdicts(rows: &[Row]) -> Vec<String> {
             let share800 = at(row, 800)
                 .zip(at(direct, 800))
                 .map(|(t, d)| t.received_bps / d.received_bps.max(1.0));
-            let mut line = format!(
-                "{}: {} s/GB at 400 {} (<= 13), {} at 100 {} (<= 18); {} of direct at 800 {} (>= 0.92); echo {}; ping {}",
-                row.label,
-                fmt(cpu400),
-                mark(cpu400.is_some_and(|c| c <= 13.0)),
-                fmt(cpu100),
-                mark(cpu100.is_some_and(|c| c <= 18.0)),
-                fmt(share800),
-                mark(share800.is_some_and(|s| s >= 0.92)),
+            let mut line = format!("{}: ", row.label);
+            if !row.rates.is_empty() {
+                line += &format!(
+                    "{} s/GB at 400 {} (<= 13), {} at 100 {} (<= 18); {} of direct at 800 {} (>= 0.92); ",
+                    fmt(cpu400),
+                    mark(cpu400.is_some_and(|c| c <= 13.0)),
+                    fmt(cpu100),
+                    mark(cpu100.is_some_and(|c| c <= 18.0)),
+                    fmt(share800),
+                    mark(share800.is_some_and(|s| s >= 0.92)),
+                );
+            }
+            line += &format!(
+                "echo {}; ping {}",
                 latency(row.rtt_ms, direct.rtt_ms),
                 latency(row.ping_ms, direct.ping_ms),
             );
@@ -362,13 +375,18 @@ fn against(sync: &Row, async_: &Row) -> String {
         ("ping p50", |r| r.ping_ms.map(|t| t.0), false),
         ("ping p99", |r| r.ping_ms.map(|t| t.1), false),
     ];
-    // (figure, sync / async, whether more is better)
-    let figures = read.map(|(name, figure, more_is_better)| {
-        let ratio = figure(sync)
-            .zip(figure(async_))
-            .map(|(s, a)| s / a.max(f64::MIN_POSITIVE));
-        (name, ratio, more_is_better)
-    });
+    // (figure, sync / async, whether more is better); a figure neither row has (the throughput
+    // runs' with `--latency-only`) is left out
+    let figures = read
+        .into_iter()
+        .filter(|(_, figure, _)| figure(sync).is_some() || figure(async_).is_some())
+        .map(|(name, figure, more_is_better)| {
+            let ratio = figure(sync)
+                .zip(figure(async_))
+                .map(|(s, a)| s / a.max(f64::MIN_POSITIVE));
+            (name, ratio, more_is_better)
+        })
+        .collect::<Vec<_>>();
     let within = figures.iter().all(|&(_, r, more_is_better)| {
         r.is_some_and(|r| if more_is_better { r >= 0.9 } else { r <= 1.1 })
     });
@@ -422,6 +440,14 @@ mod tests {
         assert!(verdict.ends_with(" MISSED (within 10%)"), "{verdict}");
         let less_rx = row(Runner::Sync, 9.0, 600e6, (0.09, 0.2), (0.05, 0.1));
         assert!(against(&less_rx, &async_).ends_with(" MISSED (within 10%)"));
+        // round trips alone: only they are compared
+        let latency_only = |row: Row| Row {
+            rates: Vec::new(),
+            ..row
+        };
+        let verdict = against(&latency_only(better), &latency_only(async_));
+        assert!(verdict.starts_with("echo p50 0.90x"), "{verdict}");
+        assert!(verdict.ends_with(" ok (within 10%)"), "{verdict}");
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! ```text
 //! ikago-lab demo  [--runner sync|async]     a LAN host's DNS, UDP and ping through the tunnel
 //! ikago-lab bench [--runner sync|async]... [--busy-poll MICROS]... [--qdisc-bypass[=BOOL]]...
-//!                 [--threads N]...
+//!                 [--threads N]... [--latency-only]
 //!                                           direct path vs tunnel: UDP throughput, loss, echo
-//!                                           round trips and the tunnel's CPU per GB
+//!                                           and ping round trips and the tunnel's CPU per GB
+//!                                           (round trips alone with --latency-only)
 //! ikago-lab sweep                           remove namespaces left by killed lab runs
 //! ```
 //! Runner binaries come from `IKAGO_LAB_BIN_DIR`, else are built into `target/lab`.
@@ -46,19 +47,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// The `--runner` options (both runners when none is given), and `--busy-poll MICROS`,
-/// `--qdisc-bypass[=BOOL]` and the server's `--threads N`, each an extra row; `None` on a bad
-/// option
+/// The `--runner` options (both runners when none is given), `--busy-poll MICROS`,
+/// `--qdisc-bypass[=BOOL]` and the server's `--threads N`, each an extra row, and
+/// `--latency-only`; `None` on a bad option
 fn plan(args: &[String]) -> Option<bench::Plan> {
     let mut plan = bench::Plan {
         runners: Vec::new(),
         extra_rows: Vec::new(),
         server_rows: Vec::new(),
+        latency_only: false,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--qdisc-bypass" || arg.starts_with("--qdisc-bypass=") {
             plan.extra_rows.push(vec![arg.clone()]);
+            continue;
+        }
+        if arg == "--latency-only" {
+            plan.latency_only = true;
             continue;
         }
         match (arg.as_str(), args.next().map(String::as_str)) {
@@ -92,7 +98,7 @@ fn load_average() -> String {
 fn usage() -> ExitCode {
     eprintln!(
         "usage: ikago-lab demo|bench [--runner sync|async]... [--busy-poll MICROS]... \
-         [--qdisc-bypass[=BOOL]]... [--threads N]... | ikago-lab sweep"
+         [--qdisc-bypass[=BOOL]]... [--threads N]... [--latency-only] | ikago-lab sweep"
     );
     ExitCode::from(2)
 }
