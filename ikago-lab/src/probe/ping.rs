@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::median;
-use crate::{Netns, Result};
+use crate::{LabError, Netns, Result};
 
 /// What a ping run saw
 #[derive(Clone, Debug)]
@@ -24,6 +24,24 @@ impl PingReport {
     /// Median round trip in milliseconds, if any reply came
     pub fn median_ms(&self) -> Option<f64> {
         median(&self.rtts_ms)
+    }
+}
+
+/// Pings through a tunnel checked: how many are sent, and how many must come back (one may be
+/// lost on any network)
+const THROUGH_SENT: u32 = 10;
+const THROUGH_BACK: u32 = 9;
+
+/// Pings `to` from `ns` [`THROUGH_SENT`] times, `interval` apart (1 s wait per reply), and fails
+/// unless at least [`THROUGH_BACK`] replies came
+pub fn through(ns: &Netns, to: impl Into<IpAddr>, interval: Duration) -> Result<PingReport> {
+    let to = to.into();
+    let report = ping(ns, to, THROUGH_SENT, interval, Duration::from_secs(1))?;
+    match report.received() {
+        n if n >= THROUGH_BACK => Ok(report),
+        n => Err(LabError::Check(format!(
+            "{n} of {THROUGH_SENT} pings to {to} came back"
+        ))),
     }
 }
 
