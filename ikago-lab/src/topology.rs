@@ -287,7 +287,18 @@ impl Lab {
     /// ([`SERVER_READY`]), so that a client started next connects at its first SYN instead of
     /// retrying a second later
     pub fn start_ready_server(&self, runner: Runner, tunnel: &TunnelOptions) -> Result<Daemon> {
-        let server = self.start_server(runner, tunnel)?;
+        self.start_ready_server_at(runner, ServerSite::Main, tunnel)
+    }
+
+    /// Starts the server of `runner` on the server machine `site` and waits until it is ready
+    /// ([`SERVER_READY`]): capturing, with its rules in, so that its kernel resets no SYN
+    pub fn start_ready_server_at(
+        &self,
+        runner: Runner,
+        site: ServerSite,
+        tunnel: &TunnelOptions,
+    ) -> Result<Daemon> {
+        let server = self.start_server_at(runner, site, tunnel)?;
         server.wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)?;
         Ok(server)
     }

@@ -41,8 +41,6 @@ const WAIT: Duration = Duration::from_secs(2);
 const PASSWORD: &str = "outer-ipv6-lab";
 /// The largest UDP payload in a 1280-byte IPv6 packet
 const MIN_MTU_PAYLOAD: usize = 1232;
-/// What a server with `--rule` prints once its captures are open and its rules in place
-const SERVER_READY: &str = "Install firewall rules in";
 /// How soon after the active server is killed the echoes must come back through the other
 const FAILOVER_LIMIT: Duration = Duration::from_secs(5);
 /// The MTU of the narrowed link between the firewall and the clients
@@ -224,18 +222,12 @@ fn tcp_mode_over_ipv6(lab: &Lab, runner: Runner) {
 /// server over IPv4
 fn fails_over_from_ipv6_to_ipv4(lab: &Lab, runner: Runner) {
     let options = TunnelOptions::ikago2(PASSWORD);
-    let first = lab
-        .start_server_at(runner, ServerSite::Main, &options)
-        .expect("the first server starts");
-    let second = lab
-        .start_server_at(runner, ServerSite::Second, &options)
-        .expect("the second server starts");
-    // both capturing with their rules in, so that neither kernel resets the first SYN
-    for server in [&first, &second] {
-        server
-            .wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)
-            .expect("the server is ready");
-    }
+    // both capturing with their rules in, so that neither kernel resets the first SYN (the
+    // second runs until the end of the test)
+    let [first, _second] = [ServerSite::Main, ServerSite::Second].map(|site| {
+        lab.start_ready_server_at(runner, site, &options)
+            .unwrap_or_else(|e| panic!("the {site:?} server: {e}"))
+    });
     let (v6, v4) = (
         at(SERVER_WAN6, TUNNEL_PORT).to_string(),
         at(SERVER2_WAN, TUNNEL_PORT).to_string(),

@@ -455,18 +455,12 @@ pub(crate) fn fails_over_to_the_second_server(runner: Runner) {
         extra: vec!["--monitor".into(), MONITOR_PORT.to_string()],
         ..TunnelOptions::default()
     };
-    let first = lab
-        .start_server_at(runner, ServerSite::Main, &options)
-        .expect("the first server starts");
-    let second = lab
-        .start_server_at(runner, ServerSite::Second, &options)
-        .expect("the second server starts");
     // both capturing, so that a slow start of the first is no reason to begin with the second
-    for server in [&first, &second] {
-        server
-            .wait_for_line(SERVER_READY, 0, CONNECT_TIMEOUT)
-            .expect("the server is ready");
-    }
+    // (which runs until the end of the test)
+    let [first, _second] = [ServerSite::Main, ServerSite::Second].map(|site| {
+        lab.start_ready_server_at(runner, site, &options)
+            .unwrap_or_else(|e| panic!("the {site:?} server: {e}"))
+    });
     let client = lab
         .start_client(runner, ClientSite::Main, &options)
         .expect("client connects");
