@@ -35,13 +35,13 @@ use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
 use crate::kcp::{KcpError, KcpSession, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::openwatch::{self, Watch};
-use crate::outer::{self, View};
+use crate::outer;
 use crate::pmtu;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Link, Read};
 use crate::timer::Timers;
 use crate::txq::FrameBuf;
-use crate::wire::{Mac, arp, dns, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
+use crate::wire::{Mac, arp, dns, ethernet, icmpv6, ip, ipv4, ipv6, proto, tcp};
 use rand_core::RngCore;
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -617,13 +617,13 @@ impl Client {
     }
 
     /// A packet from the server's address on the upstream device (either family)
-    fn handle_tunnel(&mut self, device: DeviceId, pkt: &View<'_>) {
+    fn handle_tunnel(&mut self, device: DeviceId, pkt: &ip::Packet<'_>) {
         if pkt.dst() != self.conn.local.ip() {
             return self.core.drop(DropReason::NotForUs);
         }
         if pkt.is_fragment() {
             if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
-                if let Some(p) = View::parse(whole.bytes()) {
+                if let Some(p) = ip::Packet::parse(whole.bytes()) {
                     self.handle_segment(&p);
                 }
                 self.core.release(whole);
@@ -633,7 +633,7 @@ impl Client {
         self.handle_segment(pkt);
     }
 
-    fn handle_segment(&mut self, pkt: &View<'_>) {
+    fn handle_segment(&mut self, pkt: &ip::Packet<'_>) {
         if pkt.protocol() != proto::TCP {
             return self.core.drop(DropReason::NotForUs);
         }
@@ -883,7 +883,7 @@ impl Client {
             }
             // an on-link server's neighbour discovery is not tunnel traffic
             if IpAddr::V6(pkt.src()) == self.server.ip() && icmpv6::parse_ndp(pkt).is_none() {
-                return self.handle_tunnel(device, &View::V6(*pkt));
+                return self.handle_tunnel(device, &ip::Packet::V6(*pkt));
             }
         }
         if self.core.device(device).role.listens() {
@@ -1220,7 +1220,7 @@ impl Machine for Client {
                 Ok(p)
                     if device == self.core.upstream && IpAddr::V4(p.src()) == self.server.ip() =>
                 {
-                    self.handle_tunnel(device, &View::V4(p))
+                    self.handle_tunnel(device, &ip::Packet::V4(p))
                 }
                 Ok(p) if self.core.device(device).role.listens() => {
                     self.handle_lan(device, eth, &p)

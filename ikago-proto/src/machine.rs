@@ -8,13 +8,13 @@ use crate::event::Event;
 use crate::faketcp::{self, Conn, Control};
 use crate::fragment::{self, Reassembler};
 use crate::io::{ConnId, DeviceId, Input, Output, StreamInput};
-use crate::outer::{self, View};
+use crate::outer;
 use crate::pmtu::{self, Report};
 use crate::ratelimit::PerSecond;
 use crate::stats::{DropReason, Stats};
 use crate::txq::{FrameBuf, TxQueue};
 use crate::wire::checksum::PseudoAddr;
-use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ipv4, ipv6, proto, tcp};
+use crate::wire::{Mac, arp, ethernet, icmp, icmpv6, ip, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -358,11 +358,11 @@ impl Core {
     pub(crate) fn reassemble_outer(
         &mut self,
         scope: u32,
-        fragment: &View<'_>,
+        fragment: &ip::Packet<'_>,
     ) -> Option<Reassembled> {
         match fragment {
-            View::V4(p) => self.reassemble(scope, p),
-            View::V6(p) => self.reassemble6(scope, p),
+            ip::Packet::V4(p) => self.reassemble(scope, p),
+            ip::Packet::V6(p) => self.reassemble6(scope, p),
         }
     }
 
@@ -543,10 +543,10 @@ impl Core {
     /// AEAD (plain) a segment's payload is checked against the TCP checksum too, since nothing
     /// else would catch its corruption
     #[inline]
-    pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &View<'a>) -> Option<tcp::Segment<'a>> {
+    pub(crate) fn parse_tunnel<'a>(&mut self, pkt: &ip::Packet<'a>) -> Option<tcp::Segment<'a>> {
         match pkt {
-            View::V4(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
-            View::V6(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
+            ip::Packet::V4(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
+            ip::Packet::V6(p) => self.parse_segment(p.payload(), p.src(), p.dst()),
         }
     }
 
@@ -635,11 +635,11 @@ impl Core {
             self.send_frame(device, dest, buf);
         } else {
             let end = ethernet::HEADER_LEN + ip_len;
-            match View::parse(&buf.bytes[ethernet::HEADER_LEN..end]) {
-                Some(View::V4(p)) => {
+            match ip::Packet::parse(&buf.bytes[ethernet::HEADER_LEN..end]) {
+                Some(ip::Packet::V4(p)) => {
                     self.send_ip(device, dest, &p, mtu);
                 }
-                Some(View::V6(p)) => {
+                Some(ip::Packet::V6(p)) => {
                     self.send_ip6_fragments(device, dest, &p, mtu);
                 }
                 None => unreachable!("the frame was just written with a valid header"),

@@ -30,14 +30,14 @@ use crate::kcp::{KcpError, KcpSession, KcpStats, KcpTuning};
 use crate::machine::{Core, Dest, Machine};
 use crate::nat::Nat;
 use crate::openwatch::{self, Watch};
-use crate::outer::{self, View};
+use crate::outer;
 use crate::pmtu;
 use crate::shard::Shard;
 use crate::stats::{DropReason, Peer, PeerStats, Stats};
 use crate::stream::{Clients, Framing, ServerRead};
 use crate::timer::{Queue, Timers};
 use crate::txq::FrameBuf;
-use crate::wire::{Mac, arp, ethernet, icmpv6, ipv4, ipv6, proto, tcp};
+use crate::wire::{Mac, arp, ethernet, icmpv6, ip, ipv4, ipv6, proto, tcp};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -288,7 +288,7 @@ impl Server {
         if !to_listener && !to_public {
             return self.core.drop(DropReason::NotForUs);
         }
-        self.handle_ip(device, from, &View::V4(*pkt), to_listener, to_public);
+        self.handle_ip(device, from, &ip::Packet::V4(*pkt), to_listener, to_public);
     }
 
     /// A packet (either family) to a listen address (`to_listener`) or the public address
@@ -298,7 +298,7 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        pkt: &View<'_>,
+        pkt: &ip::Packet<'_>,
         to_listener: bool,
         to_public: bool,
     ) {
@@ -314,12 +314,12 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        pkt: &View<'_>,
+        pkt: &ip::Packet<'_>,
         to_listener: bool,
         to_public: bool,
     ) {
         if let Some(whole) = self.core.reassemble_outer(u32::from(device.0), pkt) {
-            if let Some(p) = View::parse(whole.bytes()) {
+            if let Some(p) = ip::Packet::parse(whole.bytes()) {
                 self.dispatch(device, from, &p, to_listener, to_public);
             }
             self.core.release(whole);
@@ -331,7 +331,7 @@ impl Server {
         &mut self,
         device: DeviceId,
         from: Mac,
-        pkt: &View<'_>,
+        pkt: &ip::Packet<'_>,
         to_listener: bool,
         to_public: bool,
     ) {
@@ -349,7 +349,7 @@ impl Server {
         }
     }
 
-    fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &View<'_>) {
+    fn handle_segment(&mut self, device: DeviceId, from: Mac, pkt: &ip::Packet<'_>) {
         let Some(seg) = self.core.parse_tunnel(pkt) else {
             return;
         };
@@ -415,7 +415,7 @@ impl Server {
         from: Mac,
         local: SocketAddr,
         peer: SocketAddr,
-        pkt: &View<'_>,
+        pkt: &ip::Packet<'_>,
         seg: &tcp::Segment<'_>,
     ) {
         if self.clients.len() >= self.max_clients {
@@ -840,7 +840,7 @@ impl Server {
                 Err(reason) => return self.core.drop(reason),
             }
         }
-        self.handle_ip(device, from, &View::V6(*pkt), to_listener, to_public);
+        self.handle_ip(device, from, &ip::Packet::V6(*pkt), to_listener, to_public);
     }
 
     /// A Packet Too Big about a segment to a client: lowers that client's frame size when it

@@ -18,14 +18,14 @@ use crate::capture::{self, IoOptions};
 use crate::filter;
 use crate::privilege::Held;
 use ikago_config::ClientSettings;
-use ikago_proto::wire::{ethernet, ipv4, ipv6, proto, tcp};
+use ikago_proto::wire::{ethernet, ip, proto, tcp};
 use ikago_proto::{
     Client, DeviceConfig, DeviceId, DeviceRole, Event, Input, MAX_FRAME_LEN, Output,
     PeerLostReason, Transport,
 };
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::thread::CapabilitySet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long the server has to answer
@@ -168,34 +168,13 @@ fn handshake(settings: &ClientSettings, devices: Vec<DeviceConfig>) -> Result<En
 
 /// Whether `frame` is a SYN+ACK from `server` (IPv4 or IPv6, its checksum right)
 fn syn_ack_from(frame: &[u8], server: SocketAddr) -> bool {
-    let Some(f) = ethernet::parse(frame) else {
+    let Some(p) = ethernet::parse(frame).and_then(|f| ip::Packet::parse(f.payload)) else {
         return false;
     };
-    let (src, dst, protocol, payload) = match f.ethertype {
-        ethernet::ETHERTYPE_IPV4 => match ipv4::Packet::parse(f.payload) {
-            Ok(p) => (
-                IpAddr::from(p.src()),
-                IpAddr::from(p.dst()),
-                p.protocol(),
-                p.payload(),
-            ),
-            Err(_) => return false,
-        },
-        ethernet::ETHERTYPE_IPV6 => match ipv6::Packet::parse(f.payload) {
-            Ok(p) if p.fragment().is_none() => (
-                IpAddr::from(p.src()),
-                IpAddr::from(p.dst()),
-                p.protocol(),
-                p.payload(),
-            ),
-            _ => return false,
-        },
-        _ => return false,
-    };
-    if src != server.ip() || protocol != proto::TCP {
+    if p.is_fragment() || p.src() != server.ip() || p.protocol() != proto::TCP {
         return false;
     }
-    tcp::Segment::parse(payload, src, dst).is_some_and(|t| {
+    tcp::Segment::parse(p.payload(), p.src(), p.dst()).is_some_and(|t| {
         t.src_port() == server.port() && t.flags() & (tcp::SYN | tcp::ACK) == tcp::SYN | tcp::ACK
     })
 }
@@ -204,6 +183,7 @@ fn syn_ack_from(frame: &[u8], server: SocketAddr) -> bool {
 mod tests {
     use super::*;
     use etherparse::PacketBuilder;
+    use std::net::IpAddr;
 
     /// A TCP segment from `from` to port 50000 with SYN, and ACK when `ack`
     fn segment(from: SocketAddr, ack: bool) -> Vec<u8> {

@@ -43,6 +43,7 @@ pub mod dns;
 pub mod ethernet;
 pub mod icmp;
 pub mod icmpv6;
+pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
